@@ -1,0 +1,225 @@
+//! Event fields and their validation.
+
+use std::fmt;
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// The only event format version this build writes and accepts.
+pub const EVENT_VERSION: &str = "1.0";
+
+/// Largest entry, in bytes, that a tlog-tiles entry bundle can hold
+/// (its length prefix is a big-endian uint16).
+pub const MAX_ENTRY_BYTES: usize = u16::MAX as usize;
+
+/// The system layer an event was observed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// Application-level operations (API calls, business actions).
+    Application,
+    /// Computations, including zkVM proofs.
+    Computation,
+    /// Network traffic and connectivity.
+    Network,
+    /// Physical-world sensors and devices.
+    Physical,
+}
+
+impl Layer {
+    /// The lowercase wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Application => "application",
+            Layer::Computation => "computation",
+            Layer::Network => "network",
+            Layer::Physical => "physical",
+        }
+    }
+}
+
+/// A content digest written `sha256:<64 lowercase hex digits>`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// Parses `sha256:<64 lowercase hex>`; the error says what is wrong.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let hexpart = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| format!("digest {s:?} must start with \"sha256:\""))?;
+        if hexpart.len() != 64 || !hexpart.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits"));
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hexpart, &mut out).map_err(|e| e.to_string())?;
+        Ok(Self(out))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Digest::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// An RFC 3339 timestamp with up to nanosecond precision, kept exactly as
+/// written: its precision is itself evidence (trading rules audit it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Timestamp {
+    text: String,
+    #[serde(skip)]
+    unix_nanos: i128,
+    #[serde(skip)]
+    fraction_digits: u8,
+}
+
+impl Timestamp {
+    /// Parses an RFC 3339 date-time (`2026-01-29T12:20:23.925000001-05:00`)
+    /// with 0 to 9 fractional-second digits.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| format!("timestamp {s:?} is not RFC 3339: {e}"))?;
+        // Count the fraction digits of the seconds field ourselves: more than
+        // nine would be silently truncated to nanoseconds.
+        let fraction_digits = match s.find('.') {
+            Some(dot) => s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count(),
+            None => 0,
+        };
+        if fraction_digits > 9 {
+            return Err(format!("timestamp {s:?} has {fraction_digits} fractional digits; at most 9 (nanoseconds) are allowed"));
+        }
+        Ok(Self { text: s.to_owned(), unix_nanos: dt.unix_timestamp_nanos(), fraction_digits: fraction_digits as u8 })
+    }
+
+    /// The timestamp as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Nanoseconds since the Unix epoch (UTC).
+    pub fn unix_nanos(&self) -> i128 {
+        self.unix_nanos
+    }
+
+    /// Precision of the timestamp as written, in nanoseconds: 1 for nine
+    /// fractional digits, 10^9 for none.
+    pub fn precision_ns(&self) -> u64 {
+        10u64.pow(9 - u32::from(self.fraction_digits))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Timestamp::parse(&s).map_err(de::Error::custom)
+    }
+}
+
+/// A reference to the proof that backs a computation event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofRef {
+    /// Proof system and receipt kind, e.g. `risc0-composite`.
+    pub kind: String,
+    /// SHA-256 of the receipt bytes.
+    pub receipt_digest: Digest,
+    /// RISC Zero image ID of the guest program, 64 lowercase hex digits.
+    #[serde(deserialize_with = "hex32")]
+    pub image_id: String,
+    /// SHA-256 of the journal bytes.
+    pub journal_digest: Digest,
+}
+
+fn hex32<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(de::Error::custom(format_args!("image ID {s:?} must be 64 lowercase hex digits")));
+    }
+    Ok(s)
+}
+
+fn version<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s != EVENT_VERSION {
+        return Err(de::Error::custom(format_args!("unsupported version {s:?}; this build accepts {EVENT_VERSION:?}")));
+    }
+    Ok(s)
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(de::Error::custom("must not be empty"));
+    }
+    Ok(s)
+}
+
+/// One recorded operation: the universal event format.
+///
+/// Wire shape (JSON):
+/// `{"version","timestamp","layer","type","input","output","metadata"[,"proof"][,"parents"]}`.
+/// Unknown top-level fields are rejected. The ledger, not the writer,
+/// assigns the leaf index and integration time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Format version; must be [`EVENT_VERSION`].
+    #[serde(deserialize_with = "version")]
+    pub version: String,
+    /// When the operation happened (RFC 3339, up to nanoseconds).
+    pub timestamp: Timestamp,
+    /// The layer it was observed at.
+    pub layer: Layer,
+    /// Operation type, e.g. `failover` or `plan_proof`; non-empty.
+    #[serde(rename = "type", deserialize_with = "non_empty")]
+    pub kind: String,
+    /// Digest of the operation's input.
+    pub input: Digest,
+    /// Digest of the operation's output.
+    pub output: Digest,
+    /// Free-form details; I-JSON only (no duplicate names, safe integers).
+    #[serde(deserialize_with = "crate::strict::object")]
+    pub metadata: Map<String, Value>,
+    /// Proof backing this event, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<ProofRef>,
+    /// Digests of the events or artifacts this one derives from (lineage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parents: Option<Vec<Digest>>,
+}
+
+impl Event {
+    /// The entry bytes: RFC 8785 canonical JSON of this event.
+    ///
+    /// Errors only if a number in `metadata` cannot be written, which the
+    /// strict parser already excludes.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json_canonicalizer::to_vec(self)
+    }
+
+    /// Parses entry bytes back into an event (used when reading the log).
+    pub fn from_entry(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+}

@@ -1,0 +1,20 @@
+//! The universal event record.
+//!
+//! This crate owns what an event *is*: its fields, their validation, and its
+//! entry bytes, the RFC 8785 (JCS) canonical JSON that the ledger hashes.
+//! Reading a JSON Lines batch returns every malformed line with its line,
+//! column and field, so a caller can reject the whole batch before anything
+//! is written.
+//!
+//! It must not touch storage, sequencing or hashing of the log; those belong
+//! to `zkaudit-tlog`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod event;
+mod strict;
+
+pub use batch::{parse_jsonl, BatchError, LineError, MAX_REPORTED_ERRORS};
+pub use event::{Digest, Event, Layer, ProofRef, Timestamp, EVENT_VERSION, MAX_ENTRY_BYTES};

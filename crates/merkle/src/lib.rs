@@ -1,0 +1,88 @@
+//! RFC 9162 Merkle tree hashing and proofs.
+//!
+//! This crate owns the pure mathematics of the zkaudit transparency log:
+//!
+//! * leaf and interior node hashing (RFC 9162 §2.1.1),
+//! * the Merkle tree head of any tree size, computed from a [`SubtreeSource`],
+//! * inclusion proofs (RFC 9162 §2.1.3) and consistency proofs (§2.1.4),
+//!   both generation and verification,
+//! * [`CompactRange`], the O(log n) right edge of a growing tree that lets an
+//!   appender compute roots and every complete subtree hash exactly once,
+//! * [`MemoryTree`], a fully materialised tree for small data sets.
+//!
+//! It is `no_std + alloc` so that the same code can run inside a zkVM guest.
+//! It must not touch files, clocks, signatures or any storage layout: tiles,
+//! checkpoints and signing live in `zkaudit-tlog` and `zkaudit-note`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod compact;
+mod proof;
+mod tree;
+
+pub use compact::CompactRange;
+pub use proof::{
+    consistency_proof, inclusion_proof, range_root, root, root_from_inclusion_proof,
+    verify_consistency, verify_inclusion, ProofError, VerifyError,
+};
+pub use tree::{MemoryTree, OutOfRange};
+
+use sha2::{Digest, Sha256};
+
+/// Size of a SHA-256 hash in bytes.
+pub const HASH_SIZE: usize = 32;
+
+/// A SHA-256 hash: a leaf hash, a node hash or a tree root.
+pub type Hash = [u8; HASH_SIZE];
+
+/// Domain separation prefix for leaf hashes (RFC 9162 §2.1.1).
+pub const LEAF_PREFIX: u8 = 0x00;
+/// Domain separation prefix for interior node hashes (RFC 9162 §2.1.1).
+pub const NODE_PREFIX: u8 = 0x01;
+
+/// Leaf hash of one entry: `SHA-256(0x00 ‖ entry)` (RFC 9162 §2.1.1).
+pub fn leaf_hash(entry: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([LEAF_PREFIX]);
+    h.update(entry);
+    h.finalize().into()
+}
+
+/// Interior node hash: `SHA-256(0x01 ‖ left ‖ right)` (RFC 9162 §2.1.1).
+pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
+    let mut h = Sha256::new();
+    h.update([NODE_PREFIX]);
+    h.update(left);
+    h.update(right);
+    h.finalize().into()
+}
+
+/// Root of the empty tree: `SHA-256("")` (RFC 9162 §2.1.1).
+pub fn empty_root() -> Hash {
+    Sha256::digest([]).into()
+}
+
+/// Access to the hashes of complete, aligned subtrees of a tree.
+///
+/// `subtree(height, index)` returns the hash of the perfect subtree with
+/// `2^height` leaves covering leaf indices `[index << height, (index + 1) << height)`.
+/// Height 0 is the leaf hash itself. Implementations are only ever asked for
+/// subtrees that are complete in the tree being proven.
+pub trait SubtreeSource {
+    /// Error raised when a hash cannot be produced (missing or unreadable storage).
+    type Error;
+
+    /// Hash of the complete subtree at `height` and `index` (see trait docs).
+    fn subtree(&self, height: u8, index: u64) -> Result<Hash, Self::Error>;
+}
+
+impl<S: SubtreeSource + ?Sized> SubtreeSource for &S {
+    type Error = S::Error;
+    fn subtree(&self, height: u8, index: u64) -> Result<Hash, Self::Error> {
+        (**self).subtree(height, index)
+    }
+}

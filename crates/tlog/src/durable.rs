@@ -1,0 +1,78 @@
+//! Durable file writes: data, then fsync, then the directory entries.
+
+use std::collections::BTreeSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// Most threads used to fsync files of one batch in parallel. Concurrent
+/// fsyncs let the file system fold them into fewer journal commits.
+const SYNC_THREADS: usize = 8;
+
+/// Creates `dir` and any missing parents, recording in `to_sync` every
+/// directory whose entries changed.
+fn create_dirs(dir: &Path, to_sync: &mut BTreeSet<PathBuf>) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, to_sync)?;
+        to_sync.insert(parent.to_owned());
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(dir)(e)),
+    }
+}
+
+/// Fsyncs a directory so that entries created in it survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
+}
+
+/// Writes each `(path, bytes)` (replacing any previous content), then
+/// makes all of them and their directory entries durable.
+///
+/// Files are written in place, not renamed: they are only ever read at
+/// tree sizes that a later checkpoint covers, and the checkpoint is
+/// replaced only after this function returns.
+pub(crate) fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut dirs = BTreeSet::new();
+    let mut handles = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        if let Some(parent) = path.parent() {
+            create_dirs(parent, &mut dirs)?;
+            dirs.insert(parent.to_owned());
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(Error::io(path))?;
+        f.write_all(bytes).map_err(Error::io(path))?;
+        handles.push((f, path));
+    }
+    let chunk = handles.len().div_ceil(SYNC_THREADS).max(1);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = handles
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().try_for_each(|(f, p)| f.sync_data().map_err(Error::io(*p)))))
+            .collect();
+        workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(Error::CommitFailed("fsync thread panicked".into()))))
+    })?;
+    dirs.iter().try_for_each(|d| sync_dir(d))
+}
+
+/// Atomically replaces `path` with `bytes`: write a temporary file, fsync
+/// it, rename it over `path`, fsync the directory.
+pub(crate) fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = File::create(&tmp).map_err(Error::io(&tmp))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}

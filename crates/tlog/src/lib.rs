@@ -1,0 +1,40 @@
+//! The zkaudit ledger: a tamper-evident, append-only transparency log.
+//!
+//! This crate owns the log directory and everything written to it:
+//!
+//! * C2SP tlog-tiles storage: hash tiles `tile/<L>/<N>[.p/<W>]` and entry
+//!   bundles `tile/entries/<N>[.p/<W>]` ([`layout`]);
+//! * the signed `checkpoint` (C2SP tlog-checkpoint in a signed note) and
+//!   the log's Ed25519 key, created by [`init`];
+//! * appends through one sequencer with group commit and fsync, serialised
+//!   across processes by a file lock ([`Log`]);
+//! * reads and RFC 9162 proofs as of the checkpoint ([`LogReader`]);
+//! * fsck, which recomputes everything from the entries ([`fsck::verify`]).
+//!
+//! Durability order for each batch: bundles and tiles are written and
+//! fsynced, then the checkpoint is atomically replaced (temp file, fsync,
+//! rename, directory fsync), and only then is the batch acknowledged. After
+//! a crash, the checkpoint is the truth: anything written beyond it is
+//! ignored and overwritten.
+//!
+//! It must not interpret entry contents (that is `zkaudit-event`) and it
+//! holds no Merkle mathematics of its own (that is `zkaudit-merkle`).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod bundle;
+mod durable;
+mod error;
+pub mod fsck;
+pub mod layout;
+mod log;
+mod reader;
+mod store;
+mod writer;
+
+pub use bundle::BundleError;
+pub use error::{Error, Result};
+pub use log::{init, read_vkey, Appended, Log, KEY_FILE, LOCK_FILE, MAX_GROUP_ENTRIES, VKEY_FILE};
+pub use reader::{ConsistencyProof, InclusionProof, LogReader};
+pub use store::{TileStore, CHECKPOINT_FILE};

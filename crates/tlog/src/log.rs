@@ -1,0 +1,200 @@
+//! Opening, creating and appending to a log directory.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use zkaudit_merkle::{empty_root, leaf_hash, Hash};
+use zkaudit_note::{Checkpoint, Note, SigningKey, VerifierKey};
+
+use crate::durable::{replace_atomically, sync_dir};
+use crate::store::CHECKPOINT_FILE;
+use crate::writer::{Leaf, Writer};
+use crate::{Error, Result};
+
+/// Private key file, relative to the log directory (mode 0600, in a 0700 directory).
+pub const KEY_FILE: &str = "private/log.key";
+/// Verifier key file, relative to the log directory.
+pub const VKEY_FILE: &str = "log.vkey";
+/// Lock file that serialises appenders across processes.
+pub const LOCK_FILE: &str = "lock";
+/// Entries merged into one group commit at most (whole requests are never split).
+pub const MAX_GROUP_ENTRIES: usize = 1 << 16;
+
+/// Acknowledgement of an appended batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Leaf index of the batch's first entry; the batch occupies
+    /// `first_index .. first_index + count`.
+    pub first_index: u64,
+    /// Number of entries in the batch.
+    pub count: u64,
+    /// Tree size of the checkpoint that first covers the batch.
+    pub tree_size: u64,
+    /// Root hash of that checkpoint.
+    pub root_hash: Hash,
+}
+
+struct Request {
+    leaves: Vec<Leaf>,
+    reply: mpsc::Sender<Result<Appended>>,
+}
+
+/// Creates a new, empty log in `dir` with a fresh Ed25519 key named
+/// `origin`, and returns its verifier key.
+///
+/// Writes `private/log.key` (0600), `log.vkey`, and a signed checkpoint of
+/// size 0. Errors if `dir` already holds a log or `origin` is not a valid
+/// key name.
+pub fn init(dir: &Path, origin: &str) -> Result<VerifierKey> {
+    let key = SigningKey::generate(origin)?;
+    std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    let cp_path = dir.join(CHECKPOINT_FILE);
+    if cp_path.exists() {
+        return Err(Error::AlreadyExists(dir.to_owned()));
+    }
+    let private = dir.join("private");
+    std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&private).map_err(Error::io(&private))?;
+    let key_path = dir.join(KEY_FILE);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .map_err(Error::io(&key_path))?;
+    f.write_all(key.to_secret_string().as_bytes())
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(Error::io(&key_path))?;
+    sync_dir(&private)?;
+    let vkey = key.verifier();
+    replace_atomically(&dir.join(VKEY_FILE), format!("{vkey}\n").as_bytes())?;
+    let note = Note::sign(&Checkpoint::new(origin, 0, empty_root()).to_text(), &key)?;
+    replace_atomically(&cp_path, &note.to_bytes())?;
+    Ok(vkey)
+}
+
+/// Reads the verifier key stored beside the log (`log.vkey`).
+///
+/// This key is only as trustworthy as the directory; auditors should pass
+/// a key obtained independently.
+pub fn read_vkey(dir: &Path) -> Result<VerifierKey> {
+    let p = dir.join(VKEY_FILE);
+    let s = std::fs::read_to_string(&p).map_err(Error::io(&p))?;
+    Ok(VerifierKey::parse(&s)?)
+}
+
+/// A log opened for appending.
+///
+/// All appends from all threads go through one sequencer thread, which
+/// merges concurrent batches into group commits; across processes, the
+/// sequencers of each process take turns under an exclusive file lock. Leaf
+/// indices are therefore dense, with no gaps or duplicates. `Log` is
+/// `Send + Sync`: share it with an `Arc`.
+pub struct Log {
+    dir: PathBuf,
+    verifier: VerifierKey,
+    tx: Option<mpsc::Sender<Request>>,
+    sequencer: Option<JoinHandle<()>>,
+}
+
+impl Log {
+    /// Opens the log in `dir` for appending. Needs the private key.
+    pub fn open(dir: &Path) -> Result<Log> {
+        if !dir.join(CHECKPOINT_FILE).exists() {
+            return Err(Error::NotALog(dir.to_owned()));
+        }
+        let key_path = dir.join(KEY_FILE);
+        let secret = zeroize::Zeroizing::new(std::fs::read_to_string(&key_path).map_err(Error::io(&key_path))?);
+        let key = SigningKey::parse(&secret)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Error::io(&lock_path))?;
+        let verifier = key.verifier();
+        let mut writer = Writer::new(dir, key, lock);
+        let (tx, rx) = mpsc::channel::<Request>();
+        let sequencer = std::thread::Builder::new()
+            .name("zkaudit-sequencer".into())
+            .spawn(move || sequence(&mut writer, rx))
+            .map_err(Error::io(dir))?;
+        Ok(Log { dir: dir.to_owned(), verifier, tx: Some(tx), sequencer: Some(sequencer) })
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's verifier key.
+    pub fn verifier(&self) -> &VerifierKey {
+        &self.verifier
+    }
+
+    /// Appends `entries` atomically and returns once they are durable and a
+    /// signed checkpoint covering them is in place.
+    ///
+    /// Leaf hashes are computed on the calling thread. Errors with
+    /// [`Error::EntryTooLarge`] (nothing appended) if any entry exceeds
+    /// 65,535 bytes. An empty batch returns the current size without writing.
+    pub fn append(&self, entries: Vec<Vec<u8>>) -> Result<Appended> {
+        if let Some((position, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > usize::from(u16::MAX)) {
+            return Err(Error::EntryTooLarge { position, len: e.len() });
+        }
+        let leaves = entries.into_iter().map(|bytes| Leaf { hash: leaf_hash(&bytes), bytes }).collect();
+        let (reply, rx) = mpsc::channel();
+        let gone = || Error::CommitFailed("the sequencer has stopped".into());
+        self.tx.as_ref().ok_or_else(gone)?.send(Request { leaves, reply }).map_err(|_| gone())?;
+        rx.recv().map_err(|_| gone())?
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(h) = self.sequencer.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The sequencer loop: take every waiting request (whole requests, up to
+/// [`MAX_GROUP_ENTRIES`] entries), commit them as one group, acknowledge each.
+fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
+    while let Ok(first) = rx.recv() {
+        let mut n = first.leaves.len();
+        let mut group = vec![first];
+        while n < MAX_GROUP_ENTRIES {
+            match rx.try_recv() {
+                Ok(r) => {
+                    n += r.leaves.len();
+                    group.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let (replies, batches): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.reply, r.leaves)).unzip();
+        let counts: Vec<u64> = batches.iter().map(|b| b.len() as u64).collect();
+        match writer.commit(batches.into_iter().flatten()) {
+            Ok(c) => {
+                let mut first_index = c.first_index;
+                for (reply, count) in replies.into_iter().zip(counts) {
+                    let _ = reply.send(Ok(Appended { first_index, count, tree_size: c.tree_size, root_hash: c.root }));
+                    first_index += count;
+                }
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(Error::CommitFailed(msg.clone())));
+                }
+            }
+        }
+    }
+}

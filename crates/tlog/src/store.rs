@@ -1,0 +1,124 @@
+//! Reading tiles, bundles and the checkpoint from a log directory.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use zkaudit_merkle::{node_hash, Hash, SubtreeSource, HASH_SIZE};
+
+use crate::bundle::split_bundle;
+use crate::layout::{bundle_for_entry, tile_for_hash, TileId, TILE_HEIGHT, TILE_WIDTH};
+use crate::{Error, Result};
+
+/// File name of the checkpoint inside the log directory.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+
+/// Reads a file, or `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+/// Reads the bytes of a tile or bundle. A partial tile that is gone because
+/// the full tile has since been written is served from the full tile's
+/// prefix, as tlog-tiles clients do.
+pub(crate) fn read_tile_bytes(dir: &Path, id: TileId) -> Result<Vec<u8>> {
+    if let Some(b) = read_optional(&dir.join(id.path()))? {
+        return Ok(b);
+    }
+    if !id.is_full() {
+        if let Some(b) = read_optional(&dir.join(id.full_path()))? {
+            return Ok(b);
+        }
+    }
+    Err(Error::corrupt(id.path(), "missing"))
+}
+
+/// Decodes a hash tile of `id.width` hashes.
+pub(crate) fn parse_hash_tile(id: TileId, data: &[u8]) -> Result<Vec<Hash>> {
+    let want = usize::from(id.width) * HASH_SIZE;
+    // A full tile may stand in for a partial one: use its prefix.
+    let data = if data.len() == TILE_WIDTH as usize * HASH_SIZE && !id.is_full() { &data[..want] } else { data };
+    if data.len() != want {
+        return Err(Error::corrupt(id.path(), format!("expected {want} bytes ({} hashes), found {}", id.width, data.len())));
+    }
+    Ok(data.chunks_exact(HASH_SIZE).map(|c| c.try_into().unwrap_or([0; 32])).collect())
+}
+
+/// Root of a perfect tree over `hashes` (length a power of two).
+pub(crate) fn perfect_root(hashes: &[Hash]) -> Hash {
+    if hashes.len() == 1 {
+        return hashes[0];
+    }
+    let (l, r) = hashes.split_at(hashes.len() / 2);
+    node_hash(&perfect_root(l), &perfect_root(r))
+}
+
+/// Read access to the tiles of a log as of one tree size, with a small
+/// per-reader tile cache. Implements [`SubtreeSource`] for proofs.
+pub struct TileStore {
+    dir: PathBuf,
+    size: u64,
+    cache: RefCell<HashMap<TileId, Rc<Vec<Hash>>>>,
+}
+
+impl TileStore {
+    /// A reader for the tree of `size` leaves stored in `dir`. `size` must
+    /// not exceed the size of the checkpoint on disk.
+    pub fn new(dir: &Path, size: u64) -> Self {
+        Self { dir: dir.to_owned(), size, cache: RefCell::default() }
+    }
+
+    /// Tree size this reader serves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The hashes of one hash tile.
+    pub fn tile(&self, id: TileId) -> Result<Rc<Vec<Hash>>> {
+        if let Some(t) = self.cache.borrow().get(&id) {
+            return Ok(t.clone());
+        }
+        let t = Rc::new(parse_hash_tile(id, &read_tile_bytes(&self.dir, id)?)?);
+        self.cache.borrow_mut().insert(id, t.clone());
+        Ok(t)
+    }
+
+    /// Entry `index` (its bytes, without the length prefix).
+    pub fn entry(&self, index: u64) -> Result<Vec<u8>> {
+        if index >= self.size {
+            return Err(Error::IndexOutOfRange { index, size: self.size });
+        }
+        let id = bundle_for_entry(index, self.size);
+        let data = read_tile_bytes(&self.dir, id)?;
+        let pos = (index % TILE_WIDTH) as usize;
+        // A full bundle may stand in for a partial one: read only what we need.
+        let entries = split_bundle(&data, usize::from(id.width))
+            .or_else(|_| split_bundle(&data, TILE_WIDTH as usize))
+            .map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
+        Ok(entries[pos].to_vec())
+    }
+}
+
+impl SubtreeSource for TileStore {
+    type Error = Error;
+
+    fn subtree(&self, height: u8, index: u64) -> Result<Hash> {
+        let level = height / TILE_HEIGHT;
+        let rest = height % TILE_HEIGHT;
+        let first = index << rest;
+        let count = 1usize << rest;
+        let id = tile_for_hash(level, first, self.size);
+        let tile = self.tile(id)?;
+        let off = (first % TILE_WIDTH) as usize;
+        let hashes = tile
+            .get(off..off + count)
+            .ok_or_else(|| Error::corrupt(id.path(), format!("too short for subtree at height {height} index {index}")))?;
+        Ok(perfect_root(hashes))
+    }
+}

@@ -1,0 +1,204 @@
+//! The sequencer's view of the log: the right edge of the tree and the
+//! partial tiles, and the group commit that extends them.
+
+use std::fs::File;
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
+use zkaudit_note::{Checkpoint, Note, SigningKey};
+
+use crate::bundle::{push_entry, split_bundle};
+use crate::durable::{replace_atomically, write_all_durably};
+use crate::layout::{hashes_at_level, TileId, TILE_HEIGHT, TILE_WIDTH};
+use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE};
+use crate::{Error, Result};
+
+/// Bytes of tiles buffered before they are written out mid-batch. Files
+/// beyond the checkpoint are invisible, so flushing early is safe.
+const FLUSH_BYTES: usize = 64 << 20;
+
+/// One entry ready to be sequenced: its bytes and leaf hash.
+pub(crate) struct Leaf {
+    pub bytes: Vec<u8>,
+    pub hash: Hash,
+}
+
+/// In-memory state for the tree at the last checkpoint.
+struct State {
+    range: CompactRange,
+    /// Encoded entries of the incomplete entry bundle.
+    bundle: Vec<u8>,
+    bundle_len: u64,
+    /// Hashes of the incomplete tile at each level.
+    levels: Vec<Vec<Hash>>,
+}
+
+impl State {
+    /// Loads the state for `checkpoint` from the tiles on disk, and checks
+    /// that the tiles reproduce the checkpoint's root.
+    fn load(dir: &Path, cp: &Checkpoint) -> Result<State> {
+        let size = cp.size;
+        let store = TileStore::new(dir, size);
+        let mut nodes = Vec::new();
+        let mut start = 0u64;
+        for h in (0..64u8).rev() {
+            if size >> h & 1 == 1 {
+                nodes.push(store.subtree(h, start >> h)?);
+                start += 1 << h;
+            }
+        }
+        let range = CompactRange::from_parts(size, nodes).ok_or_else(|| Error::corrupt(CHECKPOINT_FILE, "inconsistent right edge"))?;
+        if range.root() != cp.root {
+            return Err(Error::corrupt(CHECKPOINT_FILE, "root hash does not match the stored tiles"));
+        }
+        let bundle_len = size % TILE_WIDTH;
+        let mut bundle = Vec::new();
+        if bundle_len > 0 {
+            let id = TileId::entries(size / TILE_WIDTH, bundle_len as u16);
+            bundle = read_tile_bytes(dir, id)?;
+            split_bundle(&bundle, bundle_len as usize).map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
+        }
+        let mut levels = Vec::new();
+        for level in 0u8.. {
+            let n = hashes_at_level(size, level);
+            if n == 0 {
+                break;
+            }
+            let w = n % TILE_WIDTH;
+            levels.push(if w == 0 {
+                Vec::new()
+            } else {
+                let id = TileId::hashes(level, n / TILE_WIDTH, w as u16);
+                parse_hash_tile(id, &read_tile_bytes(dir, id)?)?
+            });
+        }
+        Ok(State { range, bundle, bundle_len, levels })
+    }
+}
+
+/// Owns appends to one log directory: a cross-process lock, the signing key
+/// and the cached state of the last checkpoint it saw.
+pub(crate) struct Writer {
+    dir: PathBuf,
+    key: SigningKey,
+    lock: File,
+    /// The checkpoint note the state belongs to; `None` forces a reload.
+    seen: Option<(Vec<u8>, State)>,
+}
+
+/// Result of one group commit: the checkpoint that covers it.
+pub(crate) struct Committed {
+    pub first_index: u64,
+    pub tree_size: u64,
+    pub root: Hash,
+}
+
+impl Writer {
+    pub fn new(dir: &Path, key: SigningKey, lock: File) -> Self {
+        Self { dir: dir.to_owned(), key, lock, seen: None }
+    }
+
+    /// Appends `leaves` as one atomic batch: tiles and bundles are written
+    /// and fsynced, then the checkpoint is replaced. Holds the log's file
+    /// lock throughout, so processes sharing the directory are serialised.
+    pub fn commit(&mut self, leaves: impl Iterator<Item = Leaf>) -> Result<Committed> {
+        self.lock.lock().map_err(Error::io(self.dir.join("lock")))?;
+        let res = self.commit_locked(leaves);
+        if res.is_err() {
+            // Whatever was written is beyond the checkpoint; reload next time.
+            self.seen = None;
+        }
+        let unlocked = self.lock.unlock().map_err(Error::io(self.dir.join("lock")));
+        let c = res?;
+        unlocked?;
+        Ok(c)
+    }
+
+    fn commit_locked(&mut self, leaves: impl Iterator<Item = Leaf>) -> Result<Committed> {
+        let cp_path = self.dir.join(CHECKPOINT_FILE);
+        let cp_bytes = std::fs::read(&cp_path).map_err(Error::io(&cp_path))?;
+        let mut state = match self.seen.take() {
+            Some((bytes, state)) if bytes == cp_bytes => state,
+            _ => {
+                // Another process appended, or first use: trust only what the
+                // current checkpoint covers.
+                let note = Note::parse(&cp_bytes)?;
+                note.verify(&self.key.verifier())?;
+                State::load(&self.dir, &Checkpoint::parse(note.text())?)?
+            }
+        };
+        let first_index = state.range.size();
+        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut completed: Vec<TileId> = Vec::new();
+        let mut dirty = vec![false; state.levels.len()];
+        let mut bundle_dirty = false;
+        for leaf in leaves {
+            let index = state.range.size();
+            push_entry(&mut state.bundle, &leaf.bytes);
+            state.bundle_len += 1;
+            bundle_dirty = true;
+            if state.bundle_len == TILE_WIDTH {
+                let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
+                pending_bytes += state.bundle.len();
+                files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
+                completed.push(id);
+                state.bundle_len = 0;
+                bundle_dirty = false;
+            }
+            let levels = &mut state.levels;
+            state.range.append(leaf.hash, |height, idx, h| {
+                if height % TILE_HEIGHT != 0 {
+                    return;
+                }
+                let level = usize::from(height / TILE_HEIGHT);
+                if levels.len() <= level {
+                    levels.resize_with(level + 1, Vec::new);
+                    dirty.resize(level + 1, false);
+                }
+                levels[level].push(*h);
+                dirty[level] = true;
+                if levels[level].len() as u64 == TILE_WIDTH {
+                    let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
+                    let bytes: Vec<u8> = levels[level].concat();
+                    pending_bytes += bytes.len();
+                    files.push((self.dir.join(id.path()), bytes));
+                    completed.push(id);
+                    levels[level].clear();
+                    dirty[level] = false;
+                }
+            });
+            if pending_bytes >= FLUSH_BYTES {
+                write_all_durably(&files)?;
+                files.clear();
+                pending_bytes = 0;
+            }
+        }
+        let size = state.range.size();
+        if bundle_dirty {
+            let id = TileId::entries(size / TILE_WIDTH, state.bundle_len as u16);
+            files.push((self.dir.join(id.path()), state.bundle.clone()));
+        }
+        for (level, hashes) in state.levels.iter().enumerate() {
+            if dirty[level] && !hashes.is_empty() {
+                let n = hashes_at_level(size, level as u8);
+                let id = TileId::hashes(level as u8, n / TILE_WIDTH, hashes.len() as u16);
+                files.push((self.dir.join(id.path()), hashes.concat()));
+            }
+        }
+        write_all_durably(&files)?;
+        let root = state.range.root();
+        let origin = self.key.name().to_owned();
+        let note = Note::sign(&Checkpoint::new(&origin, size, root).to_text(), &self.key)?;
+        let note_bytes = note.to_bytes();
+        replace_atomically(&cp_path, &note_bytes)?;
+        self.seen = Some((note_bytes, state));
+        // Partial tiles of now-full tiles are redundant; clients fall back to
+        // the full tile. Failing to delete them loses nothing.
+        for id in completed {
+            let _ = std::fs::remove_dir_all(self.dir.join(id.partial_dir()));
+        }
+        Ok(Committed { first_index, tree_size: size, root })
+    }
+}
