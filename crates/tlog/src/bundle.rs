@@ -27,22 +27,31 @@ pub fn push_entry(buf: &mut Vec<u8>, entry: &[u8]) {
 
 /// Splits a bundle into exactly `count` entries, borrowing from `data`.
 pub fn split_bundle(data: &[u8], count: usize) -> Result<Vec<&[u8]>, BundleError> {
+    match split_bundle_prefix(data, count) {
+        (entries, None) => Ok(entries),
+        (_, Some(e)) => Err(e),
+    }
+}
+
+/// Like [`split_bundle`], but also returns the entries that parsed before
+/// the first error, so that fsck can tell which entry went wrong.
+pub fn split_bundle_prefix(data: &[u8], count: usize) -> (Vec<&[u8]>, Option<BundleError>) {
     let mut out = Vec::with_capacity(count);
     let mut rest = data;
     for entry in 0..count {
-        let (len, tail) = rest.split_first_chunk::<2>().ok_or(BundleError::Truncated { entry })?;
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else {
+            return (out, Some(BundleError::Truncated { entry }));
+        };
         let len = usize::from(u16::from_be_bytes(*len));
         if tail.len() < len {
-            return Err(BundleError::Truncated { entry });
+            return (out, Some(BundleError::Truncated { entry }));
         }
         let (e, tail) = tail.split_at(len);
         out.push(e);
         rest = tail;
     }
-    if !rest.is_empty() {
-        return Err(BundleError::Trailing { extra: rest.len() });
-    }
-    Ok(out)
+    let err = (!rest.is_empty()).then_some(BundleError::Trailing { extra: rest.len() });
+    (out, err)
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@ use std::path::Path;
 use zkaudit_merkle::{leaf_hash, CompactRange, Hash, HASH_SIZE};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 
-use crate::bundle::{split_bundle, BundleError};
+use crate::bundle::{split_bundle_prefix, BundleError};
 use crate::layout::{bundle_for_entry, hashes_at_level, TileId, TILE_HEIGHT, TILE_WIDTH};
-use crate::store::{read_optional, CHECKPOINT_FILE};
+use crate::store::{parse_hash_tile, read_optional, CHECKPOINT_FILE};
 use crate::Error;
 
 /// A verified log.
@@ -67,8 +67,9 @@ pub enum FsckError {
 }
 
 /// State of the comparison as fsck streams the entries.
-#[derive(Default)]
 struct Findings {
+    /// Tree size being verified.
+    size: u64,
     /// First leaf whose recomputed hash differs from `tile/0`: (index, bundle).
     leaf: Option<(u64, String)>,
     /// First tile that is missing, malformed or holds a wrong hash.
@@ -77,27 +78,58 @@ struct Findings {
 }
 
 impl Findings {
-    /// Compares the recomputed hashes of one tile with the file on disk.
+    fn tile_problem(&mut self, path: String, reason: String) {
+        self.tile.get_or_insert((path, reason));
+    }
+
+    /// Compares the recomputed hashes of one tile with the file on disk, and
+    /// with every older partial version of it that is still stored.
     fn check_tile(&mut self, dir: &Path, id: TileId, computed: &[Hash]) -> Result<(), Error> {
         self.files += 1;
         let path = id.path();
         let Some(stored) = read_optional(&dir.join(&path))? else {
-            self.tile.get_or_insert((path, "missing".into()));
+            self.tile_problem(path, "missing".into());
             return Ok(());
         };
         if stored.len() != computed.len() * HASH_SIZE {
-            let reason = format!("expected {} bytes, found {}", computed.len() * HASH_SIZE, stored.len());
-            self.tile.get_or_insert((path, reason));
+            self.tile_problem(path, format!("expected {} bytes, found {}", computed.len() * HASH_SIZE, stored.len()));
             return Ok(());
         }
         if let Some(pos) = stored.chunks_exact(HASH_SIZE).zip(computed).position(|(s, c)| s != c) {
             let pos = pos as u64;
             if id.level == Some(0) {
                 let index = id.index * TILE_WIDTH + pos;
-                self.leaf.get_or_insert((index, bundle_for_entry(index, u64::MAX).full_path()));
+                self.leaf.get_or_insert((index, bundle_for_entry(index, self.size).path()));
             }
-            let reason = format!("hash {pos} differs from the one recomputed from the entries");
-            self.tile.get_or_insert((path, reason));
+            self.tile_problem(path, format!("hash {pos} differs from the one recomputed from the entries"));
+        }
+        let computed_bytes = computed.concat();
+        self.check_partials(dir, id, |w| computed_bytes.get(..w * HASH_SIZE))
+    }
+
+    /// Checks the older partial versions `<N>.p/<W>` kept beside a tile or
+    /// bundle. `expected(w)` gives the bytes a version of width `w` must hold,
+    /// or `None` when `w` is beyond the checkpoint (left by an interrupted
+    /// append, and never served).
+    fn check_partials<'a>(&mut self, dir: &Path, id: TileId, expected: impl Fn(usize) -> Option<&'a [u8]>) -> Result<(), Error> {
+        let pdir = dir.join(id.partial_dir());
+        let Ok(listing) = std::fs::read_dir(&pdir) else {
+            return Ok(());
+        };
+        let mut widths: Vec<u16> = listing
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u16>().ok())
+            .filter(|&w| w > 0 && u64::from(w) < TILE_WIDTH && w != id.width)
+            .collect();
+        widths.sort_unstable();
+        for w in widths {
+            let Some(want) = expected(usize::from(w)) else { continue };
+            let p = TileId { width: w, ..id };
+            self.files += 1;
+            match read_optional(&dir.join(p.path()))? {
+                Some(got) if got == want => {}
+                Some(_) => self.tile_problem(p.path(), "differs from the recomputed prefix of the tile".into()),
+                None => {}
+            }
         }
         Ok(())
     }
@@ -119,7 +151,7 @@ pub fn verify(dir: &Path, key: &VerifierKey, mut progress: impl FnMut(u64)) -> R
     note.verify(key).map_err(|e| cp_err(&e))?;
 
     let size = cp.size;
-    let mut found = Findings::default();
+    let mut found = Findings { size, leaf: None, tile: None, files: 0 };
     let mut range = CompactRange::new();
     let mut levels: Vec<Vec<Hash>> = Vec::new();
     let mut index = 0u64;
@@ -128,13 +160,29 @@ pub fn verify(dir: &Path, key: &VerifierKey, mut progress: impl FnMut(u64)) -> R
         let path = id.path();
         found.files += 1;
         let data = read_optional(&dir.join(&path))?.ok_or_else(|| FsckError::BadTile { path: path.clone(), reason: "missing".into() })?;
-        let entries = split_bundle(&data, usize::from(id.width)).map_err(|e| {
+        let base = id.index * TILE_WIDTH;
+        let (entries, bad) = split_bundle_prefix(&data, usize::from(id.width));
+        if let Some(e) = bad {
+            // The entry whose length prefix was damaged is the first one that
+            // no longer matches its leaf hash in tile/0.
+            let tile0 = TileId::hashes(0, id.index, id.width);
+            let stored = read_optional(&dir.join(tile0.path()))?.and_then(|b| parse_hash_tile(tile0, &b).ok()).unwrap_or_default();
+            if let Some(k) = entries.iter().zip(&stored).position(|(e, s)| leaf_hash(e) != *s) {
+                return Err(FsckError::BadLeaf { index: base + k as u64, bundle: path });
+            }
             let (at, reason) = match e {
                 BundleError::Truncated { entry } => (entry as u64, "bundle is truncated or has a bad length prefix here".to_owned()),
                 BundleError::Trailing { extra } => (u64::from(id.width) - 1, format!("{extra} unexpected bytes after this last entry")),
             };
-            FsckError::BadBundle { path: path.clone(), index: id.index * TILE_WIDTH + at, reason }
-        })?;
+            return Err(FsckError::BadBundle { path, index: base + at, reason });
+        }
+        let mut ends = Vec::with_capacity(entries.len());
+        let mut end = 0;
+        for e in &entries {
+            end += 2 + e.len();
+            ends.push(end);
+        }
+        found.check_partials(dir, id, |w| ends.get(w - 1).and_then(|&e| data.get(..e)))?;
         for e in entries {
             let mut completed: Vec<(u8, u64)> = Vec::new();
             range.append(leaf_hash(e), |height, idx, h| {

@@ -1,0 +1,326 @@
+//! `zkaudit log …`: the ledger commands.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::json;
+use zkaudit_merkle::{leaf_hash, verify_inclusion, Hash};
+use zkaudit_note::{Checkpoint, Note, VerifierKey};
+use zkaudit_tlog::{fsck, Log, LogReader};
+
+use crate::output::{hex_list, print_json, progress};
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Create a new, empty log in DIR with a fresh Ed25519 key, and print its verifier key.
+    ///
+    /// The private key is written to DIR/private/log.key (mode 0600) and never printed.
+    /// The verifier key (DIR/log.vkey) is printed in the signed-note form
+    /// <name>+<hex key id>+<base64 key>; give it to auditors out of band.
+    Init {
+        /// Directory for the log (created if missing; must not already hold a log).
+        dir: PathBuf,
+        /// Log origin: a unique name such as example.com/audit-log. It names the
+        /// key and is the first line of every checkpoint.
+        #[arg(long)]
+        origin: String,
+    },
+    /// Append events from JSON Lines (one event per line) and print where they landed.
+    ///
+    /// The input is validated as a whole first: if any line is malformed, every bad
+    /// line is reported with line, column and field, and nothing is appended. The
+    /// batch is then appended atomically and acknowledged only once it is durable
+    /// and covered by a signed checkpoint.
+    Append {
+        /// Log directory.
+        dir: PathBuf,
+        /// JSON Lines file to read, or - for standard input.
+        #[arg(default_value = "-")]
+        file: String,
+        /// Split the input into atomic commits of at most this many events
+        /// (default: the whole input is one atomic commit).
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Print {"first_index","count","tree_size","root_hash"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the signed checkpoint exactly as stored.
+    Checkpoint {
+        /// Log directory.
+        dir: PathBuf,
+    },
+    /// Print the entry (canonical event JSON) at a leaf index.
+    Get {
+        /// Log directory.
+        dir: PathBuf,
+        /// Leaf index, from 0.
+        #[arg(long)]
+        index: u64,
+    },
+    /// Print an RFC 9162 §2.1.3 inclusion proof for one entry.
+    Inclusion {
+        /// Log directory.
+        dir: PathBuf,
+        /// Leaf index of the entry.
+        #[arg(long)]
+        index: u64,
+        /// Tree size to prove against (default: the checkpoint's size).
+        #[arg(long)]
+        tree_size: Option<u64>,
+        /// Print {"leaf_index","tree_size","leaf_hash","hashes","root_hash"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an RFC 9162 §2.1.4 consistency proof between two tree sizes.
+    Consistency {
+        /// Log directory.
+        dir: PathBuf,
+        /// The older tree size.
+        #[arg(long)]
+        old: u64,
+        /// The newer tree size (default: the checkpoint's size).
+        #[arg(long)]
+        new: Option<u64>,
+        /// Print {"old_size","new_size","hashes","old_root","new_root"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// fsck: recompute every leaf and tile hash from the entries, check the root
+    /// against the checkpoint and the checkpoint's signature against the key.
+    ///
+    /// Prints `ok size=N root=<hex>`; otherwise exits 1 and names the first bad
+    /// leaf index or file.
+    Verify {
+        /// Log directory.
+        dir: PathBuf,
+        /// Verifier key (the string, or a file holding it). Default: DIR/log.vkey,
+        /// which only proves self-consistency; pass a key obtained independently.
+        #[arg(long)]
+        vkey: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an inclusion proof offline, with no access to the log: against a
+    /// signed checkpoint, the log's verifier key and, optionally, the entry itself.
+    CheckInclusion {
+        /// Proof JSON, as printed by `zkaudit log inclusion --json`.
+        #[arg(long)]
+        proof: PathBuf,
+        /// Signed checkpoint file, as printed by `zkaudit log checkpoint`.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Verifier key (the string, or a file holding it).
+        #[arg(long)]
+        vkey: String,
+        /// The entry bytes to check the leaf hash against (e.g. from `zkaudit log get`).
+        #[arg(long)]
+        entry: Option<PathBuf>,
+    },
+}
+
+pub fn run(cmd: LogCommand) -> Result<ExitCode> {
+    match cmd {
+        LogCommand::Init { dir, origin } => {
+            let vkey = zkaudit_tlog::init(&dir, &origin).with_context(|| format!("creating log in {}", dir.display()))?;
+            println!("{vkey}");
+            eprintln!(
+                "created log {origin:?} in {}; private key in {} (mode 0600)",
+                dir.display(),
+                dir.join(zkaudit_tlog::KEY_FILE).display()
+            );
+        }
+        LogCommand::Append { dir, file, batch_size, json } => append(&dir, &file, batch_size, json)?,
+        LogCommand::Checkpoint { dir } => {
+            let r = LogReader::open(&dir)?;
+            print!("{}", String::from_utf8_lossy(r.checkpoint_note()));
+        }
+        LogCommand::Get { dir, index } => {
+            let r = LogReader::open(&dir)?;
+            println!("{}", String::from_utf8_lossy(&r.entry(index)?));
+        }
+        LogCommand::Inclusion { dir, index, tree_size, json } => {
+            let p = LogReader::open(&dir)?.inclusion(index, tree_size)?;
+            let v = json!({
+                "leaf_index": p.leaf_index,
+                "tree_size": p.tree_size,
+                "leaf_hash": hex::encode(p.leaf_hash),
+                "hashes": hex_list(&p.hashes),
+                "root_hash": hex::encode(p.root_hash),
+            });
+            if json {
+                print_json(&v);
+            } else {
+                println!("leaf_index {}\ntree_size {}\nleaf_hash {}\nroot_hash {}", p.leaf_index, p.tree_size, hex::encode(p.leaf_hash), hex::encode(p.root_hash));
+                for (i, h) in p.hashes.iter().enumerate() {
+                    println!("hash[{i}] {}", hex::encode(h));
+                }
+            }
+        }
+        LogCommand::Consistency { dir, old, new, json } => {
+            let p = LogReader::open(&dir)?.consistency(old, new)?;
+            let v = json!({
+                "old_size": p.old_size,
+                "new_size": p.new_size,
+                "hashes": hex_list(&p.hashes),
+                "old_root": hex::encode(p.old_root),
+                "new_root": hex::encode(p.new_root),
+            });
+            if json {
+                print_json(&v);
+            } else {
+                println!("old_size {}\nnew_size {}\nold_root {}\nnew_root {}", p.old_size, p.new_size, hex::encode(p.old_root), hex::encode(p.new_root));
+                for (i, h) in p.hashes.iter().enumerate() {
+                    println!("hash[{i}] {}", hex::encode(h));
+                }
+            }
+        }
+        LogCommand::Verify { dir, vkey, json } => return verify(&dir, vkey.as_deref(), json),
+        LogCommand::CheckInclusion { proof, checkpoint, vkey, entry } => {
+            check_inclusion(&proof, &checkpoint, &vkey, entry.as_deref())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses a verifier key given inline or as a file path.
+fn load_vkey(arg: &str) -> Result<VerifierKey> {
+    match VerifierKey::parse(arg) {
+        Ok(k) => Ok(k),
+        Err(inline_err) => {
+            let text = std::fs::read_to_string(arg)
+                .map_err(|e| anyhow::anyhow!("--vkey {arg:?} is neither a verifier key ({inline_err}) nor a readable file ({e})"))?;
+            VerifierKey::parse(&text).with_context(|| format!("verifier key in {arg}"))
+        }
+    }
+}
+
+fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Result<()> {
+    let reader: Box<dyn BufRead> = if file == "-" {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        Box::new(BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {file}"))?))
+    };
+    let source = if file == "-" { "<stdin>" } else { file };
+    let entries = zkaudit_event::parse_jsonl(reader, source)?;
+    let log = Log::open(dir)?;
+    let total = entries.len();
+    let chunk = batch_size.filter(|&b| b > 0).unwrap_or(total.max(1));
+    let pb = progress(total as u64, "appending");
+    let mut first = None;
+    let mut last = None;
+    let mut entries = entries.into_iter();
+    loop {
+        let batch: Vec<Vec<u8>> = entries.by_ref().take(chunk).collect();
+        let n = batch.len();
+        if n == 0 && last.is_some() {
+            break;
+        }
+        let a = log.append(batch).with_context(|| match &last {
+            Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("after {tree_size} entries were committed"),
+            None => "no entries from this input were committed".to_owned(),
+        })?;
+        first.get_or_insert(a.first_index);
+        last = Some(a);
+        pb.inc(n as u64);
+        if n < chunk {
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    let a = last.context("nothing appended")?;
+    let first_index = first.unwrap_or(a.first_index);
+    if json {
+        print_json(&json!({
+            "first_index": first_index,
+            "count": total,
+            "tree_size": a.tree_size,
+            "root_hash": hex::encode(a.root_hash),
+        }));
+    } else {
+        println!("appended {total} events at indices {first_index}..{}; tree_size={} root={}", first_index + total as u64, a.tree_size, hex::encode(a.root_hash));
+    }
+    Ok(())
+}
+
+fn verify(dir: &Path, vkey: Option<&str>, json: bool) -> Result<ExitCode> {
+    let key = match vkey {
+        Some(v) => load_vkey(v)?,
+        None => {
+            eprintln!("note: checking against {}/log.vkey from the log itself; pass --vkey for an independent key", dir.display());
+            zkaudit_tlog::read_vkey(dir)?
+        }
+    };
+    let size = LogReader::open(dir).map(|r| r.size()).unwrap_or(0);
+    let pb = progress(size, "verifying");
+    let res = fsck::verify(dir, &key, |n| pb.set_position(n));
+    pb.finish_and_clear();
+    match res {
+        Ok(r) => {
+            if json {
+                print_json(&json!({"ok": true, "size": r.size, "root": hex::encode(r.root), "files": r.files}));
+            } else {
+                println!("ok size={} root={}", r.size, hex::encode(r.root));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                print_json(&json!({"ok": false, "error": e.to_string()}));
+            } else {
+                println!("FAIL {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn hash_field(v: &serde_json::Value, field: &str) -> Result<Hash> {
+    let s = v[field].as_str().with_context(|| format!("proof field {field:?} must be a hex string"))?;
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(s, &mut h).with_context(|| format!("proof field {field:?} must be 64 hex digits"))?;
+    Ok(h)
+}
+
+fn check_inclusion(proof: &Path, checkpoint: &Path, vkey: &str, entry: Option<&Path>) -> Result<()> {
+    let key = load_vkey(vkey)?;
+    let note_bytes = std::fs::read(checkpoint).with_context(|| format!("reading {}", checkpoint.display()))?;
+    let note = Note::parse(&note_bytes).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
+    note.verify(&key).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
+    let cp = Checkpoint::parse(note.text())?;
+    let mut text = String::new();
+    std::fs::File::open(proof)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .with_context(|| format!("reading {}", proof.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("proof {}", proof.display()))?;
+    let index = v["leaf_index"].as_u64().context("proof field \"leaf_index\" must be an integer")?;
+    let size = v["tree_size"].as_u64().context("proof field \"tree_size\" must be an integer")?;
+    let leaf = hash_field(&v, "leaf_hash")?;
+    let root = hash_field(&v, "root_hash")?;
+    let hashes = v["hashes"]
+        .as_array()
+        .context("proof field \"hashes\" must be an array")?
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hash_field(&json!({ "h": h }), "h").with_context(|| format!("hashes[{i}]")))
+        .collect::<Result<Vec<_>>>()?;
+    if size != cp.size || root != cp.root {
+        bail!("the proof is for tree size {size}, root {}; the checkpoint has size {}, root {}", hex::encode(root), cp.size, hex::encode(cp.root));
+    }
+    if let Some(entry) = entry {
+        let mut bytes = std::fs::read(entry).with_context(|| format!("reading {}", entry.display()))?;
+        if bytes.last() == Some(&b'\n') {
+            bytes.pop();
+        }
+        if leaf_hash(&bytes) != leaf {
+            bail!("the entry in {} does not hash to the proof's leaf_hash", entry.display());
+        }
+    }
+    verify_inclusion(&leaf, index, size, &hashes, &cp.root).context("inclusion proof does not verify")?;
+    println!("ok leaf_index={index} tree_size={size} root={} origin={}", hex::encode(cp.root), cp.origin);
+    Ok(())
+}
