@@ -44,7 +44,8 @@ pub enum LogCommand {
         /// (default: the whole input is one atomic commit).
         #[arg(long)]
         batch_size: Option<usize>,
-        /// Print {"first_index","count","tree_size","root_hash"} as JSON.
+        /// Print {"first_index","count","tree_size","root_hash"} as JSON; with
+        /// --batch-size, one such line per committed batch, as it is committed.
         #[arg(long)]
         json: bool,
     },
@@ -199,6 +200,15 @@ fn load_vkey(arg: &str) -> Result<VerifierKey> {
     }
 }
 
+fn ack_json(first_index: u64, count: usize, a: &zkaudit_tlog::Appended) -> serde_json::Value {
+    json!({
+        "first_index": first_index,
+        "count": count,
+        "tree_size": a.tree_size,
+        "root_hash": hex::encode(a.root_hash),
+    })
+}
+
 fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Result<()> {
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
@@ -209,40 +219,41 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     let entries = zkaudit_event::parse_jsonl(reader, source)?;
     let log = Log::open(dir)?;
     let total = entries.len();
-    let chunk = batch_size.filter(|&b| b > 0).unwrap_or(total.max(1));
+    // With --batch-size each commit is acknowledged (and, with --json,
+    // printed as one JSON line) as soon as it is durable.
+    let per_batch = batch_size.filter(|&b| b > 0);
+    let chunk = per_batch.unwrap_or(total).max(1);
     let pb = progress(total as u64, "appending");
     let mut first = None;
     let mut last = None;
-    let mut entries = entries.into_iter();
-    loop {
+    let mut entries = entries.into_iter().peekable();
+    while last.is_none() || entries.peek().is_some() {
         let batch: Vec<Vec<u8>> = entries.by_ref().take(chunk).collect();
         let n = batch.len();
-        if n == 0 && last.is_some() {
-            break;
-        }
         let a = log.append(batch).with_context(|| match &last {
-            Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("after {tree_size} entries were committed"),
+            Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("earlier batches of this input were committed, up to tree size {tree_size}"),
             None => "no entries from this input were committed".to_owned(),
         })?;
+        if json && per_batch.is_some() {
+            pb.suspend(|| print_json(&ack_json(a.first_index, n, &a)));
+        }
         first.get_or_insert(a.first_index);
         last = Some(a);
         pb.inc(n as u64);
-        if n < chunk {
-            break;
-        }
     }
     pb.finish_and_clear();
-    let a = last.context("nothing appended")?;
-    let first_index = first.unwrap_or(a.first_index);
+    let (Some(first_index), Some(a)) = (first, last) else { bail!("nothing appended") };
     if json {
-        print_json(&json!({
-            "first_index": first_index,
-            "count": total,
-            "tree_size": a.tree_size,
-            "root_hash": hex::encode(a.root_hash),
-        }));
+        if per_batch.is_none() {
+            print_json(&ack_json(first_index, total, &a));
+        }
     } else {
-        println!("appended {total} events at indices {first_index}..{}; tree_size={} root={}", first_index + total as u64, a.tree_size, hex::encode(a.root_hash));
+        println!(
+            "appended {total} events at indices {first_index}..{}; tree_size={} root={}",
+            first_index + total as u64,
+            a.tree_size,
+            hex::encode(a.root_hash)
+        );
     }
     Ok(())
 }

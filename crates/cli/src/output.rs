@@ -4,8 +4,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 /// Prints a JSON value on one line.
+/// Prints a JSON value on one line and flushes, so that a reader of a pipe
+/// sees each acknowledgement as soon as it is made.
 pub fn print_json(v: &Value) {
-    println!("{v}");
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}").and_then(|()| out.flush());
 }
 
 /// Lowercase hex of a list of hashes.
