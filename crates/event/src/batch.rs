@@ -72,13 +72,15 @@ fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineE
     let event: Event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let field = (path != ".").then_some(path);
+        // `.` is the top level and `?` a position serde_path_to_error lost
+        // track of (a syntax error between members): neither names a field.
+        let field = (path != "." && path != "?").then_some(path);
         // serde_json appends " at line L column C"; keep only the message, the
         // column is reported separately.
         let msg = inner.to_string();
         let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
         let column = (inner.column() > 0).then_some(inner.column());
-        err(column, missing_field(&msg).or(field), msg)
+        err(column, missing_field(&msg, field.as_deref()).or(field), msg)
     })?;
     de.end().map_err(|e| err(Some(e.column()), None, "trailing characters after the event".into()))?;
     let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
@@ -93,10 +95,11 @@ fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineE
 }
 
 /// serde reports a missing field as "missing field `x`" at the parent path;
-/// name the field itself.
-fn missing_field(msg: &str) -> Option<String> {
+/// name the field itself (`proof.image_id` when the parent is `proof`).
+fn missing_field(msg: &str, parent: Option<&str>) -> Option<String> {
     let rest = msg.strip_prefix("missing field `")?;
-    Some(rest.split('`').next()?.to_owned())
+    let name = rest.split('`').next()?;
+    Some(parent.map_or_else(|| name.to_owned(), |p| format!("{p}.{name}")))
 }
 
 /// Reads JSON Lines (one event per line; blank lines are skipped) and returns

@@ -100,6 +100,12 @@ impl Timestamp {
     pub fn parse(s: &str) -> Result<Self, String> {
         let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map_err(|e| format!("timestamp {s:?} is not RFC 3339: {e}"))?;
+        // The time crate takes any byte between date and time; RFC 3339 has
+        // `T` (or `t`, §5.6) and lets applications use a space. Anything else
+        // would also throw off the fraction count below (`2026-01-29.12:00:00Z`).
+        if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+            return Err(format!("timestamp {s:?} is not RFC 3339: date and time must be separated by \"T\""));
+        }
         // Count the fraction digits of the seconds field ourselves: more than
         // nine would be silently truncated to nanoseconds.
         let fraction_digits = match s.find('.') {

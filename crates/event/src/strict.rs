@@ -37,6 +37,13 @@ impl<'de> Visitor<'de> for StrictValue {
         Ok(Value::Number(v.into()))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        // An integral double beyond ±(2^53-1) and below 10^21 is either an
+        // integer literal that serde_json rounded (it did not fit 64 bits) or
+        // a number RFC 8785 writes back as such an integer, which the visitors
+        // above then refuse when the entry is read again.
+        if v.fract() == 0.0 && v.abs() > MAX_SAFE_INTEGER as f64 && v.abs() < 1e21 {
+            return Err(E::custom(format_args!("number {v} is an integer outside ±(2^53-1), which RFC 8785 cannot represent exactly")));
+        }
         Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite number"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {

@@ -16,16 +16,16 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 use zkaudit_merkle::{
-    consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, range_root, root,
-    root_from_inclusion_proof, verify_consistency, verify_inclusion, CompactRange, Hash,
-    MemoryTree, OutOfRange, ProofError, SubtreeSource, VerifyError, LEAF_PREFIX, NODE_PREFIX,
+    consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, range_root, root, root_from_inclusion_proof,
+    verify_consistency, verify_inclusion, CompactRange, Hash, MemoryTree, OutOfRange, ProofError, SubtreeSource,
+    VerifyError, LEAF_PREFIX, NODE_PREFIX,
 };
 
 /// Largest tree size for which every proof is generated and checked.
 const MAX_SIZE: u64 = 300;
 
 /// Largest tree size for the cross-check against `tlog_tiles`.
-const CROSS_CHECK_SIZE: u64 = 200;
+const CROSS_CHECK_SIZE: u64 = MAX_SIZE;
 
 // ---------------------------------------------------------------------------
 // Fixtures and helpers
@@ -50,9 +50,8 @@ impl Fixture {
     fn new() -> Self {
         let leaves: Vec<Hash> = (0..=MAX_SIZE).map(|i| leaf_hash(&entry(i))).collect();
         let tree = MemoryTree::from_leaf_hashes(leaves.iter().copied());
-        let roots = (0..=leaves.len())
-            .map(|n| MemoryTree::from_leaf_hashes(leaves[..n].iter().copied()).root())
-            .collect();
+        let roots =
+            (0..=leaves.len()).map(|n| MemoryTree::from_leaf_hashes(leaves[..n].iter().copied()).root()).collect();
         Self { leaves, tree, roots }
     }
 
@@ -186,10 +185,7 @@ fn hashing_known_answers() {
     assert_eq!(root(&MemoryTree::new(), 0).unwrap(), hex(EMPTY_ROOT));
 
     // Leaf hash of the empty entry: SHA-256(0x00).
-    assert_eq!(
-        leaf_hash(b""),
-        hex("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
-    );
+    assert_eq!(leaf_hash(b""), hex("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"));
 
     // Leaf and node hashes against SHA-256 over the RFC's byte strings.
     for data in [&b"a"[..], b"entry 0", &[0u8; 100], &[0xff; 64]] {
@@ -207,16 +203,8 @@ fn hashing_known_answers() {
 /// RFC 6962 reference tree: the eight leaves used by certificate-transparency,
 /// Trillian and transparency-dev/merkle tests, with their published heads and
 /// proofs.
-const RFC6962_ENTRIES: [&str; 8] = [
-    "",
-    "00",
-    "10",
-    "2021",
-    "3031",
-    "40414243",
-    "5051525354555657",
-    "606162636465666768696a6b6c6d6e6f",
-];
+const RFC6962_ENTRIES: [&str; 8] =
+    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 
 /// Heads of the reference tree for sizes 0..=8.
 const RFC6962_ROOTS: [&str; 9] = [
@@ -253,52 +241,88 @@ fn rfc6962_reference_inclusion_proofs() {
     // (index, size, audit path), 0-based indices.
     let vectors: [(u64, u64, &[&str]); 12] = [
         (0, 1, &[]),
-        (0, 8, &[
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (1, 8, &[
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (2, 8, &[
-            "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
-            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (3, 8, &[
-            "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
-            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (4, 8, &[
-            "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (5, 8, &[
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (6, 8, &[
-            "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
-            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (7, 8, &[
-            "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
-            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
+        (
+            0,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            1,
+            8,
+            &[
+                "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            2,
+            8,
+            &[
+                "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
+                "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            3,
+            8,
+            &[
+                "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
+                "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            4,
+            8,
+            &[
+                "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            5,
+            8,
+            &[
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            6,
+            8,
+            &[
+                "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1",
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            7,
+            8,
+            &[
+                "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
         (2, 3, &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
-        (1, 5, &[
-            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-        ]),
+        (
+            1,
+            5,
+            &[
+                "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
         (4, 5, &["d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
     ];
     for (index, size, expected) in vectors {
@@ -316,20 +340,32 @@ fn rfc6962_reference_consistency_proofs() {
     // (old size, new size, proof).
     let vectors: [(u64, u64, &[&str]); 5] = [
         (1, 1, &[]),
-        (1, 8, &[
-            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-        ]),
-        (6, 8, &[
-            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-        ]),
-        (2, 5, &[
-            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-        ]),
+        (
+            1,
+            8,
+            &[
+                "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+            ],
+        ),
+        (
+            6,
+            8,
+            &[
+                "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+                "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            ],
+        ),
+        (
+            2,
+            5,
+            &[
+                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            ],
+        ),
         (4, 8, &["6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
     ];
     for (old, new, expected) in vectors {
@@ -400,11 +436,7 @@ fn inclusion_proofs_verify_for_every_size_and_index() {
             let proof = inclusion_proof(&fx.prefix(n), i, n)
                 .unwrap_or_else(|e| panic!("inclusion_proof({i}, {n}) reads outside the tree: {e:?}"));
             assert_eq!(proof.len(), reference_path_len(i, n), "proof length for ({i}, {n})");
-            assert_eq!(
-                verify_inclusion(&fx.leaf(i), i, n, &proof, &fx.root(n)),
-                Ok(()),
-                "inclusion ({i}, {n})"
-            );
+            assert_eq!(verify_inclusion(&fx.leaf(i), i, n, &proof, &fx.root(n)), Ok(()), "inclusion ({i}, {n})");
             assert_eq!(root_from_inclusion_proof(&fx.leaf(i), i, n, &proof), Ok(fx.root(n)));
             count += 1;
         }
@@ -422,15 +454,20 @@ fn tampered_inclusion_proofs_fail() {
             let leaf = fx.leaf(i);
             let proof = inclusion_proof(&fx.prefix(n), i, n).unwrap();
 
-            // One flipped bit in each proof hash (the bit moves around).
+            // One flipped bit in each proof hash (the bit moves around); in
+            // small trees, every bit.
             for k in 0..proof.len() {
-                let mut bad = proof.clone();
-                bad[k] = flip(&bad[k], (i as usize * 31 + n as usize * 7 + k * 13) % 256);
-                assert_eq!(
-                    verify_inclusion(&leaf, i, n, &bad, &head),
-                    Err(VerifyError::RootMismatch),
-                    "({i}, {n}) with hash {k} flipped"
-                );
+                let bits: Vec<usize> =
+                    if n <= 24 { (0..256).collect() } else { vec![(i as usize * 31 + n as usize * 7 + k * 13) % 256] };
+                for bit in bits {
+                    let mut bad = proof.clone();
+                    bad[k] = flip(&bad[k], bit);
+                    assert_eq!(
+                        verify_inclusion(&leaf, i, n, &bad, &head),
+                        Err(VerifyError::RootMismatch),
+                        "({i}, {n}) with bit {bit} of hash {k} flipped"
+                    );
+                }
             }
 
             // Wrong leaf hash.
@@ -474,24 +511,39 @@ fn tampered_inclusion_proofs_fail() {
             }
             for s in wrong_sizes {
                 if s <= MAX_SIZE + 1 {
-                    assert!(verify_inclusion(&leaf, i, s, &proof, &fx.root(s)).is_err(), "({i}, {n}) claimed in size {s}");
+                    assert!(
+                        verify_inclusion(&leaf, i, s, &proof, &fx.root(s)).is_err(),
+                        "({i}, {n}) claimed in size {s}"
+                    );
                 }
             }
-            assert_eq!(verify_inclusion(&leaf, i, 0, &proof, &head), Err(VerifyError::IndexOutOfRange { index: i, size: 0 }));
+            assert_eq!(
+                verify_inclusion(&leaf, i, 0, &proof, &head),
+                Err(VerifyError::IndexOutOfRange { index: i, size: 0 })
+            );
 
             // Truncated and extended proofs.
             if !proof.is_empty() {
                 let len = proof.len();
-                assert_eq!(verify_inclusion(&leaf, i, n, &proof[..len - 1], &head), Err(VerifyError::WrongLength(len - 1)));
+                assert_eq!(
+                    verify_inclusion(&leaf, i, n, &proof[..len - 1], &head),
+                    Err(VerifyError::WrongLength(len - 1))
+                );
                 assert_eq!(verify_inclusion(&leaf, i, n, &proof[1..], &head), Err(VerifyError::WrongLength(len - 1)));
             }
             for extra in [[0u8; 32], head] {
                 let mut longer = proof.clone();
                 longer.push(extra);
-                assert_eq!(verify_inclusion(&leaf, i, n, &longer, &head), Err(VerifyError::WrongLength(proof.len() + 1)));
+                assert_eq!(
+                    verify_inclusion(&leaf, i, n, &longer, &head),
+                    Err(VerifyError::WrongLength(proof.len() + 1))
+                );
                 longer.pop();
                 longer.insert(0, extra);
-                assert_eq!(verify_inclusion(&leaf, i, n, &longer, &head), Err(VerifyError::WrongLength(proof.len() + 1)));
+                assert_eq!(
+                    verify_inclusion(&leaf, i, n, &longer, &head),
+                    Err(VerifyError::WrongLength(proof.len() + 1))
+                );
             }
 
             // Reordered proof hashes.
@@ -514,10 +566,7 @@ fn invalid_inclusion_requests() {
         );
     }
     let leaf = fx.leaf(0);
-    assert_eq!(
-        root_from_inclusion_proof(&leaf, 0, 0, &[]),
-        Err(VerifyError::IndexOutOfRange { index: 0, size: 0 })
-    );
+    assert_eq!(root_from_inclusion_proof(&leaf, 0, 0, &[]), Err(VerifyError::IndexOutOfRange { index: 0, size: 0 }));
     // A single-leaf tree has an empty proof and the leaf as its head.
     assert_eq!(root_from_inclusion_proof(&leaf, 0, 1, &[]), Ok(leaf));
     assert_eq!(verify_inclusion(&leaf, 0, 1, &[leaf], &leaf), Err(VerifyError::WrongLength(1)));
@@ -550,11 +599,7 @@ fn consistency_proofs_verify_for_all_size_pairs() {
             let proof = consistency_proof(&fx.prefix(n), m, n)
                 .unwrap_or_else(|e| panic!("consistency_proof({m}, {n}) reads outside the tree: {e:?}"));
             assert_eq!(proof.len(), reference_consistency_len(m, n), "proof length for ({m}, {n})");
-            assert_eq!(
-                verify_consistency(m, n, &fx.root(m), &fx.root(n), &proof),
-                Ok(()),
-                "consistency ({m}, {n})"
-            );
+            assert_eq!(verify_consistency(m, n, &fx.root(m), &fx.root(n), &proof), Ok(()), "consistency ({m}, {n})");
             count += 1;
         }
     }
@@ -588,7 +633,10 @@ fn tampered_consistency_proofs_fail() {
             assert!(verify_consistency(m, n, &flip(&old_root, 3), &new_root, &proof).is_err(), "({m}, {n}) old head");
             if m > 0 {
                 // With m == 0 the new head is not constrained at all.
-                assert!(verify_consistency(m, n, &old_root, &flip(&new_root, 200), &proof).is_err(), "({m}, {n}) new head");
+                assert!(
+                    verify_consistency(m, n, &old_root, &flip(&new_root, 200), &proof).is_err(),
+                    "({m}, {n}) new head"
+                );
             }
 
             // Swapped heads.
@@ -617,8 +665,14 @@ fn tampered_consistency_proofs_fail() {
             // Truncated and extended proofs.
             if !proof.is_empty() {
                 let len = proof.len();
-                assert!(verify_consistency(m, n, &old_root, &new_root, &proof[..len - 1]).is_err(), "({m}, {n}) truncated");
-                assert!(verify_consistency(m, n, &old_root, &new_root, &proof[1..]).is_err(), "({m}, {n}) first dropped");
+                assert!(
+                    verify_consistency(m, n, &old_root, &new_root, &proof[..len - 1]).is_err(),
+                    "({m}, {n}) truncated"
+                );
+                assert!(
+                    verify_consistency(m, n, &old_root, &new_root, &proof[1..]).is_err(),
+                    "({m}, {n}) first dropped"
+                );
                 assert_eq!(verify_consistency(m, n, &old_root, &new_root, &[]), Err(VerifyError::WrongLength(0)));
             }
             for extra in [[0u8; 32], old_root] {
@@ -727,7 +781,10 @@ fn cross_check_roots_and_inclusion_with_go_tlog() {
             let theirs = tlog_tiles::prove_record(n, i, &store).unwrap();
             assert_eq!(go_vec(&ours), theirs, "record proof ({i}, {n})");
             let ours_go = go_vec(&ours);
-            assert!(tlog_tiles::check_record(&ours_go, n, go(&head), i, go(&fx.leaf(i))).is_ok(), "check_record ({i}, {n})");
+            assert!(
+                tlog_tiles::check_record(&ours_go, n, go(&head), i, go(&fx.leaf(i))).is_ok(),
+                "check_record ({i}, {n})"
+            );
             // And Go's verifier refuses the mistakes ours refuses.
             if let Some(first) = ours.first() {
                 let mut bad = ours_go.clone();
@@ -804,8 +861,7 @@ fn compact_range_matches_memory_tree_at_every_size() {
 
     // Every complete subtree of the final tree was reported exactly once.
     let size = MAX_SIZE + 1;
-    let all: BTreeSet<(u8, u64)> =
-        (0..9u8).flat_map(|h| (0..size >> h).map(move |idx| (h, idx))).collect();
+    let all: BTreeSet<(u8, u64)> = (0..9u8).flat_map(|h| (0..size >> h).map(move |idx| (h, idx))).collect();
     assert_eq!(seen, all);
 }
 
@@ -824,7 +880,11 @@ fn compact_range_from_parts() {
         assert_eq!(resumed.root(), fx.root(i + 1));
     }
     let nodes = full.nodes().to_vec();
-    assert_eq!(CompactRange::from_parts(full.size() + 1, nodes.clone()), None);
+    // `from_parts` wants exactly one node per set bit of the size.
+    for size in 0..2 * MAX_SIZE {
+        let ok = size.count_ones() as usize == nodes.len();
+        assert_eq!(CompactRange::from_parts(size, nodes.clone()).is_some(), ok, "size {size}");
+    }
     assert_eq!(CompactRange::from_parts(full.size(), nodes[1..].to_vec()), None);
     assert_eq!(CompactRange::from_parts(0, vec![]), Some(CompactRange::new()));
     assert_eq!(CompactRange::from_parts(0, vec![[0; 32]]), None);
