@@ -131,6 +131,9 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
         println!("ingest (parse + validate + RFC 8785, 1 thread): {ingest_rate:.0} events/s");
         println!("{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8}", "batch", "events", "events/s", "p50 ms", "p99 ms", "max ms", "secs");
     }
+    // Scratch logs are removed only at exit: mass deletion slows inode
+    // allocation on ext4 for minutes and would distort the next run.
+    let mut scratch = Vec::new();
     for &batch in &a.batch_sizes {
         let tmp = scratch_log(&a.dir)?;
         let log = Arc::new(Log::open(tmp.path())?);
@@ -187,6 +190,7 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
         } else {
             println!("{batch:>6} {events:>10} {rate:>12.0} {:>10.3} {:>10.3} {:>10.3} {:>8.2}", ms(p50), ms(p99), ms(max), elapsed.as_secs_f64());
         }
+        scratch.push(tmp);
     }
     Ok(())
 }

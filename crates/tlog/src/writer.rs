@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::mem;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
 use zkaudit_note::{Checkpoint, Note, SigningKey};
@@ -85,6 +87,17 @@ pub(crate) struct Writer {
     lock: File,
     /// The checkpoint note the state belongs to; `None` forces a reload.
     seen: Option<(Vec<u8>, State)>,
+    /// Removes redundant partial tiles off the append path (`None` once dropped).
+    janitor: Option<(mpsc::Sender<PathBuf>, JoinHandle<()>)>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some((tx, handle)) = self.janitor.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Result of one group commit: the checkpoint that covers it.
@@ -96,7 +109,20 @@ pub(crate) struct Committed {
 
 impl Writer {
     pub fn new(dir: &Path, key: SigningKey, lock: File) -> Self {
-        Self { dir: dir.to_owned(), key, lock, seen: None }
+        let (tx, rx) = mpsc::channel::<PathBuf>();
+        // Unlinking is slow on some file systems (synchronous discard,
+        // inode bookkeeping), and partial tiles of full tiles are only
+        // garbage: a failed or unfinished delete loses nothing.
+        let janitor = std::thread::Builder::new()
+            .name("zkaudit-janitor".into())
+            .spawn(move || {
+                for dir in rx {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            })
+            .ok()
+            .map(|h| (tx, h));
+        Self { dir: dir.to_owned(), key, lock, seen: None, janitor }
     }
 
     /// Appends `leaves` as one atomic batch: tiles and bundles are written
@@ -194,10 +220,18 @@ impl Writer {
         let note_bytes = note.to_bytes();
         replace_atomically(&cp_path, &note_bytes)?;
         self.seen = Some((note_bytes, state));
-        // Partial tiles of now-full tiles are redundant; clients fall back to
-        // the full tile. Failing to delete them loses nothing.
+        // Partial tiles of now-full tiles are redundant: clients fall back to
+        // the full tile.
         for id in completed {
-            let _ = std::fs::remove_dir_all(self.dir.join(id.partial_dir()));
+            let pdir = self.dir.join(id.partial_dir());
+            match &self.janitor {
+                Some((tx, _)) => {
+                    let _ = tx.send(pdir);
+                }
+                None => {
+                    let _ = std::fs::remove_dir_all(pdir);
+                }
+            }
         }
         Ok(Committed { first_index, tree_size: size, root })
     }
