@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io::BufRead;
 
-use crate::event::{Event, MAX_ENTRY_BYTES};
+use crate::event::{EventObject, MAX_ENTRY_BYTES};
 
 /// How many malformed lines one [`BatchError`] reports at most.
 pub const MAX_REPORTED_ERRORS: usize = 20;
@@ -69,7 +69,7 @@ fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineE
         message,
     };
     let mut de = serde_json::Deserializer::from_str(line);
-    let event: Event = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let EventObject(event) = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         // `.` is the top level and `?` a position serde_path_to_error lost

@@ -208,11 +208,20 @@ pub struct Event {
     #[serde(deserialize_with = "crate::strict::object")]
     pub metadata: Map<String, Value>,
     /// Proof backing this event, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::strict::optional_object")]
     pub proof: Option<ProofRef>,
     /// Digests of the events or artifacts this one derives from (lineage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parents: Option<Vec<Digest>>,
+}
+
+/// An [`Event`] that must arrive as a JSON object (see `strict::object_only`).
+pub(crate) struct EventObject(pub Event);
+
+impl<'de> Deserialize<'de> for EventObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        crate::strict::object_only(d).map(EventObject)
+    }
 }
 
 impl Event {

@@ -216,7 +216,7 @@ fn malformed_cases() -> Vec<Case> {
         case("trailing comma", r#"{"version":"1.0",}"#.into(), None, "trailing comma"),
         case("not JSON", "version=1.0".into(), None, "expected value"),
         case("unterminated string", r#"{"version":"1.0"#.into(), Some("version"), "EOF while parsing a string"),
-        case("not an object", "[]".into(), None, "expected struct Event"),
+        case("not an object", "[]".into(), None, "expected a JSON object"),
         case("two events on a line", format!("{} {{}}", line_of(&event_value())), None, "trailing characters"),
     ];
     // Every required member.
@@ -643,4 +643,16 @@ fn digest_parse_and_display() {
     ] {
         assert!(Digest::parse(&bad).is_err(), "{bad} accepted");
     }
+}
+
+#[test]
+fn arrays_are_not_events() {
+    let good = r#"{"version":"1.0","timestamp":"2026-01-29T12:20:23Z","layer":"network","type":"failover","input":"sha256:0000000000000000000000000000000000000000000000000000000000000000","output":"sha256:0000000000000000000000000000000000000000000000000000000000000000","metadata":{}}"#;
+    assert!(parse_jsonl(good.as_bytes(), "t").is_ok());
+    let as_array = r#"["1.0","2026-01-29T12:20:23Z","network","failover","sha256:0000000000000000000000000000000000000000000000000000000000000000","sha256:0000000000000000000000000000000000000000000000000000000000000000",{}]"#;
+    let err = parse_jsonl(as_array.as_bytes(), "t").unwrap_err().to_string();
+    assert!(err.contains("a JSON object"), "{err}");
+    let proof_array = good.replace(r#""metadata":{}"#, r#""metadata":{},"proof":["risc0","sha256:0000000000000000000000000000000000000000000000000000000000000000","00","sha256:0000000000000000000000000000000000000000000000000000000000000000"]"#);
+    let err = parse_jsonl(proof_array.as_bytes(), "t").unwrap_err().to_string();
+    assert!(err.contains("field `proof`") && err.contains("a JSON object"), "{err}");
 }
