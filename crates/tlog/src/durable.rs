@@ -56,15 +56,19 @@ pub(crate) fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         f.write_all(bytes).map_err(Error::io(path))?;
         handles.push((f, path));
     }
+    // Files and the directories that gained entries are synced together:
+    // concurrent syncs share journal commits.
+    for d in &dirs {
+        handles.push((File::open(d).map_err(Error::io(d))?, d));
+    }
     let chunk = handles.len().div_ceil(SYNC_THREADS).max(1);
     std::thread::scope(|s| {
         let workers: Vec<_> = handles
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().try_for_each(|(f, p)| f.sync_data().map_err(Error::io(*p)))))
+            .map(|part| s.spawn(move || part.iter().try_for_each(|(f, p)| f.sync_all().map_err(Error::io(*p)))))
             .collect();
         workers.into_iter().try_for_each(|w| w.join().unwrap_or_else(|_| Err(Error::CommitFailed("fsync thread panicked".into()))))
-    })?;
-    dirs.iter().try_for_each(|d| sync_dir(d))
+    })
 }
 
 /// Atomically replaces `path` with `bytes`: write a temporary file, fsync
