@@ -33,7 +33,8 @@ fn init_prints_vkey_and_protects_the_private_key() {
     let out = run(&["log", "init", "log", "--origin", "example.com/audit"], d);
     assert!(out.status.success());
     let vkey = String::from_utf8(out.stdout).unwrap();
-    let parts: Vec<&str> = vkey.trim().split('+').collect();
+    // base64 may itself contain '+': only the first two are separators.
+    let parts: Vec<&str> = vkey.trim().splitn(3, '+').collect();
     assert_eq!(parts.len(), 3, "vkey is <name>+<hex id>+<base64>: {vkey}");
     assert_eq!(parts[0], "example.com/audit");
     assert_eq!(parts[1].len(), 8);
@@ -41,7 +42,8 @@ fn init_prints_vkey_and_protects_the_private_key() {
     let meta = std::fs::metadata(d.join("log/private/log.key")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let secret = std::fs::read_to_string(d.join("log/private/log.key")).unwrap();
-    let secret_b64 = secret.trim().rsplit('+').next().unwrap();
+    let secret_b64 = secret.trim().splitn(5, '+').nth(4).unwrap();
+    assert_eq!(secret_b64.len(), 44, "base64 of 0x01 and a 32-byte seed");
     assert!(!vkey.contains(secret_b64) && !String::from_utf8_lossy(&out.stderr).contains(secret_b64));
     // A second init must not clobber the log or its key.
     assert!(!run(&["log", "init", "log", "--origin", "example.com/audit"], d).status.success());

@@ -58,7 +58,7 @@ pub fn range_root<S: SubtreeSource>(src: &S, start: u64, end: u64) -> Result<Has
         return Err(ProofError::InvalidRequest("empty range"));
     }
     let n = end - start;
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         let h = n.trailing_zeros() as u8;
         return src.subtree(h, start >> h).map_err(ProofError::Source);
     }

@@ -97,7 +97,7 @@ pub fn tiles_for_size(size: u64) -> Vec<TileId> {
         for i in 0..count / TILE_WIDTH {
             out.push(make(i, TILE_WIDTH as u16));
         }
-        if count % TILE_WIDTH > 0 {
+        if !count.is_multiple_of(TILE_WIDTH) {
             out.push(make(count / TILE_WIDTH, (count % TILE_WIDTH) as u16));
         }
     };
