@@ -150,7 +150,7 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
                         let mut mine = Vec::new();
                         let mut next = c * 7919;
                         while Instant::now() < deadline {
-                            let take = remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(batch as u64).or(None));
+                            let take = remaining.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| r.checked_sub(batch as u64));
                             if take.is_err() {
                                 break;
                             }

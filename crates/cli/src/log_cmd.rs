@@ -290,10 +290,11 @@ fn verify(dir: &Path, vkey: Option<&str>, json: bool) -> Result<ExitCode> {
     }
 }
 
-fn hash_field(v: &serde_json::Value, field: &str) -> Result<Hash> {
-    let s = v[field].as_str().with_context(|| format!("proof field {field:?} must be a hex string"))?;
+/// Decodes a 64-hex-digit hash; `what` names the field in errors.
+fn hex_hash(v: &serde_json::Value, what: &str) -> Result<Hash> {
+    let s = v.as_str().with_context(|| format!("proof field {what} must be a hex string"))?;
     let mut h = [0u8; 32];
-    hex::decode_to_slice(s, &mut h).with_context(|| format!("proof field {field:?} must be 64 hex digits"))?;
+    hex::decode_to_slice(s, &mut h).with_context(|| format!("proof field {what} must be 64 hex digits"))?;
     Ok(h)
 }
 
@@ -310,14 +311,14 @@ fn check_inclusion(proof: &Path, checkpoint: &Path, vkey: &str, entry: Option<&P
     let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("proof {}", proof.display()))?;
     let index = v["leaf_index"].as_u64().context("proof field \"leaf_index\" must be an integer")?;
     let size = v["tree_size"].as_u64().context("proof field \"tree_size\" must be an integer")?;
-    let leaf = hash_field(&v, "leaf_hash")?;
-    let root = hash_field(&v, "root_hash")?;
+    let leaf = hex_hash(&v["leaf_hash"], "leaf_hash")?;
+    let root = hex_hash(&v["root_hash"], "root_hash")?;
     let hashes = v["hashes"]
         .as_array()
         .context("proof field \"hashes\" must be an array")?
         .iter()
         .enumerate()
-        .map(|(i, h)| hash_field(&json!({ "h": h }), "h").with_context(|| format!("hashes[{i}]")))
+        .map(|(i, h)| hex_hash(h, &format!("hashes[{i}]")))
         .collect::<Result<Vec<_>>>()?;
     if size != cp.size || root != cp.root {
         bail!("the proof is for tree size {size}, root {}; the checkpoint has size {}, root {}", hex::encode(root), cp.size, hex::encode(cp.root));
