@@ -71,12 +71,17 @@ pub(crate) fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     })
 }
 
+/// Renames a durable file over `to` and fsyncs the directory, making the
+/// replacement atomic and durable.
+pub(crate) fn rename_durably(from: &Path, to: &Path) -> Result<()> {
+    std::fs::rename(from, to).map_err(Error::io(to))?;
+    sync_dir(to.parent().unwrap_or(Path::new(".")))
+}
+
 /// Atomically replaces `path` with `bytes`: write a temporary file, fsync
 /// it, rename it over `path`, fsync the directory.
 pub(crate) fn replace_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(Error::io(&tmp))?;
-    f.write_all(bytes).and_then(|()| f.sync_all()).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
+    write_all_durably(&[(tmp.clone(), bytes.to_vec())])?;
+    rename_durably(&tmp, path)
 }

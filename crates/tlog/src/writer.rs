@@ -11,7 +11,7 @@ use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
 use zkaudit_note::{Checkpoint, Note, SigningKey};
 
 use crate::bundle::{push_entry, split_bundle};
-use crate::durable::{replace_atomically, write_all_durably};
+use crate::durable::{rename_durably, write_all_durably};
 use crate::layout::{hashes_at_level, TileId, TILE_HEIGHT, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE};
 use crate::{Error, Result};
@@ -213,12 +213,15 @@ impl Writer {
                 files.push((self.dir.join(id.path()), hashes.concat()));
             }
         }
-        write_all_durably(&files)?;
         let root = state.range.root();
-        let origin = self.key.name().to_owned();
-        let note = Note::sign(&Checkpoint::new(&origin, size, root).to_text(), &self.key)?;
-        let note_bytes = note.to_bytes();
-        replace_atomically(&cp_path, &note_bytes)?;
+        let note_bytes = Note::sign(&Checkpoint::new(self.key.name(), size, root).to_text(), &self.key)?.to_bytes();
+        // The new checkpoint goes to a temporary file that is synced together
+        // with the tiles; only once all of them are durable is it renamed
+        // over the checkpoint.
+        let cp_tmp = cp_path.with_extension("tmp");
+        files.push((cp_tmp.clone(), note_bytes.clone()));
+        write_all_durably(&files)?;
+        rename_durably(&cp_tmp, &cp_path)?;
         self.seen = Some((note_bytes, state));
         // Partial tiles of now-full tiles are redundant: clients fall back to
         // the full tile.
