@@ -129,13 +129,13 @@ impl Writer {
     /// and fsynced, then the checkpoint is replaced. Holds the log's file
     /// lock throughout, so processes sharing the directory are serialised.
     pub fn commit(&mut self, leaves: impl Iterator<Item = Leaf>) -> Result<Committed> {
-        self.lock.lock().map_err(Error::io(self.dir.join("lock")))?;
+        self.lock.lock().map_err(Error::io(self.dir.join(crate::LOCK_FILE)))?;
         let res = self.commit_locked(leaves);
         if res.is_err() {
             // Whatever was written is beyond the checkpoint; reload next time.
             self.seen = None;
         }
-        let unlocked = self.lock.unlock().map_err(Error::io(self.dir.join("lock")));
+        let unlocked = self.lock.unlock().map_err(Error::io(self.dir.join(crate::LOCK_FILE)));
         let c = res?;
         unlocked?;
         Ok(c)
