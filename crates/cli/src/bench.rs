@@ -15,7 +15,7 @@ use serde_json::json;
 use zkaudit_merkle::verify_inclusion;
 use zkaudit_tlog::{Log, LogReader};
 
-use crate::output::{print_json, progress};
+use crate::output::{out, outln, print_json, progress};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -87,14 +87,13 @@ fn scratch_log(parent: &Path) -> Result<tempfile::TempDir> {
 /// Canonical bytes of a realistic event of about `target` bytes.
 fn sample_event(i: u64, target: usize) -> Result<Vec<u8>> {
     let mut meta = serde_json::Map::new();
-    meta.insert("host".into(), json!(format!("edge-{:03}", i % 997)));
     meta.insert("seq".into(), json!(i));
     meta.insert("pad".into(), json!(""));
     let mut ev = json!({
         "version": "1.0",
         "timestamp": format!("2026-11-21T10:{:02}:{:02}.{:09}Z", (i / 60) % 60, i % 60, i % 1_000_000_000),
-        "layer": "application",
-        "type": "http_request",
+        "layer": "network",
+        "type": "rpc",
         "input": format!("sha256:{:064x}", i),
         "output": format!("sha256:{:064x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),
         "metadata": meta,
@@ -144,10 +143,10 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
     let ingest_rate = parsed as f64 / t.elapsed().as_secs_f64();
     let disk = disk_baseline(&a.dir, 256)?;
     if !a.json {
-        println!("events: ~{avg} bytes canonical JSON; clients: {}; fsync: on; dir: {}", a.clients, a.dir.display());
-        println!("ingest (parse + validate + RFC 8785, 1 thread): {ingest_rate:.0} events/s");
-        println!("baseline: sequential write + fdatasync of 256 MiB: {disk:.0} MB/s");
-        println!("{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}", "batch", "events", "events/s", "p50 ms", "p99 ms", "max ms", "secs", "MB/s", "%disk");
+        outln!("events: ~{avg} bytes canonical JSON; clients: {}; fsync: on; dir: {}", a.clients, a.dir.display());
+        outln!("ingest (parse + validate + RFC 8785, 1 thread): {ingest_rate:.0} events/s");
+        outln!("baseline: sequential write + fdatasync of 256 MiB: {disk:.0} MB/s");
+        outln!("{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}", "batch", "events", "events/s", "p50 ms", "p99 ms", "max ms", "secs", "MB/s", "%disk");
     }
     // Scratch logs are removed only at exit: mass deletion slows inode
     // allocation on ext4 for minutes and would distort the next run.
@@ -210,7 +209,7 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
                 "mb_per_sec": mbps, "disk_baseline_mb_per_sec": disk,
             }));
         } else {
-            println!(
+            outln!(
                 "{batch:>6} {events:>10} {rate:>12.0} {:>10.3} {:>10.3} {:>10.3} {:>8.2} {mbps:>8.1} {:>6.0}%",
                 ms(p50),
                 ms(p99),
@@ -229,7 +228,7 @@ fn bench_proof(a: &ProofArgs) -> Result<()> {
     let log = Log::open(tmp.path())?;
     let mut rng = rand::rng();
     if !a.json {
-        println!("{:>10} {:>8} {:>14} {:>14} {:>10}", "tree_size", "hashes", "prove µs p50", "verify µs p50", "build s");
+        outln!("{:>10} {:>8} {:>14} {:>14} {:>10}", "tree_size", "hashes", "prove µs p50", "verify µs p50", "build s");
     }
     let mut size = 0u64;
     for &target in &a.sizes {
@@ -273,7 +272,7 @@ fn bench_proof(a: &ProofArgs) -> Result<()> {
                 "verify_us_p50": us(v50), "verify_us_p99": us(percentile(&verify, 0.99)), "build_seconds": build.as_secs_f64(),
             }));
         } else {
-            println!("{size:>10} {hashes:>8} {:>14.1} {:>14.2} {:>10.1}", us(p50), us(v50), build.as_secs_f64());
+            outln!("{size:>10} {hashes:>8} {:>14.1} {:>14.2} {:>10.1}", us(p50), us(v50), build.as_secs_f64());
         }
     }
     Ok(())

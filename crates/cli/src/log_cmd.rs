@@ -11,7 +11,7 @@ use zkaudit_merkle::{leaf_hash, verify_inclusion, Hash};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 use zkaudit_tlog::{fsck, Log, LogReader};
 
-use crate::output::{hex_list, print_json, progress};
+use crate::output::{out, outln, hex_list, print_json, progress};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -128,7 +128,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
     match cmd {
         LogCommand::Init { dir, origin } => {
             let vkey = zkaudit_tlog::init(&dir, &origin).with_context(|| format!("creating log in {}", dir.display()))?;
-            println!("{vkey}");
+            outln!("{vkey}");
             eprintln!(
                 "created log {origin:?} in {}; private key in {} (mode 0600)",
                 dir.display(),
@@ -138,11 +138,11 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
         LogCommand::Append { dir, file, batch_size, json } => append(&dir, &file, batch_size, json)?,
         LogCommand::Checkpoint { dir } => {
             let r = LogReader::open(&dir)?;
-            print!("{}", String::from_utf8_lossy(r.checkpoint_note()));
+            out!("{}", String::from_utf8_lossy(r.checkpoint_note()));
         }
         LogCommand::Get { dir, index } => {
             let r = LogReader::open(&dir)?;
-            println!("{}", String::from_utf8_lossy(&r.entry(index)?));
+            outln!("{}", String::from_utf8_lossy(&r.entry(index)?));
         }
         LogCommand::Inclusion { dir, index, tree_size, json } => {
             let p = LogReader::open(&dir)?.inclusion(index, tree_size)?;
@@ -156,9 +156,9 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
             if json {
                 print_json(&v);
             } else {
-                println!("leaf_index {}\ntree_size {}\nleaf_hash {}\nroot_hash {}", p.leaf_index, p.tree_size, hex::encode(p.leaf_hash), hex::encode(p.root_hash));
+                outln!("leaf_index {}\ntree_size {}\nleaf_hash {}\nroot_hash {}", p.leaf_index, p.tree_size, hex::encode(p.leaf_hash), hex::encode(p.root_hash));
                 for (i, h) in p.hashes.iter().enumerate() {
-                    println!("hash[{i}] {}", hex::encode(h));
+                    outln!("hash[{i}] {}", hex::encode(h));
                 }
             }
         }
@@ -174,9 +174,9 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
             if json {
                 print_json(&v);
             } else {
-                println!("old_size {}\nnew_size {}\nold_root {}\nnew_root {}", p.old_size, p.new_size, hex::encode(p.old_root), hex::encode(p.new_root));
+                outln!("old_size {}\nnew_size {}\nold_root {}\nnew_root {}", p.old_size, p.new_size, hex::encode(p.old_root), hex::encode(p.new_root));
                 for (i, h) in p.hashes.iter().enumerate() {
-                    println!("hash[{i}] {}", hex::encode(h));
+                    outln!("hash[{i}] {}", hex::encode(h));
                 }
             }
         }
@@ -248,7 +248,7 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
             print_json(&ack_json(first_index, total, &a));
         }
     } else {
-        println!(
+        outln!(
             "appended {total} events at indices {first_index}..{}; tree_size={} root={}",
             first_index + total as u64,
             a.tree_size,
@@ -275,7 +275,7 @@ fn verify(dir: &Path, vkey: Option<&str>, json: bool) -> Result<ExitCode> {
             if json {
                 print_json(&json!({"ok": true, "size": r.size, "root": hex::encode(r.root), "files": r.files}));
             } else {
-                println!("ok size={} root={}", r.size, hex::encode(r.root));
+                outln!("ok size={} root={}", r.size, hex::encode(r.root));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -283,7 +283,7 @@ fn verify(dir: &Path, vkey: Option<&str>, json: bool) -> Result<ExitCode> {
             if json {
                 print_json(&json!({"ok": false, "error": e.to_string()}));
             } else {
-                println!("FAIL {e}");
+                outln!("FAIL {e}");
             }
             Ok(ExitCode::FAILURE)
         }
@@ -333,6 +333,6 @@ fn check_inclusion(proof: &Path, checkpoint: &Path, vkey: &str, entry: Option<&P
         }
     }
     verify_inclusion(&leaf, index, size, &hashes, &cp.root).context("inclusion proof does not verify")?;
-    println!("ok leaf_index={index} tree_size={size} root={} origin={}", hex::encode(cp.root), cp.origin);
+    outln!("ok leaf_index={index} tree_size={size} root={} origin={}", hex::encode(cp.root), cp.origin);
     Ok(())
 }

@@ -13,10 +13,23 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Verifiable execution and audit: a tamper-evident event ledger with
-/// signed checkpoints and RFC 9162 proofs.
+/// zkaudit: verifiable execution and audit. Don't trust, verify.
+///
+/// Records every operation as an event in a tamper-evident, append-only
+/// ledger: an RFC 9162 Merkle log stored as C2SP tlog-tiles, with
+/// Ed25519-signed checkpoints. Anyone with the log's verifier key can check
+/// inclusion and consistency proofs without trusting whoever runs the log.
 #[derive(Parser)]
-#[command(name = "zkaudit", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "zkaudit",
+    version,
+    propagate_version = true,
+    after_help = "Quick start:\n  \
+    zkaudit log init ./ledger --origin example.com/ledger   # prints the verifier key\n  \
+    zkaudit log append ./ledger events.jsonl --json          # one event per line\n  \
+    zkaudit log inclusion ./ledger --index 0 --json\n  \
+    zkaudit log verify ./ledger --vkey 'example.com/ledger+…'"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

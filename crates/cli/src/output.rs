@@ -4,12 +4,42 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 /// Prints a JSON value on one line.
+/// `print!` that treats a closed pipe (`zkaudit … | head`) as the end of
+/// the output rather than a panic.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let mut o = std::io::stdout().lock();
+        if let Err(e) = write!(o, $($t)*).and_then(|()| o.flush()) {
+            $crate::output::stdout_failed(e);
+        }
+    }};
+}
+
+/// `println!` with the same closed-pipe handling as [`out!`].
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        out!($($t)*);
+        out!("\n");
+    }};
+}
+
+pub(crate) use {out, outln};
+
+/// Ends the process after a failed write to stdout: quietly for a closed
+/// pipe, with exit status 2 otherwise.
+pub fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: writing to standard output: {e}");
+    std::process::exit(2);
+}
+
 /// Prints a JSON value on one line and flushes, so that a reader of a pipe
 /// sees each acknowledgement as soon as it is made.
 pub fn print_json(v: &Value) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}").and_then(|()| out.flush());
+    outln!("{v}");
 }
 
 /// Lowercase hex of a list of hashes.
