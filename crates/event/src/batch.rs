@@ -112,12 +112,21 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut total = 0;
-    for (i, line) in reader.lines().enumerate() {
+    for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|error| BatchError::Io { source_name: source.to_owned(), error })?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(source, i + 1, &line) {
+        // Invalid UTF-8 is a bad line like any other, not a failed read.
+        let parsed = match std::str::from_utf8(&line) {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => parse_line(source, i + 1, text),
+            Err(e) => Err(LineError {
+                source: source.to_owned(),
+                line: i + 1,
+                column: Some(e.valid_up_to() + 1),
+                field: None,
+                message: "invalid UTF-8".to_owned(),
+            }),
+        };
+        match parsed {
             Ok(b) if errors.is_empty() => entries.push(b),
             Ok(_) => {}
             Err(e) => {
