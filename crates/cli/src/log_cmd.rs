@@ -153,14 +153,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
                 "hashes": hex_list(&p.hashes),
                 "root_hash": hex::encode(p.root_hash),
             });
-            if json {
-                print_json(&v);
-            } else {
-                outln!("leaf_index {}\ntree_size {}\nleaf_hash {}\nroot_hash {}", p.leaf_index, p.tree_size, hex::encode(p.leaf_hash), hex::encode(p.root_hash));
-                for (i, h) in p.hashes.iter().enumerate() {
-                    outln!("hash[{i}] {}", hex::encode(h));
-                }
-            }
+            print_proof(&v, &["leaf_index", "tree_size", "leaf_hash", "root_hash"], json);
         }
         LogCommand::Consistency { dir, old, new, json } => {
             let p = LogReader::open(&dir)?.consistency(old, new)?;
@@ -171,14 +164,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
                 "old_root": hex::encode(p.old_root),
                 "new_root": hex::encode(p.new_root),
             });
-            if json {
-                print_json(&v);
-            } else {
-                outln!("old_size {}\nnew_size {}\nold_root {}\nnew_root {}", p.old_size, p.new_size, hex::encode(p.old_root), hex::encode(p.new_root));
-                for (i, h) in p.hashes.iter().enumerate() {
-                    outln!("hash[{i}] {}", hex::encode(h));
-                }
-            }
+            print_proof(&v, &["old_size", "new_size", "old_root", "new_root"], json);
         }
         LogCommand::Verify { dir, vkey, json } => return verify(&dir, vkey.as_deref(), json),
         LogCommand::CheckInclusion { proof, checkpoint, vkey, entry } => {
@@ -186,6 +172,24 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a proof object: as one JSON line, or as `field value` lines in
+/// the order of `fields` followed by one `hash[i] <hex>` line per hash.
+fn print_proof(v: &serde_json::Value, fields: &[&str], json: bool) {
+    if json {
+        print_json(v);
+        return;
+    }
+    for f in fields {
+        match &v[*f] {
+            serde_json::Value::String(s) => outln!("{f} {s}"),
+            other => outln!("{f} {other}"),
+        }
+    }
+    for (i, h) in v["hashes"].as_array().into_iter().flatten().enumerate() {
+        outln!("hash[{i}] {}", h.as_str().unwrap_or_default());
+    }
 }
 
 /// Parses a verifier key given inline or as a file path.
