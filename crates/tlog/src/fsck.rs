@@ -6,7 +6,7 @@ use zkaudit_merkle::{leaf_hash, CompactRange, Hash, HASH_SIZE};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 
 use crate::bundle::{split_bundle_prefix, BundleError};
-use crate::layout::{bundle_for_entry, hashes_at_level, TileId, TILE_HEIGHT, TILE_WIDTH};
+use crate::layout::{bundle_for_entry, collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_optional, CHECKPOINT_FILE};
 use crate::Error;
 
@@ -184,23 +184,15 @@ pub fn verify(dir: &Path, key: &VerifierKey, mut progress: impl FnMut(u64)) -> R
         }
         found.check_partials(dir, id, |w| ends.get(w - 1).and_then(|&e| data.get(..e)))?;
         for e in entries {
-            let mut completed: Vec<(u8, u64)> = Vec::new();
+            let mut completed: Vec<(usize, u64)> = Vec::new();
             range.append(leaf_hash(e), |height, idx, h| {
-                if height % TILE_HEIGHT != 0 {
-                    return;
-                }
-                let level = usize::from(height / TILE_HEIGHT);
-                if levels.len() <= level {
-                    levels.resize_with(level + 1, Vec::new);
-                }
-                levels[level].push(*h);
-                if levels[level].len() as u64 == TILE_WIDTH {
-                    completed.push((level as u8, idx / TILE_WIDTH));
+                if let Some(level) = collect_stored_hash(&mut levels, height, h) {
+                    completed.push((level, idx / TILE_WIDTH));
                 }
             });
             for (level, tile_index) in completed {
-                let hashes = std::mem::take(&mut levels[usize::from(level)]);
-                found.check_tile(dir, TileId::hashes(level, tile_index, TILE_WIDTH as u16), &hashes)?;
+                let hashes = std::mem::take(&mut levels[level]);
+                found.check_tile(dir, TileId::hashes(level as u8, tile_index, TILE_WIDTH as u16), &hashes)?;
             }
             index += 1;
         }

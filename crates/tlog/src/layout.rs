@@ -114,6 +114,22 @@ pub fn tiles_for_size(size: u64) -> Vec<TileId> {
     out
 }
 
+/// Files a complete subtree hash, as reported by
+/// `CompactRange::append(…, visit)`, into the buffer of its tile level when
+/// it is a stored hash (its height a multiple of 8). Returns the level whose
+/// tile this hash completed; the caller takes the 256 hashes out.
+pub(crate) fn collect_stored_hash(levels: &mut Vec<Vec<zkaudit_merkle::Hash>>, height: u8, hash: &zkaudit_merkle::Hash) -> Option<usize> {
+    if !height.is_multiple_of(TILE_HEIGHT) {
+        return None;
+    }
+    let level = usize::from(height / TILE_HEIGHT);
+    if levels.len() <= level {
+        levels.resize_with(level + 1, Vec::new);
+    }
+    levels[level].push(*hash);
+    (levels[level].len() as u64 == TILE_WIDTH).then_some(level)
+}
+
 /// The tile at `level` holding stored hash number `n` (at height `8·level`),
 /// as it exists in a tree of `size` leaves.
 pub fn tile_for_hash(level: u8, n: u64, size: u64) -> TileId {

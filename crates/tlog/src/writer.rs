@@ -12,7 +12,7 @@ use zkaudit_note::{Checkpoint, Note, SigningKey};
 
 use crate::bundle::{push_entry, split_bundle};
 use crate::durable::{rename_durably, write_all_durably};
-use crate::layout::{hashes_at_level, TileId, TILE_HEIGHT, TILE_WIDTH};
+use crate::layout::{collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE};
 use crate::{Error, Result};
 
@@ -158,41 +158,25 @@ impl Writer {
         let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
         let mut pending_bytes = 0usize;
         let mut completed: Vec<TileId> = Vec::new();
-        let mut dirty = vec![false; state.levels.len()];
-        let mut bundle_dirty = false;
         for leaf in leaves {
             let index = state.range.size();
             push_entry(&mut state.bundle, &leaf.bytes);
             state.bundle_len += 1;
-            bundle_dirty = true;
             if state.bundle_len == TILE_WIDTH {
                 let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
                 pending_bytes += state.bundle.len();
                 files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
                 completed.push(id);
                 state.bundle_len = 0;
-                bundle_dirty = false;
             }
             let levels = &mut state.levels;
             state.range.append(leaf.hash, |height, idx, h| {
-                if height % TILE_HEIGHT != 0 {
-                    return;
-                }
-                let level = usize::from(height / TILE_HEIGHT);
-                if levels.len() <= level {
-                    levels.resize_with(level + 1, Vec::new);
-                    dirty.resize(level + 1, false);
-                }
-                levels[level].push(*h);
-                dirty[level] = true;
-                if levels[level].len() as u64 == TILE_WIDTH {
+                if let Some(level) = collect_stored_hash(levels, height, h) {
                     let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
-                    let bytes: Vec<u8> = levels[level].concat();
+                    let bytes = mem::take(&mut levels[level]).concat();
                     pending_bytes += bytes.len();
                     files.push((self.dir.join(id.path()), bytes));
                     completed.push(id);
-                    levels[level].clear();
-                    dirty[level] = false;
                 }
             });
             if pending_bytes >= FLUSH_BYTES {
@@ -201,14 +185,16 @@ impl Writer {
                 pending_bytes = 0;
             }
         }
+        // The right edge: the partial bundle and each level's partial tile,
+        // where this batch changed them.
         let size = state.range.size();
-        if bundle_dirty {
+        if size != first_index && state.bundle_len > 0 {
             let id = TileId::entries(size / TILE_WIDTH, state.bundle_len as u16);
             files.push((self.dir.join(id.path()), state.bundle.clone()));
         }
         for (level, hashes) in state.levels.iter().enumerate() {
-            if dirty[level] && !hashes.is_empty() {
-                let n = hashes_at_level(size, level as u8);
+            let n = hashes_at_level(size, level as u8);
+            if n != hashes_at_level(first_index, level as u8) && !hashes.is_empty() {
                 let id = TileId::hashes(level as u8, n / TILE_WIDTH, hashes.len() as u16);
                 files.push((self.dir.join(id.path()), hashes.concat()));
             }
