@@ -42,6 +42,19 @@ fn assert_names_path(err: &FsckError, path: &str, what: &str) {
     }
 }
 
+/// Flips each byte of `path` in turn (XOR `mask`), runs fsck and hands
+/// `check(offset, original bytes, error)` the result; restores the file.
+fn for_each_byte_flip(dir: &Path, path: &Path, mask: u8, mut check: impl FnMut(usize, &[u8], &FsckError)) {
+    let orig = std::fs::read(path).unwrap();
+    for offset in 0..orig.len() {
+        let mut bad = orig.clone();
+        bad[offset] ^= mask;
+        std::fs::write(path, &bad).unwrap();
+        check(offset, &orig, &fsck_err(dir));
+    }
+    std::fs::write(path, &orig).unwrap();
+}
+
 /// 300 entries in odd batches: two bundles (one partial), level-0 tiles,
 /// a partial level-1 tile, and stale partials beside them.
 fn small_log(dir: &Path) -> Vec<TileId> {
@@ -56,16 +69,10 @@ fn every_byte_flip_in_entry_bundles_names_the_leaf() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for id in small_log(dir).into_iter().filter(|t| t.level.is_none()) {
-        let path = dir.join(id.path());
-        let orig = std::fs::read(&path).unwrap();
-        for offset in 0..orig.len() {
-            let mut bad = orig.clone();
-            bad[offset] ^= 0x01;
-            std::fs::write(&path, &bad).unwrap();
-            let leaf = id.index * TILE_WIDTH + entry_at(&orig, offset) as u64;
-            assert_names_leaf(&fsck_err(dir), leaf, &format!("{} byte {offset}", id.path()));
-        }
-        std::fs::write(&path, &orig).unwrap();
+        for_each_byte_flip(dir, &dir.join(id.path()), 0x01, |offset, orig, err| {
+            let leaf = id.index * TILE_WIDTH + entry_at(orig, offset) as u64;
+            assert_names_leaf(err, leaf, &format!("{} byte {offset}", id.path()));
+        });
     }
 }
 
@@ -74,15 +81,9 @@ fn every_byte_flip_in_hash_tiles_names_the_tile() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     for id in small_log(dir).into_iter().filter(|t| t.level.is_some()) {
-        let path = dir.join(id.path());
-        let orig = std::fs::read(&path).unwrap();
-        for offset in 0..orig.len() {
-            let mut bad = orig.clone();
-            bad[offset] ^= 0x80;
-            std::fs::write(&path, &bad).unwrap();
-            assert_names_path(&fsck_err(dir), &id.path(), &format!("byte {offset}"));
-        }
-        std::fs::write(&path, &orig).unwrap();
+        for_each_byte_flip(dir, &dir.join(id.path()), 0x80, |offset, _, err| {
+            assert_names_path(err, &id.path(), &format!("byte {offset}"));
+        });
     }
 }
 
@@ -110,14 +111,9 @@ fn every_byte_flip_in_the_checkpoint_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     small_log(dir);
-    let path = dir.join(CHECKPOINT_FILE);
-    let orig = std::fs::read(&path).unwrap();
-    for offset in 0..orig.len() {
-        let mut bad = orig.clone();
-        bad[offset] ^= 0x01;
-        std::fs::write(&path, &bad).unwrap();
-        assert!(matches!(fsck_err(dir), FsckError::Checkpoint(_)), "checkpoint byte {offset}");
-    }
+    for_each_byte_flip(dir, &dir.join(CHECKPOINT_FILE), 0x01, |offset, _, err| {
+        assert!(matches!(err, FsckError::Checkpoint(_)), "checkpoint byte {offset}: {err}");
+    });
 }
 
 #[test]
