@@ -2,7 +2,7 @@
 
 use alloc::vec::Vec;
 
-use crate::{empty_root, node_hash, Hash};
+use crate::{empty_root, Hash, Hasher, Sha2};
 
 /// The right edge of a tree of `size` leaves: one complete-subtree hash per set
 /// bit of `size`, ordered from the highest (leftmost) subtree to the lowest.
@@ -46,7 +46,17 @@ impl CompactRange {
     /// `visit(height, index, hash)` is called for every complete subtree that
     /// this leaf creates or completes: first the leaf itself at height 0 and
     /// index `size`, then each newly completed parent, bottom up.
-    pub fn append(&mut self, leaf: Hash, mut visit: impl FnMut(u8, u64, &Hash)) {
+    pub fn append(&mut self, leaf: Hash, visit: impl FnMut(u8, u64, &Hash)) {
+        self.append_with(&Sha2, leaf, visit)
+    }
+
+    /// [`append`](Self::append) with the node hashes computed by `hasher`.
+    pub fn append_with<H: Hasher + ?Sized>(
+        &mut self,
+        hasher: &H,
+        leaf: Hash,
+        mut visit: impl FnMut(u8, u64, &Hash),
+    ) {
         let mut index = self.size;
         let mut cur = leaf;
         visit(0, index, &cur);
@@ -54,7 +64,7 @@ impl CompactRange {
         while (self.size >> height) & 1 == 1 {
             // A left sibling at this height exists exactly when the bit is set.
             let left = self.nodes.pop().unwrap_or_default();
-            cur = node_hash(&left, &cur);
+            cur = hasher.node_hash(&left, &cur);
             height += 1;
             index >>= 1;
             visit(height, index, &cur);
@@ -65,10 +75,15 @@ impl CompactRange {
 
     /// The Merkle tree head of the covered leaves (RFC 9162 §2.1.1).
     pub fn root(&self) -> Hash {
+        self.root_with(&Sha2)
+    }
+
+    /// [`root`](Self::root) with the node hashes computed by `hasher`.
+    pub fn root_with<H: Hasher + ?Sized>(&self, hasher: &H) -> Hash {
         let mut it = self.nodes.iter().rev();
         match it.next() {
             None => empty_root(),
-            Some(last) => it.fold(*last, |acc, left| node_hash(left, &acc)),
+            Some(last) => it.fold(*last, |acc, left| hasher.node_hash(left, &acc)),
         }
     }
 }

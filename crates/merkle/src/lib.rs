@@ -25,6 +25,7 @@ mod proof;
 mod tree;
 
 pub use compact::CompactRange;
+
 pub use proof::{
     consistency_proof, inclusion_proof, range_root, root, root_from_inclusion_proof,
     verify_consistency, verify_inclusion, ProofError, VerifyError,
@@ -59,6 +60,36 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     h.update(left);
     h.update(right);
     h.finalize().into()
+}
+
+/// The two RFC 9162 §2.1.1 hash functions, so that a zkVM guest can plug in
+/// its accelerated SHA-256 while sharing the tree logic with the host.
+///
+/// Implementations must compute exactly [`leaf_hash`] and [`node_hash`];
+/// [`Sha2`] is the portable one.
+pub trait Hasher {
+    /// `SHA-256(0x00 ‖ entry)`.
+    fn leaf_hash(&self, entry: &[u8]) -> Hash;
+    /// `SHA-256(0x01 ‖ left ‖ right)`.
+    fn node_hash(&self, left: &Hash, right: &Hash) -> Hash;
+    /// Plain `SHA-256(data)` (FIPS 180-4), for content digests.
+    fn sha256(&self, data: &[u8]) -> Hash;
+}
+
+/// The portable [`Hasher`], backed by the `sha2` crate.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sha2;
+
+impl Hasher for Sha2 {
+    fn leaf_hash(&self, entry: &[u8]) -> Hash {
+        leaf_hash(entry)
+    }
+    fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
+        node_hash(left, right)
+    }
+    fn sha256(&self, data: &[u8]) -> Hash {
+        Sha256::digest(data).into()
+    }
 }
 
 /// Root of the empty tree: `SHA-256("")` (RFC 9162 §2.1.1).

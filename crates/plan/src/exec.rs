@@ -1,0 +1,437 @@
+//! The deterministic interpreter.
+//!
+//! [`execute`] runs a [`Program`] over decoded input tables. It is the same
+//! code natively (`zkaudit run`) and in the RISC Zero guest (`zkaudit prove`),
+//! integer-only and with every arithmetic step checked, so both produce
+//! byte-identical output.
+
+use alloc::collections::BTreeMap;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use zkaudit_merkle::{Hash, Hasher};
+
+use crate::expr::EvalError;
+use crate::ir::AggFn;
+use crate::output;
+use crate::table::{Col, Table};
+use crate::validate::{CAgg, CAssign, Op, Program};
+use crate::value::pow10;
+
+/// A run-time failure, naming the step (and row) where it happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExecError {
+    /// An expression failed on a row.
+    #[error("step `{step}`, row {row}: {source}")]
+    Eval {
+        /// Step ID.
+        step: String,
+        /// Row index within the step's input (0-based).
+        row: usize,
+        /// What failed.
+        source: EvalError,
+    },
+    /// An aggregate overflowed or had no rows to work on.
+    #[error("step `{step}`, aggregation `{column}`: {message}")]
+    Aggregate {
+        /// Step ID.
+        step: String,
+        /// Output column of the aggregation.
+        column: String,
+        /// What failed.
+        message: &'static str,
+    },
+    /// A merge input had two rows with the same key.
+    #[error("step `{step}`: input `{input}` has more than one row for a key")]
+    DuplicateKey {
+        /// Step ID.
+        step: String,
+        /// The input with the duplicate.
+        input: String,
+    },
+    /// Table data outgrew `limits.maxMemoryBytes`.
+    #[error("step `{step}` brings table data to {used} bytes, over maxMemoryBytes {limit}")]
+    Memory {
+        /// Step ID.
+        step: String,
+        /// Bytes in use.
+        used: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The output outgrew `limits.maxOutputBytes`.
+    #[error("the output is {bytes} bytes, over maxOutputBytes {limit}")]
+    OutputTooLarge {
+        /// Canonical output size.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The number of input tables does not match the plan.
+    #[error("the plan has {expected} data inputs, {got} were given")]
+    InputCount {
+        /// Inputs in the plan.
+        expected: usize,
+        /// Tables given.
+        got: usize,
+    },
+}
+
+/// The result of an execution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The full output, canonical JSON (RFC 8785).
+    pub output: Vec<u8>,
+    /// The public columns of the output, canonical JSON; this is what the
+    /// journal carries.
+    pub public: Vec<u8>,
+    /// `SHA-256(output)`.
+    pub output_hash: Hash,
+}
+
+/// Executes `p` over `inputs` (one table per data input, in plan order).
+///
+/// # Errors
+/// [`ExecError`] on overflow, division by zero, limits, empty aggregates and
+/// duplicate merge keys. Nothing is partially returned.
+pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcome, ExecError> {
+    if inputs.len() != p.inputs.len() {
+        return Err(ExecError::InputCount { expected: p.inputs.len(), got: inputs.len() });
+    }
+    let mut inputs: Vec<Option<Table>> = inputs.into_iter().map(Some).collect();
+    let mut results: Vec<Option<Rc<Table>>> = vec![None; p.steps.len()];
+    let mut used: u64 = 0;
+    for &s in &p.run {
+        let step = &p.steps[s].id;
+        let get = |i: usize| results[i].clone().unwrap_or_default();
+        let eval = |row: usize| move |source| ExecError::Eval { step: step.clone(), row, source };
+        let table: Rc<Table> = match &p.ops[s] {
+            Op::Input(n) => Rc::new(inputs[*n].take().unwrap_or_default()),
+            Op::Alias(i) => {
+                results[s] = Some(get(*i));
+                continue;
+            }
+            Op::Compute { input, assigns } => Rc::new(compute(&get(*input), assigns, h).map_err(|(r, e)| eval(r)(e))?),
+            Op::Select { input, cols } => {
+                let t = get(*input);
+                Rc::new(Table { rows: t.rows, cols: cols.iter().map(|&c| t.cols[c].clone()).collect() })
+            }
+            Op::Filter { input, pred } => {
+                let t = get(*input);
+                let mut keep = Vec::new();
+                for r in 0..t.rows {
+                    if pred.num(&t, r, h).map_err(eval(r))? != 0 {
+                        keep.push(r);
+                    }
+                }
+                Rc::new(gather(&t, &keep))
+            }
+            Op::Reduce { input, keys, direct, aggs } => Rc::new(reduce(p, s, &get(*input), keys, *direct, aggs, h)?),
+            Op::Concat(ins) => {
+                let parts: Vec<Rc<Table>> = ins.iter().map(|&i| get(i)).collect();
+                let mut t = Table { rows: 0, cols: parts[0].cols.iter().map(|c| empty_like(c, 0)).collect() };
+                for part in &parts {
+                    for (dst, src) in t.cols.iter_mut().zip(&part.cols) {
+                        append(dst, src);
+                    }
+                    t.rows += part.rows;
+                }
+                Rc::new(t)
+            }
+            Op::Merge { inputs: ins, keys, carry } => Rc::new(merge(p, s, ins, keys, carry, &results)?),
+            Op::Branch { input, cond, then, otherwise } => {
+                let c = cond.num(&get(*input), 0, h).map_err(eval(0))?;
+                results[s] = Some(get(if c != 0 { *then } else { *otherwise }));
+                continue;
+            }
+            Op::Loop { input, max, until, update } => {
+                let mut state = (*get(*input)).clone();
+                for _ in 0..*max {
+                    if let Some(u) = until {
+                        if u.num(&state, 0, h).map_err(eval(0))? != 0 {
+                            break;
+                        }
+                    }
+                    state = compute(&state, update, h).map_err(|(r, e)| eval(r)(e))?;
+                }
+                Rc::new(state)
+            }
+        };
+        used += table.bytes();
+        if used > p.limits.max_memory_bytes {
+            return Err(ExecError::Memory { step: step.clone(), used, limit: p.limits.max_memory_bytes });
+        }
+        results[s] = Some(table);
+    }
+
+    let t = results[p.output].clone().unwrap_or_default();
+    let info = &p.steps[p.output];
+    let mut all: Vec<usize> = (0..info.schema.len()).collect();
+    all.sort_by(|a, b| info.schema[*a].0.cmp(&info.schema[*b].0));
+    let full = output::render(&t, &info.schema, info.card, &all);
+    let public = if all == p.public { full.clone() } else { output::render(&t, &info.schema, info.card, &p.public) };
+    let limit = p.limits.max_output_bytes;
+    if full.len() as u64 > limit {
+        return Err(ExecError::OutputTooLarge { bytes: full.len() as u64, limit });
+    }
+    let output_hash = h.sha256(&full);
+    Ok(Outcome { output: full, public, output_hash })
+}
+
+fn empty_like(c: &Col, cap: usize) -> Col {
+    match c {
+        Col::Num(_) => Col::Num(Vec::with_capacity(cap)),
+        Col::Digest(_) => Col::Digest(Vec::with_capacity(cap)),
+    }
+}
+
+fn append(dst: &mut Col, src: &Col) {
+    match (dst, src) {
+        (Col::Num(a), Col::Num(b)) => a.extend_from_slice(b),
+        (Col::Digest(a), Col::Digest(b)) => a.extend_from_slice(b),
+        _ => unreachable!("concat inputs have equal schemas"),
+    }
+}
+
+/// The rows `keep` of `t`, in that order.
+fn gather(t: &Table, keep: &[usize]) -> Table {
+    let cols = t
+        .cols
+        .iter()
+        .map(|c| match c {
+            Col::Num(v) => Col::Num(keep.iter().map(|&r| v[r]).collect()),
+            Col::Digest(v) => Col::Digest(keep.iter().map(|&r| v[r]).collect()),
+        })
+        .collect();
+    Table { rows: keep.len(), cols }
+}
+
+/// Applies assignments in order; on failure returns the row and the error.
+fn compute(t: &Table, assigns: &[CAssign], h: &dyn Hasher) -> Result<Table, (usize, EvalError)> {
+    let mut w = t.clone();
+    for (idx, e, digest) in assigns {
+        let mut col = if *digest { Col::Digest(Vec::with_capacity(w.rows)) } else { Col::Num(Vec::with_capacity(w.rows)) };
+        for r in 0..w.rows {
+            e.eval_into(*digest, &w, r, h, &mut col).map_err(|err| (r, err))?;
+        }
+        if *idx == w.cols.len() {
+            w.cols.push(col);
+        } else {
+            w.cols[*idx] = col;
+        }
+    }
+    Ok(w)
+}
+
+/// Pushes the grouping key of row `r` into `key` (digests as 4 order-keeping words).
+fn key_of(t: &Table, cols: &[usize], r: usize, key: &mut Vec<i64>) {
+    key.clear();
+    for &c in cols {
+        match &t.cols[c] {
+            Col::Num(v) => key.push(v[r]),
+            Col::Digest(v) => {
+                for chunk in v[r].chunks_exact(8) {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(chunk);
+                    key.push((u64::from_be_bytes(b) ^ (1 << 63)) as i64);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Acc {
+    count: i64,
+    sum: i128,
+    min: i64,
+    max: i64,
+}
+
+const ACC0: Acc = Acc { count: 0, sum: 0, min: i64::MAX, max: i64::MIN };
+
+fn reduce(
+    p: &Program,
+    s: usize,
+    t: &Table,
+    keys: &[usize],
+    direct: Option<usize>,
+    aggs: &[CAgg],
+    h: &dyn Hasher,
+) -> Result<Table, ExecError> {
+    let step = &p.steps[s];
+    let n = aggs.len();
+    // Per group: the first row (for key values) and one accumulator per aggregation.
+    let mut first: Vec<usize> = Vec::new();
+    let mut accs: Vec<Acc> = Vec::new();
+    let mut order: Vec<usize> = Vec::new();
+    let mut slots: Vec<u32> = vec![u32::MAX; direct.unwrap_or(0)];
+    let mut map: BTreeMap<Vec<i64>, usize> = BTreeMap::new();
+    let mut key = Vec::new();
+    if keys.is_empty() {
+        first.push(0);
+        accs.extend(core::iter::repeat_n(ACC0, n));
+        order.push(0);
+    }
+    for r in 0..t.rows {
+        let g = if keys.is_empty() {
+            0
+        } else if direct.is_some() {
+            let k = t.num(keys[0], r) as usize;
+            if slots[k] == u32::MAX {
+                slots[k] = first.len() as u32;
+                first.push(r);
+                accs.extend(core::iter::repeat_n(ACC0, n));
+            }
+            slots[k] as usize
+        } else {
+            key_of(t, keys, r, &mut key);
+            match map.get(key.as_slice()) {
+                Some(&g) => g,
+                None => {
+                    map.insert(key.clone(), first.len());
+                    first.push(r);
+                    accs.extend(core::iter::repeat_n(ACC0, n));
+                    first.len() - 1
+                }
+            }
+        };
+        let acc = &mut accs[g * n..(g + 1) * n];
+        for (a, ag) in acc.iter_mut().zip(aggs) {
+            if let Some(f) = &ag.filter {
+                let keep = f.num(t, r, h).map_err(|source| ExecError::Eval { step: step.id.clone(), row: r, source })?;
+                if keep == 0 {
+                    continue;
+                }
+            }
+            a.count += 1;
+            if let Some(c) = ag.col {
+                let v = t.num(c, r);
+                a.sum += i128::from(v);
+                a.min = a.min.min(v);
+                a.max = a.max.max(v);
+            }
+        }
+    }
+    if !keys.is_empty() {
+        order = if direct.is_some() {
+            slots.iter().filter(|&&g| g != u32::MAX).map(|&g| g as usize).collect()
+        } else {
+            map.values().copied().collect()
+        };
+    }
+
+    let mut out = Table { rows: order.len(), cols: Vec::with_capacity(keys.len() + n) };
+    for &k in keys {
+        let mut col = empty_like(&t.cols[k], order.len());
+        for &g in &order {
+            col.push_from(&t.cols[k], first[g]);
+        }
+        out.cols.push(col);
+    }
+    for (j, ag) in aggs.iter().enumerate() {
+        let name = &step.schema[keys.len() + j].0;
+        let fail = |message| ExecError::Aggregate { step: step.id.clone(), column: name.clone(), message };
+        let mut col = Vec::with_capacity(order.len());
+        for &g in &order {
+            let a = accs[g * n + j];
+            col.push(match ag.func {
+                AggFn::Count => a.count,
+                AggFn::Sum => i64::try_from(a.sum).map_err(|_| fail("sum overflows a 64-bit value"))?,
+                _ if a.count == 0 => return Err(fail("no rows to aggregate")),
+                AggFn::Min => a.min,
+                AggFn::Max => a.max,
+                AggFn::Mean => mean(a.sum, a.count, ag.rescale).ok_or_else(|| fail("mean overflows a 64-bit value"))?,
+            });
+        }
+        out.cols.push(Col::Num(col));
+    }
+    Ok(out)
+}
+
+/// `sum / count` moved by `rescale` decimal places, rounded half away from zero.
+fn mean(sum: i128, count: i64, rescale: i8) -> Option<i64> {
+    let (num, den) = if rescale >= 0 {
+        (sum.checked_mul(i128::from(pow10(rescale as u8)))?, i128::from(count))
+    } else {
+        (sum, i128::from(count).checked_mul(i128::from(pow10(rescale.unsigned_abs())))?)
+    };
+    let (q, r) = (num / den, num % den);
+    let q = if 2 * r.abs() >= den { q + num.signum() } else { q };
+    i64::try_from(q).ok()
+}
+
+fn merge(
+    p: &Program,
+    s: usize,
+    ins: &[usize],
+    keys: &[Vec<usize>],
+    carry: &[Vec<usize>],
+    results: &[Option<Rc<Table>>],
+) -> Result<Table, ExecError> {
+    let tables: Vec<Rc<Table>> = ins.iter().map(|&i| results[i].clone().unwrap_or_default()).collect();
+    // Key → row for every input but the first.
+    let mut index: Vec<BTreeMap<Vec<i64>, usize>> = Vec::new();
+    let mut key = Vec::new();
+    for (k, t) in tables.iter().enumerate().skip(1) {
+        let mut m = BTreeMap::new();
+        for r in 0..t.rows {
+            key_of(t, &keys[k], r, &mut key);
+            if m.insert(key.clone(), r).is_some() {
+                return Err(ExecError::DuplicateKey { step: p.steps[s].id.clone(), input: p.steps[ins[k]].id.clone() });
+            }
+        }
+        index.push(m);
+    }
+    let base = &tables[0];
+    let mut matched: Vec<Vec<usize>> = Vec::new(); // per output row: the row of each input
+    for r in 0..base.rows {
+        key_of(base, &keys[0], r, &mut key);
+        let mut rows = vec![r];
+        for m in &index {
+            match m.get(key.as_slice()) {
+                Some(&x) => rows.push(x),
+                None => break,
+            }
+        }
+        if rows.len() == tables.len() {
+            matched.push(rows);
+        }
+    }
+    let mut out = Table { rows: matched.len(), cols: Vec::new() };
+    for &c in &keys[0] {
+        let mut col = empty_like(&base.cols[c], matched.len());
+        for m in &matched {
+            col.push_from(&base.cols[c], m[0]);
+        }
+        out.cols.push(col);
+    }
+    for (k, t) in tables.iter().enumerate() {
+        for &c in &carry[k] {
+            let mut col = empty_like(&t.cols[c], matched.len());
+            for m in &matched {
+                col.push_from(&t.cols[c], m[k]);
+            }
+            out.cols.push(col);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mean;
+
+    #[test]
+    fn mean_rounds_half_away_from_zero() {
+        assert_eq!(mean(5, 2, 0), Some(3));
+        assert_eq!(mean(-5, 2, 0), Some(-3));
+        assert_eq!(mean(4, 3, 0), Some(1));
+        assert_eq!(mean(4, 3, 2), Some(133));
+        assert_eq!(mean(12345, 1, -2), Some(123));
+        assert_eq!(mean(12350, 1, -2), Some(124));
+        assert_eq!(mean(i128::from(i64::MAX) * 4, 2, 0), None);
+    }
+}

@@ -1,0 +1,507 @@
+//! Expression type checking and evaluation.
+//!
+//! [`compile`] turns an [`Expr`] into a [`CExpr`] with column references
+//! resolved to indices and decimal scales aligned by explicit rescale nodes,
+//! so evaluation is a small, branch-light walk over `i64`s.
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use zkaudit_merkle::{Hash, Hasher};
+
+use crate::ir::Expr;
+use crate::table::{Col, Table};
+use crate::value::{self, pow10, Type, MAX_SCALE};
+
+/// Largest integer literal magnitude accepted in a plan (I-JSON safe range,
+/// so RFC 8785 serialization of the plan is exact).
+pub const MAX_SAFE_INT: i64 = (1 << 53) - 1;
+
+/// A named, typed column list: the static shape of a step's result.
+pub type Schema = Vec<(String, Type)>;
+
+/// A type error, at a JSON pointer below the expression's own path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeError {
+    /// JSON pointer suffix from the expression root, e.g. `/gt/1`.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A run-time failure inside an expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    /// A checked arithmetic step left the `i64` range.
+    #[error("arithmetic overflow in `{0}`")]
+    Overflow(&'static str),
+    /// `div` by zero.
+    #[error("division by zero")]
+    DivisionByZero,
+    /// A date left the supported range (years -9999 to 9999).
+    #[error("date out of range (years -9999 to 9999)")]
+    DateOutOfRange,
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `≠`
+    Ne,
+    /// `<`
+    Lt,
+    /// `≤`
+    Le,
+    /// `>`
+    Gt,
+    /// `≥`
+    Ge,
+}
+
+/// A compiled expression. Numeric nodes evaluate to `i64`; digest nodes
+/// (`DigestCol`, `Sha256`, `IfDigest`) to 32 bytes.
+#[derive(Debug, Clone)]
+pub enum CExpr {
+    /// A numeric, bool, date or enum column.
+    Col(usize),
+    /// A constant.
+    Const(i64),
+    /// `value * factor`, checked (scale alignment).
+    Scale(Box<CExpr>, i64),
+    /// Checked addition.
+    Add(Box<CExpr>, Box<CExpr>),
+    /// Checked addition of days that must stay a valid date.
+    AddDays(Box<CExpr>, Box<CExpr>),
+    /// Checked subtraction.
+    Sub(Box<CExpr>, Box<CExpr>),
+    /// Checked subtraction of days that must stay a valid date.
+    SubDays(Box<CExpr>, Box<CExpr>),
+    /// Checked multiplication.
+    Mul(Box<CExpr>, Box<CExpr>),
+    /// Checked division of `a * factor` by `b`, truncating.
+    Div(Box<CExpr>, Box<CExpr>, i64),
+    /// Checked negation.
+    Neg(Box<CExpr>),
+    /// Checked absolute value.
+    Abs(Box<CExpr>),
+    /// Numeric comparison.
+    Cmp(CmpOp, Box<CExpr>, Box<CExpr>),
+    /// Digest equality (`true`) or inequality (`false`).
+    DigestEq(bool, Box<CExpr>, Box<CExpr>),
+    /// Conjunction, short-circuiting.
+    And(Vec<CExpr>),
+    /// Disjunction, short-circuiting.
+    Or(Vec<CExpr>),
+    /// Negation.
+    Not(Box<CExpr>),
+    /// Numeric conditional.
+    If(Box<CExpr>, Box<CExpr>, Box<CExpr>),
+    /// Date parts: 0 year, 1 month, 2 day.
+    DatePart(u8, Box<CExpr>),
+    /// A digest column.
+    DigestCol(usize),
+    /// Digest conditional.
+    IfDigest(Box<CExpr>, Box<CExpr>, Box<CExpr>),
+    /// SHA-256 over the encodings of the arguments (bytes per argument).
+    Sha256(Vec<(CExpr, u8)>),
+}
+
+fn err(at: impl Into<String>, message: impl Into<String>) -> TypeError {
+    TypeError { at: at.into(), message: message.into() }
+}
+
+fn op_name(e: &Expr) -> &'static str {
+    match e {
+        Expr::Col(_) => "col",
+        Expr::Int(_) => "int",
+        Expr::Decimal(_) => "decimal",
+        Expr::Bool(_) => "bool",
+        Expr::Date(_) => "date",
+        Expr::Str(_) => "str",
+        Expr::Add(_) => "add",
+        Expr::Sub(_) => "sub",
+        Expr::Mul(_) => "mul",
+        Expr::Div(_) => "div",
+        Expr::Neg(_) => "neg",
+        Expr::Abs(_) => "abs",
+        Expr::Eq(_) => "eq",
+        Expr::Ne(_) => "ne",
+        Expr::Lt(_) => "lt",
+        Expr::Le(_) => "le",
+        Expr::Gt(_) => "gt",
+        Expr::Ge(_) => "ge",
+        Expr::And(_) => "and",
+        Expr::Or(_) => "or",
+        Expr::Not(_) => "not",
+        Expr::If(_) => "if",
+        Expr::Sha256(_) => "sha256",
+        Expr::Year(_) => "year",
+        Expr::Month(_) => "month",
+        Expr::Day(_) => "day",
+    }
+}
+
+/// Type-checks `e` against `schema` and compiles it.
+pub fn compile(e: &Expr, schema: &Schema) -> Result<(CExpr, Type), TypeError> {
+    Compiler { schema }.expr(e, "")
+}
+
+struct Compiler<'a> {
+    schema: &'a Schema,
+}
+
+impl Compiler<'_> {
+    fn expr(&self, e: &Expr, at: &str) -> Result<(CExpr, Type), TypeError> {
+        let name = op_name(e);
+        let here = format!("{at}/{name}");
+        match e {
+            Expr::Col(c) => {
+                let (i, ty) = self
+                    .schema
+                    .iter()
+                    .enumerate()
+                    .find(|(_, (n, _))| n == c)
+                    .map(|(i, (_, t))| (i, t.clone()))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = self.schema.iter().map(|(n, _)| n.as_str()).collect();
+                        err(&here, format!("unknown column `{c}` (columns here: {})", names.join(", ")))
+                    })?;
+                let node = if ty == Type::Digest { CExpr::DigestCol(i) } else { CExpr::Col(i) };
+                Ok((node, ty))
+            }
+            Expr::Int(v) => {
+                if v.unsigned_abs() > MAX_SAFE_INT as u64 {
+                    return Err(err(&here, "integer literal beyond ±(2^53 − 1); I-JSON cannot carry it exactly"));
+                }
+                Ok((CExpr::Const(*v), Type::Int))
+            }
+            Expr::Decimal(s) => {
+                let scale = value::literal_scale(s);
+                if scale > MAX_SCALE {
+                    return Err(err(&here, format!("decimal literal `{s}` has more than {MAX_SCALE} places")));
+                }
+                let v = value::parse_decimal(s, scale)
+                    .ok_or_else(|| err(&here, format!("`{s}` is not a decimal literal like `-12.50`")))?;
+                Ok((CExpr::Const(v), Type::Decimal(scale)))
+            }
+            Expr::Bool(b) => Ok((CExpr::Const(i64::from(*b)), Type::Bool)),
+            Expr::Date(s) => {
+                let d = value::parse_iso_date(s)
+                    .filter(|d| value::DATE_RANGE.contains(d))
+                    .ok_or_else(|| err(&here, format!("`{s}` is not a date like `2000-01-31`")))?;
+                Ok((CExpr::Const(d), Type::Date))
+            }
+            Expr::Str(s) => Err(err(
+                &here,
+                format!("the label `{s}` can only be compared with an enum column (eq or ne)"),
+            )),
+            Expr::Add(a) | Expr::Sub(a) => {
+                let [x, y] = self.args::<2>(a, &here)?;
+                let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
+                let (cy, ty) = self.expr(y, &format!("{here}/1"))?;
+                let add = matches!(e, Expr::Add(_));
+                match (&tx, &ty) {
+                    (Type::Date, Type::Int) => Ok((
+                        if add { CExpr::AddDays(bx(cx), bx(cy)) } else { CExpr::SubDays(bx(cx), bx(cy)) },
+                        Type::Date,
+                    )),
+                    (Type::Date, Type::Date) if !add => Ok((CExpr::Sub(bx(cx), bx(cy)), Type::Int)),
+                    _ => {
+                        let (cx, cy, t) = self.align(cx, &tx, cy, &ty, &here)?;
+                        Ok((if add { CExpr::Add(bx(cx), bx(cy)) } else { CExpr::Sub(bx(cx), bx(cy)) }, t))
+                    }
+                }
+            }
+            Expr::Mul(a) => {
+                let [x, y] = self.args::<2>(a, &here)?;
+                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
+                let (cy, ty) = self.numeric(y, &format!("{here}/1"))?;
+                let scale = tx.scale().unwrap_or(0) + ty.scale().unwrap_or(0);
+                if scale > MAX_SCALE {
+                    return Err(err(&here, format!("product scale {scale} exceeds {MAX_SCALE}")));
+                }
+                let t = if tx == Type::Int && ty == Type::Int { Type::Int } else { Type::Decimal(scale) };
+                Ok((CExpr::Mul(bx(cx), bx(cy)), t))
+            }
+            Expr::Div(a) => {
+                let [x, y] = self.args::<2>(a, &here)?;
+                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
+                let (cy, ty) = self.numeric(y, &format!("{here}/1"))?;
+                // (a·10^sa / b·10^sb) at scale sa needs a·10^sb / b.
+                let factor = pow10(ty.scale().unwrap_or(0));
+                Ok((CExpr::Div(bx(cx), bx(cy), factor), tx))
+            }
+            Expr::Neg(a) | Expr::Abs(a) => {
+                let [x] = self.args::<1>(a, &here)?;
+                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
+                Ok((if matches!(e, Expr::Neg(_)) { CExpr::Neg(bx(cx)) } else { CExpr::Abs(bx(cx)) }, tx))
+            }
+            Expr::Eq(a) | Expr::Ne(a) | Expr::Lt(a) | Expr::Le(a) | Expr::Gt(a) | Expr::Ge(a) => {
+                let op = match e {
+                    Expr::Eq(_) => CmpOp::Eq,
+                    Expr::Ne(_) => CmpOp::Ne,
+                    Expr::Lt(_) => CmpOp::Lt,
+                    Expr::Le(_) => CmpOp::Le,
+                    Expr::Gt(_) => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let [x, y] = self.args::<2>(a, &here)?;
+                self.comparison(op, x, y, &here)
+            }
+            Expr::And(a) | Expr::Or(a) => {
+                if a.len() < 2 {
+                    return Err(err(&here, format!("`{name}` takes two or more arguments, got {}", a.len())));
+                }
+                let parts = a
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| self.boolean(x, &format!("{here}/{i}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((if matches!(e, Expr::And(_)) { CExpr::And(parts) } else { CExpr::Or(parts) }, Type::Bool))
+            }
+            Expr::Not(a) => {
+                let [x] = self.args::<1>(a, &here)?;
+                Ok((CExpr::Not(bx(self.boolean(x, &format!("{here}/0"))?)), Type::Bool))
+            }
+            Expr::If(a) => {
+                let [c, x, y] = self.args::<3>(a, &here)?;
+                let cc = self.boolean(c, &format!("{here}/0"))?;
+                let (cx, tx) = self.expr(x, &format!("{here}/1"))?;
+                let (cy, ty) = self.expr(y, &format!("{here}/2"))?;
+                if tx == Type::Digest && ty == Type::Digest {
+                    return Ok((CExpr::IfDigest(bx(cc), bx(cx), bx(cy)), Type::Digest));
+                }
+                if tx.scale().is_some() && ty.scale().is_some() {
+                    let (cx, cy, t) = self.align(cx, &tx, cy, &ty, &here)?;
+                    return Ok((CExpr::If(bx(cc), bx(cx), bx(cy)), t));
+                }
+                if tx != ty || tx == Type::Digest || ty == Type::Digest {
+                    return Err(err(
+                        &here,
+                        format!("`if` branches differ: {} and {}", tx.describe(), ty.describe()),
+                    ));
+                }
+                Ok((CExpr::If(bx(cc), bx(cx), bx(cy)), tx))
+            }
+            Expr::Sha256(a) => {
+                if a.is_empty() {
+                    return Err(err(&here, "`sha256` takes one or more arguments"));
+                }
+                let mut parts = Vec::with_capacity(a.len());
+                for (i, x) in a.iter().enumerate() {
+                    let (c, t) = self.expr(x, &format!("{here}/{i}"))?;
+                    parts.push((c, (t.words() * 4) as u8));
+                }
+                Ok((CExpr::Sha256(parts), Type::Digest))
+            }
+            Expr::Year(a) | Expr::Month(a) | Expr::Day(a) => {
+                let [x] = self.args::<1>(a, &here)?;
+                let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
+                if tx != Type::Date {
+                    return Err(err(format!("{here}/0"), format!("`{name}` needs a date, got {}", tx.describe())));
+                }
+                let part = match e {
+                    Expr::Year(_) => 0,
+                    Expr::Month(_) => 1,
+                    _ => 2,
+                };
+                Ok((CExpr::DatePart(part, bx(cx)), Type::Int))
+            }
+        }
+    }
+
+    fn args<'e, const N: usize>(&self, a: &'e [Expr], here: &str) -> Result<[&'e Expr; N], TypeError> {
+        let v: Vec<&Expr> = a.iter().collect();
+        v.try_into().map_err(|v: Vec<&Expr>| {
+            err(here, format!("takes {N} argument{}, got {}", if N == 1 { "" } else { "s" }, v.len()))
+        })
+    }
+
+    fn numeric(&self, e: &Expr, at: &str) -> Result<(CExpr, Type), TypeError> {
+        let (c, t) = self.expr(e, at)?;
+        if t.scale().is_none() {
+            return Err(err(at, format!("expected a number (int or decimal), got {}", t.describe())));
+        }
+        Ok((c, t))
+    }
+
+    fn boolean(&self, e: &Expr, at: &str) -> Result<CExpr, TypeError> {
+        let (c, t) = self.expr(e, at)?;
+        if t != Type::Bool {
+            return Err(err(at, format!("expected a bool, got {}", t.describe())));
+        }
+        Ok(c)
+    }
+
+    /// Brings two numbers to a common scale.
+    fn align(&self, cx: CExpr, tx: &Type, cy: CExpr, ty: &Type, here: &str) -> Result<(CExpr, CExpr, Type), TypeError> {
+        let (Some(sx), Some(sy)) = (tx.scale(), ty.scale()) else {
+            return Err(err(here, format!("expected numbers, got {} and {}", tx.describe(), ty.describe())));
+        };
+        let t = if *tx == Type::Int && *ty == Type::Int { Type::Int } else { Type::Decimal(sx.max(sy)) };
+        let up = |c: CExpr, from: u8| if from < sx.max(sy) { CExpr::Scale(bx(c), pow10(sx.max(sy) - from)) } else { c };
+        Ok((up(cx, sx), up(cy, sy), t))
+    }
+
+    fn comparison(&self, op: CmpOp, x: &Expr, y: &Expr, here: &str) -> Result<(CExpr, Type), TypeError> {
+        let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
+        // An enum label literal takes its meaning from the other side.
+        let label = |lit: &str, other: &Expr, lit_at: &str, other_at: &str| -> Result<(CExpr, Type), TypeError> {
+            let (co, to) = self.expr(other, other_at)?;
+            let Type::Enum(labels) = &to else {
+                return Err(err(lit_at, format!("the label `{lit}` is compared with {}, not an enum", to.describe())));
+            };
+            if !equality {
+                return Err(err(here, "enum labels can only be compared with eq or ne"));
+            }
+            let pos = labels.iter().position(|l| l == lit).ok_or_else(|| {
+                err(lit_at, format!("`{lit}` is not one of the labels {}", labels.join(", ")))
+            })?;
+            Ok((CExpr::Cmp(op, bx(co), bx(CExpr::Const(pos as i64))), Type::Bool))
+        };
+        match (x, y) {
+            (Expr::Str(s), other) => return label(s, other, &format!("{here}/0"), &format!("{here}/1")),
+            (other, Expr::Str(s)) => return label(s, other, &format!("{here}/1"), &format!("{here}/0")),
+            _ => {}
+        }
+        let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
+        let (cy, ty) = self.expr(y, &format!("{here}/1"))?;
+        if tx.scale().is_some() && ty.scale().is_some() {
+            let (cx, cy, _) = self.align(cx, &tx, cy, &ty, here)?;
+            return Ok((CExpr::Cmp(op, bx(cx), bx(cy)), Type::Bool));
+        }
+        if tx != ty {
+            return Err(err(here, format!("cannot compare {} with {}", tx.describe(), ty.describe())));
+        }
+        match tx {
+            Type::Digest if equality => Ok((CExpr::DigestEq(op == CmpOp::Eq, bx(cx), bx(cy)), Type::Bool)),
+            Type::Bool | Type::Enum(_) | Type::Digest if !equality => {
+                Err(err(here, format!("{} values can only be compared with eq or ne", tx.describe())))
+            }
+            _ => Ok((CExpr::Cmp(op, bx(cx), bx(cy)), Type::Bool)),
+        }
+    }
+}
+
+fn bx(c: CExpr) -> Box<CExpr> {
+    Box::new(c)
+}
+
+impl CExpr {
+    /// Evaluates a numeric (or bool, date, enum) expression on row `r`.
+    #[inline]
+    pub fn num(&self, t: &Table, r: usize, h: &dyn Hasher) -> Result<i64, EvalError> {
+        use EvalError::Overflow;
+        Ok(match self {
+            CExpr::Col(c) => t.num(*c, r),
+            CExpr::Const(v) => *v,
+            CExpr::Scale(a, f) => a.num(t, r, h)?.checked_mul(*f).ok_or(Overflow("rescale"))?,
+            CExpr::Add(a, b) => a.num(t, r, h)?.checked_add(b.num(t, r, h)?).ok_or(Overflow("add"))?,
+            CExpr::Sub(a, b) => a.num(t, r, h)?.checked_sub(b.num(t, r, h)?).ok_or(Overflow("sub"))?,
+            CExpr::AddDays(a, b) => date(a.num(t, r, h)?.checked_add(b.num(t, r, h)?))?,
+            CExpr::SubDays(a, b) => date(a.num(t, r, h)?.checked_sub(b.num(t, r, h)?))?,
+            CExpr::Mul(a, b) => a.num(t, r, h)?.checked_mul(b.num(t, r, h)?).ok_or(Overflow("mul"))?,
+            CExpr::Div(a, b, f) => {
+                let d = b.num(t, r, h)?;
+                if d == 0 {
+                    return Err(EvalError::DivisionByZero);
+                }
+                let n = i128::from(a.num(t, r, h)?) * i128::from(*f);
+                i64::try_from(n / i128::from(d)).map_err(|_| Overflow("div"))?
+            }
+            CExpr::Neg(a) => a.num(t, r, h)?.checked_neg().ok_or(Overflow("neg"))?,
+            CExpr::Abs(a) => a.num(t, r, h)?.checked_abs().ok_or(Overflow("abs"))?,
+            CExpr::Cmp(op, a, b) => {
+                let (x, y) = (a.num(t, r, h)?, b.num(t, r, h)?);
+                i64::from(match op {
+                    CmpOp::Eq => x == y,
+                    CmpOp::Ne => x != y,
+                    CmpOp::Lt => x < y,
+                    CmpOp::Le => x <= y,
+                    CmpOp::Gt => x > y,
+                    CmpOp::Ge => x >= y,
+                })
+            }
+            CExpr::DigestEq(eq, a, b) => i64::from((a.digest(t, r, h)? == b.digest(t, r, h)?) == *eq),
+            CExpr::And(v) => {
+                for x in v {
+                    if x.num(t, r, h)? == 0 {
+                        return Ok(0);
+                    }
+                }
+                1
+            }
+            CExpr::Or(v) => {
+                for x in v {
+                    if x.num(t, r, h)? != 0 {
+                        return Ok(1);
+                    }
+                }
+                0
+            }
+            CExpr::Not(a) => i64::from(a.num(t, r, h)? == 0),
+            CExpr::If(c, a, b) => {
+                if c.num(t, r, h)? != 0 {
+                    a.num(t, r, h)?
+                } else {
+                    b.num(t, r, h)?
+                }
+            }
+            CExpr::DatePart(p, a) => {
+                let (y, m, d) = value::civil_from_days(a.num(t, r, h)?);
+                match p {
+                    0 => y,
+                    1 => i64::from(m),
+                    _ => i64::from(d),
+                }
+            }
+            CExpr::DigestCol(_) | CExpr::IfDigest(..) | CExpr::Sha256(_) => {
+                unreachable!("digest expression evaluated as a number; the type checker forbids this")
+            }
+        })
+    }
+
+    /// Evaluates a digest expression on row `r`.
+    pub fn digest(&self, t: &Table, r: usize, h: &dyn Hasher) -> Result<Hash, EvalError> {
+        Ok(match self {
+            CExpr::DigestCol(c) => t.digest(*c, r),
+            CExpr::IfDigest(c, a, b) => {
+                if c.num(t, r, h)? != 0 {
+                    a.digest(t, r, h)?
+                } else {
+                    b.digest(t, r, h)?
+                }
+            }
+            CExpr::Sha256(parts) => {
+                let mut buf = Vec::with_capacity(parts.iter().map(|(_, n)| usize::from(*n)).sum());
+                for (p, n) in parts {
+                    match n {
+                        32 => buf.extend_from_slice(&p.digest(t, r, h)?),
+                        8 => buf.extend_from_slice(&p.num(t, r, h)?.to_le_bytes()),
+                        _ => buf.extend_from_slice(&(p.num(t, r, h)? as u32).to_le_bytes()),
+                    }
+                }
+                h.sha256(&buf)
+            }
+            _ => unreachable!("numeric expression evaluated as a digest; the type checker forbids this"),
+        })
+    }
+
+    /// Evaluates into column `out` of a table being built.
+    pub fn eval_into(&self, is_digest: bool, t: &Table, r: usize, h: &dyn Hasher, out: &mut Col) -> Result<(), EvalError> {
+        match out {
+            Col::Num(v) if !is_digest => v.push(self.num(t, r, h)?),
+            Col::Digest(v) if is_digest => v.push(self.digest(t, r, h)?),
+            _ => unreachable!("column kind matches the expression type"),
+        }
+        Ok(())
+    }
+}
+
+fn date(v: Option<i64>) -> Result<i64, EvalError> {
+    v.filter(|d| value::DATE_RANGE.contains(d)).ok_or(EvalError::DateOutOfRange)
+}

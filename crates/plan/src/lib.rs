@@ -1,0 +1,169 @@
+//! Execution plans: the computation zkaudit proves.
+//!
+//! This crate owns the plan language end to end:
+//!
+//! * [`ir`]: the plan IR (serde types; JSON Schema with the `std` feature),
+//! * [`validate`]: references, cycles, types and limits, compiling a plan
+//!   into a [`Program`], with JSON-pointer diagnostics,
+//! * [`exec`]: the deterministic, integer-only interpreter,
+//! * [`records`]: the canonical record encoding and the RFC 9162 data
+//!   commitment,
+//! * [`journal`]: the journal layout and the guest's input word stream,
+//! * [`prepare`] and [`finish`]: the exact sequence the RISC Zero guest runs,
+//!   shared with native execution so both agree byte for byte.
+//!
+//! The core is `no_std + alloc` and runs unchanged inside the guest. With the
+//! `std` feature (the default) it also reads plan files with source positions
+//! ([`source`]) and CSV / JSON Lines data files ([`data`]).
+//!
+//! It must not touch the zkVM, receipts, the ledger or the registry: those
+//! belong to `zkaudit-zkvm` and `zkaudit-tlog`.
+
+#![cfg_attr(not(feature = "std"), no_std)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod exec;
+pub mod expr;
+pub mod ir;
+pub mod journal;
+pub mod output;
+pub mod records;
+pub mod table;
+pub mod validate;
+pub mod value;
+
+#[cfg(feature = "std")]
+pub mod data;
+#[cfg(feature = "std")]
+pub mod source;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use zkaudit_merkle::{Hash, Hasher};
+
+pub use exec::{execute, ExecError, Outcome};
+pub use ir::Plan;
+pub use journal::Journal;
+pub use validate::{compile, Bounds, Diagnostic, Program};
+
+/// Why a committed execution was refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// The plan bytes do not hash to the expected plan hash.
+    #[error("plan hash mismatch: expected {expected}, the plan hashes to {computed}")]
+    PlanHash {
+        /// Hex of the expected hash.
+        expected: String,
+        /// Hex of the computed hash.
+        computed: String,
+    },
+    /// The plan bytes are not a plan.
+    #[error("plan does not parse: {0}")]
+    PlanParse(String),
+    /// The plan does not validate.
+    #[error("plan is invalid: {}", .0.iter().map(|d| alloc::format!("{}: {}", d.path, d.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<Diagnostic>),
+    /// The records do not hash to the expected data root.
+    #[error("data root mismatch: expected {expected}, the records hash to {computed}")]
+    DataRoot {
+        /// Hex of the expected root.
+        expected: String,
+        /// Hex of the computed root.
+        computed: String,
+    },
+    /// An input's records do not match its declared `dataCommitment`.
+    #[error("input `{input}` does not match its dataCommitment: declared {declared}, the records hash to {computed}")]
+    Commitment {
+        /// Input step ID.
+        input: String,
+        /// Hex of the declared commitment.
+        declared: String,
+        /// Hex of the computed root.
+        computed: String,
+    },
+    /// The number of record words is not a whole number of records.
+    #[error("input `{input}`: {words} words is not a whole number of {width}-word records")]
+    Ragged {
+        /// Input step ID.
+        input: String,
+        /// Words given.
+        words: usize,
+        /// Words per record.
+        width: usize,
+    },
+    /// A record cell is invalid for its type.
+    #[error(transparent)]
+    Record(#[from] records::RecordError),
+    /// Execution failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+/// Checks that `plan_jcs` hashes to `plan_hash`, parses and validates it.
+///
+/// # Errors
+/// [`RunError::PlanHash`], [`RunError::PlanParse`] or [`RunError::Invalid`].
+pub fn prepare(plan_jcs: &[u8], plan_hash: &Hash, h: &dyn Hasher) -> Result<Program, RunError> {
+    let computed = h.sha256(plan_jcs);
+    if computed != *plan_hash {
+        return Err(RunError::PlanHash { expected: value::hex(plan_hash), computed: value::hex(&computed) });
+    }
+    let plan: Plan = serde_json::from_slice(plan_jcs).map_err(|e| RunError::PlanParse(alloc::format!("{e}")))?;
+    compile(&plan, &Bounds::default()).map_err(RunError::Invalid)
+}
+
+/// Checks the records against `data_root` and the plan's declared data
+/// commitments, decodes and executes them, and returns the journal with the
+/// full outcome (whose private columns the journal leaves out).
+///
+/// `inputs` holds each data input's record words, in plan order.
+///
+/// # Errors
+/// Any [`RunError`] after [`prepare`]'s.
+pub fn finish(
+    program: &Program,
+    plan_hash: &Hash,
+    data_root: &Hash,
+    inputs: &[Vec<u32>],
+    h: &dyn Hasher,
+) -> Result<(Journal, Outcome), RunError> {
+    if inputs.len() != program.inputs.len() {
+        return Err(ExecError::InputCount { expected: program.inputs.len(), got: inputs.len() }.into());
+    }
+    let mut sized = Vec::with_capacity(inputs.len());
+    for (spec, words) in program.inputs.iter().zip(inputs) {
+        let width = spec.record_words();
+        if words.len() % width != 0 {
+            return Err(RunError::Ragged { input: spec.id.clone(), words: words.len(), width });
+        }
+        sized.push((width, words.as_slice()));
+    }
+    let c = records::commit(h, &sized);
+    if c.data_root != *data_root {
+        return Err(RunError::DataRoot { expected: value::hex(data_root), computed: value::hex(&c.data_root) });
+    }
+    for (spec, got) in program.inputs.iter().zip(&c.inputs) {
+        if let Some(declared) = spec.commitment {
+            if declared != *got {
+                return Err(RunError::Commitment {
+                    input: spec.id.clone(),
+                    declared: value::hex(&declared),
+                    computed: value::hex(got),
+                });
+            }
+        }
+    }
+    let tables = program
+        .inputs
+        .iter()
+        .zip(inputs)
+        .map(|(spec, words)| records::decode(spec, words))
+        .collect::<Result<Vec<_>, _>>()?;
+    let out = execute(program, tables, h)?;
+    let journal = Journal { plan_hash: *plan_hash, data_root: *data_root, output_hash: out.output_hash, output: out.public.clone() };
+    Ok((journal, out))
+}

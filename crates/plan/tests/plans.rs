@@ -1,0 +1,254 @@
+//! Plans end to end on the native interpreter: the examples against outputs
+//! computed independently (examples/reference.py, Python's decimal module),
+//! every step kind, run-time errors, and located validation errors.
+
+use std::path::{Path, PathBuf};
+
+use zkaudit_merkle::Sha2;
+use zkaudit_plan::source::{Located, PlanFile};
+use zkaudit_plan::{data, records, Bounds, RunError};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a plan over data files; returns (full output, public output, data root).
+fn run_files(plan: &PlanFile, data: &[(&str, PathBuf)]) -> Result<(String, String, [u8; 32]), String> {
+    let program = plan.compile(&Bounds::default()).map_err(|e| format!("{e:?}"))?;
+    let mut words = Vec::new();
+    for spec in &program.inputs {
+        let path = &data.iter().find(|(n, _)| *n == spec.id).expect("test names every input").1;
+        let t = data::load(spec, path).map_err(|e| e.to_string())?;
+        words.push(records::encode(spec, &t));
+    }
+    let sized: Vec<(usize, &[u32])> = program.inputs.iter().zip(&words).map(|(s, w)| (s.record_words(), w.as_slice())).collect();
+    let c = records::commit(&Sha2, &sized);
+    let (j, out) = zkaudit_plan::finish(&program, &plan.hash, &c.data_root, &words, &Sha2).map_err(|e| e.to_string())?;
+    assert_eq!(j.output, out.public);
+    Ok((String::from_utf8(out.output).unwrap(), String::from_utf8(out.public).unwrap(), c.data_root))
+}
+
+fn run_inline(yaml: &str, data: &[(&str, &str)]) -> Result<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = PlanFile::parse("t.yaml", yaml, false).map_err(|e| format!("{e:?}"))?;
+    let files: Vec<(&str, PathBuf)> = data
+        .iter()
+        .map(|(n, text)| {
+            let p = dir.path().join(format!("{n}.csv"));
+            std::fs::write(&p, text).unwrap();
+            (*n, p)
+        })
+        .collect();
+    run_files(&plan, &files).map(|r| r.0)
+}
+
+fn example(name: &str, input: &str, data: PathBuf) -> (String, String) {
+    let plan = PlanFile::load(&root().join(format!("examples/{name}/plan.yaml"))).expect("example parses");
+    let (full, public, _) = run_files(&plan, &[(input, data)]).expect("example runs");
+    (full, public)
+}
+
+fn expected(name: &str, file: &str) -> String {
+    std::fs::read_to_string(root().join(format!("examples/{name}/{file}"))).unwrap()
+}
+
+#[test]
+fn examples_match_the_independent_reference() {
+    let shared = root().join("../shared/data");
+    let (full, public) = example("income-threshold", "payments", root().join("examples/income-threshold/payments.csv"));
+    assert_eq!(full, expected("income-threshold", "expected-output.json"));
+    assert_eq!(public, expected("income-threshold", "expected-public.json"));
+    let (full, _) = example("stocks-summary", "prices", shared.join("stocks.csv"));
+    assert_eq!(full, expected("stocks-summary", "expected-output.json"));
+    let (full, _) = example("seattle-weather", "weather", shared.join("seattle-weather.csv"));
+    assert_eq!(full, expected("seattle-weather", "expected-output.json"));
+}
+
+#[test]
+fn job_request_hashes_are_the_request_files_digests() {
+    for name in ["income-threshold", "stocks-summary", "seattle-weather"] {
+        let plan = PlanFile::load(&root().join(format!("examples/{name}/plan.yaml"))).unwrap();
+        let req = std::fs::read(root().join(format!("examples/{name}/request.txt"))).unwrap();
+        let digest = zkaudit_plan::value::hex(&zkaudit_merkle::Hasher::sha256(&Sha2, &req));
+        assert_eq!(plan.plan.job_request_hash, format!("sha256:{digest}"), "{name}");
+    }
+}
+
+#[test]
+fn json_and_yaml_of_one_plan_hash_alike() {
+    let yaml = std::fs::read_to_string(root().join("examples/stocks-summary/plan.yaml")).unwrap();
+    let y = PlanFile::parse("p.yaml", &yaml, false).unwrap();
+    let json = serde_json::to_string_pretty(&serde_json::from_slice::<serde_json::Value>(&y.jcs).unwrap()).unwrap();
+    let j = PlanFile::parse("p.json", &json, true).unwrap();
+    assert_eq!(y.hash, j.hash);
+    assert_eq!(y.plan, j.plan);
+    // Any change to the plan changes its hash.
+    let other = PlanFile::parse("p.yaml", &yaml.replace("100.00", "100.01"), false).unwrap();
+    assert_ne!(other.hash, y.hash);
+}
+
+#[test]
+fn one_changed_record_changes_the_data_root() {
+    let plan = PlanFile::load(&root().join("examples/stocks-summary/plan.yaml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("../shared/data/stocks.csv")).unwrap();
+    let changed = dir.path().join("stocks.csv");
+    std::fs::write(&changed, text.replacen("MSFT,Jan 1 2000,39.81", "MSFT,Jan 1 2000,39.82", 1)).unwrap();
+    let (_, _, a) = run_files(&plan, &[("prices", root().join("../shared/data/stocks.csv"))]).unwrap();
+    let (_, _, b) = run_files(&plan, &[("prices", changed)]).unwrap();
+    assert_ne!(a, b);
+}
+
+const HEADER: &str = "version: '1.0'\nid: t\njobRequestHash: 'sha256:0000000000000000000000000000000000000000000000000000000000000000'\nlimits: {maxCycles: 1000000, maxMemoryBytes: 1000000, maxOutputBytes: 10000}\n";
+
+fn plan(body: &str) -> String {
+    format!("{HEADER}{body}")
+}
+
+const NUMS: &str = "  - type: data-input\n    id: t\n    schema:\n      - {name: k, type: enum, values: [a, b, c]}\n      - {name: x, type: int}\n      - {name: d, type: decimal, scale: 2}\n";
+const NUMS_CSV: &str = "k,x,d\nb,3,1.50\na,-2,0.25\nb,10,-3\nc,7,2.5\n";
+
+#[test]
+fn transforms_filters_and_compute() {
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - {{type: transform, id: m, input: t, operation: {{op: map, column: y, expression: {{mul: [{{col: x}}, {{col: d}}]}}}}}}\n  - {{type: filter, id: f, input: m, predicate: {{gt: [{{col: y}}, {{decimal: '0'}}]}}}}\n  - {{type: compute, id: c, input: f, columns: [{{name: z, expression: {{add: [{{col: y}}, {{int: 1}}]}}}}, {{name: big, expression: {{ge: [{{col: z}}, {{int: 5}}]}}}}]}}\n  - {{type: transform, id: s, input: c, operation: {{op: select, fields: [k, z, big]}}}}\n  - {{type: transform, id: r, input: s, operation: {{op: rename, mapping: {{z: total}}}}}}\noutput: {{step: r}}\n"
+    ));
+    assert_eq!(
+        run_inline(&p, &[("t", NUMS_CSV)]).unwrap(),
+        r#"[{"big":true,"k":"b","total":"5.50"},{"big":true,"k":"c","total":"18.50"}]"#
+    );
+}
+
+#[test]
+fn grouped_and_ungrouped_reduce() {
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - type: aggregate\n    id: g\n    operation:\n      op: reduce\n      input: t\n      groupBy: [k]\n      aggregations:\n        - {{name: n, fn: count}}\n        - {{name: s, fn: sum, column: x}}\n        - {{name: lo, fn: min, column: d}}\n        - {{name: hi, fn: max, column: d}}\n        - {{name: avg, fn: mean, column: x, scale: 1}}\n        - {{name: pos, fn: count, filter: {{gt: [{{col: x}}, {{int: 0}}]}}}}\noutput: {{step: g}}\n"
+    ));
+    assert_eq!(
+        run_inline(&p, &[("t", NUMS_CSV)]).unwrap(),
+        r#"[{"avg":"-2.0","hi":"0.25","k":"a","lo":"0.25","n":1,"pos":0,"s":-2},{"avg":"6.5","hi":"1.50","k":"b","lo":"-3.00","n":2,"pos":2,"s":13},{"avg":"7.0","hi":"2.50","k":"c","lo":"2.50","n":1,"pos":1,"s":7}]"#
+    );
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - {{type: aggregate, id: g, operation: {{op: reduce, input: t, aggregations: [{{name: m, fn: mean, column: d}}]}}}}\noutput: {{step: g}}\n"
+    ));
+    // (1.50 + 0.25 - 3.00 + 2.50) / 4 = 0.3125 → 0.31
+    assert_eq!(run_inline(&p, &[("t", NUMS_CSV)]).unwrap(), r#"{"m":"0.31"}"#);
+}
+
+#[test]
+fn concat_merge_branch_and_loop() {
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - {{type: filter, id: lo, input: t, predicate: {{lt: [{{col: x}}, {{int: 5}}]}}}}\n  - {{type: filter, id: hi, input: t, predicate: {{ge: [{{col: x}}, {{int: 5}}]}}}}\n  - {{type: aggregate, id: both, operation: {{op: concat, inputs: [hi, lo]}}}}\n  - {{type: aggregate, id: cnt, operation: {{op: reduce, input: both, groupBy: [k], aggregations: [{{name: n, fn: count}}]}}}}\n  - {{type: aggregate, id: sum, operation: {{op: reduce, input: t, groupBy: [k], aggregations: [{{name: s, fn: sum, column: x}}]}}}}\n  - {{type: aggregate, id: j, operation: {{op: merge, inputs: [cnt, sum], on: [k]}}}}\noutput: {{step: j}}\n"
+    ));
+    assert_eq!(
+        run_inline(&p, &[("t", NUMS_CSV)]).unwrap(),
+        r#"[{"k":"a","n":1,"s":-2},{"k":"b","n":2,"s":13},{"k":"c","n":1,"s":7}]"#
+    );
+    // A loop doubling a value until it passes 100, with a branch on the result.
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - {{type: aggregate, id: s, operation: {{op: reduce, input: t, aggregations: [{{name: v, fn: sum, column: x}}, {{name: i, fn: count, filter: {{bool: false}}}}]}}}}\n  - {{type: loop, id: l, input: s, maxIterations: 50, until: {{gt: [{{col: v}}, {{int: 100}}]}}, update: [{{name: v, expression: {{mul: [{{col: v}}, {{int: 2}}]}}}}, {{name: i, expression: {{add: [{{col: i}}, {{int: 1}}]}}}}]}}\n  - {{type: compute, id: yes, input: l, columns: [{{name: tag, expression: {{sha256: [{{col: v}}, {{col: i}}]}}}}]}}\n  - {{type: compute, id: no, input: l, columns: [{{name: tag, expression: {{sha256: [{{col: i}}]}}}}]}}\n  - {{type: branch, id: b, input: l, condition: {{eq: [{{col: i}}, {{int: 3}}]}}, then: yes, else: no}}\noutput: {{step: b, public: [i, v]}}\n"
+    ));
+    // 18 → 36 → 72 → 144 after 3 iterations; tag = SHA-256(le64(144) ‖ le64(3)).
+    let out = run_inline(&p, &[("t", NUMS_CSV)]).unwrap();
+    let mut msg = 144i64.to_le_bytes().to_vec();
+    msg.extend(3i64.to_le_bytes());
+    let tag = zkaudit_plan::value::hex(&zkaudit_merkle::Hasher::sha256(&Sha2, &msg));
+    assert_eq!(out, format!(r#"{{"i":3,"tag":"{tag}","v":144}}"#));
+}
+
+#[test]
+fn run_time_errors_name_the_step_and_row() {
+    let over = plan(&format!(
+        "steps:\n{NUMS}  - {{type: transform, id: m, input: t, operation: {{op: map, column: y, expression: {{mul: [{{col: x}}, {{int: 4611686018427387904}}]}}}}}}\noutput: {{step: m}}\n"
+    ));
+    // 2^62 is beyond the I-JSON literal range: rejected before running.
+    assert!(run_inline(&over, &[("t", NUMS_CSV)]).unwrap_err().contains("2^53"));
+    let over = plan(&format!(
+        "steps:\n{NUMS}  - {{type: transform, id: m, input: t, operation: {{op: map, column: y, expression: {{mul: [{{col: x}}, {{int: 9007199254740991}}, ]}}}}}}\n  - {{type: transform, id: m2, input: m, operation: {{op: map, column: z, expression: {{mul: [{{col: y}}, {{int: 9007199254740991}}]}}}}}}\noutput: {{step: m2}}\n"
+    ));
+    let e = run_inline(&over, &[("t", NUMS_CSV)]).unwrap_err();
+    assert_eq!(e, "step `m2`, row 0: arithmetic overflow in `mul`");
+    let div = plan(&format!(
+        "steps:\n{NUMS}  - {{type: transform, id: m, input: t, operation: {{op: map, column: y, expression: {{div: [{{col: d}}, {{add: [{{col: x}}, {{int: 2}}]}}]}}}}}}\noutput: {{step: m}}\n"
+    ));
+    assert_eq!(run_inline(&div, &[("t", NUMS_CSV)]).unwrap_err(), "step `m`, row 1: division by zero");
+    let bad = run_inline(&plan(&format!("steps:\n{NUMS}output: {{step: t}}\n")), &[("t", "k,x,d\nb,3,1.505\n")]).unwrap_err();
+    assert!(bad.ends_with("t.csv:2:3: field `d`: `1.505` is not a decimal with at most 2 places within the 64-bit range"), "{bad}");
+    let bad = run_inline(&plan(&format!("steps:\n{NUMS}output: {{step: t}}\n")), &[("t", "k,x,d\nb,3,1.5\nz,1,1\n")]).unwrap_err();
+    assert!(bad.ends_with("t.csv:3:1: field `k`: `z` is not one of a, b, c"), "{bad}");
+}
+
+#[test]
+fn declared_data_commitment_is_enforced() {
+    let body = |c: &str| plan(&format!("steps:\n{NUMS}    dataCommitment: '{c}'\noutput: {{step: t}}\n"));
+    let first = run_inline(&body(&"0".repeat(64)), &[("t", NUMS_CSV)]).unwrap_err();
+    assert!(first.contains("does not match its dataCommitment"), "{first}");
+    let computed = first.rsplit(' ').next().unwrap().to_string();
+    assert!(run_inline(&body(&computed), &[("t", NUMS_CSV)]).is_ok());
+}
+
+fn errors(text: &str, json: bool) -> Vec<Located> {
+    let f = match PlanFile::parse(if json { "p.json" } else { "p.yaml" }, text, json) {
+        Err(e) => return e,
+        Ok(f) => f,
+    };
+    f.compile(&Bounds::default()).expect_err("plan must be invalid")
+}
+
+fn at(e: &[Located]) -> Vec<(usize, usize, String)> {
+    e.iter().map(|l| (l.line, l.column, l.message.clone())).collect()
+}
+
+#[test]
+fn invalid_plans_are_reported_at_their_line_and_column() {
+    // Several semantic errors in one run, each at its node.
+    let yaml = plan(&format!(
+        "steps:\n{NUMS}  - type: filter\n    id: f\n    input: nope\n    predicate: {{gt: [{{col: x}}, {{int: 1}}]}}\n  - type: filter\n    id: g\n    input: t\n    predicate: {{gt: [{{col: k}}, {{int: 1}}]}}\n  - type: filter\n    id: h\n    input: t\n    predicate: {{add: [{{col: x}}, {{col: missing}}]}}\noutput: {{step: zz}}\n"
+    ));
+    let e = at(&errors(&yaml, false));
+    assert_eq!(e[0], (14, 12, "no step has the ID `nope`".into()), "{e:?}");
+    assert_eq!(e[1], (24, 16, "the output step `zz` does not exist".into()), "{e:?}");
+    assert_eq!(e[2], (19, 21, "cannot compare enum(a|b|c) with int".into()), "{e:?}");
+    assert_eq!((e[3].0, e[3].1), (23, 39));
+    assert!(e[3].2.starts_with("unknown column `missing`"), "{e:?}");
+
+    // A cycle, reported with its path.
+    let yaml = plan(&format!(
+        "steps:\n{NUMS}  - {{type: filter, id: a, input: b, predicate: {{bool: true}}}}\n  - {{type: filter, id: b, input: a, predicate: {{bool: true}}}}\noutput: {{step: a}}\n"
+    ));
+    let e = at(&errors(&yaml, false));
+    assert_eq!(e, vec![(12, 5, "dependency cycle: a → b → a".into())]);
+
+    // Shape errors from serde, at the offending key.
+    let yaml = plan(&format!("steps:\n{NUMS}  - {{type: filter, id: a, input: t, predicat: {{bool: true}}}}\noutput: {{step: a}}\n"));
+    let e = at(&errors(&yaml, false));
+    assert_eq!((e[0].0, e[0].1), (12, 37), "{e:?}");
+    assert!(e[0].2.starts_with("unknown field `predicat`"), "{e:?}");
+
+    // Limits beyond the bounds, and a missing output field.
+    let json = r#"{
+  "version": "1.0", "id": "x",
+  "jobRequestHash": "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+  "steps": [{"type": "data-input", "id": "t", "schema": [{"name": "x", "type": "int"}]}],
+  "output": {"step": "t"},
+  "limits": {"maxCycles": 0, "maxMemoryBytes": 99999999999, "maxOutputBytes": 10}
+}"#;
+    let e = at(&errors(json, true));
+    assert_eq!(e[0], (6, 27, "maxCycles is 0; the configured bounds are 1 to 4294967296".into()));
+    assert_eq!((e[1].0, e[1].1), (6, 48));
+
+    // JSON syntax and duplicate keys.
+    let e = at(&errors("{\"version\": \"1.0\",\n  \"id\": }", true));
+    assert_eq!((e[0].0, e[0].1), (2, 9), "{e:?}");
+    let e = at(&errors("{\"version\": \"1.0\",\n  \"version\": \"1.0\"}", true));
+    assert_eq!(e[0], (2, 3, "duplicate key `version`".into()));
+}
+
+#[test]
+fn plan_bytes_must_match_the_plan_hash() {
+    let f = PlanFile::load(&root().join("examples/stocks-summary/plan.yaml")).unwrap();
+    let mut wrong = f.hash;
+    wrong[0] ^= 1;
+    assert!(matches!(zkaudit_plan::prepare(&f.jcs, &wrong, &Sha2), Err(RunError::PlanHash { .. })));
+    assert!(zkaudit_plan::prepare(&f.jcs, &f.hash, &Sha2).is_ok());
+}
