@@ -1,57 +1,63 @@
 #!/usr/bin/env bash
-# The main job, end to end on real data: create a signed ledger, record one
-# event for each file in the shared data set, print the checkpoint, prove one
-# entry's inclusion and check that proof offline, then fsck the whole log.
+# The main job, end to end on real data with the embedded defaults:
+#   1. create a signed ledger and record the data set it reads;
+#   2. validate example 2 (examples/stocks-summary) and run it natively and in
+#      the zkVM executor (same journal, cycle counts);
+#   3. prove it in RISC Zero over the real stocks.csv (composite receipt,
+#      local CPU prover) and record the proof event in the ledger;
+#   4. verify the receipt against the program registry, the plan, the data
+#      and the expected output; prove the proof event's inclusion and fsck.
 #
-#   DATA=dir  data set to record   (default: ../shared/data)
-#   OUT=dir   where the log goes   (default: target/main-job)
+#   DATA=dir  data set directory  (default: ../shared/data)
+#   OUT=dir   where results go    (default: target/main-job)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-target/main-job}
-[ -d "$DATA" ] || { echo "main-job: data directory $DATA not found" >&2; exit 1; }
+STOCKS="$DATA/stocks.csv"
+PLAN=examples/stocks-summary/plan.yaml
+[ -f "$STOCKS" ] || { echo "main-job: $STOCKS not found" >&2; exit 1; }
 
-cargo build --release --locked -q -p zkaudit-cli
-Z=target/release/zkaudit
+# The dev profile builds every dependency (the prover included) at opt-level 3,
+# so proving is as fast as in a release build, and it shares its build with
+# scripts/test.sh. The zkVM guest is built by crates/zkvm/build.rs.
+cargo build --locked -q -p zkaudit-cli
+Z=target/debug/zkaudit
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-LOG="$OUT/log"
+LOG="$OUT/ledger"
 
-echo "== 1. create the ledger (its Ed25519 verifier key follows)"
+echo "== 1. create the ledger (its Ed25519 verifier key follows) and record the data set"
 $Z log init "$LOG" --origin zkaudit.example/main-job | tee "$OUT/vkey"
 VKEY=$(cat "$OUT/vkey")
-
-echo
-echo "== 2. record one event per file in $DATA"
-: > "$OUT/events.jsonl"
-for f in "$DATA"/*; do
-  [ -f "$f" ] || continue
-  digest=$(sha256sum "$f" | cut -d' ' -f1)
-  bytes=$(stat -c %s "$f")
-  lines=$(wc -l < "$f")
-  ts=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
-  name=$(basename "$f")
-  printf '{"version":"1.0","timestamp":"%s","layer":"application","type":"dataset_recorded","input":"sha256:%s","output":"sha256:%s","metadata":{"file":"%s","bytes":%s,"lines":%s}}\n' \
-    "$ts" "$digest" "$digest" "$name" "$bytes" "$lines" >> "$OUT/events.jsonl"
-  echo "   $name  sha256:$digest  ($bytes bytes)"
-done
+digest=$(sha256sum "$STOCKS" | cut -d' ' -f1)
+printf '{"version":"1.0","timestamp":"%s","layer":"application","type":"dataset_recorded","input":"sha256:%s","output":"sha256:%s","metadata":{"file":"stocks.csv","bytes":%s}}\n' \
+  "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$digest" "$digest" "$(stat -c %s "$STOCKS")" > "$OUT/events.jsonl"
 $Z log append "$LOG" "$OUT/events.jsonl" --json
 
 echo
-echo "== 3. the signed checkpoint (origin, tree size, root hash, signature)"
-$Z log checkpoint "$LOG" | tee "$OUT/checkpoint"
+echo "== 2. validate the plan, run it natively and in the zkVM executor"
+$Z plan validate "$PLAN"
+$Z run "$PLAN" --data prices="$STOCKS" --zkvm
 
 echo
-echo "== 4. prove that entry 1 is in the log, then check the proof offline"
-$Z log get "$LOG" --index 1 > "$OUT/entry-1.json"
-echo "   entry 1: $(cat "$OUT/entry-1.json")"
-$Z log inclusion "$LOG" --index 1 --json | tee "$OUT/inclusion-1.json"
+echo "== 3. prove it in RISC Zero (this is the slow part: minutes on 2 cores)"
+$Z prove "$PLAN" --data prices="$STOCKS" --out "$OUT/stocks-summary.receipt" --ledger "$LOG"
+
+echo
+echo "== 4. verify the receipt: registry, seal, plan hash, data root and output"
+$Z verify "$OUT/stocks-summary.receipt" --plan "$PLAN" --data prices="$STOCKS" \
+  --expect-output examples/stocks-summary/expected-output.json
+
+echo
+echo "== 5. the proof event is in the signed ledger: prove its inclusion, then fsck"
+$Z log checkpoint "$LOG" > "$OUT/checkpoint"
+$Z log get "$LOG" --index 1 > "$OUT/proof-event.json"
+echo "   entry 1: $(cat "$OUT/proof-event.json")"
+$Z log inclusion "$LOG" --index 1 --json > "$OUT/inclusion-1.json"
 $Z log check-inclusion --proof "$OUT/inclusion-1.json" --checkpoint "$OUT/checkpoint" \
-  --vkey "$VKEY" --entry "$OUT/entry-1.json"
-
-echo
-echo "== 5. fsck: recompute every hash from the entries and check the signature"
+  --vkey "$VKEY" --entry "$OUT/proof-event.json"
 $Z log verify "$LOG" --vkey "$VKEY"

@@ -23,6 +23,23 @@ pub enum BenchCommand {
     Append(AppendArgs),
     /// Inclusion-proof generation and verification time at several tree sizes.
     Proof(ProofArgs),
+    /// zkVM cycles per input record of a plan, from execute-only runs over
+    /// the data repeated 1, 2, 4, … times (marginal cost = the slope).
+    Cycles(CyclesArgs),
+}
+
+#[derive(Args)]
+pub struct CyclesArgs {
+    /// Plan file.
+    plan: PathBuf,
+    #[command(flatten)]
+    data: crate::plan_cmd::DataArgs,
+    /// How many times to repeat the input records, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8")]
+    repeat: Vec<usize>,
+    /// Print results as JSON lines.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -74,6 +91,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
     match cmd {
         BenchCommand::Append(a) => bench_append(&a)?,
         BenchCommand::Proof(a) => bench_proof(&a)?,
+        BenchCommand::Cycles(a) => bench_cycles(&a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -273,6 +291,52 @@ fn bench_proof(a: &ProofArgs) -> Result<()> {
             }));
         } else {
             outln!("{size:>10} {hashes:>8} {:>14.1} {:>14.2} {:>10.1}", us(p50), us(v50), build.as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+fn bench_cycles(a: &CyclesArgs) -> Result<()> {
+    use zkaudit_merkle::Sha2;
+    let base = crate::plan_cmd::load(&a.plan, &a.data)?;
+    if !a.json {
+        outln!("plan {} (plan hash {})", a.plan.display(), hex::encode(base.file.hash));
+        outln!("{:>6} {:>9} {:>12} {:>12} {:>12} {:>12} {:>9}", "repeat", "records", "user cyc", "user/rec", "total cyc", "total/rec", "segments");
+    }
+    let mut first: Option<(usize, u64)> = None;
+    for &k in &a.repeat {
+        let inputs: Vec<(usize, Vec<u32>)> = base.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
+        let sized: Vec<(usize, &[u32])> =
+            base.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
+        let commitment = zkaudit_plan::records::commit(&Sha2, &sized);
+        let l = crate::plan_cmd::Loaded { file: base.file.clone(), program: base.program.clone(), inputs, commitment };
+        let (native, _) = l.run_native()?;
+        let e = zkaudit_zkvm::execute(&l.job(), None)?;
+        anyhow::ensure!(e.journal == native, "repeat {k}: the guest's journal differs from native execution");
+        let records = l.records();
+        if a.json {
+            let mut v = crate::plan_cmd::cycles_json(&e, records);
+            v["repeat"] = serde_json::json!(k);
+            v["records"] = serde_json::json!(records);
+            print_json(&v);
+        } else {
+            outln!(
+                "{k:>6} {records:>9} {:>12} {:>12.1} {:>12} {:>12.1} {:>9}",
+                e.user_cycles,
+                e.user_cycles as f64 / records as f64,
+                e.total_cycles,
+                e.total_cycles as f64 / records as f64,
+                e.segments
+            );
+        }
+        match first {
+            None => first = Some((records, e.user_cycles)),
+            Some((r0, c0)) if !a.json && records > r0 => outln!(
+                "{:>6} marginal user cycles per record from {r0} to {records} records: {:.1}",
+                "",
+                (e.user_cycles as f64 - c0 as f64) / (records - r0) as f64
+            ),
+            _ => {}
         }
     }
     Ok(())

@@ -193,7 +193,7 @@ fn print_proof(v: &serde_json::Value, fields: &[&str], json: bool) {
 }
 
 /// Parses a verifier key given inline or as a file path.
-fn load_vkey(arg: &str) -> Result<VerifierKey> {
+pub(crate) fn load_vkey(arg: &str) -> Result<VerifierKey> {
     match VerifierKey::parse(arg) {
         Ok(k) => Ok(k),
         Err(inline_err) => {

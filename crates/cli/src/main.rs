@@ -8,6 +8,8 @@
 mod bench;
 mod log_cmd;
 mod output;
+mod plan_cmd;
+mod zk_cmd;
 
 use std::process::ExitCode;
 
@@ -19,6 +21,11 @@ use clap::{Parser, Subcommand};
 /// ledger: an RFC 9162 Merkle log stored as C2SP tlog-tiles, with
 /// Ed25519-signed checkpoints. Anyone with the log's verifier key can check
 /// inclusion and consistency proofs without trusting whoever runs the log.
+///
+/// Computations that matter are declared as execution plans and proven in the
+/// RISC Zero zkVM: the receipt shows that the plan (by its hash) ran over the
+/// committed data (by its Merkle root) and produced the output, without
+/// revealing the data.
 #[derive(Parser)]
 #[command(
     name = "zkaudit",
@@ -28,7 +35,11 @@ use clap::{Parser, Subcommand};
     zkaudit log init ./ledger --origin example.com/ledger   # prints the verifier key\n  \
     zkaudit log append ./ledger events.jsonl --json          # one event per line\n  \
     zkaudit log inclusion ./ledger --index 0 --json\n  \
-    zkaudit log verify ./ledger --vkey 'example.com/ledger+…'"
+    zkaudit log verify ./ledger --vkey 'example.com/ledger+…'\n  \
+    zkaudit plan validate examples/stocks-summary/plan.yaml\n  \
+    zkaudit run examples/stocks-summary/plan.yaml --data prices=stocks.csv\n  \
+    zkaudit prove examples/stocks-summary/plan.yaml --data prices=stocks.csv --out s.receipt --ledger ./ledger\n  \
+    zkaudit verify s.receipt --plan examples/stocks-summary/plan.yaml --data prices=stocks.csv"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -40,6 +51,30 @@ enum Command {
     /// Create, append to, read, prove and verify a ledger (a C2SP tlog-tiles directory).
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Write the JSON Schema of plans, or validate a plan file.
+    #[command(subcommand)]
+    Plan(plan_cmd::PlanCommand),
+    /// Execute a plan natively (hash-commitment tier, no proof); --zkvm also
+    /// executes it in the zkVM without proving and reports cycles.
+    Run {
+        /// Plan file (.json, .yaml or .yml).
+        plan: std::path::PathBuf,
+        #[command(flatten)]
+        data: plan_cmd::DataArgs,
+        /// Also run the guest in the zkVM executor and compare journals.
+        #[arg(long)]
+        zkvm: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove a plan over data in the RISC Zero zkVM and write the receipt.
+    Prove(zk_cmd::ProveArgs),
+    /// Verify a receipt against the program registry, and optionally the plan, data and output.
+    Verify(zk_cmd::VerifyArgs),
+    /// List, create and sign program registries.
+    #[command(subcommand)]
+    Registry(zk_cmd::RegistryCommand),
     /// Measure performance and print the figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -50,6 +85,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Log(c) => log_cmd::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::Plan(c) => plan_cmd::run(c),
+        Command::Run { plan, data, zkvm, json } => plan_cmd::run_plan(&plan, &data, zkvm, json),
+        Command::Prove(a) => zk_cmd::prove(a),
+        Command::Verify(a) => zk_cmd::verify(a),
+        Command::Registry(c) => zk_cmd::registry(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,149 @@
+//! `zkaudit plan`, `run`, `prove`, `verify` and `registry` through the real
+//! binary: one real proof of the income-threshold example, recorded in a
+//! ledger and verified with every optional check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_zkaudit");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).current_dir(root()).output().unwrap()
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&ok(args)).unwrap()
+}
+
+const INCOME: &str = "examples/income-threshold/plan.yaml";
+const PAYMENTS: &str = "payments=examples/income-threshold/payments.csv";
+
+#[test]
+fn schema_validate_and_run() {
+    let schema: serde_json::Value = serde_json::from_str(&ok(&["plan", "schema"])).unwrap();
+    assert_eq!(schema["title"], "Plan");
+    assert!(schema.to_string().contains("data-input"));
+
+    let v = json(&["plan", "validate", "examples/stocks-summary/plan.yaml", "--json"]);
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["executionOrder"], serde_json::json!(["prices", "full_years", "summary"]));
+    assert_eq!(v["planHash"].as_str().unwrap().len(), 64);
+
+    let v = json(&["run", INCOME, "--data", PAYMENTS, "--json"]);
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root().join("examples/income-threshold/expected-output.json")).unwrap()).unwrap();
+    assert_eq!(v["output"], expected);
+    assert_eq!(v["publicOutput"], serde_json::json!({"meets_threshold": true, "payment_count": 8}));
+    assert_eq!(v["records"], 11);
+}
+
+#[test]
+fn invalid_plan_exits_1_with_file_line_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.yaml");
+    let text = std::fs::read_to_string(root().join(INCOME)).unwrap().replace("input: in_window", "input: in_windw");
+    std::fs::write(&p, text).unwrap();
+    let out = run(&["plan", "validate", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with(&format!("{}:29:14: no step has the ID `in_windw`", p.display())), "{stdout}");
+
+    let out = run(&["run", p.to_str().unwrap(), "--data", PAYMENTS]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":29:14: no step has the ID `in_windw`"));
+    let out = run(&["run", INCOME, "--data", "nope=x.csv"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the plan has no data-input `nope`"));
+}
+
+#[test]
+fn registry_files_are_signed_and_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("registry.note");
+    let key = tmp.path().join("registry.key");
+    let (f, k) = (file.to_str().unwrap(), key.to_str().unwrap());
+    let vkey = ok(&["registry", "init", f, "--name", "test.example/registry", "--key", k]).trim().to_string();
+    let id = "cd".repeat(32);
+    ok(&["registry", "add", f, "--key", k, "--image-id", &id, "--version", "0.0.9", "--features", "plan-ir/1.0", "--release-date", "2026-01-02"]);
+    ok(&["registry", "deprecate", f, "--key", k, "--image-id", &id, "--reason", "superseded"]);
+    let v = json(&["registry", "list", "--registry", f, "--registry-vkey", &vkey, "--json"]);
+    let programs = v["programs"].as_array().unwrap();
+    assert_eq!(programs.len(), 2);
+    assert_eq!(programs[0]["origin"], "embedded");
+    assert_eq!(programs[1]["imageId"], id.as_str());
+    assert_eq!(programs[1]["deprecated"], true);
+    assert_eq!(programs[1]["reason"], "superseded");
+    // Tampering with the signed file is refused.
+    let text = std::fs::read_to_string(&file).unwrap().replace("superseded", "fine");
+    std::fs::write(&file, text).unwrap();
+    let out = run(&["registry", "list", "--registry", f, "--registry-vkey", &vkey]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("signature"));
+}
+
+#[test]
+fn prove_record_and_verify_one_real_receipt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ledger = tmp.path().join("ledger");
+    let receipt = tmp.path().join("income.receipt");
+    let (l, r) = (ledger.to_str().unwrap(), receipt.to_str().unwrap());
+    ok(&["log", "init", l, "--origin", "test.example/ledger"]);
+    let v = json(&["prove", INCOME, "--data", PAYMENTS, "--out", r, "--ledger", l, "--segment-po2", "16", "--json"]);
+    assert_eq!(v["kind"], "risc0-composite");
+    assert_eq!(v["ledgerIndex"], 0);
+    assert_eq!(v["publicOutput"], serde_json::json!({"meets_threshold": true, "payment_count": 8}));
+
+    // The ledger's proof event points at this receipt.
+    let event: serde_json::Value = serde_json::from_str(&ok(&["log", "get", l, "--index", "0"])).unwrap();
+    assert_eq!(event["type"], "zk_proof");
+    assert_eq!(event["proof"]["receipt_digest"], format!("sha256:{}", v["receiptDigest"].as_str().unwrap()));
+
+    // Every check passes...
+    let expect = root().join("examples/income-threshold/expected-public.json");
+    let e = expect.to_str().unwrap();
+    let v = json(&["verify", r, "--plan", INCOME, "--data", PAYMENTS, "--expect-output", e, "--json"]);
+    assert_eq!(v["valid"], true);
+    assert!(v["verifyMillis"].as_f64().unwrap() > 0.0);
+
+    // ...and each failure exits 1 with its reason.
+    let fail = |args: &[&str], reason: &str| {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(stdout.starts_with("FAIL: ") && stdout.contains(reason), "{args:?}: {stdout}");
+    };
+    fail(&["verify", r, "--plan", "examples/stocks-summary/plan.yaml"], "is for plan hash");
+    let changed = tmp.path().join("payments.csv");
+    let text = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
+    std::fs::write(&changed, text.replacen("8200.00,salary", "8200.01,salary", 1)).unwrap();
+    fail(&["verify", r, "--plan", INCOME, "--data", &format!("payments={}", changed.display())], "is for data root");
+    let wrong = tmp.path().join("wrong.json");
+    std::fs::write(&wrong, r#"{"payment_count": 8, "meets_threshold": false}"#).unwrap();
+    fail(&["verify", r, "--expect-output", wrong.to_str().unwrap()], "differs from the expected");
+    let mut bytes = std::fs::read(&receipt).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    let bad = tmp.path().join("bad.receipt");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = run(&["verify", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    // A registry file that deprecates this very program.
+    let file = tmp.path().join("registry.note");
+    let key = tmp.path().join("registry.key");
+    let vkey = ok(&["registry", "init", file.to_str().unwrap(), "--name", "t.example/r", "--key", key.to_str().unwrap()]);
+    let id = json(&["registry", "list", "--json"])["programs"][0]["imageId"].as_str().unwrap().to_string();
+    ok(&["registry", "deprecate", file.to_str().unwrap(), "--key", key.to_str().unwrap(), "--image-id", &id, "--reason", "interpreter bug #12"]);
+    fail(&["verify", r, "--registry", file.to_str().unwrap(), "--registry-vkey", vkey.trim()], "is deprecated: interpreter bug #12");
+
+    // The ledger still verifies with the proof event in it.
+    ok(&["log", "verify", l]);
+}

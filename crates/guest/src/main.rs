@@ -1,0 +1,70 @@
+//! The zkaudit guest: runs one execution plan inside the RISC Zero zkVM.
+//!
+//! It reads the input word stream described in `zkaudit_plan::journal`,
+//! checks that the plan bytes hash to the given plan hash and the records to
+//! the given data root (RFC 9162), executes the plan with the same
+//! interpreter `zkaudit run` uses, and commits the journal
+//! `plan_hash ‖ data_root ‖ output_hash ‖ public output`. Any mismatch or
+//! run-time error panics, so no receipt exists for it.
+//!
+//! It owns nothing but this glue: the plan language lives in `zkaudit-plan`,
+//! hashing is risc0's accelerated SHA-256.
+
+use risc0_zkvm::guest::env;
+use risc0_zkvm::sha::{Impl, Sha256};
+use zkaudit_merkle::{Hash, Hasher};
+use zkaudit_plan::journal::{plan_bytes, words_hash, HEADER_WORDS, INPUT_FORMAT};
+
+/// RFC 9162 hashing on the zkVM's SHA-256 accelerator.
+struct Accelerated;
+
+impl Hasher for Accelerated {
+    fn leaf_hash(&self, entry: &[u8]) -> Hash {
+        let mut buf = Vec::with_capacity(entry.len() + 1);
+        buf.push(zkaudit_merkle::LEAF_PREFIX);
+        buf.extend_from_slice(entry);
+        self.sha256(&buf)
+    }
+
+    fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
+        let mut buf = [0u8; 65];
+        buf[0] = zkaudit_merkle::NODE_PREFIX;
+        buf[1..33].copy_from_slice(left);
+        buf[33..].copy_from_slice(right);
+        self.sha256(&buf)
+    }
+
+    fn sha256(&self, data: &[u8]) -> Hash {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(Impl::hash_bytes(data).as_bytes());
+        out
+    }
+}
+
+fn main() {
+    let mut header = [0u32; HEADER_WORDS];
+    env::read_slice(&mut header);
+    assert_eq!(header[0], INPUT_FORMAT, "unsupported input format {}", header[0]);
+    let plan_len = header[1] as usize;
+    let plan_hash = words_hash(&header[2..10]);
+    let data_root = words_hash(&header[10..18]);
+    let n_inputs = header[18] as usize;
+
+    let mut words = vec![0u32; plan_len.div_ceil(4)];
+    env::read_slice(&mut words);
+    let plan = plan_bytes(&words, plan_len);
+    let program = zkaudit_plan::prepare(&plan, &plan_hash, &Accelerated).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(n_inputs, program.inputs.len(), "the plan has {} data inputs, {n_inputs} were sent", program.inputs.len());
+
+    let mut inputs = Vec::with_capacity(n_inputs);
+    for spec in &program.inputs {
+        let mut count = [0u32; 1];
+        env::read_slice(&mut count);
+        let mut records = vec![0u32; count[0] as usize * spec.record_words()];
+        env::read_slice(&mut records);
+        inputs.push(records);
+    }
+    let (journal, _) =
+        zkaudit_plan::finish(&program, &plan_hash, &data_root, &inputs, &Accelerated).unwrap_or_else(|e| panic!("{e}"));
+    env::commit_slice(&journal.encode());
+}

@@ -1,0 +1,114 @@
+//! Builds the RISC Zero guest (`crates/guest`) and records its image ID.
+//!
+//! The guest is compiled for `riscv32im-risc0-zkvm-elf` with Debian's
+//! `rustc-web` and `-Zbuild-std`, the flags `risc0-build` 3.0.6 passes (see
+//! the README). The ELF is linked with the v1compat kernel into a program
+//! binary, and its image ID is computed here and written into the embedded
+//! program registry, so the ID is never copied by hand.
+//!
+//! Environment:
+//! * `ZKAUDIT_GUEST_CARGO` / `ZKAUDIT_GUEST_RUSTC`: the guest toolchain
+//!   (default `/usr/bin/cargo`, `/usr/bin/rustc`).
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Release date recorded for this guest in the embedded registry. Bump it
+/// with the guest's version.
+const RELEASE_DATE: &str = "2026-11-21";
+/// Features of this guest, as recorded in the registry.
+const FEATURES: &[&str] = &["plan-ir/1.0", "input/1", "journal/1", "sha256-accelerated"];
+
+fn main() {
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let crates = manifest.parent().expect("crates/zkvm has a parent").to_path_buf();
+    let guest = crates.join("guest");
+    for dir in ["guest/src", "plan/src", "merkle/src"] {
+        watch(&crates.join(dir));
+    }
+    for f in ["guest/Cargo.toml", "guest/Cargo.lock", "plan/Cargo.toml", "merkle/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", crates.join(f).display());
+    }
+    println!("cargo:rerun-if-env-changed=ZKAUDIT_GUEST_CARGO");
+    println!("cargo:rerun-if-env-changed=ZKAUDIT_GUEST_RUSTC");
+
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // target/<profile>/build/<pkg>/out → target/riscv-guest, shared by profiles.
+    let target_dir = out.ancestors().nth(4).unwrap_or(&out).join("riscv-guest");
+    let cargo = env::var("ZKAUDIT_GUEST_CARGO").unwrap_or_else(|_| "/usr/bin/cargo".into());
+    let rustc = env::var("ZKAUDIT_GUEST_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into());
+    let rustdoc = Path::new(&rustc).with_file_name("rustdoc");
+    let rustflags = [
+        "-C", "passes=lower-atomic",
+        "-C", "link-arg=-Ttext=0x00200800",
+        "-C", "link-arg=--fatal-warnings",
+        "-C", "panic=abort",
+        "--cfg", "getrandom_backend=\"custom\"",
+    ]
+    .join("\x1f");
+    let mut cmd = Command::new(&cargo);
+    cmd.env_clear()
+        .env("PATH", env::var("PATH").unwrap_or_default())
+        .env("HOME", env::var("HOME").unwrap_or_default())
+        .env("RUSTC", &rustc)
+        .env("RUSTDOC", &rustdoc)
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("RISC0_FEATURE_bigint2", "")
+        .env("CC_riscv32im_risc0_zkvm_elf", "/bin/false")
+        .env("CFLAGS_riscv32im_risc0_zkvm_elf", "-march=rv32im -nostdlib")
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .args(["build", "--release", "--locked", "--target", "riscv32im-risc0-zkvm-elf"])
+        .args(["-Zbuild-std=alloc,core,proc_macro,panic_abort,std", "-Zbuild-std-features=compiler-builtins-mem"])
+        .arg("--manifest-path")
+        .arg(guest.join("Cargo.toml"));
+    if let Ok(home) = env::var("CARGO_HOME") {
+        cmd.env("CARGO_HOME", home);
+    }
+    let status = cmd.status().unwrap_or_else(|e| {
+        panic!(
+            "cannot run the guest toolchain `{cargo}` ({e}). Install Debian's rustc-web, cargo-web, \
+             rust-web-src and lld-22 (scripts/setup.sh does), or set ZKAUDIT_GUEST_CARGO/ZKAUDIT_GUEST_RUSTC."
+        )
+    });
+    assert!(status.success(), "building the RISC Zero guest failed ({status})");
+
+    let elf_path = target_dir.join("riscv32im-risc0-zkvm-elf/release/zkaudit-guest");
+    let elf = fs::read(&elf_path).unwrap_or_else(|e| panic!("cannot read {}: {e}", elf_path.display()));
+    let program = risc0_binfmt::ProgramBinary::new(&elf, risc0_zkos_v1compat::V1COMPAT_ELF).encode();
+    let image_id = risc0_binfmt::compute_image_id(&program).expect("the guest ELF links into a program binary");
+    fs::write(out.join("zkaudit-guest.bin"), &program).expect("OUT_DIR is writable");
+
+    let features: Vec<String> = FEATURES.iter().map(|f| format!("{f:?}")).collect();
+    let code = format!(
+        "/// The guest program binary: the ELF linked with the v1compat kernel.\n\
+         pub const GUEST_PROGRAM: &[u8] = include_bytes!(concat!(env!(\"OUT_DIR\"), \"/zkaudit-guest.bin\"));\n\
+         /// The guest's image ID, computed from [`GUEST_PROGRAM`] at build time.\n\
+         pub const GUEST_IMAGE_ID: &str = \"{image_id}\";\n\
+         /// The guest's version (the zkaudit-zkvm crate version).\n\
+         pub const GUEST_VERSION: &str = \"{version}\";\n\
+         /// The guest's release date.\n\
+         pub const GUEST_RELEASE_DATE: &str = \"{RELEASE_DATE}\";\n\
+         /// The guest's features.\n\
+         pub const GUEST_FEATURES: &[&str] = &[{features}];\n",
+        version = env::var("CARGO_PKG_VERSION").unwrap_or_default(),
+        features = features.join(", "),
+    );
+    fs::write(out.join("guest.rs"), code).expect("OUT_DIR is writable");
+}
+
+fn watch(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.display());
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                watch(&p);
+            } else {
+                println!("cargo:rerun-if-changed={}", p.display());
+            }
+        }
+    }
+}

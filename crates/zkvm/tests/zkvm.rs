@@ -1,0 +1,150 @@
+//! The real guest in the real zkVM: execute-only runs against native
+//! execution for every example, refusals by the guest, one real proof, and
+//! tampering with the receipt, the registry, the plan and the data.
+
+use std::path::{Path, PathBuf};
+
+use zkaudit_merkle::Sha2;
+use zkaudit_plan::source::PlanFile;
+use zkaudit_plan::{records, Bounds};
+use zkaudit_zkvm::registry::{self, ProgramEntry};
+use zkaudit_zkvm::verify::{encode_receipt, VerifyError};
+use zkaudit_zkvm::{execute, prove, Expectations, Job, ProveError, ProveOptions, Registry};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The job for an example plan over one data file, and its native journal.
+fn job(example: &str, input: &str, data: &Path) -> (Job, zkaudit_plan::Journal) {
+    let plan = PlanFile::load(&root().join(format!("examples/{example}/plan.yaml"))).unwrap();
+    let program = plan.compile(&Bounds::default()).unwrap();
+    let spec = &program.inputs[0];
+    assert_eq!(spec.id, input);
+    let table = zkaudit_plan::data::load(spec, data).unwrap();
+    let words = records::encode(spec, &table);
+    let c = records::commit(&Sha2, &[(spec.record_words(), words.as_slice())]);
+    let (journal, _) = zkaudit_plan::finish(&program, &plan.hash, &c.data_root, &[words.clone()], &Sha2).unwrap();
+    let job = Job {
+        plan_jcs: plan.jcs.clone(),
+        plan_hash: plan.hash,
+        data_root: c.data_root,
+        inputs: vec![(table.rows, words)],
+        max_cycles: program.limits.max_cycles,
+    };
+    (job, journal)
+}
+
+fn income() -> (Job, zkaudit_plan::Journal) {
+    job("income-threshold", "payments", &root().join("examples/income-threshold/payments.csv"))
+}
+
+#[test]
+fn guest_and_native_journals_are_identical_for_every_example() {
+    let shared = root().join("../shared/data");
+    for (example, input, data) in [
+        ("income-threshold", "payments", root().join("examples/income-threshold/payments.csv")),
+        ("stocks-summary", "prices", shared.join("stocks.csv")),
+        ("seattle-weather", "weather", shared.join("seattle-weather.csv")),
+    ] {
+        let (job, native) = job(example, input, &data);
+        let e = execute(&job, None).unwrap_or_else(|err| panic!("{example}: {err}"));
+        assert_eq!(e.journal, native, "{example}");
+        assert!(e.user_cycles > 0 && e.total_cycles >= e.user_cycles, "{example}");
+    }
+}
+
+#[test]
+fn the_guest_refuses_a_wrong_plan_hash_or_data_root() {
+    let (good, _) = income();
+    let mut j = good.clone();
+    j.plan_hash[5] ^= 0x40;
+    let e = execute(&j, None).unwrap_err().to_string();
+    assert!(e.contains("plan hash mismatch"), "{e}");
+
+    let mut j = good.clone();
+    j.data_root[0] ^= 1;
+    let e = execute(&j, None).unwrap_err().to_string();
+    assert!(e.contains("data root mismatch"), "{e}");
+
+    // One record changed but the old root claimed.
+    let mut j = good.clone();
+    j.inputs[0].1[2] ^= 1;
+    let e = execute(&j, None).unwrap_err().to_string();
+    assert!(e.contains("data root mismatch"), "{e}");
+
+    let mut j = good;
+    j.max_cycles = 10_000;
+    assert!(matches!(execute(&j, None), Err(ProveError::Cycles { limit: 10_000 })));
+}
+
+#[test]
+fn a_real_proof_verifies_and_every_tampering_is_caught() {
+    let (job, native) = income();
+    let plan_hash = job.plan_hash;
+    let data_root = job.data_root;
+    let proof = prove(job, ProveOptions { segment_po2: Some(16), ..Default::default() }, |_| {}).expect("proving succeeds");
+    assert_eq!(proof.execution.journal, native);
+    assert!(proof.execution.segments <= 3, "keep test proofs small: {} segments", proof.execution.segments);
+    let bytes = encode_receipt(&proof.receipt).unwrap();
+    let embedded = Registry::embedded();
+    let expect = Expectations {
+        plan_hash: Some(plan_hash),
+        data_root: Some(data_root),
+        output: Some(native.output.clone()),
+    };
+    let ok = zkaudit_zkvm::verify(&bytes, &embedded, &expect).expect("the receipt verifies");
+    assert_eq!(ok.kind, "risc0-composite");
+    assert_eq!(ok.journal.output, br#"{"meets_threshold":true,"payment_count":8}"#);
+
+    // Byte mutations across the whole receipt: every one must be refused.
+    let step = (bytes.len() / 1500).max(1);
+    let mut tried = 0;
+    for i in (0..bytes.len()).step_by(step).chain(bytes.len() - 200..bytes.len()) {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x01;
+        assert!(zkaudit_zkvm::verify(&bad, &embedded, &expect).is_err(), "flipping byte {i} of {} went unnoticed", bytes.len());
+        tried += 1;
+    }
+    assert!(tried > 1500);
+    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(zkaudit_zkvm::verify(&bytes[..cut], &embedded, &expect), Err(VerifyError::Decode(_))));
+    }
+
+    // An unknown image ID: a registry that does not list this guest.
+    let e = zkaudit_zkvm::verify(&bytes, &Registry::default(), &expect).unwrap_err();
+    assert!(matches!(e, VerifyError::Registry(registry::Rejection::Unknown(_))), "{e}");
+
+    // A deprecated one, through a signed registry file.
+    let dir = tempfile::tempdir().unwrap();
+    let key = zkaudit_note::SigningKey::generate("test.example/registry").unwrap();
+    let file = dir.path().join("registry.note");
+    registry::deprecate(&file, &key, &ok.program.image_id, "CVE-0000-0000 in the interpreter").unwrap();
+    let r = Registry::with_file(&file, &key.verifier()).unwrap();
+    let e = zkaudit_zkvm::verify(&bytes, &r, &expect).unwrap_err();
+    assert!(e.to_string().contains("deprecated: CVE-0000-0000"), "{e}");
+    // The same file checked against another key is refused outright.
+    let other = zkaudit_note::SigningKey::generate("test.example/registry").unwrap();
+    assert!(Registry::with_file(&file, &other.verifier()).is_err());
+    // A registry listing another program only: unknown.
+    let mut entry: ProgramEntry = registry::embedded_entry();
+    entry.image_id = "ab".repeat(32);
+    let file2 = dir.path().join("other.note");
+    registry::add(&file2, &key, entry).unwrap();
+    assert_eq!(Registry::with_file(&file2, &key.verifier()).unwrap().entries().len(), 2);
+
+    // A different plan, different data, a different output.
+    let mut wrong = expect.clone();
+    wrong.plan_hash = Some(PlanFile::load(&root().join("examples/stocks-summary/plan.yaml")).unwrap().hash);
+    assert!(matches!(zkaudit_zkvm::verify(&bytes, &embedded, &wrong), Err(VerifyError::PlanHash { .. })));
+    let changed = dir.path().join("payments.csv");
+    let text = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
+    std::fs::write(&changed, text.replacen("2026-02-03,1250.50", "2026-02-03,1250.51", 1)).unwrap();
+    let (other_job, _) = job("income-threshold", "payments", &changed);
+    let mut wrong = expect.clone();
+    wrong.data_root = Some(other_job.data_root);
+    assert!(matches!(zkaudit_zkvm::verify(&bytes, &embedded, &wrong), Err(VerifyError::DataRoot { .. })));
+    let mut wrong = expect;
+    wrong.output = Some(br#"{"meets_threshold":false,"payment_count":8}"#.to_vec());
+    assert!(matches!(zkaudit_zkvm::verify(&bytes, &embedded, &wrong), Err(VerifyError::Output { .. })));
+}
