@@ -116,8 +116,8 @@ pub enum RegistryCommand {
         /// Image ID (64 hex); default: this binary's guest.
         #[arg(long)]
         image_id: Option<String>,
-        /// Program version.
-        #[arg(long)]
+        /// Program version (semver).
+        #[arg(long = "program-version", value_name = "VERSION")]
         version: String,
         /// Comma-separated features.
         #[arg(long, value_delimiter = ',')]

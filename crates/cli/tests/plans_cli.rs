@@ -73,7 +73,7 @@ fn registry_files_are_signed_and_merged() {
     let (f, k) = (file.to_str().unwrap(), key.to_str().unwrap());
     let vkey = ok(&["registry", "init", f, "--name", "test.example/registry", "--key", k]).trim().to_string();
     let id = "cd".repeat(32);
-    ok(&["registry", "add", f, "--key", k, "--image-id", &id, "--version", "0.0.9", "--features", "plan-ir/1.0", "--release-date", "2026-01-02"]);
+    ok(&["registry", "add", f, "--key", k, "--image-id", &id, "--program-version", "0.0.9", "--features", "plan-ir/1.0", "--release-date", "2026-01-02"]);
     ok(&["registry", "deprecate", f, "--key", k, "--image-id", &id, "--reason", "superseded"]);
     let v = json(&["registry", "list", "--registry", f, "--registry-vkey", &vkey, "--json"]);
     let programs = v["programs"].as_array().unwrap();

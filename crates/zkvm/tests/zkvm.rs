@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 /// The job for an example plan over one data file, and its native journal.
-fn job(example: &str, input: &str, data: &Path) -> (Job, zkaudit_plan::Journal) {
+fn example_job(example: &str, input: &str, data: &Path) -> (Job, zkaudit_plan::Journal) {
     let plan = PlanFile::load(&root().join(format!("examples/{example}/plan.yaml"))).unwrap();
     let program = plan.compile(&Bounds::default()).unwrap();
     let spec = &program.inputs[0];
@@ -36,7 +36,7 @@ fn job(example: &str, input: &str, data: &Path) -> (Job, zkaudit_plan::Journal) 
 }
 
 fn income() -> (Job, zkaudit_plan::Journal) {
-    job("income-threshold", "payments", &root().join("examples/income-threshold/payments.csv"))
+    example_job("income-threshold", "payments", &root().join("examples/income-threshold/payments.csv"))
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn guest_and_native_journals_are_identical_for_every_example() {
         ("stocks-summary", "prices", shared.join("stocks.csv")),
         ("seattle-weather", "weather", shared.join("seattle-weather.csv")),
     ] {
-        let (job, native) = job(example, input, &data);
+        let (job, native) = example_job(example, input, &data);
         let e = execute(&job, None).unwrap_or_else(|err| panic!("{example}: {err}"));
         assert_eq!(e.journal, native, "{example}");
         assert!(e.user_cycles > 0 && e.total_cycles >= e.user_cycles, "{example}");
@@ -140,7 +140,7 @@ fn a_real_proof_verifies_and_every_tampering_is_caught() {
     let changed = dir.path().join("payments.csv");
     let text = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
     std::fs::write(&changed, text.replacen("2026-02-03,1250.50", "2026-02-03,1250.51", 1)).unwrap();
-    let (other_job, _) = job("income-threshold", "payments", &changed);
+    let (other_job, _) = example_job("income-threshold", "payments", &changed);
     let mut wrong = expect.clone();
     wrong.data_root = Some(other_job.data_root);
     assert!(matches!(zkaudit_zkvm::verify(&bytes, &embedded, &wrong), Err(VerifyError::DataRoot { .. })));
