@@ -97,7 +97,7 @@ fn prove_record_and_verify_one_real_receipt() {
     let receipt = tmp.path().join("income.receipt");
     let (l, r) = (ledger.to_str().unwrap(), receipt.to_str().unwrap());
     ok(&["log", "init", l, "--origin", "test.example/ledger"]);
-    let v = json(&["prove", INCOME, "--data", PAYMENTS, "--out", r, "--ledger", l, "--segment-po2", "16", "--json"]);
+    let v = json(&["prove", INCOME, "--data", PAYMENTS, "--out", r, "--ledger", l, "--json"]);
     assert_eq!(v["kind"], "risc0-composite");
     assert_eq!(v["ledgerIndex"], 0);
     assert_eq!(v["publicOutput"], serde_json::json!({"meets_threshold": true, "payment_count": 8}));

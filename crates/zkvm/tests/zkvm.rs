@@ -83,9 +83,9 @@ fn a_real_proof_verifies_and_every_tampering_is_caught() {
     let (job, native) = income();
     let plan_hash = job.plan_hash;
     let data_root = job.data_root;
-    let proof = prove(job, ProveOptions { segment_po2: Some(16), ..Default::default() }, |_| {}).expect("proving succeeds");
+    let proof = prove(job, ProveOptions::default(), |_| {}).expect("proving succeeds");
     assert_eq!(proof.execution.journal, native);
-    assert!(proof.execution.segments <= 3, "keep test proofs small: {} segments", proof.execution.segments);
+    assert_eq!(proof.execution.segments, 1, "keep test proofs to one segment");
     let bytes = encode_receipt(&proof.receipt).unwrap();
     let embedded = Registry::embedded();
     let expect = Expectations {
