@@ -402,6 +402,20 @@ impl Validator {
         p
     }
 
+    /// Resolves `names` (the list at pointer `at`) to column indices, each at most once.
+    fn distinct_columns(&mut self, schema: &Schema, names: &[String], at: &str, verb: &str) -> Option<Vec<usize>> {
+        let mut cols = Vec::with_capacity(names.len());
+        for (k, name) in names.iter().enumerate() {
+            let c = self.column(schema, name, &format!("{at}/{k}"))?;
+            if cols.contains(&c) {
+                self.error(format!("{at}/{k}"), format!("`{name}` is {verb} twice"));
+                return None;
+            }
+            cols.push(c);
+        }
+        Some(cols)
+    }
+
     fn new_name(&mut self, name: &str, at: &str) -> bool {
         let ok = value::is_identifier(name);
         if !ok {
@@ -519,15 +533,7 @@ impl Validator {
                         named.then_some(((schema, info.card), Op::Compute { input, assigns: vec![(idx, c, digest)] }))
                     }
                     TransformOp::Select { fields } => {
-                        let mut cols = Vec::new();
-                        for (k, f) in fields.iter().enumerate() {
-                            let c = self.column(&info.schema, f, &format!("{at}/fields/{k}"))?;
-                            if cols.contains(&c) {
-                                self.error(format!("{at}/fields/{k}"), format!("`{f}` is selected twice"));
-                                return None;
-                            }
-                            cols.push(c);
-                        }
+                        let cols = self.distinct_columns(&info.schema, fields, &format!("{at}/fields"), "selected")?;
                         let schema = cols.iter().map(|&c| info.schema[c].clone()).collect();
                         Some(((schema, info.card), Op::Select { input, cols }))
                     }
@@ -649,17 +655,8 @@ impl Validator {
         match op {
             AggregateOp::Reduce { group_by, aggregations, .. } => {
                 let info = ins[0];
-                let mut schema = Schema::new();
-                let mut keys = Vec::new();
-                for (k, g) in group_by.iter().enumerate() {
-                    let c = self.column(&info.schema, g, &format!("{at}/groupBy/{k}"))?;
-                    if keys.contains(&c) {
-                        self.error(format!("{at}/groupBy/{k}"), format!("`{g}` is grouped by twice"));
-                        return None;
-                    }
-                    keys.push(c);
-                    schema.push(info.schema[c].clone());
-                }
+                let keys = self.distinct_columns(&info.schema, group_by, &format!("{at}/groupBy"), "grouped by")?;
+                let mut schema: Schema = keys.iter().map(|&c| info.schema[c].clone()).collect();
                 if aggregations.is_empty() {
                     self.error(format!("{at}/aggregations"), "a reduce needs at least one aggregation");
                 }
