@@ -117,8 +117,8 @@ pub enum RegistryCommand {
         #[arg(long)]
         image_id: Option<String>,
         /// Program version (semver).
-        #[arg(long = "program-version", value_name = "VERSION")]
-        version: String,
+        #[arg(long, value_name = "VERSION")]
+        program_version: String,
         /// Comma-separated features.
         #[arg(long, value_delimiter = ',')]
         features: Vec<String>,
@@ -355,10 +355,10 @@ pub fn registry(cmd: RegistryCommand) -> Result<ExitCode> {
             registry::write_file(&file, &[], &sk)?;
             outln!("{}", sk.verifier());
         }
-        RegistryCommand::Add { file, key, image_id, version, features, release_date } => {
+        RegistryCommand::Add { file, key, image_id, program_version, features, release_date } => {
             let entry = ProgramEntry {
                 image_id: image_id.unwrap_or_else(|| zkaudit_zkvm::guest::GUEST_IMAGE_ID.into()),
-                version,
+                version: program_version,
                 features,
                 release_date,
                 deprecated: false,
