@@ -61,3 +61,8 @@ $Z log inclusion "$LOG" --index 1 --json > "$OUT/inclusion-1.json"
 $Z log check-inclusion --proof "$OUT/inclusion-1.json" --checkpoint "$OUT/checkpoint" \
   --vkey "$VKEY" --entry "$OUT/proof-event.json"
 $Z log verify "$LOG" --vkey "$VKEY"
+
+echo
+echo "== 6. an auditor asks the ledger (Prolog over the index) which proof backs"
+echo "      stocks-summary, and checks its receipt again now"
+$Z query "$LOG" "zkaudit(computation('stocks-summary'), proof(Event, Receipt, ImageId, PlanHash, DataRoot, OutputHash, Verifies))."

@@ -5,6 +5,8 @@
 # * the RISC Zero guest toolchain: Debian's rustc-web, cargo-web and
 #   rust-web-src (whose rustc knows riscv32im-risc0-zkvm-elf) plus lld-22,
 #   used by crates/zkvm/build.rs under /usr/bin.
+# * PostgreSQL's server binaries (Debian's postgresql), which the index
+#   tests start on loopback in a temporary directory of their own.
 # Nothing is downloaded outside the package registries.
 set -euo pipefail
 
@@ -31,4 +33,10 @@ if ! rust_ok || ! guest_ok; then
   $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 gcc g++ >/dev/null
   rust_ok || { echo "setup: could not get Rust >= 1.89" >&2; exit 1; }
   guest_ok || { echo "setup: the Debian toolchain does not target riscv32im-risc0-zkvm-elf" >&2; exit 1; }
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "setup: installing Debian's postgresql (server binaries for the index tests)" >&2
+  $SUDO apt-get update -qq
+  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi

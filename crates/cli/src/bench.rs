@@ -26,6 +26,9 @@ pub enum BenchCommand {
     /// zkVM cycles per input record of a plan, from execute-only runs over
     /// the data repeated 1, 2, 4, … times (marginal cost = the slope).
     Cycles(CyclesArgs),
+    /// Index build speed, lookup and Prolog query latency, and a compliance
+    /// pack run over a large log (10^6 events by default).
+    Audit(crate::bench_audit::AuditArgs),
 }
 
 #[derive(Args)]
@@ -92,6 +95,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Append(a) => bench_append(&a)?,
         BenchCommand::Proof(a) => bench_proof(&a)?,
         BenchCommand::Cycles(a) => bench_cycles(&a)?,
+        BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

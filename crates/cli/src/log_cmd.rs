@@ -106,6 +106,19 @@ pub enum LogCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild the secondary index (DIR/index.sqlite, or --index) from the tiles alone.
+    ///
+    /// Queries and compliance reports read the index; the log stays the source of
+    /// truth, and a rebuilt index answers exactly as the incremental one did.
+    Reindex {
+        /// Log directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        index: crate::audit_cmd::IndexArgs,
+        /// Print {"index","tree_size","root_hash","seconds"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check an inclusion proof offline, with no access to the log: against a
     /// signed checkpoint, the log's verifier key and, optionally, the entry itself.
     CheckInclusion {
@@ -146,13 +159,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
         }
         LogCommand::Inclusion { dir, index, tree_size, json } => {
             let p = LogReader::open(&dir)?.inclusion(index, tree_size)?;
-            let v = json!({
-                "leaf_index": p.leaf_index,
-                "tree_size": p.tree_size,
-                "leaf_hash": hex::encode(p.leaf_hash),
-                "hashes": hex_list(&p.hashes),
-                "root_hash": hex::encode(p.root_hash),
-            });
+            let v = zkaudit_audit::evidence::inclusion_json(&p);
             print_proof(&v, &["leaf_index", "tree_size", "leaf_hash", "root_hash"], json);
         }
         LogCommand::Consistency { dir, old, new, json } => {
@@ -167,6 +174,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
             print_proof(&v, &["old_size", "new_size", "old_root", "new_root"], json);
         }
         LogCommand::Verify { dir, vkey, json } => return verify(&dir, vkey.as_deref(), json),
+        LogCommand::Reindex { dir, index, json } => crate::audit_cmd::reindex(&dir, &index, json)?,
         LogCommand::CheckInclusion { proof, checkpoint, vkey, entry } => {
             check_inclusion(&proof, &checkpoint, &vkey, entry.as_deref())?;
         }
@@ -247,6 +255,8 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     }
     pb.finish_and_clear();
     let (Some(first_index), Some(a)) = (first, last) else { bail!("nothing appended") };
+    drop(log);
+    crate::audit_cmd::index_after_append(dir).context("the events are appended, but updating the index failed (`zkaudit log reindex` rebuilds it)")?;
     if json {
         if per_batch.is_none() {
             print_json(&ack_json(first_index, total, &a));

@@ -5,7 +5,9 @@
 //! own: it calls `zkaudit-tlog`, `zkaudit-event`, `zkaudit-note` and
 //! `zkaudit-merkle`.
 
+mod audit_cmd;
 mod bench;
+mod bench_audit;
 mod log_cmd;
 mod output;
 mod plan_cmd;
@@ -75,6 +77,10 @@ enum Command {
     /// List, create and sign program registries.
     #[command(subcommand)]
     Registry(zk_cmd::RegistryCommand),
+    /// Ask a question of the ledger in Prolog; answers carry their evidence.
+    Query(audit_cmd::QueryArgs),
+    /// Evaluate a compliance pack over the ledger and report a verdict per rule.
+    Compliance(audit_cmd::ComplianceArgs),
     /// Measure performance and print the figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -90,6 +96,8 @@ fn main() -> ExitCode {
         Command::Prove(a) => zk_cmd::prove(a),
         Command::Verify(a) => zk_cmd::verify(a),
         Command::Registry(c) => zk_cmd::registry(c),
+        Command::Query(a) => audit_cmd::query(a),
+        Command::Compliance(a) => audit_cmd::compliance(a),
     };
     match result {
         Ok(code) => code,

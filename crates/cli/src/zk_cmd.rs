@@ -177,7 +177,7 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
 
     let ledger = match &a.ledger {
-        Some(dir) => Some(record(dir, &l, &verified, &proof)?),
+        Some(dir) => Some(record(dir, &l, &verified, &proof, &bytes)?),
         None => None,
     };
     let e = &proof.execution;
@@ -226,7 +226,9 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
 }
 
 /// Appends a `zk_proof` event for a verified receipt; returns its leaf index.
-fn record(dir: &Path, l: &plan_cmd::Loaded, v: &zkaudit_zkvm::Verified, p: &zkaudit_zkvm::Proof) -> Result<u64> {
+/// The receipt is kept in DIR/receipts/<receipt digest>.bin so that auditors'
+/// queries (`zkaudit/2`) can verify it again later.
+fn record(dir: &Path, l: &plan_cmd::Loaded, v: &zkaudit_zkvm::Verified, p: &zkaudit_zkvm::Proof, receipt: &[u8]) -> Result<u64> {
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
     let e = &p.execution;
     let event = json!({
@@ -255,8 +257,15 @@ fn record(dir: &Path, l: &plan_cmd::Loaded, v: &zkaudit_zkvm::Verified, p: &zkau
         },
     });
     let parsed = zkaudit_event::Event::from_entry(event.to_string().as_bytes()).context("building the proof event")?;
+    let stored = zkaudit_audit::receipt_path(dir, &format!("sha256:{}", hex(&v.receipt_digest)));
+    if let Some(parent) = stored.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    std::fs::write(&stored, receipt).with_context(|| format!("writing {}", stored.display()))?;
     let log = zkaudit_tlog::Log::open(dir).with_context(|| format!("opening ledger {}", dir.display()))?;
     let acked = log.append(vec![parsed.canonical_bytes()?])?;
+    drop(log);
+    crate::audit_cmd::index_after_append(dir).context("the proof event is recorded, but updating the index failed")?;
     Ok(acked.first_index)
 }
 

@@ -107,6 +107,21 @@ fn prove_record_and_verify_one_real_receipt() {
     assert_eq!(event["type"], "zk_proof");
     assert_eq!(event["proof"]["receipt_digest"], format!("sha256:{}", v["receiptDigest"].as_str().unwrap()));
 
+    // An auditor's query finds the proof event and verifies the stored receipt now.
+    let q = json(&["query", l, "zkaudit(computation('income-threshold'), proof(I, R, Img, Plan, Data, Out, V)).", "--json"]);
+    let b = &q["answers"][0]["bindings"];
+    assert_eq!((b["I"].clone(), b["V"].clone()), (serde_json::json!(0), serde_json::json!("valid")), "{q}");
+    assert_eq!(b["R"], event["proof"]["receipt_digest"]);
+    assert_eq!(q["answers"][0]["events"][0]["inclusion_proof"]["tree_size"], 1);
+    // A damaged stored receipt no longer verifies.
+    let stored = ledger.join("receipts").join(format!("{}.bin", v["receiptDigest"].as_str().unwrap()));
+    let mut bytes = std::fs::read(&stored).unwrap();
+    let n = bytes.len();
+    bytes[n / 3] ^= 1;
+    std::fs::write(&stored, bytes).unwrap();
+    let q = json(&["query", l, "zkaudit(computation(P), proof(_, _, _, _, _, _, V)).", "--json"]);
+    assert!(q["answers"][0]["text"]["V"].as_str().unwrap().starts_with("invalid("), "{q}");
+
     // Every check passes...
     let expect = root().join("examples/income-threshold/expected-public.json");
     let e = expect.to_str().unwrap();

@@ -107,6 +107,12 @@ impl LogReader {
         self.store.entry(index)
     }
 
+    /// Calls `f(index, entry)` for every entry in `from..to` (`to` ≤ the
+    /// checkpoint's size) in order, reading each entry bundle once.
+    pub fn for_each_entry(&self, from: u64, to: u64, f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        self.store.for_each_entry(from, to, f)
+    }
+
     fn check_size(&self, size: u64) -> Result<()> {
         if size > self.size() {
             return Err(Error::BadSize { requested: size, reason: format!("the checkpoint's tree size is {}", self.size()) });

@@ -94,14 +94,37 @@ impl TileStore {
         if index >= self.size {
             return Err(Error::IndexOutOfRange { index, size: self.size });
         }
-        let id = bundle_for_entry(index, self.size);
-        let data = read_tile_bytes(&self.dir, id)?;
-        let pos = (index % TILE_WIDTH) as usize;
-        // A full bundle may stand in for a partial one: read only what we need.
-        let entries = split_bundle(&data, usize::from(id.width))
-            .or_else(|_| split_bundle(&data, TILE_WIDTH as usize))
-            .map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
-        Ok(entries[pos].to_vec())
+        let mut out = Vec::new();
+        self.for_each_entry(index, index + 1, |_, e| {
+            out = e.to_vec();
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(index, entry)` for every entry in `from..to` in order,
+    /// reading each entry bundle once. Errors if `to` exceeds the tree size,
+    /// if a bundle is missing or malformed, or with `f`'s first error.
+    pub fn for_each_entry(&self, from: u64, to: u64, mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        if to > self.size {
+            return Err(Error::IndexOutOfRange { index: to - 1, size: self.size });
+        }
+        let mut index = from;
+        while index < to {
+            let id = bundle_for_entry(index, self.size);
+            let data = read_tile_bytes(&self.dir, id)?;
+            // A full bundle may stand in for a partial one: read only what we need.
+            let entries = split_bundle(&data, usize::from(id.width))
+                .or_else(|_| split_bundle(&data, TILE_WIDTH as usize))
+                .map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
+            let base = id.index * TILE_WIDTH;
+            let end = to.min(base + u64::from(id.width));
+            for i in index..end {
+                f(i, entries[(i - base) as usize])?;
+            }
+            index = end;
+        }
+        Ok(())
     }
 }
 

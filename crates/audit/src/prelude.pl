@@ -1,0 +1,228 @@
+/* zkaudit prelude: the ledger as Prolog predicates.
+
+   Facts are loaded on demand. Each public predicate first states what it
+   needs ('$need'/1): the events of one type, one leaf index, one digest...
+   If that part of the ledger is not loaded yet, '$need'/1 throws
+   '$zk_need'(Key); the host loads the matching events from the index and
+   runs the query again. Nothing here has side effects, so a rerun answers
+   exactly as a single run over a fully loaded ledger would.
+
+   Every event an answer rests on is recorded with '$use'/1 (backtrackable),
+   so the host can attach its inclusion proof to the answer.  */
+
+:- use_module(library(lists)).
+:- use_module(library(iso_ext)).
+:- use_module(library(charsio)).
+:- use_module(library(between)).
+
+:- dynamic('$ev'/6).
+:- dynamic('$meta'/3).
+:- dynamic('$parent'/2).
+:- dynamic('$proof'/5).
+:- dynamic('$stamp'/3).
+:- dynamic('$loaded'/1).
+:- dynamic('$verified'/2).
+:- dynamic('$integrity'/2).
+:- dynamic('$window'/2).
+:- dynamic('$override'/2).
+
+'$need'(index(I)) :- '$ev'(I, _, _, _, _, _), !.
+'$need'(K) :-
+    (   '$loaded'(all) -> true
+    ;   '$loaded'(K) -> true
+    ;   throw('$zk_need'(K))
+    ).
+
+'$use'(I) :-
+    (   bb_get('$zk_used', U) -> true ; U = [] ),
+    bb_b_put('$zk_used', [I|U]).
+
+%% cite(+Indices): names events as evidence of the current answer (for
+%% events reached inside findall/3 and similar, whose bindings are undone).
+cite([]).
+cite([I|Is]) :- '$use'(I), cite(Is).
+
+%% window(-FromNs, -ToNs): the time window of this run (ns since the epoch;
+%% ToNs exclusive), or the whole log.
+window(F, T) :- ( '$window'(F0, T0) -> F = F0, T = T0 ; F = 0, T = 9223372036854775807 ).
+
+%% pval(+Name, -Value): a compliance pack parameter, as overridden on the
+%% command line or the pack's param(Name, Default).
+pval(N, V) :- ( '$override'(N, V0) -> V = V0 ; param(N, V) ).
+
+%% event(?Index, ?TimestampNs, ?Layer, ?Type, ?Input, ?Output)
+event(I, T, L, Ty, In, Out) :-
+    (   integer(I) -> '$need'(index(I))
+    ;   atom(Ty) -> '$need'(type(Ty))
+    ;   atom(In) -> '$need'(input(In))
+    ;   atom(Out) -> '$need'(output(Out))
+    ;   atom(L) -> '$need'(layer(L))
+    ;   '$need'(all)
+    ),
+    '$ev'(I, T, L, Ty, In, Out),
+    '$use'(I).
+
+%% meta(?Index, ?Key, ?Value): top-level metadata. Strings and booleans are
+%% atoms, numbers are numbers, anything else is the atom of its JSON text.
+meta(I, K, V) :-
+    (   integer(I) -> '$need'(index(I))
+    ;   atom(K) -> '$need'(meta_key(K))
+    ;   '$need'(all)
+    ),
+    '$meta'(I, K, V),
+    '$use'(I).
+
+%% parent(?Index, ?Digest): Digest is listed in the event's parents.
+parent(I, D) :-
+    (   integer(I) -> '$need'(index(I))
+    ;   atom(D) -> '$need'(parent(D))
+    ;   '$need'(all)
+    ),
+    '$parent'(I, D),
+    '$use'(I).
+
+%% proof(?Index, ?Kind, ?ReceiptDigest, ?ImageId, ?JournalDigest)
+proof(I, K, R, Img, J) :-
+    (   integer(I) -> '$need'(index(I)) ; '$need'(proofs) ),
+    '$proof'(I, K, R, Img, J),
+    '$use'(I).
+
+%% timestamp(?Index, ?Text, ?PrecisionNs): the timestamp as written and its
+%% precision in ns (1 for nine fraction digits, 10^9 for whole seconds).
+timestamp(I, Text, P) :-
+    (   integer(I) -> '$need'(index(I)) ; '$need'(all) ),
+    '$stamp'(I, Text, P),
+    '$use'(I).
+
+%% zkaudit(computation(PlanIdOrHash),
+%%         proof(Index, ReceiptDigest, ImageId, PlanHash, DataRoot, OutputHash, Verifies))
+%% Verifies is `valid`, `invalid(Reason)` or `missing` (no receipt stored),
+%% checked now against the program registry.
+zkaudit(computation(P), proof(I, R, Img, PlanHash, DataRoot, OutputHash, V)) :-
+    '$need'(proofs),
+    '$proof'(I, _, R, Img, _),
+    '$ev'(I, _, _, _, PlanHash, OutputHash),
+    (   '$meta'(I, planId, P) -> true
+    ;   PlanHash == P -> true
+    ;   atom(P), atom_concat('sha256:', P, PlanHash)
+    ),
+    (   '$meta'(I, dataRoot, DataRoot) -> true ; DataRoot = unknown ),
+    '$need'(verify(I)),
+    '$verified'(I, V),
+    '$use'(I).
+
+%% zkaudit_trace(+From, ?To, -Path): Path is the list of leaf indices of a
+%% shortest chain of events leading from digest From to digest To; an event
+%% leads from D to its output when D is its input or one of its parents.
+zkaudit_trace(From, To, Path) :-
+    atom(From),
+    '$trace'([From-[]], [From], To, Rev),
+    reverse(Rev, Path),
+    cite(Path).
+
+'$trace'([D-P|_], _, D, P).
+'$trace'([D-P|Queue], Seen, To, Path) :-
+    length(P, Depth),
+    Depth < 64,
+    findall(O-[I|P], ( '$consumer'(D, I), '$ev'(I, _, _, _, _, O), \+ memberchk(O, Seen) ), Next0),
+    '$dedup'(Next0, Seen, Next, Seen1),
+    append(Queue, Next, Queue1),
+    '$trace'(Queue1, Seen1, To, Path).
+
+'$dedup'([], S, [], S).
+'$dedup'([O-P|Xs], S, Ys, S1) :-
+    (   memberchk(O, S) -> Ys = Ys0 ; Ys = [O-P|Ys0] ),
+    '$dedup'(Xs, [O|S], Ys0, S1).
+
+'$consumer'(D, I) :-
+    '$need'(input(D)),
+    '$need'(parent(D)),
+    (   '$ev'(I, _, _, _, D, _) ; '$parent'(I, D) ).
+
+%% zkaudit_replay(+Selector, -Steps): the events of one job or batch in
+%% timestamp order (leaf index breaking ties), as step(Index, TimestampNs, Type).
+%% Selector: job(Id) (metadata job_id), batch(Id) (metadata batch_id), or
+%% meta(Key, Value).
+zkaudit_replay(job(Id), Steps) :- zkaudit_replay(meta(job_id, Id), Steps).
+zkaudit_replay(batch(Id), Steps) :- zkaudit_replay(meta(batch_id, Id), Steps).
+zkaudit_replay(meta(K, V), Steps) :-
+    atom(K),
+    '$need'(meta_key(K)),
+    findall(T-I-Ty, ( '$meta'(I, K, V), '$ev'(I, T, _, Ty, _, _) ), L0),
+    L0 \== [],
+    keysort(L0, L),
+    findall(step(I, T, Ty), member(T-I-Ty, L), Steps),
+    findall(I, member(_-I-_, L), Is),
+    cite(Is).
+
+%% zkaudit_integrity(?Scope): Scope `checkpoint` holds if the checkpoint's
+%% signature verifies with the log's key; `log` also needs a full fsck
+%% (every entry, tile and the root recomputed) to pass.
+zkaudit_integrity(S) :-
+    member(S, [checkpoint, log]),
+    '$need'(integrity(S)),
+    '$integrity'(S, ok).
+
+%% availability(+Service, -Percent, -Outages, -Used): the share of time
+%% Service was up, from its service_down / service_up / service_check events
+%% (meta `service`). The measured span runs from its first to its last such
+%% event inside the window. Outages is a list of outage(DownIndex, Ns): each
+%% service_down until the next service_up (or the end of the span).
+availability(S, P, Outages, Used) :-
+    window(F, T),
+    findall(Ts-I-Ty,
+            ( member(Ty, [service_down, service_up, service_check]),
+              event(I, Ts, _, Ty, _, _), Ts >= F, Ts < T,
+              '$meta'(I, service, S) ),
+            L0),
+    keysort(L0, L),
+    L = [Start-_-_|_],
+    last(L, End-_-_),
+    Span is End - Start,
+    Span > 0,
+    '$outages'(L, End, up, Outages),
+    foldl('$add_outage', Outages, 0, Down),
+    P is 100.0 * (Span - Down) / Span,
+    findall(I, member(_-I-_, L), Used).
+
+'$add_outage'(outage(_, D), A0, A) :- A is A0 + D.
+
+'$outages'([], _, up, []).
+'$outages'([], End, down(T0, I0), [outage(I0, D)]) :- D is End - T0.
+'$outages'([T-I-Ty|Xs], End, State, Os) :-
+    (   Ty == service_down, State == up ->
+        '$outages'(Xs, End, down(T, I), Os)
+    ;   Ty == service_up, State = down(T0, I0) ->
+        D is T - T0, Os = [outage(I0, D)|Os1], '$outages'(Xs, End, up, Os1)
+    ;   '$outages'(Xs, End, State, Os)
+    ).
+
+last([X], X) :- !.
+last([_|Xs], X) :- last(Xs, X).
+
+%% services(-Services): the distinct `service` metadata values of the
+%% service_down / service_up / service_check events in the window.
+services(Ss) :-
+    window(F, T),
+    findall(S, ( member(Ty, [service_down, service_up, service_check]),
+                 event(I, Ts, _, Ty, _, _), Ts >= F, Ts < T, '$meta'(I, service, S) ), L),
+    sort(L, Ss).
+
+%% Adds loaded facts; used by the host.
+'$zk_add'(Fs) :- catch('$zk_add_'(Fs), _, fail).
+'$zk_add_'([]).
+'$zk_add_'([F|Fs]) :- assertz(F), '$zk_add_'(Fs).
+
+%% Runs the goal read from Chars under an inference limit; used by the host.
+%% Status is `true` or `!` (an answer), `inference_limit_exceeded`, or
+%% exception(Ball). Every exception is caught here: one that reached the
+%% top of Scryer's library interface would stay in the machine and be
+%% reported again by every later query.
+'$zk_answer'(Chars, Limit, Vs, Used, Status) :-
+    bb_b_put('$zk_used', []),
+    catch('$zk_call'(Chars, Limit, Vs, Status), Ball, Status = exception(Ball)),
+    (   Status = exception(_) -> Used = [] ; bb_get('$zk_used', Used) ).
+
+'$zk_call'(Chars, Limit, Vs, Status) :-
+    read_term_from_chars(Chars, G, [variable_names(Vs)]),
+    call_with_inference_limit(G, Limit, Status).

@@ -1,0 +1,60 @@
+% zkaudit compliance pack: ITIL service management.
+%
+% Evidence (event types and metadata):
+%   incident_opened / incident_responded    meta: incident_id, priority
+%   change_implemented / cab_approved       meta: change_id
+%   service_down / service_up / service_check   meta: service
+
+pack(itil, '1.0.0', 'ITIL: incident response time, CAB change approval, service availability').
+
+param(max_response_minutes, 15).
+param(min_availability_percent, 99.99).
+
+rule(incident_response, 'Every incident gets a first response within max_response_minutes').
+rule(change_approval, 'Every change is approved by the change advisory board before implementation').
+rule(availability, 'Every service is available at least min_availability_percent of its measured span').
+
+check(incident_response, Used, Violations) :-
+    pval(max_response_minutes, Max),
+    MaxNs is Max * 60 * 1000000000,
+    findall(I, event(I, _, _, incident_opened, _, _), Opened),
+    findall(r(Js, V),
+            ( member(I, Opened), '$ev'(I, T0, _, _, _, _), '$meta'(I, incident_id, Id),
+              findall(T-J, ( event(J, T, _, incident_responded, _, _), '$meta'(J, incident_id, Id) ), Rs),
+              (   Rs == [] -> Js = [I], V = violation(I, no_response(Id))
+              ;   keysort(Rs, [T1-J1|_]), Js = [I, J1],
+                  Min is (T1 - T0) / 60000000000.0,
+                  (   T1 - T0 > MaxNs -> V = violation(I, response_minutes(Id, Min, max(Max))) ; V = ok )
+              ) ),
+            Results),
+    findall(J, ( member(r(Js, _), Results), member(J, Js) ), Used0),
+    sort(Used0, Used),
+    findall(violation(I, R), member(r(_, violation(I, R)), Results), Violations).
+
+check(change_approval, Used, Violations) :-
+    findall(I, event(I, _, _, change_implemented, _, _), Impl),
+    findall(r(Js, V),
+            ( member(I, Impl), '$ev'(I, TI, _, _, _, _), '$meta'(I, change_id, C),
+              findall(T-J, ( event(J, T, _, cab_approved, _, _), '$meta'(J, change_id, C) ), Ap),
+              findall(J, member(_-J, Ap), Js0), Js = [I|Js0],
+              (   Ap == [] -> V = violation(I, no_cab_approval(C))
+              ;   keysort(Ap, [TA-_|_]), TA > TI -> V = violation(I, implemented_before_cab_approval(C))
+              ;   V = ok
+              ) ),
+            Results),
+    findall(J, ( member(r(Js, _), Results), member(J, Js) ), Used0),
+    sort(Used0, Used),
+    findall(violation(I, R), member(r(_, violation(I, R)), Results), Violations).
+
+check(availability, Used, Violations) :-
+    pval(min_availability_percent, Min),
+    services(Ss),
+    findall(U-V,
+            ( member(S, Ss),
+              availability(S, P, Outages, U),
+              findall(violation(I, availability(S, P, min(Min), outage_ms(Ms))),
+                      ( P < Min, member(outage(I, Ns), Outages), Ms is Ns // 1000000 ),
+                      V) ),
+            Pairs),
+    findall(U, member(U-_, Pairs), Us), append(Us, Used),
+    findall(V, member(_-V, Pairs), Vs), append(Vs, Violations).

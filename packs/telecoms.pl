@@ -1,0 +1,51 @@
+% zkaudit compliance pack: telecoms availability.
+%
+% Evidence (event types and metadata):
+%   service_down / service_up / service_check   meta: service
+%   capacity_report                             meta: service, required (N), available
+%   failover                                    meta: service, duration_ms
+%
+% Protocol: pack/3, param/2, rule/2, check(Rule, Used, Violations) with
+% Violations = [violation(LeafIndex, Reason), ...]; thresholds via pval/2.
+
+pack(telecoms, '1.0.0', 'Telecoms availability: five-nines uptime, N+2 redundancy, failover time').
+
+param(min_uptime_percent, 99.999).
+param(min_spare_units, 2).
+param(max_failover_ms, 50).
+
+rule(uptime, 'Every monitored service is up at least min_uptime_percent of its measured span').
+rule(redundancy, 'Every capacity report shows at least min_spare_units units beyond the N required (N+2)').
+rule(failover, 'Every failover completes within max_failover_ms milliseconds').
+
+check(uptime, Used, Violations) :-
+    pval(min_uptime_percent, Min),
+    services(Ss),
+    findall(U-V,
+            ( member(S, Ss),
+              availability(S, P, Outages, U),
+              findall(violation(I, uptime(S, P, min(Min), outage_ms(Ms))),
+                      ( P < Min, member(outage(I, Ns), Outages), Ms is Ns // 1000000 ),
+                      V) ),
+            Pairs),
+    findall(U, member(U-_, Pairs), Us), append(Us, Used),
+    findall(V, member(_-V, Pairs), Vs), append(Vs, Violations).
+
+check(redundancy, Used, Violations) :-
+    pval(min_spare_units, Spare),
+    findall(I, event(I, _, _, capacity_report, _, _), Used),
+    findall(violation(I, spare_units(S, Have, min(Spare))),
+            ( member(I, Used),
+              '$meta'(I, service, S), '$meta'(I, required, N), '$meta'(I, available, A),
+              Have is A - N, Have < Spare ),
+            Violations).
+
+check(failover, Used, Violations) :-
+    pval(max_failover_ms, Max),
+    findall(I, event(I, _, _, failover, _, _), Used),
+    findall(violation(I, Reason),
+            ( member(I, Used),
+              (   '$meta'(I, duration_ms, D) -> D > Max, Reason = failover_ms(D, max(Max))
+              ;   Reason = missing(duration_ms)
+              ) ),
+            Violations).
