@@ -8,6 +8,8 @@
 %   system_registered / validation_protocol / validation_report   meta: system
 %   change_request / change_approved / change_implemented          meta: change_id
 
+:- discontiguous(check/3).
+
 pack(gmp, '1.0.0', 'GMP: complete batch records, validated systems, change control').
 
 param(batch_fields, [batch_id, process, operator]).

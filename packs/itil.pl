@@ -5,6 +5,8 @@
 %   change_implemented / cab_approved       meta: change_id
 %   service_down / service_up / service_check   meta: service
 
+:- discontiguous(check/3).
+
 pack(itil, '1.0.0', 'ITIL: incident response time, CAB change approval, service availability').
 
 param(max_response_minutes, 15).

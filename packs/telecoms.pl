@@ -8,6 +8,8 @@
 % Protocol: pack/3, param/2, rule/2, check(Rule, Used, Violations) with
 % Violations = [violation(LeafIndex, Reason), ...]; thresholds via pval/2.
 
+:- discontiguous(check/3).
+
 pack(telecoms, '1.0.0', 'Telecoms availability: five-nines uptime, N+2 redundancy, failover time').
 
 param(min_uptime_percent, 99.999).

@@ -7,6 +7,8 @@
 %
 % Timestamp precision is that of the event's own RFC 3339 timestamp.
 
+:- discontiguous(check/3).
+
 pack(trading, '1.0.0', 'Trading controls: execution latency, timestamp precision, information barriers').
 
 param(max_latency_ns, 1000000).

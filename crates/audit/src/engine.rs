@@ -65,7 +65,7 @@ pub trait ReceiptCheck {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
     /// `(name, value)` for each named variable of the query, in query order
-    /// (variables starting with `_` are left out).
+    /// (variables starting with `_`, and variables left unbound, are left out).
     pub bindings: Vec<(String, Term)>,
     /// Leaf indices of the events the answer rests on, ascending.
     pub events: Vec<u64>,
@@ -462,7 +462,8 @@ fn answer(bindings: &std::collections::BTreeMap<String, Term>) -> Answer {
     for b in bindings.get("Vs").and_then(list_items).unwrap_or_default() {
         if let Term::Compound(eq, kv) = b {
             if let (true, [Term::Atom(name), value]) = (eq == "=", kv.as_slice()) {
-                if !name.starts_with('_') {
+                // Like a Prolog top level: `_X` and variables left unbound are not shown.
+                if !name.starts_with('_') && !matches!(value, Term::Var(_)) {
                     out.bindings.push((name.clone(), value.clone()));
                 }
             }

@@ -73,6 +73,10 @@ pub struct QueryArgs {
     pub index: IndexArgs,
     #[command(flatten)]
     pub limits: QueryLimits,
+    /// Load a Prolog file first (a compliance pack or your own rules); repeatable.
+    /// Built-in pack names (telecoms, trading, gmp, itil) work too.
+    #[arg(long, value_name = "FILE")]
+    pub consult: Vec<String>,
     /// Answers printed at most.
     #[arg(long, default_value_t = 100)]
     pub max_answers: usize,
@@ -189,6 +193,10 @@ fn engine(dir: &Path, index: &IndexArgs, limits: &QueryLimits, max_answers: usiz
 /// `zkaudit query`: one goal, or a prompt reading goals from stdin.
 pub fn query(a: QueryArgs) -> Result<ExitCode> {
     let mut e = engine(&a.dir, &a.index, &a.limits, a.max_answers, a.json)?;
+    for c in &a.consult {
+        let (pack, file) = load_pack(c)?;
+        e.consult(&file, &pack.source);
+    }
     if let Some(goal) = &a.goal {
         return Ok(if run_one(&mut e, goal, a.json)? { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }

@@ -98,8 +98,9 @@ fn telecoms() {
     assert_eq!(code, 0);
     assert!(verdicts(&rep).iter().all(|r| r.1 == "pass"), "{rep}");
     assert_eq!(rep["params"]["max_failover_ms"], "80");
-    // A window before the gateway's outage and the 73 ms failover.
-    let (_, rep) = report(&dir, "telecoms", &["--to", "2026-01-15T00:00:00Z"]);
+    // A window before the gateway's outage and the 73 ms failover: the router's
+    // 12 s outage over the 16 days measured is still within five nines.
+    let (_, rep) = report(&dir, "telecoms", &["--to", "2026-01-18T00:00:00Z"]);
     let got = verdicts(&rep);
     assert_eq!((got[0].1.as_str(), got[2].1.as_str()), ("pass", "pass"));
     assert_eq!(rep["rules"][2]["events"], serde_json::json!([12, 31]), "the failovers the pass rests on");
