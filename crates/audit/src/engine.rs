@@ -117,10 +117,19 @@ pub enum QueryError {
     Engine(String),
 }
 
+/// How one run of a query ended.
 enum Attempt {
+    /// It stopped for a part of the ledger not loaded yet.
     Need(Term),
-    Thrown(Term),
+    /// It ran to the end (or the answer limit).
     Done(Outcome),
+}
+
+/// [`Attempt`], plus an exception that escaped `'$zk_answer'/5` (which
+/// leaves the machine unusable).
+enum Run {
+    Attempt(Attempt),
+    Escaped(Term),
 }
 
 /// A Prolog machine over one ledger as of one checkpoint.
@@ -223,7 +232,6 @@ impl Engine {
             match self.attempt(&wrapper, deadline)? {
                 Attempt::Done(o) => return Ok(o),
                 Attempt::Need(key) => self.load(&key)?,
-                Attempt::Thrown(t) => return Err(classify(&t)),
             }
             if Instant::now() > deadline {
                 return Err(QueryError::Timeout(self.opts.timeout));
@@ -235,7 +243,7 @@ impl Engine {
     fn attempt(&mut self, wrapper: &str, deadline: Instant) -> Result<Attempt, QueryError> {
         let (max, limit, timeout) = (self.opts.max_answers, self.opts.inference_limit, self.opts.timeout);
         let machine = &mut self.machine;
-        let run = catch_unwind(AssertUnwindSafe(|| -> Result<Attempt, QueryError> {
+        let run = catch_unwind(AssertUnwindSafe(|| -> Result<Run, QueryError> {
             let mut answers = Vec::new();
             let mut truncated = false;
             for item in machine.run_query(wrapper.to_owned()) {
@@ -243,7 +251,7 @@ impl Engine {
                     Ok(LeafAnswer::LeafAnswer { bindings, .. }) => {
                         match bindings.get("Status") {
                             Some(Term::Compound(f, args)) if f == "exception" && args.len() == 1 => match &args[0] {
-                                Term::Compound(n, k) if n == "$zk_need" && k.len() == 1 => return Ok(Attempt::Need(k[0].clone())),
+                                Term::Compound(n, k) if n == "$zk_need" && k.len() == 1 => return Ok(Run::Attempt(Attempt::Need(k[0].clone()))),
                                 ball => return Err(classify(ball)),
                             },
                             Some(Term::Atom(s)) if s == "inference_limit_exceeded" => return Err(QueryError::Inferences(limit)),
@@ -257,22 +265,23 @@ impl Engine {
                     }
                     Ok(LeafAnswer::True) => answers.push(Answer { bindings: Vec::new(), events: Vec::new() }),
                     Ok(LeafAnswer::False) => break,
-                    Ok(LeafAnswer::Exception(t)) | Err(t) => return Ok(Attempt::Thrown(t)),
+                    Ok(LeafAnswer::Exception(t)) | Err(t) => return Ok(Run::Escaped(t)),
                 }
                 if Instant::now() > deadline {
                     return Err(QueryError::Timeout(timeout));
                 }
             }
-            Ok(Attempt::Done(Outcome { answers, truncated }))
+            Ok(Run::Attempt(Attempt::Done(Outcome { answers, truncated })))
         }));
         match run {
-            Ok(Ok(Attempt::Thrown(t))) => {
+            Ok(Ok(Run::Attempt(a))) => Ok(a),
+            Ok(Ok(Run::Escaped(t))) => {
                 // An exception that escaped '$zk_answer'/5 (a resource error)
                 // stays in the machine: replace it.
                 self.restart();
                 Err(classify(&t))
             }
-            Ok(r) => r,
+            Ok(Err(e)) => Err(e),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
