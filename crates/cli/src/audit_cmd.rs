@@ -198,6 +198,14 @@ pub fn query(a: QueryArgs) -> Result<ExitCode> {
         e.consult(&file, &pack.source);
     }
     if let Some(goal) = &a.goal {
+        // Inside one answer the engine can only bound inferences; for a
+        // single goal the process itself is the hard wall-clock limit.
+        let limit = Duration::from_secs(a.limits.timeout);
+        std::thread::spawn(move || {
+            std::thread::sleep(limit + Duration::from_secs(1));
+            eprintln!("error: the query ran past its time limit of {limit:?}");
+            std::process::exit(1);
+        });
         return Ok(if run_one(&mut e, goal, a.json)? { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     let interactive = std::io::stdin().is_terminal();

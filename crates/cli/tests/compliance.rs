@@ -206,3 +206,13 @@ fn query_json_answers_carry_checkable_evidence() {
     assert!(run(&["log", "reindex", &dir]).status.success());
     assert_eq!(run(&["query", &dir, goal, "--json"]).stdout, before);
 }
+
+#[test]
+fn a_single_query_stops_at_its_wall_clock_limit() {
+    let (_t, dir) = log_with("gmp");
+    let start = std::time::Instant::now();
+    let out = run(&["query", &dir, "length(L, N), N < 0.", "--timeout", "1", "--inference-limit", "100000000000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("time limit"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
