@@ -211,8 +211,8 @@ pub fn query(a: QueryArgs) -> Result<ExitCode> {
     let interactive = std::io::stdin().is_terminal();
     if interactive {
         eprintln!(
-            "zkaudit query: {} events as of tree size {}. End each goal with '.'; Ctrl-D quits.",
-            e.reader().size(),
+            "zkaudit query: log {} at tree size {}. End each goal with '.'; Ctrl-D quits.",
+            e.reader().checkpoint().origin,
             e.reader().size()
         );
     }
