@@ -50,13 +50,4 @@ check(change_approval, Used, Violations) :-
 
 check(availability, Used, Violations) :-
     pval(min_availability_percent, Min),
-    services(Ss),
-    findall(U-V,
-            ( member(S, Ss),
-              availability(S, P, Outages, U),
-              findall(violation(I, availability(S, P, min(Min), outage_ms(Ms))),
-                      ( P < Min, member(outage(I, Ns), Outages), Ms is Ns // 1000000 ),
-                      V) ),
-            Pairs),
-    findall(U, member(U-_, Pairs), Us), append(Us, Used),
-    findall(V, member(_-V, Pairs), Vs), append(Vs, Violations).
+    availability_check(Min, availability, Used, Violations).

@@ -22,16 +22,7 @@ rule(failover, 'Every failover completes within max_failover_ms milliseconds').
 
 check(uptime, Used, Violations) :-
     pval(min_uptime_percent, Min),
-    services(Ss),
-    findall(U-V,
-            ( member(S, Ss),
-              availability(S, P, Outages, U),
-              findall(violation(I, uptime(S, P, min(Min), outage_ms(Ms))),
-                      ( P < Min, member(outage(I, Ns), Outages), Ms is Ns // 1000000 ),
-                      V) ),
-            Pairs),
-    findall(U, member(U-_, Pairs), Us), append(Us, Used),
-    findall(V, member(_-V, Pairs), Vs), append(Vs, Violations).
+    availability_check(Min, uptime, Used, Violations).
 
 check(redundancy, Used, Violations) :-
     pval(min_spare_units, Spare),
@@ -44,10 +35,4 @@ check(redundancy, Used, Violations) :-
 
 check(failover, Used, Violations) :-
     pval(max_failover_ms, Max),
-    findall(I, event(I, _, _, failover, _, _), Used),
-    findall(violation(I, Reason),
-            ( member(I, Used),
-              (   '$meta'(I, duration_ms, D) -> D > Max, Reason = failover_ms(D, max(Max))
-              ;   Reason = missing(duration_ms)
-              ) ),
-            Violations).
+    threshold_check(failover, duration_ms, Max, failover_ms, Used, Violations).

@@ -21,13 +21,7 @@ rule(segregation, 'No access crosses a declared wall between desks, nor a tenant
 
 check(latency, Used, Violations) :-
     pval(max_latency_ns, Max),
-    findall(I, event(I, _, _, order_executed, _, _), Used),
-    findall(violation(I, Reason),
-            ( member(I, Used),
-              (   '$meta'(I, latency_ns, L) -> L > Max, Reason = latency_ns(L, max(Max))
-              ;   Reason = missing(latency_ns)
-              ) ),
-            Violations).
+    threshold_check(order_executed, latency_ns, Max, latency_ns, Used, Violations).
 
 check(timestamp_precision, Used, Violations) :-
     pval(max_timestamp_precision_ns, Max),

@@ -16,6 +16,13 @@ use crate::term::{self, as_i64, json_to_prolog, list_items, quote_atom, quote_ch
 
 const PRELUDE: &str = include_str!("prelude.pl");
 
+/// SHA-256 (hex) of the prelude: with a pack's own hash, it identifies all
+/// the Prolog a verdict was computed with (packs call prelude helpers such
+/// as `availability_check/4`).
+pub fn prelude_sha256() -> String {
+    hex::encode(Sha256::digest(PRELUDE.as_bytes()))
+}
+
 /// Facts added per `'$zk_add'/1` call.
 const ADD_BATCH: usize = 2_000;
 /// Reruns of one query (each after loading one more part of the ledger).

@@ -21,4 +21,4 @@ pub mod pack;
 pub mod report;
 pub mod term;
 
-pub use engine::{receipt_path, Answer, Engine, Options, Outcome, QueryError, ReceiptCheck};
+pub use engine::{prelude_sha256, receipt_path, Answer, Engine, Options, Outcome, QueryError, ReceiptCheck};

@@ -200,6 +200,35 @@ availability(S, P, Outages, Used) :-
 last([X], X) :- !.
 last([_|Xs], X) :- last(Xs, X).
 
+%% availability_check(+Min, +Tag, -Used, -Violations): the check of a
+%% rule "every service is up at least Min percent of its span"; each
+%% outage of a service below Min is a violation Tag(Service, Percent,
+%% min(Min), outage_ms(Ms)).
+availability_check(Min, Tag, Used, Violations) :-
+    services(Ss),
+    findall(U-V,
+            ( member(S, Ss),
+              availability(S, P, Outages, U),
+              findall(violation(I, R),
+                      ( P < Min, member(outage(I, Ns), Outages), Ms is Ns // 1000000,
+                        R =.. [Tag, S, P, min(Min), outage_ms(Ms)] ),
+                      V) ),
+            Pairs),
+    findall(U, member(U-_, Pairs), Us), append(Us, Used),
+    findall(V, member(_-V, Pairs), Vs), append(Vs, Violations).
+
+%% threshold_check(+Type, +Key, +Max, +Tag, -Used, -Violations): the check
+%% of a rule "metadata Key of every Type event is at most Max"; a larger
+%% value is a violation Tag(Value, max(Max)), a missing one missing(Key).
+threshold_check(Type, Key, Max, Tag, Used, Violations) :-
+    findall(I, event(I, _, _, Type, _, _), Used),
+    findall(violation(I, R),
+            ( member(I, Used),
+              (   '$meta'(I, Key, V) -> V > Max, R =.. [Tag, V, max(Max)]
+              ;   R = missing(Key)
+              ) ),
+            Violations).
+
 %% services(-Services): the distinct `service` metadata values of the
 %% service_down / service_up / service_check events in the window.
 services(Ss) :-

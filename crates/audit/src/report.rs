@@ -7,7 +7,8 @@ use zkaudit_tlog::LogReader;
 use crate::evidence::{checkpoint_json, events_json};
 use crate::pack::{Report, Verdict};
 
-/// The report as JSON: pack identity, checkpoint, window, parameters, one
+/// The report as JSON: pack identity, engine (zkaudit version and prelude
+/// hash), checkpoint, window, parameters, one
 /// object per rule (verdict, events, violations), a summary, and evidence
 /// (entry and inclusion proof) for every event named.
 ///
@@ -19,6 +20,7 @@ pub fn to_json(r: &Report, file: &str, reader: &LogReader, window: Option<(&str,
     let count = |v: Verdict| r.rules.iter().filter(|x| x.verdict == v).count();
     Ok(json!({
         "pack": { "name": r.name, "version": r.version, "title": r.title, "sha256": r.sha256, "file": file },
+        "engine": { "zkaudit": env!("CARGO_PKG_VERSION"), "prelude_sha256": crate::prelude_sha256() },
         "checkpoint": checkpoint_json(reader),
         "window": window.map(|(f, t)| json!({ "from": f, "to": t })),
         "params": r.params.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<_, _>>(),
@@ -88,6 +90,8 @@ th{background:#f1f1f1}code,pre{font:12px/1.35 ui-monospace,monospace;word-break:
     let row = |h: &mut String, k: &str, v: String| h.push_str(&format!("<tr><td>{k}</td><td>{v}</td></tr>\n"));
     row(&mut h, "Pack", format!("{} version {} (<code>{}</code>)", esc(s(pack, "name")), esc(s(pack, "version")), esc(s(pack, "file"))));
     row(&mut h, "Pack SHA-256", format!("<code>{}</code>", esc(s(pack, "sha256"))));
+    let engine = &report["engine"];
+    row(&mut h, "Engine", format!("zkaudit {}, prelude SHA-256 <code>{}</code>", esc(s(engine, "zkaudit")), esc(s(engine, "prelude_sha256"))));
     row(&mut h, "Log origin", format!("<code>{}</code>", esc(s(cp, "origin"))));
     row(&mut h, "Checkpoint", format!("tree size {}, root hash <code>{}</code>", cp["tree_size"], esc(s(cp, "root_hash"))));
     let window = match &report["window"] {

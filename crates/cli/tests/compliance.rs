@@ -65,6 +65,7 @@ fn check_evidence(rep: &Value, pack: &str) {
     let text = std::fs::read(root().join(format!("packs/{pack}.pl"))).unwrap();
     assert_eq!(rep["pack"]["sha256"], hex::encode(Sha256::digest(&text)));
     assert_eq!(rep["pack"]["version"], "1.0.0");
+    assert_eq!(rep["engine"]["prelude_sha256"].as_str().unwrap().len(), 64);
     let size = rep["checkpoint"]["tree_size"].as_u64().unwrap();
     let root_hash = rep["checkpoint"]["root_hash"].as_str().unwrap();
     let mut named: Vec<u64> = rep["rules"].as_array().unwrap().iter().flat_map(|r| r["events"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap())).collect();
