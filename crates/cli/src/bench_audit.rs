@@ -46,7 +46,7 @@ fn background_event(i: u64, n: u64) -> Result<Vec<u8>> {
     let ev = json!({
         "version": "1.0",
         "timestamp": dt.format(&time::format_description::well_known::Rfc3339)?,
-        "layer": if i % 3 == 0 { "network" } else { "application" },
+        "layer": if i.is_multiple_of(3) { "network" } else { "application" },
         "type": TYPES[(i % TYPES.len() as u64) as usize],
         "input": format!("sha256:{:064x}", i),
         "output": format!("sha256:{:064x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15)),

@@ -37,8 +37,11 @@ fn report(dir: &str, pack: &str, extra: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap(), v)
 }
 
-/// (rule, verdict, [(leaf index, reason)]) for each rule.
-fn verdicts(v: &Value) -> Vec<(String, String, Vec<(u64, String)>)> {
+/// (rule, verdict, [(leaf index, reason)]).
+type RuleVerdict = (String, String, Vec<(u64, String)>);
+
+/// One [`RuleVerdict`] per rule of a report.
+fn verdicts(v: &Value) -> Vec<RuleVerdict> {
     v["rules"]
         .as_array()
         .unwrap()
@@ -55,7 +58,7 @@ fn verdicts(v: &Value) -> Vec<(String, String, Vec<(u64, String)>)> {
         .collect()
 }
 
-fn v(rule: &str, verdict: &str, violations: &[(u64, &str)]) -> (String, String, Vec<(u64, String)>) {
+fn v(rule: &str, verdict: &str, violations: &[(u64, &str)]) -> RuleVerdict {
     (rule.into(), verdict.into(), violations.iter().map(|(i, r)| (*i, (*r).to_owned())).collect())
 }
 

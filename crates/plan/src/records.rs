@@ -67,7 +67,7 @@ pub fn encode(spec: &InputSpec, t: &Table) -> Vec<u32> {
 /// [`RecordError`] naming the record and column of the first invalid cell.
 pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
     let width = spec.record_words();
-    let rows = if width == 0 { 0 } else { words.len() / width };
+    let rows = words.len().checked_div(width).unwrap_or(0);
     let mut cols: Vec<Col> = spec.schema.iter().map(|(_, t)| Col::for_type(t, rows)).collect();
     for (r, rec) in words.chunks_exact(width.max(1)).enumerate() {
         let mut at = 0;

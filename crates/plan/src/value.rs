@@ -9,7 +9,6 @@
 use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
-use alloc::vec::Vec;
 use core::fmt::Write;
 
 /// Largest decimal scale (digits after the point).
@@ -243,7 +242,7 @@ pub fn is_identifier(name: &str) -> bool {
 
 /// Collects a `Vec` of labels into the shared form used by [`Type::Enum`].
 pub fn enum_type(values: &[String]) -> Type {
-    Type::Enum(Rc::from(values.iter().cloned().collect::<Vec<_>>()))
+    Type::Enum(Rc::from(values.to_vec()))
 }
 
 #[cfg(test)]

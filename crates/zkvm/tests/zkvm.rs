@@ -24,7 +24,7 @@ fn example_job(example: &str, input: &str, data: &Path) -> (Job, zkaudit_plan::J
     let table = zkaudit_plan::data::load(spec, data).unwrap();
     let words = records::encode(spec, &table);
     let c = records::commit(&Sha2, &[(spec.record_words(), words.as_slice())]);
-    let (journal, _) = zkaudit_plan::finish(&program, &plan.hash, &c.data_root, &[words.clone()], &Sha2).unwrap();
+    let (journal, _) = zkaudit_plan::finish(&program, &plan.hash, &c.data_root, std::slice::from_ref(&words), &Sha2).unwrap();
     let job = Job {
         plan_jcs: plan.jcs.clone(),
         plan_hash: plan.hash,
