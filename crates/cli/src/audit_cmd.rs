@@ -154,16 +154,18 @@ struct ZkvmCheck;
 
 impl ReceiptCheck for ZkvmCheck {
     fn check(&self, e: &IndexedEvent, receipt: &[u8]) -> Result<(), String> {
-        let digest = |s: &str| {
-            let mut h = [0u8; 32];
-            hex::decode_to_slice(s.trim_start_matches("sha256:"), &mut h).map(|_| h).map_err(|err| format!("{s}: {err}"))
+        // The event's input is the plan hash (`sha256:<hex>`); its metadata
+        // `dataRoot` is bare hex, as `prove --ledger` writes it.
+        let data_root = match e.metadata.iter().find(|(k, _)| k == "dataRoot") {
+            None => None,
+            Some((_, v)) => Some(
+                serde_json::from_str::<String>(v)
+                    .ok()
+                    .and_then(|h| zkaudit_plan::value::parse_hex32(&h))
+                    .ok_or_else(|| format!("metadata dataRoot {v} is not 64 hex digits"))?,
+            ),
         };
-        let data_root = e.metadata.iter().find(|(k, _)| k == "dataRoot").and_then(|(_, v)| serde_json::from_str::<String>(v).ok());
-        let expect = Expectations {
-            plan_hash: Some(digest(&e.input)?),
-            data_root: data_root.as_deref().map(digest).transpose()?,
-            output: None,
-        };
+        let expect = Expectations { plan_hash: Some(zkaudit_event::Digest::parse(&e.input)?.0), data_root, output: None };
         let v = zkaudit_zkvm::verify(receipt, &Registry::embedded(), &expect).map_err(|err| err.to_string())?;
         if format!("sha256:{}", hex::encode(v.journal.output_hash)) != e.output {
             return Err("the journal's output hash differs from the event's output".into());

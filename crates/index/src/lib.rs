@@ -253,17 +253,18 @@ pub struct Synced {
 /// [`Error::BadEntry`], with everything before it kept.
 pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u64)) -> Result<Synced, Error> {
     let size = log.size();
-    let start = match index.position()? {
-        None => 0,
+    let mut position = match index.position()? {
+        None => Position { tree_size: 0, root_hash: log.root_at(0)? },
         Some(p) if p.tree_size > size => return Err(Error::Ahead { indexed: p.tree_size, log: size }),
         Some(p) => {
             let root = log.root_at(p.tree_size)?;
             if root != p.root_hash {
                 return Err(Error::Diverged { size: p.tree_size, indexed: hex::encode(p.root_hash), log: hex::encode(root) });
             }
-            p.tree_size
+            p
         }
     };
+    let start = position.tree_size;
     let mut at = start;
     while at < size {
         let end = size.min(at + SYNC_CHUNK);
@@ -281,7 +282,8 @@ pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u
         // Keep everything before a bad entry, then report it.
         let stop = at + rows.len() as u64;
         if stop > at {
-            index.write(&rows, Position { tree_size: stop, root_hash: log.root_at(stop)? })?;
+            position = Position { tree_size: stop, root_hash: log.root_at(stop)? };
+            index.write(&rows, position)?;
         }
         if let Some(e) = bad {
             return Err(e);
@@ -289,7 +291,7 @@ pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u
         at = end;
         progress(at - start);
     }
-    Ok(Synced { added: size - start, position: Position { tree_size: size, root_hash: log.root_at(size)? } })
+    Ok(Synced { added: size - start, position })
 }
 
 /// Empties the index and rebuilds it from the log's tiles alone.
