@@ -3,31 +3,9 @@
 //! `zkaudit log inclusion --json` and `zkaudit log checkpoint`.
 
 use serde_json::{json, Value};
-use zkaudit_tlog::{InclusionProof, LogReader};
+use zkaudit_tlog::LogReader;
 
-/// An inclusion proof as `{leaf_index, tree_size, leaf_hash, hashes, root_hash}`
-/// (hashes in lowercase hex, deepest sibling first).
-pub fn inclusion_json(p: &InclusionProof) -> Value {
-    json!({
-        "leaf_index": p.leaf_index,
-        "tree_size": p.tree_size,
-        "leaf_hash": hex::encode(p.leaf_hash),
-        "hashes": p.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
-        "root_hash": hex::encode(p.root_hash),
-    })
-}
-
-/// The checkpoint a result was computed against: origin, tree size, root
-/// hash (hex) and the signed note itself (C2SP tlog-checkpoint).
-pub fn checkpoint_json(r: &LogReader) -> Value {
-    let cp = r.checkpoint();
-    json!({
-        "origin": cp.origin,
-        "tree_size": cp.size,
-        "root_hash": hex::encode(cp.root),
-        "note": String::from_utf8_lossy(r.checkpoint_note()),
-    })
-}
+pub use zkaudit_tlog::json::{checkpoint as checkpoint_json, inclusion as inclusion_json};
 
 /// For each leaf index: `{leaf_index, entry, inclusion_proof}`, where
 /// `entry` is the event's entry bytes as text and the proof is against the

@@ -315,7 +315,7 @@ fn bench_cycles(a: &CyclesArgs) -> Result<()> {
         let commitment = zkaudit_plan::records::commit(&Sha2, &sized);
         let l = crate::plan_cmd::Loaded { file: base.file.clone(), program: base.program.clone(), inputs, commitment };
         let (native, _) = l.run_native()?;
-        let e = zkaudit_zkvm::execute(&l.job(), None)?;
+        let e = zkaudit_zkvm::execute(&zkaudit_zkvm::Job::for_plan(&l), None)?;
         anyhow::ensure!(e.journal == native, "repeat {k}: the guest's journal differs from native execution");
         let records = l.records();
         if a.json {

@@ -11,7 +11,7 @@ use zkaudit_merkle::{leaf_hash, verify_inclusion, Hash};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 use zkaudit_tlog::{fsck, Log, LogReader};
 
-use crate::output::{out, outln, hex_list, print_json, progress};
+use crate::output::{out, outln, print_json, progress};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -159,18 +159,12 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
         }
         LogCommand::Inclusion { dir, index, tree_size, json } => {
             let p = LogReader::open(&dir)?.inclusion(index, tree_size)?;
-            let v = zkaudit_audit::evidence::inclusion_json(&p);
+            let v = zkaudit_tlog::json::inclusion(&p);
             print_proof(&v, &["leaf_index", "tree_size", "leaf_hash", "root_hash"], json);
         }
         LogCommand::Consistency { dir, old, new, json } => {
             let p = LogReader::open(&dir)?.consistency(old, new)?;
-            let v = json!({
-                "old_size": p.old_size,
-                "new_size": p.new_size,
-                "hashes": hex_list(&p.hashes),
-                "old_root": hex::encode(p.old_root),
-                "new_root": hex::encode(p.new_root),
-            });
+            let v = zkaudit_tlog::json::consistency(&p);
             print_proof(&v, &["old_size", "new_size", "old_root", "new_root"], json);
         }
         LogCommand::Verify { dir, vkey, json } => return verify(&dir, vkey.as_deref(), json),
@@ -212,15 +206,6 @@ pub(crate) fn load_vkey(arg: &str) -> Result<VerifierKey> {
     }
 }
 
-fn ack_json(first_index: u64, count: usize, a: &zkaudit_tlog::Appended) -> serde_json::Value {
-    json!({
-        "first_index": first_index,
-        "count": count,
-        "tree_size": a.tree_size,
-        "root_hash": hex::encode(a.root_hash),
-    })
-}
-
 fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Result<()> {
     let reader: Box<dyn BufRead> = if file == "-" {
         Box::new(BufReader::new(std::io::stdin().lock()))
@@ -247,7 +232,7 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
             None => "no entries from this input were committed".to_owned(),
         })?;
         if json && per_batch.is_some() {
-            pb.suspend(|| print_json(&ack_json(a.first_index, n, &a)));
+            pb.suspend(|| print_json(&zkaudit_tlog::json::appended(a.first_index, n as u64, &a)));
         }
         first.get_or_insert(a.first_index);
         last = Some(a);
@@ -259,7 +244,7 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     crate::audit_cmd::index_after_append(dir).context("the events are appended, but updating the index failed (`zkaudit log reindex` rebuilds it)")?;
     if json {
         if per_batch.is_none() {
-            print_json(&ack_json(first_index, total, &a));
+            print_json(&zkaudit_tlog::json::appended(first_index, total as u64, &a));
         }
     } else {
         outln!(

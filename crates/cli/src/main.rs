@@ -11,6 +11,7 @@ mod bench_audit;
 mod log_cmd;
 mod output;
 mod plan_cmd;
+mod serve_cmd;
 mod zk_cmd;
 
 use std::process::ExitCode;
@@ -69,6 +70,10 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Run under a proof-server worker: report progress as JSON lines
+        /// on stderr, and exit as soon as standard input closes.
+        #[arg(long, hide = true)]
+        supervised: bool,
     },
     /// Prove a plan over data in the RISC Zero zkVM and write the receipt.
     Prove(zk_cmd::ProveArgs),
@@ -81,6 +86,13 @@ enum Command {
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
     Compliance(audit_cmd::ComplianceArgs),
+    /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
+    Serve(serve_cmd::ServeArgs),
+    /// Claim and prove jobs from a server's shared PostgreSQL job store.
+    Worker(serve_cmd::WorkerArgs),
+    /// Create or revoke the proof server's API tokens.
+    #[command(subcommand)]
+    Token(serve_cmd::TokenCommand),
     /// Measure performance and print the figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -92,12 +104,21 @@ fn main() -> ExitCode {
         Command::Log(c) => log_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::Plan(c) => plan_cmd::run(c),
-        Command::Run { plan, data, zkvm, json } => plan_cmd::run_plan(&plan, &data, zkvm, json),
+        Command::Run { plan, data, zkvm, json, supervised } => {
+            if supervised {
+                output::supervised();
+                output::report_progress(&zkaudit_zkvm::Progress::Executing);
+            }
+            plan_cmd::run_plan(&plan, &data, zkvm, json)
+        }
         Command::Prove(a) => zk_cmd::prove(a),
         Command::Verify(a) => zk_cmd::verify(a),
         Command::Registry(c) => zk_cmd::registry(c),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
+        Command::Serve(a) => serve_cmd::serve(a),
+        Command::Worker(a) => serve_cmd::worker(a),
+        Command::Token(c) => serve_cmd::token(c),
     };
     match result {
         Ok(code) => code,

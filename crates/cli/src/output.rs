@@ -42,11 +42,6 @@ pub fn print_json(v: &Value) {
     outln!("{v}");
 }
 
-/// Lowercase hex of a list of hashes.
-pub fn hex_list(hashes: &[[u8; 32]]) -> Vec<String> {
-    hashes.iter().map(hex::encode).collect()
-}
-
 /// A progress bar on stderr that hides itself when stderr is not a terminal.
 pub fn progress(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -56,4 +51,31 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     pb.set_style(style);
     pb.set_message(what.to_owned());
     pb
+}
+
+/// For a child process run by a proof-server worker: exits (status 3) as
+/// soon as standard input reaches its end, which happens when the worker
+/// closes it or dies, so a prover never outlives its worker.
+pub fn supervised() {
+    std::thread::spawn(|| {
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin().lock();
+        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+        std::process::exit(3);
+    });
+}
+
+/// Reports prover progress to a supervising worker as one JSON line on
+/// stderr: `{"progress": "executing" | "proving" | "segment" | "compressing", …}`.
+pub fn report_progress(p: &zkaudit_zkvm::Progress) {
+    use zkaudit_zkvm::Progress;
+    let v = match p {
+        Progress::Executing => serde_json::json!({"progress": "executing"}),
+        Progress::Executed { total_cycles, segments } => {
+            serde_json::json!({"progress": "proving", "totalCycles": total_cycles, "segments": segments})
+        }
+        Progress::Segment { done, of } => serde_json::json!({"progress": "segment", "done": done, "of": of}),
+        Progress::Compressing => serde_json::json!({"progress": "compressing"}),
+    };
+    eprintln!("{v}");
 }

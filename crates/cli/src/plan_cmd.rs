@@ -6,10 +6,9 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use zkaudit_merkle::Sha2;
 use zkaudit_plan::source::PlanFile;
 use zkaudit_plan::value::hex;
-use zkaudit_plan::{records, Bounds, Program};
+use zkaudit_plan::{Bounds, Program};
 use zkaudit_zkvm::Job;
 
 use crate::output::{out, outln, print_json};
@@ -110,72 +109,22 @@ fn report_invalid(errs: &[zkaudit_plan::source::Located], json: bool) -> ExitCod
     ExitCode::from(1)
 }
 
-/// A plan with its data loaded, encoded and committed.
-pub struct Loaded {
-    /// The plan file.
-    pub file: PlanFile,
-    /// The validated program.
-    pub program: Program,
-    /// Per input, in plan order: `(record count, record words)`.
-    pub inputs: Vec<(usize, Vec<u32>)>,
-    /// The data commitment.
-    pub commitment: records::Commitment,
-}
-
-impl Loaded {
-    /// The guest job for this plan and data.
-    pub fn job(&self) -> Job {
-        Job {
-            plan_jcs: self.file.jcs.clone(),
-            plan_hash: self.file.hash,
-            data_root: self.commitment.data_root,
-            inputs: self.inputs.clone(),
-            max_cycles: self.program.limits.max_cycles,
-        }
-    }
-
-    /// Total records over all inputs.
-    pub fn records(&self) -> usize {
-        self.inputs.iter().map(|(n, _)| n).sum()
-    }
-
-    /// Runs the plan natively (the hash-commitment tier).
-    pub fn run_native(&self) -> Result<(zkaudit_plan::Journal, zkaudit_plan::Outcome)> {
-        let words: Vec<Vec<u32>> = self.inputs.iter().map(|(_, w)| w.clone()).collect();
-        zkaudit_plan::finish(&self.program, &self.file.hash, &self.commitment.data_root, &words, &Sha2)
-            .map_err(|e| anyhow!("{e}"))
-    }
-}
+pub use zkaudit_plan::loaded::Loaded;
 
 /// Loads `plan` and the `--data` files it names, and commits to the data.
 pub fn load(plan: &Path, data: &DataArgs) -> Result<Loaded> {
     let (file, program) = load_plan(plan)?;
-    let mut given: Vec<(String, PathBuf)> = Vec::new();
+    let mut given: Vec<(&str, &str)> = Vec::new();
     for d in &data.data {
-        let (name, path) = d.split_once('=').ok_or_else(|| anyhow!("--data {d}: expected NAME=FILE"))?;
-        if !program.inputs.iter().any(|i| i.id == name) {
-            let names: Vec<&str> = program.inputs.iter().map(|i| i.id.as_str()).collect();
-            bail!("--data {d}: the plan has no data-input `{name}` (its inputs: {})", names.join(", "));
-        }
-        if given.iter().any(|(n, _)| n == name) {
-            bail!("--data {name} is given twice");
-        }
-        given.push((name.to_owned(), PathBuf::from(path)));
+        given.push(d.split_once('=').ok_or_else(|| anyhow!("--data {d}: expected NAME=FILE"))?);
     }
-    let mut inputs = Vec::new();
-    for spec in &program.inputs {
-        let path = &given
-            .iter()
-            .find(|(n, _)| *n == spec.id)
-            .ok_or_else(|| anyhow!("no data for input `{0}`: pass --data {0}=FILE", spec.id))?
-            .1;
-        let table = zkaudit_plan::data::load(spec, path)?;
-        inputs.push((table.rows, records::encode(spec, &table)));
+    let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+    let order = zkaudit_plan::loaded::match_inputs(&program, &names).map_err(|e| anyhow!("--data: {e}"))?;
+    let mut tables = Vec::new();
+    for (spec, &at) in program.inputs.iter().zip(&order) {
+        tables.push(zkaudit_plan::data::load(spec, Path::new(given[at].1))?);
     }
-    let sized: Vec<(usize, &[u32])> =
-        program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
-    let commitment = records::commit(&Sha2, &sized);
-    Ok(Loaded { file, program, inputs, commitment })
+    Ok(Loaded::new(file, program, &tables))
 }
 
 /// `zkaudit run`.
@@ -183,7 +132,7 @@ pub fn run_plan(plan: &Path, data: &DataArgs, zkvm: bool, json: bool) -> Result<
     let l = load(plan, data).with_context(|| format!("run {}", plan.display()))?;
     let (journal, outcome) = l.run_native()?;
     let guest = if zkvm {
-        let e = zkaudit_zkvm::execute(&l.job(), None)?;
+        let e = zkaudit_zkvm::execute(&Job::for_plan(&l), None)?;
         if e.journal != journal {
             bail!(
                 "the guest's journal differs from native execution (guest output {}, native {})",

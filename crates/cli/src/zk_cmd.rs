@@ -11,7 +11,7 @@ use serde_json::json;
 use zkaudit_note::SigningKey;
 use zkaudit_plan::value::hex;
 use zkaudit_zkvm::registry::{self, Origin, ProgramEntry};
-use zkaudit_zkvm::{Expectations, ProveOptions, Progress, Registry};
+use zkaudit_zkvm::{Expectations, Job, ProveOptions, Progress, Registry};
 
 use crate::output::{out, outln, print_json};
 use crate::plan_cmd::{self, DataArgs};
@@ -41,6 +41,10 @@ pub struct ProveArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+    /// Run under a proof-server worker: report progress as JSON lines on
+    /// stderr, and exit as soon as standard input closes.
+    #[arg(long, hide = true)]
+    supervised: bool,
 }
 
 /// `zkaudit verify` arguments.
@@ -76,7 +80,8 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn load(&self) -> Result<Registry> {
+    /// The embedded registry, merged with the signed file if one is given.
+    pub fn load(&self) -> Result<Registry> {
         match (&self.registry, &self.registry_vkey) {
             (Some(f), Some(v)) => Ok(Registry::with_file(f, &crate::log_cmd::load_vkey(v)?)?),
             _ => Ok(Registry::embedded()),
@@ -157,14 +162,22 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     // The native run catches run-time errors before the slow part.
     let (native, _) = l.run_native()?;
     let pb = if a.json { ProgressBar::hidden() } else { spinner() };
+    if a.supervised {
+        crate::output::supervised();
+    }
     let opts = ProveOptions { segment_po2: a.segment_po2, timeout: a.timeout.map(Duration::from_secs), succinct: a.succinct };
-    let proof = zkaudit_zkvm::prove(l.job(), opts, |p| match p {
+    let proof = zkaudit_zkvm::prove(Job::for_plan(&l), opts, |p| {
+        if a.supervised {
+            crate::output::report_progress(&p);
+        }
+        match p {
         Progress::Executing => pb.set_message("executing the guest"),
         Progress::Executed { total_cycles, segments } => {
             pb.set_message(format!("proving: 0/{segments} segments ({total_cycles} cycles)"));
         }
         Progress::Segment { done, of } => pb.set_message(format!("proving: {done}/{of} segments")),
         Progress::Compressing => pb.set_message("compressing to a succinct receipt"),
+        }
     });
     pb.finish_and_clear();
     let proof = proof?;

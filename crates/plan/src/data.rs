@@ -42,27 +42,54 @@ impl fmt::Display for DataError {
 
 impl std::error::Error for DataError {}
 
-/// Reads `path` as the records of `spec`. `.csv` is CSV, `.jsonl`/`.ndjson`
-/// is JSON Lines; other names are sniffed (a leading `{` means JSON Lines).
+/// How a data file is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// CSV with a header row naming the schema's columns (any order).
+    Csv,
+    /// JSON Lines: one object per line, keyed by the schema's column names.
+    JsonLines,
+}
+
+impl Format {
+    /// The format a file name implies: `.csv` is CSV, `.jsonl`/`.ndjson` JSON
+    /// Lines; any other name is sniffed from `text` (a leading `{` means JSON
+    /// Lines).
+    pub fn for_name(name: &str, text: &[u8]) -> Format {
+        match name.rsplit_once('.').map(|(_, e)| e) {
+            Some("csv") => Format::Csv,
+            Some("jsonl" | "ndjson") => Format::JsonLines,
+            _ if text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') => Format::JsonLines,
+            _ => Format::Csv,
+        }
+    }
+}
+
+/// Reads `path` as the records of `spec`, in the [`Format`] its name implies.
 ///
 /// # Errors
-/// [`DataError`] for the first problem found.
+/// [`DataError`] for the first problem found (line 0 if the file cannot be read).
 pub fn load(spec: &InputSpec, path: &Path) -> Result<Table, DataError> {
     let file = path.display().to_string();
+    let text = std::fs::read(path)
+        .map_err(|e| DataError { file: file.clone(), line: 0, column: 0, field: None, message: format!("cannot read: {e}") })?;
+    parse(spec, &file, &text, Format::for_name(&file, &text))
+}
+
+/// Parses `text` as the records of `spec`; `source` names it in errors (a
+/// file path, or a request field such as `data.payments`).
+///
+/// # Errors
+/// [`DataError`] for the first problem found, with line, column and field.
+pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Result<Table, DataError> {
     let fail = |line, column, field: Option<&str>, message: String| DataError {
-        file: file.clone(),
+        file: source.to_owned(),
         line,
         column,
         field: field.map(Into::into),
         message,
     };
-    let text = std::fs::read(path).map_err(|e| fail(0, 0, None, format!("cannot read: {e}")))?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let jsonl = match ext {
-        "csv" => false,
-        "jsonl" | "ndjson" => true,
-        _ => text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
-    };
+    let jsonl = format == Format::JsonLines;
     let mut cols: Vec<Col> = spec.schema.iter().map(|(_, t)| Col::for_type(t, 0)).collect();
     let mut rows = 0;
     if jsonl {
@@ -86,7 +113,7 @@ pub fn load(spec: &InputSpec, path: &Path) -> Result<Table, DataError> {
             rows += 1;
         }
     } else {
-        let mut rd = csv::ReaderBuilder::new().has_headers(true).from_reader(text.as_slice());
+        let mut rd = csv::ReaderBuilder::new().has_headers(true).from_reader(text);
         let header = rd.headers().map_err(|e| fail(1, 1, None, format!("CSV header: {e}")))?.clone();
         let mut at = Vec::new();
         for (name, _) in &spec.schema {

@@ -14,7 +14,8 @@
 //!
 //! The core is `no_std + alloc` and runs unchanged inside the guest. With the
 //! `std` feature (the default) it also reads plan files with source positions
-//! ([`source`]) and CSV / JSON Lines data files ([`data`]).
+//! ([`source`]) and CSV / JSON Lines data files ([`data`]), and joins them
+//! into a [`loaded::Loaded`] plan ready to run or prove.
 //!
 //! It must not touch the zkVM, receipts, the ledger or the registry: those
 //! belong to `zkaudit-zkvm` and `zkaudit-tlog`.
@@ -37,6 +38,8 @@ pub mod value;
 
 #[cfg(feature = "std")]
 pub mod data;
+#[cfg(feature = "std")]
+pub mod loaded;
 #[cfg(feature = "std")]
 pub mod source;
 

@@ -27,6 +27,7 @@ mod bundle;
 mod durable;
 mod error;
 pub mod fsck;
+pub mod json;
 pub mod layout;
 mod log;
 mod reader;

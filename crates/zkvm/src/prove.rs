@@ -27,6 +27,20 @@ pub struct Job {
     pub max_cycles: u64,
 }
 
+impl Job {
+    /// The guest job for a loaded plan: its canonical JSON, hash, data root,
+    /// records and cycle limit.
+    pub fn for_plan(l: &zkaudit_plan::loaded::Loaded) -> Job {
+        Job {
+            plan_jcs: l.file.jcs.clone(),
+            plan_hash: l.file.hash,
+            data_root: l.commitment.data_root,
+            inputs: l.inputs.clone(),
+            max_cycles: l.program.limits.max_cycles,
+        }
+    }
+}
+
 /// Proving options.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ProveOptions {

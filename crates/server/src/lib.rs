@@ -1,0 +1,313 @@
+//! The zkaudit proof server: an HTTP API (axum) over the job store, the
+//! zkVM verifier and the ledger.
+//!
+//! This crate owns the HTTP surface: routing, request parsing and its
+//! errors, bearer-token checks, the built-in `income-threshold` job, the
+//! signed attestation document, Prometheus metrics, the OpenAPI document,
+//! and serving the ledger (appends, checkpoint, proofs and the C2SP
+//! tlog-tiles files). It also runs the in-process workers and the upkeep
+//! (re-queueing jobs of dead workers, TTL cleanup).
+//!
+//! It must not implement any of what it serves: jobs and workers are
+//! `zkaudit-jobs`, plans and data `zkaudit-plan`, receipts `zkaudit-zkvm`,
+//! the ledger `zkaudit-tlog`. Proving happens in worker child processes.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod auth;
+mod error;
+mod jobs_api;
+mod log_api;
+mod metrics;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use zkaudit_jobs::Store;
+use zkaudit_note::SigningKey;
+use zkaudit_tlog::Log;
+use zkaudit_zkvm::Registry;
+
+pub use error::ApiError;
+
+/// The OpenAPI 3.1 document of this API, served at `/v1/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The ledger directory (made by `zkaudit log init`); also holds the
+    /// default job store and the attestation key.
+    pub dir: PathBuf,
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Job store: a SQLite path or a `postgres://` URL.
+    pub db: String,
+    /// In-process workers (0 when only remote `zkaudit worker`s prove).
+    pub workers: usize,
+    /// Queued jobs at most; beyond it, submissions get 429.
+    pub queue_capacity: u64,
+    /// Largest request body (bytes); larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Time limit of a job attempt, and the most a request may ask for (s).
+    pub job_timeout_s: u64,
+    /// Attempts before a job whose worker keeps vanishing fails.
+    pub max_attempts: u32,
+    /// Delete finished jobs (and their blobs) this long after they finish.
+    pub job_ttl: Option<Duration>,
+    /// Delete receipts this long after they are made.
+    pub receipt_ttl: Option<Duration>,
+    /// Let requests without a token read the public ledger.
+    pub anonymous_read: bool,
+    /// The `zkaudit` executable that workers run jobs with.
+    pub exe: PathBuf,
+    /// Segment size of proofs, as a power of two (cycles).
+    pub segment_po2: Option<u32>,
+    /// Programs receipts are verified against.
+    pub registry: Registry,
+}
+
+/// Everything handlers share.
+pub struct AppState {
+    config: Config,
+    store: Arc<Store>,
+    log: Arc<Log>,
+    registry: Registry,
+    attestation_key: SigningKey,
+    binary_sha256: String,
+    tokens: auth::TokenCache,
+    metrics: Arc<metrics::Metrics>,
+}
+
+/// Runs `f` on the blocking pool (store, ledger and verifier calls block).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(ApiError::internal)?
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The ledger could not be opened.
+    #[error("ledger {dir}: {error}")]
+    Ledger {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        error: zkaudit_tlog::Error,
+    },
+    /// The job store could not be opened.
+    #[error(transparent)]
+    Store(#[from] zkaudit_jobs::Error),
+    /// Files or sockets.
+    #[error("{what}: {error}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The attestation key is unusable.
+    #[error("attestation key: {0}")]
+    Key(String),
+}
+
+/// The API's routes, without the server around them.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/health", get(status::health))
+        .route("/v1/ready", get(status::ready))
+        .route("/v1/attestation", get(status::attestation))
+        .route("/v1/openapi.json", get(status::openapi))
+        .route("/metrics", get(status::metrics))
+        .route("/v1/jobs", post(jobs_api::submit).get(jobs_api::list))
+        .route("/v1/jobs/{id}", get(jobs_api::get).delete(jobs_api::cancel))
+        .route("/v1/blobs", post(jobs_api::upload))
+        .route("/v1/prove/income-threshold", post(jobs_api::income_threshold))
+        .route("/v1/receipts/{id}", get(jobs_api::receipt))
+        .route("/v1/verify", post(jobs_api::verify))
+        .route("/v1/verify/batch", post(jobs_api::verify_batch))
+        .route("/v1/log/entries", post(log_api::append))
+        .route("/v1/log/checkpoint", get(log_api::checkpoint))
+        .route("/v1/log/proof/inclusion", get(log_api::inclusion))
+        .route("/v1/log/proof/consistency", get(log_api::consistency))
+        .route("/checkpoint", get(log_api::checkpoint_file))
+        .route("/tile/{*path}", get(log_api::tile))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state.metrics), metrics::track))
+        .with_state(state)
+}
+
+/// Loads or creates the attestation signing key, `DIR/private/attestation.key`.
+fn attestation_key(dir: &std::path::Path, origin: &str) -> Result<SigningKey, StartError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let path = dir.join("private").join("attestation.key");
+    let io = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |error| StartError::Io { what, error }
+    };
+    if path.exists() {
+        let text = std::fs::read_to_string(&path).map_err(io("reading"))?;
+        return SigningKey::parse(text.trim()).map_err(|e| StartError::Key(e.to_string()));
+    }
+    let key = SigningKey::generate(&format!("{origin}/attestation")).map_err(|e| StartError::Key(e.to_string()))?;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io("creating"))?;
+    f.write_all(key.to_secret_string().as_bytes()).map_err(io("writing"))?;
+    Ok(key)
+}
+
+/// A started server: its address, and a handle to stop it.
+pub struct Running {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    serve: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Serves until ctrl-c / SIGTERM, then stops the workers (their jobs are
+    /// re-queued on the next start).
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn until_signal(self) -> std::io::Result<()> {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        self.stop().await
+    }
+
+    /// Stops serving and joins the workers.
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn stop(self) -> std::io::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.stop.store(true, Ordering::Relaxed);
+        let r = self.serve.await.map_err(std::io::Error::other)?;
+        for t in self.threads {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        r
+    }
+}
+
+/// How long a worker may go without a heartbeat before its job is
+/// re-queued (only matters with workers on other machines).
+const STALE_AFTER: Duration = Duration::from_secs(30);
+
+/// Opens the ledger and job store, recovers jobs left running by a previous
+/// run, starts the workers and upkeep, and starts listening.
+///
+/// # Errors
+/// [`StartError`] if the ledger, store, key or address is unusable.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let dir = config.dir.clone();
+    let log = Log::open(&dir).map_err(|error| StartError::Ledger { dir: dir.clone(), error })?;
+    let origin = zkaudit_tlog::LogReader::open(&dir)
+        .map_err(|error| StartError::Ledger { dir: dir.clone(), error })?
+        .checkpoint()
+        .origin
+        .clone();
+    let store = Arc::new(Store::open(&config.db)?);
+    // A single-process server owns every running job: they are all orphans
+    // now. With PostgreSQL, other workers may be alive: only stale ones.
+    let stale_before = if store.is_shared() { zkaudit_jobs::now_ns() - STALE_AFTER.as_nanos() as i64 } else { i64::MAX };
+    let r = store.recover(stale_before)?;
+    if r != zkaudit_jobs::Recovered::default() {
+        eprintln!("recovered jobs left running: {} re-queued, {} failed (retry limit), {} cancelled", r.requeued, r.failed, r.cancelled);
+    }
+    let exe_bytes = std::fs::read(&config.exe).map_err(|error| StartError::Io { what: format!("reading {}", config.exe.display()), error })?;
+    let binary_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&exe_bytes));
+    let state = Arc::new(AppState {
+        attestation_key: attestation_key(&dir, &origin)?,
+        registry: config.registry.clone(),
+        store: Arc::clone(&store),
+        log: Arc::new(log),
+        binary_sha256,
+        tokens: auth::TokenCache::default(),
+        metrics: Arc::new(metrics::Metrics::default()),
+        config,
+    });
+    let listener = tokio::net::TcpListener::bind(state.config.addr)
+        .await
+        .map_err(|error| StartError::Io { what: format!("listening on {}", state.config.addr), error })?;
+    let addr = listener.local_addr().map_err(|error| StartError::Io { what: "local address".into(), error })?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for i in 0..state.config.workers {
+        let cfg = zkaudit_jobs::worker::Config {
+            name: format!("{}-{}-{i}", hostname(), std::process::id()),
+            exe: state.config.exe.clone(),
+            poll: Duration::from_millis(250),
+            heartbeat: Duration::from_secs(1),
+            segment_po2: state.config.segment_po2,
+        };
+        let (store, stop, metrics) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&state.metrics));
+        let t = std::thread::Builder::new()
+            .name(format!("zkaudit-worker-{i}"))
+            .spawn(move || {
+                if let Err(e) = zkaudit_jobs::worker::run(&store, &cfg, &stop, metrics.as_ref()) {
+                    eprintln!("worker {}: {e}", cfg.name);
+                }
+            })
+            .map_err(|error| StartError::Io { what: "starting a worker".into(), error })?;
+        threads.push(t);
+    }
+    threads.push(upkeep(Arc::clone(&state), Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting upkeep".into(), error })?);
+    let (shutdown, mut rx) = tokio::sync::watch::channel(false);
+    let app = router(Arc::clone(&state));
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.changed().await;
+            })
+            .await
+    });
+    Ok(Running { addr, stop, shutdown, threads, serve })
+}
+
+/// Every few seconds: re-queue jobs of workers that stopped sending
+/// heartbeats (workers on other machines), and apply the TTLs.
+fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("zkaudit-upkeep".into()).spawn(move || {
+        let mut tick = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(500));
+            tick += 1;
+            if tick % 10 != 0 {
+                continue;
+            }
+            let now = zkaudit_jobs::now_ns();
+            if state.store.is_shared() {
+                if let Err(e) = state.store.recover(now - STALE_AFTER.as_nanos() as i64) {
+                    eprintln!("upkeep: {e}");
+                }
+            }
+            let before = |ttl: Option<Duration>| ttl.map(|t| now - t.as_nanos() as i64);
+            if let Err(e) = state.store.cleanup(before(state.config.job_ttl), before(state.config.receipt_ttl)) {
+                eprintln!("upkeep: {e}");
+            }
+        }
+    })
+}
+
+/// This machine's name, for worker names (`/etc/hostname`, else `localhost`).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
+}
