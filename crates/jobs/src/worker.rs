@@ -251,6 +251,11 @@ fn read_progress(stderr: impl std::io::Read, shared: &Mutex<Shared>) {
 fn collect(store: &Store, job: &Job, out: &str, receipt: &std::path::Path) -> Result<Finish, String> {
     let mut result: serde_json::Value =
         serde_json::from_str(out.trim()).map_err(|e| format!("the job's process printed no JSON result: {e}"))?;
+    // The full output may hold private columns; the journal commits to it
+    // by hash, and only the public part is kept.
+    if let Some(o) = result.as_object_mut() {
+        o.remove("output");
+    }
     let cycles = match job.mode {
         Mode::Prove => result["cycles"].clone(),
         Mode::ExecuteOnly => result["zkvm"].clone(),

@@ -194,12 +194,17 @@ impl Running {
 
     /// Stops serving and joins the workers.
     ///
+    /// The HTTP side stops first; the worker and upkeep threads, which hold
+    /// the job store too, stop after it, so the store is closed on one of
+    /// them and never on the async runtime (where PostgreSQL's blocking
+    /// client must not be dropped).
+    ///
     /// # Errors
     /// I/O errors of the listener.
     pub async fn stop(self) -> std::io::Result<()> {
         let _ = self.shutdown.send(true);
-        self.stop.store(true, Ordering::Relaxed);
         let r = self.serve.await.map_err(std::io::Error::other)?;
+        self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
@@ -224,11 +229,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .checkpoint()
         .origin
         .clone();
-    let store = Arc::new(Store::open(&config.db)?);
-    // A single-process server owns every running job: they are all orphans
-    // now. With PostgreSQL, other workers may be alive: only stale ones.
-    let stale_before = if store.is_shared() { zkaudit_jobs::now_ns() - STALE_AFTER.as_nanos() as i64 } else { i64::MAX };
-    let r = store.recover(stale_before)?;
+    // The PostgreSQL client blocks on a runtime of its own: use it off this one.
+    let db = config.db.clone();
+    let opened = tokio::task::spawn_blocking(move || -> Result<(Store, zkaudit_jobs::Recovered), zkaudit_jobs::Error> {
+        let store = Store::open(&db)?;
+        // A single-process server owns every running job: they are all
+        // orphans now. With PostgreSQL, other workers may be alive: only
+        // jobs without a recent heartbeat are.
+        let stale_before = if store.is_shared() { zkaudit_jobs::now_ns() - STALE_AFTER.as_nanos() as i64 } else { i64::MAX };
+        let r = store.recover(stale_before)?;
+        Ok((store, r))
+    });
+    let (store, r) = opened.await.map_err(|e| StartError::Io { what: "opening the job store".into(), error: std::io::Error::other(e) })??;
+    let store = Arc::new(store);
     if r != zkaudit_jobs::Recovered::default() {
         eprintln!("recovered jobs left running: {} re-queued, {} failed (retry limit), {} cancelled", r.requeued, r.failed, r.cancelled);
     }
