@@ -238,8 +238,10 @@ fn bad_requests_get_json_errors_naming_the_field() {
     let big = vec![b'x'; 200_000];
     let bad_token = "zkaudit_0000000000000000000000000000000000000000000000000000000000000000";
     let j = "application/json";
+    /// Method, URL, token, content type, body, expected status and field.
+    type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, Vec<u8>, u16, Option<&'a str>);
     #[rustfmt::skip]
-    let cases: Vec<(&str, String, Option<&str>, &str, Vec<u8>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("POST", format!("{u}/v1/jobs"), Some(&t), j, b"{not json".to_vec(), 400, Some("body")),
         ("POST", format!("{u}/v1/jobs"), Some(&t), j, b"[]".to_vec(), 400, Some("body")),
         ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"plan": 5}"#.to_vec(), 400, Some("plan")),
@@ -356,12 +358,14 @@ fn jobs_survive_a_restart_and_a_cancel_kills_the_prover() {
     assert_eq!(job["state"], "cancelled", "{job}");
     assert!(job["error"].as_str().unwrap().contains("while proving"), "{job}");
     assert_eq!(job["attempts"], 2);
-    // No prover of this job is left running.
+    // No prover of this job is left running (other tests run provers of
+    // their own at the same time: the job ID is in the scratch path).
     std::thread::sleep(Duration::from_millis(500));
+    let has = |c: &[u8], s: &str| c.windows(s.len()).any(|w| w == s.as_bytes());
     let provers = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| c.windows(b"--supervised".len()).any(|w| w == b"--supervised") && c.windows(ZKAUDIT.len()).any(|w| w == ZKAUDIT.as_bytes()))
+        .filter(|c| has(c, "--supervised") && has(c, ZKAUDIT) && has(c, &id))
         .count();
     assert_eq!(provers, 0, "a cancelled prover is still running");
 }

@@ -42,7 +42,7 @@ const JOB_COLUMNS: &str = "id, tenant, token_id, kind, mode, state, phase, spec,
 #[derive(Debug)]
 pub enum Submitted {
     /// Queued.
-    Queued(Job),
+    Queued(Box<Job>),
     /// The queue already holds `queued` jobs, the capacity given.
     Full {
         /// Jobs waiting.
@@ -231,7 +231,7 @@ impl Store {
             ],
         )?;
         let job = self.get(&id)?.ok_or_else(|| Error::Db("a job vanished right after its insert".into()))?;
-        Ok(Submitted::Queued(job))
+        Ok(Submitted::Queued(Box::new(job)))
     }
 
     /// The job `id`, if it exists.

@@ -95,7 +95,7 @@ const MAX_ERROR_TEXT: usize = 16 * 1024;
 /// Runs one claimed job. `None` if the job was taken away (re-queued after a
 /// missed heartbeat) or the worker is stopping.
 fn run_job(store: &Store, cfg: &Config, job: &Job, stop: &AtomicBool) -> Option<Finish> {
-    let dir = match tempfile::Builder::new().prefix("zkaudit-job-").tempdir() {
+    let dir = match tempfile::Builder::new().prefix(&format!("zkaudit-job-{}-", job.id)).tempdir() {
         Ok(d) => d,
         Err(e) => return Some(failed(State::Failed, format!("worker {}: cannot create a scratch directory: {e}", cfg.name))),
     };

@@ -228,7 +228,7 @@ fn enqueue(state: &AppState, caller: &zkaudit_jobs::Token, kind: &str, c: &Check
         max_attempts: state.config.max_attempts,
     };
     match state.store.submit(&new, Some(state.config.queue_capacity))? {
-        Submitted::Queued(job) => Ok(job),
+        Submitted::Queued(job) => Ok(*job),
         Submitted::Full { queued } => {
             let s = state.store.stats()?;
             let wait = s.recent_job_seconds.map_or(1, |t| (t * queued as f64 / state.config.workers.max(1) as f64).ceil() as u64);

@@ -303,7 +303,7 @@ fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::t
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(500));
             tick += 1;
-            if tick % 10 != 0 {
+            if !tick.is_multiple_of(10) {
                 continue;
             }
             let now = zkaudit_jobs::now_ns();
