@@ -6,12 +6,14 @@
 
 use alloc::boxed::Box;
 use alloc::format;
-use alloc::string::String;
+use alloc::string::{String, ToString};
+use core::fmt::Display;
 use alloc::vec::Vec;
 
 use zkaudit_merkle::{Hash, Hasher};
 
 use crate::ir::Expr;
+use crate::pointer::Ptr;
 use crate::table::{Col, Table};
 use crate::value::{self, pow10, Type, MAX_SCALE};
 
@@ -110,8 +112,8 @@ pub enum CExpr {
     Sha256(Vec<(CExpr, u8)>),
 }
 
-fn err(at: impl Into<String>, message: impl Into<String>) -> TypeError {
-    TypeError { at: at.into(), message: message.into() }
+fn err(at: impl Display, message: impl Into<String>) -> TypeError {
+    TypeError { at: at.to_string(), message: message.into() }
 }
 
 fn op_name(e: &Expr) -> &'static str {
@@ -147,7 +149,7 @@ fn op_name(e: &Expr) -> &'static str {
 
 /// Type-checks `e` against `schema` and compiles it.
 pub fn compile(e: &Expr, schema: &Schema) -> Result<(CExpr, Type), TypeError> {
-    Compiler { schema }.expr(e, "")
+    Compiler { schema }.expr(e, &Ptr::Root)
 }
 
 struct Compiler<'a> {
@@ -155,9 +157,9 @@ struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    fn expr(&self, e: &Expr, at: &str) -> Result<(CExpr, Type), TypeError> {
+    fn expr(&self, e: &Expr, at: &Ptr<'_>) -> Result<(CExpr, Type), TypeError> {
         let name = op_name(e);
-        let here = format!("{at}/{name}");
+        let here = at.key(name);
         match e {
             Expr::Col(c) => {
                 let (i, ty) = self
@@ -201,8 +203,8 @@ impl Compiler<'_> {
             )),
             Expr::Add(a) | Expr::Sub(a) => {
                 let [x, y] = self.args::<2>(a, &here)?;
-                let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
-                let (cy, ty) = self.expr(y, &format!("{here}/1"))?;
+                let (cx, tx) = self.expr(x, &here.index(0))?;
+                let (cy, ty) = self.expr(y, &here.index(1))?;
                 let add = matches!(e, Expr::Add(_));
                 match (&tx, &ty) {
                     (Type::Date, Type::Int) => Ok((
@@ -218,8 +220,8 @@ impl Compiler<'_> {
             }
             Expr::Mul(a) => {
                 let [x, y] = self.args::<2>(a, &here)?;
-                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
-                let (cy, ty) = self.numeric(y, &format!("{here}/1"))?;
+                let (cx, tx) = self.numeric(x, &here.index(0))?;
+                let (cy, ty) = self.numeric(y, &here.index(1))?;
                 let scale = tx.scale().unwrap_or(0) + ty.scale().unwrap_or(0);
                 if scale > MAX_SCALE {
                     return Err(err(&here, format!("product scale {scale} exceeds {MAX_SCALE}")));
@@ -229,15 +231,15 @@ impl Compiler<'_> {
             }
             Expr::Div(a) => {
                 let [x, y] = self.args::<2>(a, &here)?;
-                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
-                let (cy, ty) = self.numeric(y, &format!("{here}/1"))?;
+                let (cx, tx) = self.numeric(x, &here.index(0))?;
+                let (cy, ty) = self.numeric(y, &here.index(1))?;
                 // (a·10^sa / b·10^sb) at scale sa needs a·10^sb / b.
                 let factor = pow10(ty.scale().unwrap_or(0));
                 Ok((CExpr::Div(bx(cx), bx(cy), factor), tx))
             }
             Expr::Neg(a) | Expr::Abs(a) => {
                 let [x] = self.args::<1>(a, &here)?;
-                let (cx, tx) = self.numeric(x, &format!("{here}/0"))?;
+                let (cx, tx) = self.numeric(x, &here.index(0))?;
                 Ok((if matches!(e, Expr::Neg(_)) { CExpr::Neg(bx(cx)) } else { CExpr::Abs(bx(cx)) }, tx))
             }
             Expr::Eq(a) | Expr::Ne(a) | Expr::Lt(a) | Expr::Le(a) | Expr::Gt(a) | Expr::Ge(a) => {
@@ -259,19 +261,19 @@ impl Compiler<'_> {
                 let parts = a
                     .iter()
                     .enumerate()
-                    .map(|(i, x)| self.boolean(x, &format!("{here}/{i}")))
+                    .map(|(i, x)| self.boolean(x, &here.index(i)))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok((if matches!(e, Expr::And(_)) { CExpr::And(parts) } else { CExpr::Or(parts) }, Type::Bool))
             }
             Expr::Not(a) => {
                 let [x] = self.args::<1>(a, &here)?;
-                Ok((CExpr::Not(bx(self.boolean(x, &format!("{here}/0"))?)), Type::Bool))
+                Ok((CExpr::Not(bx(self.boolean(x, &here.index(0))?)), Type::Bool))
             }
             Expr::If(a) => {
                 let [c, x, y] = self.args::<3>(a, &here)?;
-                let cc = self.boolean(c, &format!("{here}/0"))?;
-                let (cx, tx) = self.expr(x, &format!("{here}/1"))?;
-                let (cy, ty) = self.expr(y, &format!("{here}/2"))?;
+                let cc = self.boolean(c, &here.index(0))?;
+                let (cx, tx) = self.expr(x, &here.index(1))?;
+                let (cy, ty) = self.expr(y, &here.index(2))?;
                 if tx == Type::Digest && ty == Type::Digest {
                     return Ok((CExpr::IfDigest(bx(cc), bx(cx), bx(cy)), Type::Digest));
                 }
@@ -293,16 +295,16 @@ impl Compiler<'_> {
                 }
                 let mut parts = Vec::with_capacity(a.len());
                 for (i, x) in a.iter().enumerate() {
-                    let (c, t) = self.expr(x, &format!("{here}/{i}"))?;
+                    let (c, t) = self.expr(x, &here.index(i))?;
                     parts.push((c, (t.words() * 4) as u8));
                 }
                 Ok((CExpr::Sha256(parts), Type::Digest))
             }
             Expr::Year(a) | Expr::Month(a) | Expr::Day(a) => {
                 let [x] = self.args::<1>(a, &here)?;
-                let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
+                let (cx, tx) = self.expr(x, &here.index(0))?;
                 if tx != Type::Date {
-                    return Err(err(format!("{here}/0"), format!("`{name}` needs a date, got {}", tx.describe())));
+                    return Err(err(here.index(0), format!("`{name}` needs a date, got {}", tx.describe())));
                 }
                 let part = match e {
                     Expr::Year(_) => 0,
@@ -314,14 +316,14 @@ impl Compiler<'_> {
         }
     }
 
-    fn args<'e, const N: usize>(&self, a: &'e [Expr], here: &str) -> Result<[&'e Expr; N], TypeError> {
+    fn args<'e, const N: usize>(&self, a: &'e [Expr], here: &Ptr<'_>) -> Result<[&'e Expr; N], TypeError> {
         let v: Vec<&Expr> = a.iter().collect();
         v.try_into().map_err(|v: Vec<&Expr>| {
             err(here, format!("takes {N} argument{}, got {}", if N == 1 { "" } else { "s" }, v.len()))
         })
     }
 
-    fn numeric(&self, e: &Expr, at: &str) -> Result<(CExpr, Type), TypeError> {
+    fn numeric(&self, e: &Expr, at: &Ptr<'_>) -> Result<(CExpr, Type), TypeError> {
         let (c, t) = self.expr(e, at)?;
         if t.scale().is_none() {
             return Err(err(at, format!("expected a number (int or decimal), got {}", t.describe())));
@@ -329,7 +331,7 @@ impl Compiler<'_> {
         Ok((c, t))
     }
 
-    fn boolean(&self, e: &Expr, at: &str) -> Result<CExpr, TypeError> {
+    fn boolean(&self, e: &Expr, at: &Ptr<'_>) -> Result<CExpr, TypeError> {
         let (c, t) = self.expr(e, at)?;
         if t != Type::Bool {
             return Err(err(at, format!("expected a bool, got {}", t.describe())));
@@ -338,7 +340,7 @@ impl Compiler<'_> {
     }
 
     /// Brings two numbers to a common scale.
-    fn align(&self, cx: CExpr, tx: &Type, cy: CExpr, ty: &Type, here: &str) -> Result<(CExpr, CExpr, Type), TypeError> {
+    fn align(&self, cx: CExpr, tx: &Type, cy: CExpr, ty: &Type, here: &Ptr<'_>) -> Result<(CExpr, CExpr, Type), TypeError> {
         let (Some(sx), Some(sy)) = (tx.scale(), ty.scale()) else {
             return Err(err(here, format!("expected numbers, got {} and {}", tx.describe(), ty.describe())));
         };
@@ -347,10 +349,10 @@ impl Compiler<'_> {
         Ok((up(cx, sx), up(cy, sy), t))
     }
 
-    fn comparison(&self, op: CmpOp, x: &Expr, y: &Expr, here: &str) -> Result<(CExpr, Type), TypeError> {
+    fn comparison(&self, op: CmpOp, x: &Expr, y: &Expr, here: &Ptr<'_>) -> Result<(CExpr, Type), TypeError> {
         let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
         // An enum label literal takes its meaning from the other side.
-        let label = |lit: &str, other: &Expr, lit_at: &str, other_at: &str| -> Result<(CExpr, Type), TypeError> {
+        let label = |lit: &str, other: &Expr, lit_at: &Ptr<'_>, other_at: &Ptr<'_>| -> Result<(CExpr, Type), TypeError> {
             let (co, to) = self.expr(other, other_at)?;
             let Type::Enum(labels) = &to else {
                 return Err(err(lit_at, format!("the label `{lit}` is compared with {}, not an enum", to.describe())));
@@ -364,12 +366,12 @@ impl Compiler<'_> {
             Ok((CExpr::Cmp(op, bx(co), bx(CExpr::Const(pos as i64))), Type::Bool))
         };
         match (x, y) {
-            (Expr::Str(s), other) => return label(s, other, &format!("{here}/0"), &format!("{here}/1")),
-            (other, Expr::Str(s)) => return label(s, other, &format!("{here}/1"), &format!("{here}/0")),
+            (Expr::Str(s), other) => return label(s, other, &here.index(0), &here.index(1)),
+            (other, Expr::Str(s)) => return label(s, other, &here.index(1), &here.index(0)),
             _ => {}
         }
-        let (cx, tx) = self.expr(x, &format!("{here}/0"))?;
-        let (cy, ty) = self.expr(y, &format!("{here}/1"))?;
+        let (cx, tx) = self.expr(x, &here.index(0))?;
+        let (cy, ty) = self.expr(y, &here.index(1))?;
         if tx.scale().is_some() && ty.scale().is_some() {
             let (cx, cy, _) = self.align(cx, &tx, cy, &ty, here)?;
             return Ok((CExpr::Cmp(op, bx(cx), bx(cy)), Type::Bool));

@@ -31,6 +31,7 @@ pub mod expr;
 pub mod ir;
 pub mod journal;
 pub mod output;
+mod pointer;
 pub mod records;
 pub mod table;
 pub mod validate;

@@ -11,11 +11,13 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
+use core::fmt::Display;
 
 use zkaudit_merkle::Hash;
 
 use crate::expr::{self, CExpr, Schema};
 use crate::ir::{AggFn, AggregateOp, Assign, ColumnDef, Expr, Limits, Plan, Step, TransformOp, TypeName, PLAN_VERSION};
+use crate::pointer::Ptr;
 use crate::value::{self, enum_type, pow10, Type, MAX_SCALE};
 
 /// One validation error (or warning) at a JSON pointer into the plan.
@@ -210,9 +212,11 @@ pub fn compile(plan: &Plan, bounds: &Bounds) -> Result<Program, Vec<Diagnostic>>
     let mut infos: Vec<Option<StepInfo>> = vec![None; plan.steps.len()];
     let mut ops: Vec<Option<Op>> = vec![None; plan.steps.len()];
     let mut inputs = Vec::new();
+    let root = Ptr::Root;
+    let steps_at = root.key("steps");
     for &i in &order {
         let s = &plan.steps[i];
-        let at = format!("/steps/{i}");
+        let at = steps_at.index(i);
         let ins: Option<Vec<&StepInfo>> = deps[i].iter().map(|&j| infos[j].as_ref()).collect();
         let Some(ins) = ins.filter(|_| !dangling[i]) else { continue }; // an input already failed
         if let Some((info, op)) = v.step(s, i, &at, &ins, &deps[i], bounds, &mut inputs) {
@@ -347,8 +351,8 @@ struct Validator {
 type Shape = (Schema, Card);
 
 impl Validator {
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(Diagnostic { path: path.into(), message: message.into() });
+    fn error(&mut self, path: impl Display, message: impl Into<String>) {
+        self.errors.push(Diagnostic { path: path.to_string(), message: message.into() });
     }
 
     fn header(&mut self, plan: &Plan, b: &Bounds) {
@@ -374,7 +378,7 @@ impl Validator {
         }
     }
 
-    fn expr(&mut self, e: &Expr, schema: &Schema, at: &str) -> Option<(CExpr, Type)> {
+    fn expr(&mut self, e: &Expr, schema: &Schema, at: &Ptr<'_>) -> Option<(CExpr, Type)> {
         match expr::compile(e, schema) {
             Ok(r) => Some(r),
             Err(te) => {
@@ -384,7 +388,7 @@ impl Validator {
         }
     }
 
-    fn predicate(&mut self, e: &Expr, schema: &Schema, at: &str) -> Option<CExpr> {
+    fn predicate(&mut self, e: &Expr, schema: &Schema, at: &Ptr<'_>) -> Option<CExpr> {
         let (c, t) = self.expr(e, schema, at)?;
         if t != Type::Bool {
             self.error(at, format!("expected a bool predicate, got {}", t.describe()));
@@ -393,7 +397,7 @@ impl Validator {
         Some(c)
     }
 
-    fn column(&mut self, schema: &Schema, name: &str, at: &str) -> Option<usize> {
+    fn column(&mut self, schema: &Schema, name: &str, at: &Ptr<'_>) -> Option<usize> {
         let p = schema.iter().position(|(n, _)| n == name);
         if p.is_none() {
             let names: Vec<&str> = schema.iter().map(|(n, _)| n.as_str()).collect();
@@ -403,10 +407,10 @@ impl Validator {
     }
 
     /// Resolves `names` (the list at pointer `at`) to column indices, each at most once.
-    fn distinct_columns(&mut self, schema: &Schema, names: &[String], at: &str, verb: &str) -> Option<Vec<usize>> {
+    fn distinct_columns(&mut self, schema: &Schema, names: &[String], at: &Ptr<'_>, verb: &str) -> Option<Vec<usize>> {
         let mut cols = Vec::with_capacity(names.len());
         for (k, name) in names.iter().enumerate() {
-            let c = self.column(schema, name, &format!("{at}/{k}"))?;
+            let c = self.column(schema, name, &at.index(k))?;
             if cols.contains(&c) {
                 self.error(format!("{at}/{k}"), format!("`{name}` is {verb} twice"));
                 return None;
@@ -416,7 +420,7 @@ impl Validator {
         Some(cols)
     }
 
-    fn new_name(&mut self, name: &str, at: &str) -> bool {
+    fn new_name(&mut self, name: &str, at: &Ptr<'_>) -> bool {
         let ok = value::is_identifier(name);
         if !ok {
             self.error(at, format!("column name `{name}` must match [A-Za-z_][A-Za-z0-9_]* (at most 64 bytes)"));
@@ -426,16 +430,16 @@ impl Validator {
 
     /// Compiles assignments in order, each seeing the ones before it.
     /// With `fixed`, names must be existing columns of unchanged type.
-    fn assigns(&mut self, list: &[Assign], schema: &mut Schema, at: &str, fixed: bool) -> Option<Vec<CAssign>> {
+    fn assigns(&mut self, list: &[Assign], schema: &mut Schema, at: &Ptr<'_>, fixed: bool) -> Option<Vec<CAssign>> {
         let mut out = Vec::with_capacity(list.len());
         let mut ok = true;
         for (k, a) in list.iter().enumerate() {
-            let here = format!("{at}/{k}");
-            if !self.new_name(&a.name, &format!("{here}/name")) {
+            let here = at.index(k);
+            if !self.new_name(&a.name, &here.key("name")) {
                 ok = false;
                 continue;
             }
-            let Some((mut c, t)) = self.expr(&a.expression, schema, &format!("{here}/expression")) else {
+            let Some((mut c, t)) = self.expr(&a.expression, schema, &here.key("expression")) else {
                 ok = false;
                 continue;
             };
@@ -480,7 +484,7 @@ impl Validator {
         &mut self,
         s: &Step,
         i: usize,
-        at: &str,
+        at: &Ptr<'_>,
         ins: &[&StepInfo],
         deps: &[usize],
         bounds: &Bounds,
@@ -490,9 +494,10 @@ impl Validator {
             Step::DataInput(d) => {
                 let mut schema = Schema::new();
                 let mut formats = Vec::new();
+                let schema_at = at.key("schema");
                 for (k, c) in d.schema.iter().enumerate() {
-                    let here = format!("{at}/schema/{k}");
-                    if self.new_name(&c.name, &format!("{here}/name")) && schema.iter().any(|(n, _)| *n == c.name) {
+                    let here = schema_at.index(k);
+                    if self.new_name(&c.name, &here.key("name")) && schema.iter().any(|(n, _)| *n == c.name) {
                         self.error(format!("{here}/name"), format!("duplicate column `{}`", c.name));
                     }
                     if let Some(t) = self.column_type(c, &here) {
@@ -523,24 +528,25 @@ impl Validator {
             Step::Transform(t) => {
                 let (input, info) = (deps[0], ins[0]);
                 let mut schema = info.schema.clone();
-                let at = format!("{at}/operation");
+                let at = at.key("operation");
                 match &t.operation {
                     TransformOp::Map { column, expression } => {
-                        let named = self.new_name(column, &format!("{at}/column"));
-                        let (c, t) = self.expr(expression, &schema, &format!("{at}/expression"))?;
+                        let named = self.new_name(column, &at.key("column"));
+                        let (c, t) = self.expr(expression, &schema, &at.key("expression"))?;
                         let digest = t == Type::Digest;
                         let idx = set_column(&mut schema, column, t);
                         named.then_some(((schema, info.card), Op::Compute { input, assigns: vec![(idx, c, digest)] }))
                     }
                     TransformOp::Select { fields } => {
-                        let cols = self.distinct_columns(&info.schema, fields, &format!("{at}/fields"), "selected")?;
+                        let cols = self.distinct_columns(&info.schema, fields, &at.key("fields"), "selected")?;
                         let schema = cols.iter().map(|&c| info.schema[c].clone()).collect();
                         Some(((schema, info.card), Op::Select { input, cols }))
                     }
                     TransformOp::Rename { mapping } => {
                         let mut ok = true;
+                        let mapping_at = at.key("mapping");
                         for (old, new) in mapping {
-                            let here = format!("{at}/mapping/{}", pointer_escape(old));
+                            let here = mapping_at.key(old);
                             match self.column(&info.schema, old, &here) {
                                 Some(c) if self.new_name(new, &here) => schema[c].0 = new.clone(),
                                 _ => ok = false,
@@ -557,12 +563,12 @@ impl Validator {
                 }
             }
             Step::Filter(f) => {
-                let pred = self.predicate(&f.predicate, &ins[0].schema, &format!("{at}/predicate"))?;
+                let pred = self.predicate(&f.predicate, &ins[0].schema, &at.key("predicate"))?;
                 Some(((ins[0].schema.clone(), Card::Many), Op::Filter { input: deps[0], pred }))
             }
             Step::Compute(c) => {
                 let mut schema = ins[0].schema.clone();
-                let assigns = self.assigns(&c.columns, &mut schema, &format!("{at}/columns"), false)?;
+                let assigns = self.assigns(&c.columns, &mut schema, &at.key("columns"), false)?;
                 Some(((schema, ins[0].card), Op::Compute { input: deps[0], assigns }))
             }
             Step::Branch(b) => {
@@ -570,7 +576,7 @@ impl Validator {
                 if input.card != Card::One {
                     self.error(format!("{at}/input"), format!("`{}` may have many rows; a branch condition reads a one-row result", input.id));
                 }
-                let cond = self.predicate(&b.condition, &input.schema, &format!("{at}/condition"))?;
+                let cond = self.predicate(&b.condition, &input.schema, &at.key("condition"))?;
                 if then.schema != other.schema {
                     self.error(at, format!("`then` ({}) and `else` ({}) have different columns", describe(&then.schema), describe(&other.schema)));
                     return None;
@@ -590,17 +596,17 @@ impl Validator {
                 }
                 let mut schema = ins[0].schema.clone();
                 let until = match &l.until {
-                    Some(u) => Some(self.predicate(u, &schema, &format!("{at}/until"))?),
+                    Some(u) => Some(self.predicate(u, &schema, &at.key("until"))?),
                     None => None,
                 };
-                let update = self.assigns(&l.update, &mut schema, &format!("{at}/update"), true)?;
+                let update = self.assigns(&l.update, &mut schema, &at.key("update"), true)?;
                 Some(((schema, Card::One), Op::Loop { input: deps[0], max: l.max_iterations, until, update }))
             }
-            Step::Aggregate(a) => self.aggregate(&a.operation, &format!("{at}/operation"), ins, deps),
+            Step::Aggregate(a) => self.aggregate(&a.operation, &at.key("operation"), ins, deps),
         }
     }
 
-    fn column_type(&mut self, c: &ColumnDef, at: &str) -> Option<Type> {
+    fn column_type(&mut self, c: &ColumnDef, at: &Ptr<'_>) -> Option<Type> {
         let mut ok = true;
         if c.scale.is_some() && c.ty != TypeName::Decimal {
             self.error(format!("{at}/scale"), "`scale` applies to decimal columns only");
@@ -651,19 +657,20 @@ impl Validator {
         ok.then_some(t)
     }
 
-    fn aggregate(&mut self, op: &AggregateOp, at: &str, ins: &[&StepInfo], deps: &[usize]) -> Option<(Shape, Op)> {
+    fn aggregate(&mut self, op: &AggregateOp, at: &Ptr<'_>, ins: &[&StepInfo], deps: &[usize]) -> Option<(Shape, Op)> {
         match op {
             AggregateOp::Reduce { group_by, aggregations, .. } => {
                 let info = ins[0];
-                let keys = self.distinct_columns(&info.schema, group_by, &format!("{at}/groupBy"), "grouped by")?;
+                let keys = self.distinct_columns(&info.schema, group_by, &at.key("groupBy"), "grouped by")?;
                 let mut schema: Schema = keys.iter().map(|&c| info.schema[c].clone()).collect();
                 if aggregations.is_empty() {
                     self.error(format!("{at}/aggregations"), "a reduce needs at least one aggregation");
                 }
                 let mut aggs = Vec::new();
+                let aggregations_at = at.key("aggregations");
                 for (k, ag) in aggregations.iter().enumerate() {
-                    let here = format!("{at}/aggregations/{k}");
-                    if self.new_name(&ag.name, &format!("{here}/name")) && schema.iter().any(|(n, _)| *n == ag.name) {
+                    let here = aggregations_at.index(k);
+                    if self.new_name(&ag.name, &here.key("name")) && schema.iter().any(|(n, _)| *n == ag.name) {
                         self.error(format!("{here}/name"), format!("duplicate output column `{}`", ag.name));
                     }
                     if let Some((c, t)) = self.aggregation(ag, &info.schema, &here) {
@@ -710,6 +717,7 @@ impl Validator {
                 let mut keys = Vec::new();
                 let mut carry = Vec::new();
                 let mut schema = Schema::new();
+                let on_at = at.key("on");
                 for (k, s) in ins.iter().enumerate() {
                     if on.is_empty() && s.card != Card::One {
                         self.error(format!("{at}/inputs/{k}"), format!("`{}` may have many rows; merging without `on` needs one-row inputs", s.id));
@@ -717,7 +725,7 @@ impl Validator {
                     }
                     let mut kk = Vec::new();
                     for (j, name) in on.iter().enumerate() {
-                        let c = self.column(&s.schema, name, &format!("{at}/on/{j}"))?;
+                        let c = self.column(&s.schema, name, &on_at.index(j))?;
                         if k == 0 {
                             schema.push(s.schema[c].clone());
                         } else if s.schema[c].1 != schema[j].1 {
@@ -747,9 +755,9 @@ impl Validator {
         }
     }
 
-    fn aggregation(&mut self, ag: &crate::ir::Aggregation, schema: &Schema, at: &str) -> Option<(CAgg, Type)> {
+    fn aggregation(&mut self, ag: &crate::ir::Aggregation, schema: &Schema, at: &Ptr<'_>) -> Option<(CAgg, Type)> {
         let filter = match &ag.filter {
-            Some(f) => Some(self.predicate(f, schema, &format!("{at}/filter"))?),
+            Some(f) => Some(self.predicate(f, schema, &at.key("filter"))?),
             None => None,
         };
         if ag.scale.is_some() && ag.func != AggFn::Mean {
@@ -767,7 +775,7 @@ impl Validator {
                 return None;
             }
             (_, Some(c)) => {
-                let p = self.column(schema, c, &format!("{at}/column"))?;
+                let p = self.column(schema, c, &at.key("column"))?;
                 (Some(p), Some(schema[p].1.clone()))
             }
         };
@@ -814,7 +822,4 @@ fn describe(schema: &Schema) -> String {
     format!("[{}]", cols.join(", "))
 }
 
-/// Escapes one JSON pointer reference token (RFC 6901 §3).
-pub fn pointer_escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
+pub use crate::pointer::escape as pointer_escape;

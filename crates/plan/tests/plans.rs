@@ -245,6 +245,25 @@ fn invalid_plans_are_reported_at_their_line_and_column() {
 }
 
 #[test]
+fn diagnostics_carry_the_json_pointer_of_their_node() {
+    // One error deep inside each kind of nested node; the key with `/` and
+    // `~` is escaped (RFC 6901 §3).
+    let yaml = plan(&format!(
+        "steps:\n{NUMS}  - {{type: transform, id: r, input: t, operation: {{op: rename, mapping: {{'a/b~': y}}}}}}\n  - {{type: aggregate, id: g, operation: {{op: reduce, input: t, aggregations: [{{name: n, fn: count}}, {{name: p, fn: count, filter: {{and: [{{bool: true}}, {{gt: [{{col: k}}, {{int: 1}}]}}]}}}}]}}}}\n  - {{type: aggregate, id: j, operation: {{op: merge, inputs: [t, t], on: [x, nope]}}}}\n  - {{type: compute, id: c, input: t, columns: [{{name: z, expression: {{if: [{{bool: true}}, {{int: 1}}, {{year: [{{col: x}}]}}]}}}}]}}\noutput: {{step: c}}\n"
+    ));
+    let paths: Vec<String> = errors(&yaml, false).into_iter().map(|e| e.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/steps/1/operation/mapping/a~1b~0",
+            "/steps/2/operation/aggregations/1/filter/and/1/gt",
+            "/steps/3/operation/on/1",
+            "/steps/4/columns/0/expression/if/2/year/0",
+        ]
+    );
+}
+
+#[test]
 fn plan_bytes_must_match_the_plan_hash() {
     let f = PlanFile::load(&root().join("examples/stocks-summary/plan.yaml")).unwrap();
     let mut wrong = f.hash;
