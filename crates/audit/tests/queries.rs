@@ -1,20 +1,14 @@
 //! Prolog queries over a real log and SQLite index.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use zkaudit_audit::{term, Engine, Options, QueryError};
 use zkaudit_index::Sqlite;
-use zkaudit_tlog::{Log, LogReader};
+use zkaudit_tlog::LogReader;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn append_stream(dir: &Path, name: &str) {
-    let file = std::fs::File::open(root().join(format!("examples/events/{name}.jsonl"))).unwrap();
-    let entries = zkaudit_event::parse_jsonl(std::io::BufReader::new(file), name).unwrap();
-    Log::open(dir).unwrap().append(entries).unwrap();
-}
+#[path = "../../../tests-support/events.rs"]
+mod events;
+use events::append_stream;
 
 struct Fixture {
     _tmp: tempfile::TempDir,

@@ -152,13 +152,7 @@ pub fn worker(a: WorkerArgs) -> Result<ExitCode> {
     let exe = exe()?;
     let threads: Vec<_> = (0..a.workers.max(1))
         .map(|i| {
-            let cfg = zkaudit_jobs::worker::Config {
-                name: format!("{}-{}-{i}", zkaudit_server::hostname(), std::process::id()),
-                exe: exe.clone(),
-                poll: Duration::from_millis(500),
-                heartbeat: Duration::from_secs(1),
-                segment_po2: a.segment_po2,
-            };
+            let cfg = zkaudit_jobs::worker::Config::local(i, exe.clone(), Duration::from_millis(500), a.segment_po2);
             let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
             std::thread::spawn(move || zkaudit_jobs::worker::run(&store, &cfg, &stop, &zkaudit_jobs::worker::NoObserver))
         })

@@ -6,16 +6,9 @@ use std::path::{Path, PathBuf};
 use zkaudit_index::{Backend, Error, Postgres, Query, Selector, Sqlite};
 use zkaudit_tlog::{Log, LogReader};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Appends the lines of examples/events/NAME.jsonl to the log in `dir`.
-fn append_stream(dir: &Path, name: &str) {
-    let file = std::fs::File::open(root().join(format!("examples/events/{name}.jsonl"))).unwrap();
-    let entries = zkaudit_event::parse_jsonl(std::io::BufReader::new(file), name).unwrap();
-    Log::open(dir).unwrap().append(entries).unwrap();
-}
+#[path = "../../../tests-support/events.rs"]
+mod events;
+use events::append_stream;
 
 fn new_log() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

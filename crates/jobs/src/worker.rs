@@ -34,6 +34,21 @@ pub struct Config {
     pub segment_po2: Option<u32>,
 }
 
+impl Config {
+    /// Worker `index` of this process: named `HOST-PID-INDEX` (HOST from
+    /// `/etc/hostname`, else `localhost`), a heartbeat every second.
+    pub fn local(index: usize, exe: PathBuf, poll: Duration, segment_po2: Option<u32>) -> Config {
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).ok().filter(|h| !h.is_empty());
+        Config {
+            name: format!("{}-{}-{index}", host.as_deref().unwrap_or("localhost"), std::process::id()),
+            exe,
+            poll,
+            heartbeat: Duration::from_secs(1),
+            segment_po2,
+        }
+    }
+}
+
 /// Told about every job a worker finishes (for metrics and logs).
 pub trait Observer: Send + Sync {
     /// `job` (as claimed) ended as `f` after `seconds` of wall time.

@@ -170,35 +170,35 @@ impl Compiler<'_> {
                     .map(|(i, (_, t))| (i, t.clone()))
                     .ok_or_else(|| {
                         let names: Vec<&str> = self.schema.iter().map(|(n, _)| n.as_str()).collect();
-                        err(&here, format!("unknown column `{c}` (columns here: {})", names.join(", ")))
+                        err(here, format!("unknown column `{c}` (columns here: {})", names.join(", ")))
                     })?;
                 let node = if ty == Type::Digest { CExpr::DigestCol(i) } else { CExpr::Col(i) };
                 Ok((node, ty))
             }
             Expr::Int(v) => {
                 if v.unsigned_abs() > MAX_SAFE_INT as u64 {
-                    return Err(err(&here, "integer literal beyond ±(2^53 − 1); I-JSON cannot carry it exactly"));
+                    return Err(err(here, "integer literal beyond ±(2^53 − 1); I-JSON cannot carry it exactly"));
                 }
                 Ok((CExpr::Const(*v), Type::Int))
             }
             Expr::Decimal(s) => {
                 let scale = value::literal_scale(s);
                 if scale > MAX_SCALE {
-                    return Err(err(&here, format!("decimal literal `{s}` has more than {MAX_SCALE} places")));
+                    return Err(err(here, format!("decimal literal `{s}` has more than {MAX_SCALE} places")));
                 }
                 let v = value::parse_decimal(s, scale)
-                    .ok_or_else(|| err(&here, format!("`{s}` is not a decimal literal like `-12.50`")))?;
+                    .ok_or_else(|| err(here, format!("`{s}` is not a decimal literal like `-12.50`")))?;
                 Ok((CExpr::Const(v), Type::Decimal(scale)))
             }
             Expr::Bool(b) => Ok((CExpr::Const(i64::from(*b)), Type::Bool)),
             Expr::Date(s) => {
                 let d = value::parse_iso_date(s)
                     .filter(|d| value::DATE_RANGE.contains(d))
-                    .ok_or_else(|| err(&here, format!("`{s}` is not a date like `2000-01-31`")))?;
+                    .ok_or_else(|| err(here, format!("`{s}` is not a date like `2000-01-31`")))?;
                 Ok((CExpr::Const(d), Type::Date))
             }
             Expr::Str(s) => Err(err(
-                &here,
+                here,
                 format!("the label `{s}` can only be compared with an enum column (eq or ne)"),
             )),
             Expr::Add(a) | Expr::Sub(a) => {
@@ -224,7 +224,7 @@ impl Compiler<'_> {
                 let (cy, ty) = self.numeric(y, &here.index(1))?;
                 let scale = tx.scale().unwrap_or(0) + ty.scale().unwrap_or(0);
                 if scale > MAX_SCALE {
-                    return Err(err(&here, format!("product scale {scale} exceeds {MAX_SCALE}")));
+                    return Err(err(here, format!("product scale {scale} exceeds {MAX_SCALE}")));
                 }
                 let t = if tx == Type::Int && ty == Type::Int { Type::Int } else { Type::Decimal(scale) };
                 Ok((CExpr::Mul(bx(cx), bx(cy)), t))
@@ -256,7 +256,7 @@ impl Compiler<'_> {
             }
             Expr::And(a) | Expr::Or(a) => {
                 if a.len() < 2 {
-                    return Err(err(&here, format!("`{name}` takes two or more arguments, got {}", a.len())));
+                    return Err(err(here, format!("`{name}` takes two or more arguments, got {}", a.len())));
                 }
                 let parts = a
                     .iter()
@@ -283,7 +283,7 @@ impl Compiler<'_> {
                 }
                 if tx != ty || tx == Type::Digest || ty == Type::Digest {
                     return Err(err(
-                        &here,
+                        here,
                         format!("`if` branches differ: {} and {}", tx.describe(), ty.describe()),
                     ));
                 }
@@ -291,7 +291,7 @@ impl Compiler<'_> {
             }
             Expr::Sha256(a) => {
                 if a.is_empty() {
-                    return Err(err(&here, "`sha256` takes one or more arguments"));
+                    return Err(err(here, "`sha256` takes one or more arguments"));
                 }
                 let mut parts = Vec::with_capacity(a.len());
                 for (i, x) in a.iter().enumerate() {

@@ -264,13 +264,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for i in 0..state.config.workers {
-        let cfg = zkaudit_jobs::worker::Config {
-            name: format!("{}-{}-{i}", hostname(), std::process::id()),
-            exe: state.config.exe.clone(),
-            poll: Duration::from_millis(250),
-            heartbeat: Duration::from_secs(1),
-            segment_po2: state.config.segment_po2,
-        };
+        let cfg = zkaudit_jobs::worker::Config::local(i, state.config.exe.clone(), Duration::from_millis(250), state.config.segment_po2);
         let (store, stop, metrics) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&state.metrics));
         let t = std::thread::Builder::new()
             .name(format!("zkaudit-worker-{i}"))
@@ -320,7 +314,3 @@ fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::t
     })
 }
 
-/// This machine's name, for worker names (`/etc/hostname`, else `localhost`).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "localhost".into())
-}
