@@ -9,11 +9,12 @@
 # Usage: scripts/bench-server.sh [BATCH (default 100)] [DURATION (default 20s, at least 13s)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/setup.sh
 BATCH=${1:-100}
 DUR=${2:-20s}
 command -v wrk >/dev/null || { echo "needs wrk: apt-get install wrk" >&2; exit 2; }
 cargo build --locked --bin zkaudit
-Z=target/debug/zkaudit
+Z=$ZKAUDIT_BIN
 tmp=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -rf "$tmp"' EXIT

@@ -21,10 +21,11 @@ PLAN=examples/stocks-summary/plan.yaml
 [ -f "$STOCKS" ] || { echo "main-job: $STOCKS not found" >&2; exit 1; }
 
 # The dev profile builds every dependency (the prover included) at opt-level 3,
-# so proving is as fast as in a release build, and it shares its build with
-# scripts/test.sh. The zkVM guest is built by crates/zkvm/build.rs.
+# so proving is as fast as in a release build, and it shares its build (in
+# $CARGO_TARGET_DIR, see scripts/setup.sh) with scripts/test.sh. The zkVM
+# guest is built by crates/zkvm/build.rs.
 cargo build --locked -q -p zkaudit-cli
-Z=target/debug/zkaudit
+Z=$ZKAUDIT_BIN
 
 rm -rf "$OUT"
 mkdir -p "$OUT"

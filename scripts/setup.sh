@@ -4,16 +4,38 @@
 #   Debian's rustc-web/cargo-web, bookworm-security ships 1.9x);
 # * the RISC Zero guest toolchain: Debian's rustc-web, cargo-web and
 #   rust-web-src (whose rustc knows riscv32im-risc0-zkvm-elf) plus lld-22,
-#   used by crates/zkvm/build.rs under /usr/bin.
-# * PostgreSQL's server binaries (Debian's postgresql), which the index
-#   tests start on loopback in a temporary directory of their own.
-# Nothing is downloaded outside the package registries.
+#   used by crates/zkvm/build.rs under /usr/bin;
+# * PostgreSQL's server binaries (Debian's postgresql), which the index,
+#   job-store and server tests start on loopback in temporary directories;
+# * shellcheck (Debian's), a gate of scripts/test.sh.
+# Nothing is downloaded outside the package registries. Works as root (no
+# sudo needed) and as a user with sudo.
+#
+# It also sets CARGO_TARGET_DIR (unless already set) to one persistent target
+# directory outside the clone, shared by every script and by CI, so that a
+# fresh clone on a machine that has built zkaudit before rebuilds only what
+# changed. ZKAUDIT_BIN is the zkaudit binary the scripts build and run.
 set -euo pipefail
 
 export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/zkaudit-target}"
+export ZKAUDIT_BIN="$CARGO_TARGET_DIR/debug/zkaudit"
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+# Runs a command as root: directly when we are root, else through sudo.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  else
+    sudo "$@"
+  fi
+}
+
+# Installs Debian packages non-interactively (env passes the variable through
+# sudo, which resets the environment).
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
 
 rust_ok() {
   command -v cargo >/dev/null 2>&1 || return 1
@@ -29,14 +51,18 @@ guest_ok() {
 
 if ! rust_ok || ! guest_ok; then
   echo "setup: installing Debian's rustc-web, cargo-web, rust-web-src and lld-22" >&2
-  $SUDO apt-get update -qq
-  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 gcc g++ >/dev/null
+  apt_install rustc-web cargo-web rust-web-src lld-22 gcc g++
   rust_ok || { echo "setup: could not get Rust >= 1.89" >&2; exit 1; }
   guest_ok || { echo "setup: the Debian toolchain does not target riscv32im-risc0-zkvm-elf" >&2; exit 1; }
 fi
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  echo "setup: installing Debian's postgresql (server binaries for the index tests)" >&2
-  $SUDO apt-get update -qq
-  $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  echo "setup: installing Debian's postgresql (server binaries for the tests)" >&2
+  apt_install postgresql
 fi
+
+if ! command -v shellcheck >/dev/null 2>&1; then
+  echo "setup: installing Debian's shellcheck (a gate of scripts/test.sh)" >&2
+  apt_install shellcheck
+fi
+mkdir -p "$CARGO_TARGET_DIR"

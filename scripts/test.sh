@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# The whole test suite: unit, integration, crash-safety and CLI tests.
+# The whole test suite, as CI runs it: shellcheck over scripts/ and .ci/,
+# then every crate's unit, integration, crash-safety, server and CLI tests
+# (real SQLite, PostgreSQL, HTTP on loopback and RISC Zero proofs).
+# Extra arguments go to `cargo test` (e.g. `-p zkaudit-tlog`).
+# The build goes to the shared target directory of scripts/setup.sh
+# ($CARGO_TARGET_DIR, default /var/tmp/zkaudit-target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+
+step() { printf '== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+step "shellcheck"
+shellcheck scripts/*.sh .ci/run
+step "cargo test"
 cargo test --workspace --locked "$@"
+step "done"
