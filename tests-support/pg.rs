@@ -66,4 +66,3 @@ impl Drop for PgServer {
         let _ = c.arg("-D").arg(pgdata).args(["-m", "immediate", "stop"]).output();
     }
 }
-

@@ -41,11 +41,16 @@ fn main() {
     let rustc = env::var("ZKAUDIT_GUEST_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into());
     let rustdoc = Path::new(&rustc).with_file_name("rustdoc");
     let rustflags = [
-        "-C", "passes=lower-atomic",
-        "-C", "link-arg=-Ttext=0x00200800",
-        "-C", "link-arg=--fatal-warnings",
-        "-C", "panic=abort",
-        "--cfg", "getrandom_backend=\"custom\"",
+        "-C",
+        "passes=lower-atomic",
+        "-C",
+        "link-arg=-Ttext=0x00200800",
+        "-C",
+        "link-arg=--fatal-warnings",
+        "-C",
+        "panic=abort",
+        "--cfg",
+        "getrandom_backend=\"custom\"",
     ]
     .join("\x1f");
     let mut cmd = Command::new(&cargo);

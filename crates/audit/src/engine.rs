@@ -3,14 +3,13 @@
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use scryer_prolog::{LeafAnswer, Machine, MachineBuilder, Term};
 use sha2::{Digest as _, Sha256};
 use zkaudit_index::{Backend, IndexedEvent, Query, Selector};
 use zkaudit_note::VerifierKey;
-use zkaudit_tlog::LogReader;
+use zkaudit_tlog::{LedgerDir, LogReader};
 
 use crate::term::{self, as_i64, json_to_prolog, list_items, quote_atom, quote_chars};
 
@@ -49,14 +48,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            inference_limit: 200_000_000,
-            timeout: Duration::from_secs(30),
-            max_answers: 100,
-            max_events: 2_000_000,
-            from_ns: None,
-            to_ns: None,
-        }
+        Self { inference_limit: 200_000_000, timeout: Duration::from_secs(30), max_answers: 100, max_events: 2_000_000, from_ns: None, to_ns: None }
     }
 }
 
@@ -65,7 +57,7 @@ pub trait ReceiptCheck {
     /// `Ok(())` if `receipt` is a valid proof of what event `e` claims
     /// (plan hash = input, output hash = output, data root in metadata),
     /// else the reason it is not.
-    fn check(&self, e: &IndexedEvent, receipt: &[u8]) -> Result<(), String>;
+    fn check(&self, e: &zkaudit_event::Event, receipt: &[u8]) -> Result<(), String>;
 }
 
 /// One answer: the query's named variables and the events it rests on.
@@ -142,7 +134,7 @@ enum Run {
 /// A Prolog machine over one ledger as of one checkpoint.
 pub struct Engine {
     machine: Machine,
-    dir: PathBuf,
+    dir: LedgerDir,
     reader: LogReader,
     index: Box<dyn Backend>,
     vkey: VerifierKey,
@@ -164,21 +156,14 @@ impl Engine {
     /// `index` (already synced to `reader`'s checkpoint). `vkey` is the
     /// log's verifier key, for `zkaudit_integrity/1`; `receipts` checks
     /// stored receipts for `zkaudit/2` (without it, receipts are `unchecked`).
-    pub fn new(
-        dir: &Path,
-        reader: LogReader,
-        index: Box<dyn Backend>,
-        vkey: VerifierKey,
-        receipts: Option<Box<dyn ReceiptCheck>>,
-        opts: Options,
-    ) -> Self {
+    pub fn new(dir: &LedgerDir, reader: LogReader, index: Box<dyn Backend>, vkey: VerifierKey, receipts: Option<Box<dyn ReceiptCheck>>, opts: Options) -> Self {
         let facts = match (opts.from_ns, opts.to_ns) {
             (None, None) => Vec::new(),
             (f, t) => vec![format!("'$window'({},{})", f.unwrap_or(0), t.unwrap_or(i64::MAX))],
         };
         let mut e = Self {
             machine: new_machine(),
-            dir: dir.to_owned(),
+            dir: dir.clone(),
             reader,
             index,
             vkey,
@@ -369,7 +354,7 @@ impl Engine {
         let Some(p) = &e.proof else {
             return Ok(format!("invalid({})", quote_atom("the event carries no proof")));
         };
-        let path = receipt_path(&self.dir, &p.receipt_digest);
+        let path = self.dir.receipt(&p.receipt_digest);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok("missing".into()),
@@ -380,7 +365,13 @@ impl Engine {
         }
         Ok(match &self.receipts {
             None => "unchecked".into(),
-            Some(c) => match c.check(&e, &bytes) {
+            Some(c) => match self
+                .reader
+                .entry(index)
+                .map_err(|err| err.to_string())
+                .and_then(|b| zkaudit_event::Event::from_entry(&b).map_err(|err| err.to_string()))
+                .and_then(|ev| c.check(&ev, &bytes))
+            {
                 Ok(()) => "valid".into(),
                 Err(reason) => format!("invalid({})", quote_atom(&reason)),
             },
@@ -390,7 +381,7 @@ impl Engine {
     fn integrity(&self, scope: &str) -> Result<(), String> {
         self.reader.verify_signature(&self.vkey).map_err(|e| format!("checkpoint: {e}"))?;
         if scope == "log" {
-            let report = zkaudit_tlog::fsck::verify(&self.dir, &self.vkey, |_| {}).map_err(|e| format!("fsck: {e}"))?;
+            let report = zkaudit_tlog::fsck::verify(self.dir.root(), &self.vkey, |_| {}).map_err(|e| format!("fsck: {e}"))?;
             if report.size != self.reader.size() {
                 return Err(format!("fsck checked tree size {} but the query reads {}", report.size, self.reader.size()));
             }
@@ -410,12 +401,6 @@ fn add_facts(machine: &mut Machine, facts: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Where a receipt with digest `sha256:<hex>` is stored in a log directory.
-pub fn receipt_path(dir: &Path, receipt_digest: &str) -> PathBuf {
-    let hex = receipt_digest.strip_prefix("sha256:").unwrap_or(receipt_digest);
-    dir.join("receipts").join(format!("{hex}.bin"))
 }
 
 /// The index selector for a demand key, and whether the time window applies.
@@ -447,14 +432,7 @@ fn selector(key: &Term) -> Option<(Selector, bool)> {
 /// The facts for one event (see `prelude.pl`).
 fn event_facts(e: &IndexedEvent, out: &mut Vec<String>) {
     let i = e.leaf_index;
-    out.push(format!(
-        "'$ev'({i},{},{},{},{},{})",
-        e.timestamp_ns,
-        quote_atom(&e.layer),
-        quote_atom(&e.kind),
-        quote_atom(&e.input),
-        quote_atom(&e.output)
-    ));
+    out.push(format!("'$ev'({i},{},{},{},{},{})", e.timestamp_ns, quote_atom(&e.layer), quote_atom(&e.kind), quote_atom(&e.input), quote_atom(&e.output)));
     out.push(format!("'$stamp'({i},{},{})", quote_atom(&e.timestamp), e.precision_ns));
     for (k, v) in &e.metadata {
         out.push(format!("'$meta'({i},{},{})", quote_atom(k), json_to_prolog(v)));

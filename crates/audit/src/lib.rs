@@ -13,7 +13,6 @@
 //! receipt is checked through the [`ReceiptCheck`] the caller supplies.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod engine;
 pub mod evidence;
@@ -21,4 +20,4 @@ pub mod pack;
 pub mod report;
 pub mod term;
 
-pub use engine::{prelude_sha256, receipt_path, Answer, Engine, Options, Outcome, QueryError, ReceiptCheck};
+pub use engine::{prelude_sha256, Answer, Engine, Options, Outcome, QueryError, ReceiptCheck};

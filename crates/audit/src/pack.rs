@@ -77,8 +77,7 @@ impl PackFile {
     /// Reads `path` and hashes it.
     pub fn load(path: &Path) -> Result<Self, PackError> {
         let bytes = std::fs::read(path).map_err(|source| PackError::Read { path: path.to_owned(), source })?;
-        let source = String::from_utf8(bytes)
-            .map_err(|e| PackError::Invalid { path: path.to_owned(), reason: format!("not UTF-8: {e}") })?;
+        let source = String::from_utf8(bytes).map_err(|e| PackError::Invalid { path: path.to_owned(), reason: format!("not UTF-8: {e}") })?;
         Ok(Self::from_source(path, source))
     }
 
@@ -198,10 +197,8 @@ pub fn evaluate(engine: &mut Engine, pack: &PackFile, overrides: &[(String, Stri
     let names = params.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
     let mut facts = Vec::new();
     for (n, v) in overrides {
-        let slot = params
-            .iter_mut()
-            .find(|(p, _)| p == n)
-            .ok_or_else(|| PackError::Param(format!("{n}: pack {name} has no such parameter (it has: {names})")))?;
+        let slot =
+            params.iter_mut().find(|(p, _)| p == n).ok_or_else(|| PackError::Param(format!("{n}: pack {name} has no such parameter (it has: {names})")))?;
         slot.1 = param_value(v);
         facts.push(format!("'$override'({},{})", quote_atom(n), slot.1));
     }
@@ -221,7 +218,8 @@ pub fn evaluate(engine: &mut Engine, pack: &PackFile, overrides: &[(String, Stri
             return Err(invalid(format!("check({id}, Used, Violations) has no answer")));
         };
         let binding = |k: &str| ans.bindings.iter().find(|(n, _)| n == k).map(|(_, t)| t);
-        let bad_shape = || invalid(format!("check({id}, Used, Violations) must bind Used to a list of leaf indices and Violations to a list of violation(Index, Reason)"));
+        let bad_shape =
+            || invalid(format!("check({id}, Used, Violations) must bind Used to a list of leaf indices and Violations to a list of violation(Index, Reason)"));
         let mut events: Vec<u64> = Vec::new();
         for t in binding("Used").and_then(list_items).ok_or_else(bad_shape)? {
             events.push(as_i64(t).and_then(|i| u64::try_from(i).ok()).ok_or_else(bad_shape)?);

@@ -158,8 +158,14 @@ zkaudit_replay(meta(K, V), Steps) :-
 %% zkaudit_integrity(?Scope): Scope `checkpoint` holds if the checkpoint's
 %% signature verifies with the log's key; `log` also needs a full fsck
 %% (every entry, tile and the root recomputed) to pass.
+%% Any other scope is an error that names the known ones, never a plain
+%% failure (which an auditor would read as "integrity failed").
 zkaudit_integrity(S) :-
-    member(S, [checkpoint, log]),
+    Known = [checkpoint, log],
+    (   var(S) -> member(S, Known)
+    ;   memberchk(S, Known) -> true
+    ;   throw(error(domain_error(integrity_scope(one_of(Known)), S), zkaudit_integrity/1))
+    ),
     '$need'(integrity(S)),
     '$integrity'(S, ok).
 

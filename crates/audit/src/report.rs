@@ -82,11 +82,7 @@ th{background:#f1f1f1}code,pre{font:12px/1.35 ui-monospace,monospace;word-break:
 @media print{body{margin:0;max-width:none;font-size:11pt}th{background:none}a{color:inherit}@page{size:A4;margin:15mm}}
 </style></head><body>\n",
     );
-    h.push_str(&format!(
-        "<h1>{} — compliance report</h1>\n<p>{}</p>\n<table class=\"meta\">\n",
-        esc(s(pack, "name")),
-        esc(s(pack, "title"))
-    ));
+    h.push_str(&format!("<h1>{} — compliance report</h1>\n<p>{}</p>\n<table class=\"meta\">\n", esc(s(pack, "name")), esc(s(pack, "title"))));
     let row = |h: &mut String, k: &str, v: String| h.push_str(&format!("<tr><td>{k}</td><td>{v}</td></tr>\n"));
     row(&mut h, "Pack", format!("{} version {} (<code>{}</code>)", esc(s(pack, "name")), esc(s(pack, "version")), esc(s(pack, "file"))));
     row(&mut h, "Pack SHA-256", format!("<code>{}</code>", esc(s(pack, "sha256"))));
@@ -99,12 +95,8 @@ th{background:#f1f1f1}code,pre{font:12px/1.35 ui-monospace,monospace;word-break:
         _ => "the whole log".to_owned(),
     };
     row(&mut h, "Window", window);
-    let params: Vec<String> = report["params"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| format!("{} = {}", esc(k), esc(v.as_str().unwrap_or(""))))
-        .collect();
+    let params: Vec<String> =
+        report["params"].as_object().into_iter().flatten().map(|(k, v)| format!("{} = {}", esc(k), esc(v.as_str().unwrap_or("")))).collect();
     row(&mut h, "Parameters", params.join("<br>"));
     let sum = &report["summary"];
     row(&mut h, "Summary", format!("{} pass, {} fail, {} without evidence", sum["pass"], sum["fail"], sum["no_evidence"]));

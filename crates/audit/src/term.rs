@@ -70,9 +70,7 @@ fn float_literal(f: f64) -> String {
 }
 
 fn plain_atom(s: &str) -> bool {
-    s == "[]"
-        || s == "!"
-        || (s.starts_with(|c: char| c.is_ascii_lowercase()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    s == "[]" || s == "!" || (s.starts_with(|c: char| c.is_ascii_lowercase()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// Writes `t` in Prolog syntax (canonical form: `f(a,b)`, lists `[a,b]`,

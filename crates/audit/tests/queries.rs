@@ -31,7 +31,7 @@ impl Fixture {
         let mut index = Sqlite::open(&self.dir.join("index.sqlite")).unwrap();
         zkaudit_index::sync(&mut index, &reader, &mut |_| {}).unwrap();
         let vkey = zkaudit_tlog::read_vkey(&self.dir).unwrap();
-        Engine::new(&self.dir, reader, Box::new(index), vkey, None, opts)
+        Engine::new(&zkaudit_tlog::LedgerDir::new(&self.dir), reader, Box::new(index), vkey, None, opts)
     }
 }
 
@@ -64,8 +64,7 @@ fn events_and_metadata_load_on_demand_with_evidence() {
     let ev = zkaudit_audit::evidence::events_json(e.reader(), &out.answers[0].events).unwrap();
     let p = &ev[0]["inclusion_proof"];
     assert_eq!(p["tree_size"], 85);
-    let hashes: Vec<[u8; 32]> =
-        p["hashes"].as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
+    let hashes: Vec<[u8; 32]> = p["hashes"].as_array().unwrap().iter().map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap()).collect();
     let entry = ev[0]["entry"].as_str().unwrap();
     assert!(entry.contains("\"duration_ms\":73"));
     let root = e.reader().checkpoint().root;
@@ -140,6 +139,11 @@ fn trace_replay_integrity_and_proofs() {
     // No proof events here: zkaudit/2 has no answer.
     assert!(texts(&mut e, "zkaudit(computation(X), P)").is_empty());
     assert_eq!(texts(&mut e, "zkaudit_integrity(log)"), ["true"]);
+    // Enumerating gives both scopes; an unknown one is an error naming them, not `false`.
+    assert_eq!(texts(&mut e, "zkaudit_integrity(S)"), ["S = checkpoint", "S = log"]);
+    let err = e.query("zkaudit_integrity(all)").unwrap_err().to_string();
+    assert!(err.contains("integrity_scope") && err.contains("checkpoint") && err.contains("log") && err.contains("all"), "{err}");
+    assert_eq!(texts(&mut e, "zkaudit_integrity(checkpoint)"), ["true"], "the engine stays usable");
 
     // Damage one entry bundle: integrity fails (the checkpoint still verifies).
     let bundle = f.dir.join("tile/entries/000.p/28");

@@ -6,24 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context as _, Result};
 use clap::Args;
 use serde_json::{json, Value};
-use zkaudit_audit::pack::{PackFile, Verdict};
-use zkaudit_audit::{evidence, term, Engine, Options, ReceiptCheck};
-use zkaudit_index::{Backend, IndexedEvent};
-use zkaudit_tlog::LogReader;
-use zkaudit_zkvm::{Expectations, Registry};
+use zkaudit_audit::pack::Verdict;
+use zkaudit_audit::{evidence, term, Engine, Options};
+use zkaudit_tlog::LedgerDir;
 
 use crate::output::{out, outln, print_json, progress};
-
-/// The compliance packs built into this binary: (name, file name, text).
-pub const PACKS: &[(&str, &str, &str)] = &[
-    ("telecoms", "packs/telecoms.pl", include_str!("../../../packs/telecoms.pl")),
-    ("trading", "packs/trading.pl", include_str!("../../../packs/trading.pl")),
-    ("gmp", "packs/gmp.pl", include_str!("../../../packs/gmp.pl")),
-    ("itil", "packs/itil.pl", include_str!("../../../packs/itil.pl")),
-];
 
 /// Where the index lives, shared by the auditor's commands.
 #[derive(Args, Clone, Debug)]
@@ -35,7 +25,7 @@ pub struct IndexArgs {
 
 impl IndexArgs {
     fn spec(&self, dir: &Path) -> String {
-        self.index.clone().unwrap_or_else(|| dir.join(zkaudit_index::SQLITE_FILE).display().to_string())
+        zkaudit_app::ledger::index_spec(&LedgerDir::new(dir), self.index.as_deref())
     }
 }
 
@@ -113,32 +103,15 @@ fn parse_time(flag: &str, t: &str) -> Result<i64> {
     i64::try_from(ts.unix_nanos()).map_err(|_| anyhow!("--{flag} {t} is outside the supported range"))
 }
 
-/// Opens the index named by `spec` and brings it up to `reader`'s
-/// checkpoint, with a progress bar when there is much to add.
-pub fn synced_index(reader: &LogReader, spec: &str, quiet: bool) -> Result<Box<dyn Backend>> {
-    let mut index = zkaudit_index::open(spec).with_context(|| format!("opening index {spec}"))?;
-    let behind = reader.size() - index.position()?.map_or(0, |p| p.tree_size.min(reader.size()));
-    let pb = if quiet || behind < 50_000 { indicatif::ProgressBar::hidden() } else { progress(behind, "indexing") };
-    zkaudit_index::sync(index.as_mut(), reader, &mut |n| pb.set_position(n)).with_context(|| format!("updating index {spec}"))?;
-    pb.finish_and_clear();
-    Ok(index)
-}
-
-/// After an append: brings the default SQLite index of `dir` up to date.
-pub fn index_after_append(dir: &Path) -> Result<()> {
-    let reader = LogReader::open(dir)?;
-    synced_index(&reader, &dir.join(zkaudit_index::SQLITE_FILE).display().to_string(), true)?;
-    Ok(())
-}
-
 /// `zkaudit log reindex`: rebuild the index from the tiles alone.
 pub fn reindex(dir: &Path, index: &IndexArgs, json: bool) -> Result<()> {
     let spec = index.spec(dir);
-    let reader = LogReader::open(dir)?;
-    let mut backend = zkaudit_index::open(&spec).with_context(|| format!("opening index {spec}"))?;
-    let pb = if json { indicatif::ProgressBar::hidden() } else { progress(reader.size(), "reindexing") };
+    let pb = if json { indicatif::ProgressBar::hidden() } else { progress(0, "reindexing") };
     let start = std::time::Instant::now();
-    let s = zkaudit_index::rebuild(backend.as_mut(), &reader, &mut |n| pb.set_position(n))?;
+    let s = zkaudit_app::ledger::reindex(dir, &spec, &mut |n, of| {
+        pb.set_length(of);
+        pb.set_position(n);
+    })?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
     if json {
@@ -149,38 +122,8 @@ pub fn reindex(dir: &Path, index: &IndexArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Checks stored receipts with the zkVM verifier and the embedded registry.
-struct ZkvmCheck;
-
-impl ReceiptCheck for ZkvmCheck {
-    fn check(&self, e: &IndexedEvent, receipt: &[u8]) -> Result<(), String> {
-        // The event's input is the plan hash (`sha256:<hex>`); its metadata
-        // `dataRoot` is bare hex, as `prove --ledger` writes it.
-        let data_root = match e.metadata.iter().find(|(k, _)| k == "dataRoot") {
-            None => None,
-            Some((_, v)) => Some(
-                serde_json::from_str::<String>(v)
-                    .ok()
-                    .and_then(|h| zkaudit_plan::value::parse_hex32(&h))
-                    .ok_or_else(|| format!("metadata dataRoot {v} is not 64 hex digits"))?,
-            ),
-        };
-        let expect = Expectations { plan_hash: Some(zkaudit_event::Digest::parse(&e.input)?.0), data_root, output: None };
-        let v = zkaudit_zkvm::verify(receipt, &Registry::embedded(), &expect).map_err(|err| err.to_string())?;
-        if format!("sha256:{}", hex::encode(v.journal.output_hash)) != e.output {
-            return Err("the journal's output hash differs from the event's output".into());
-        }
-        Ok(())
-    }
-}
-
 fn engine(dir: &Path, index: &IndexArgs, limits: &QueryLimits, max_answers: usize, quiet: bool) -> Result<Engine> {
-    let reader = LogReader::open(dir)?;
-    let backend = synced_index(&reader, &index.spec(dir), quiet)?;
-    let vkey = match &limits.vkey {
-        Some(k) => crate::log_cmd::load_vkey(k)?,
-        None => zkaudit_tlog::read_vkey(dir)?,
-    };
+    let vkey = limits.vkey.as_deref().map(crate::log_cmd::load_vkey).transpose()?;
     let opts = Options {
         inference_limit: limits.inference_limit,
         timeout: Duration::from_secs(limits.timeout),
@@ -189,14 +132,25 @@ fn engine(dir: &Path, index: &IndexArgs, limits: &QueryLimits, max_answers: usiz
         from_ns: limits.from.as_deref().map(|t| parse_time("from", t)).transpose()?,
         to_ns: limits.to.as_deref().map(|t| parse_time("to", t)).transpose()?,
     };
-    Ok(Engine::new(dir, reader, backend, vkey, Some(Box::new(ZkvmCheck)), opts))
+    // A progress bar only when there is much to index.
+    let mut pb: Option<indicatif::ProgressBar> = None;
+    let src = zkaudit_app::audit::Source { dir, index: index.index.as_deref(), vkey };
+    let e = zkaudit_app::audit::engine(&src, opts, &mut |n, lag| {
+        if !quiet && lag >= 50_000 {
+            pb.get_or_insert_with(|| progress(lag, "indexing")).set_position(n);
+        }
+    })?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(e)
 }
 
 /// `zkaudit query`: one goal, or a prompt reading goals from stdin.
 pub fn query(a: QueryArgs) -> Result<ExitCode> {
     let mut e = engine(&a.dir, &a.index, &a.limits, a.max_answers, a.json)?;
     for c in &a.consult {
-        let (pack, file) = load_pack(c)?;
+        let (pack, file) = zkaudit_app::audit::load_pack(c)?;
         e.consult(&file, &pack.source);
     }
     if let Some(goal) = &a.goal {
@@ -212,11 +166,7 @@ pub fn query(a: QueryArgs) -> Result<ExitCode> {
     }
     let interactive = std::io::stdin().is_terminal();
     if interactive {
-        eprintln!(
-            "zkaudit query: log {} at tree size {}. End each goal with '.'; Ctrl-D quits.",
-            e.reader().checkpoint().origin,
-            e.reader().size()
-        );
+        eprintln!("zkaudit query: log {} at tree size {}. End each goal with '.'; Ctrl-D quits.", e.reader().checkpoint().origin, e.reader().size());
     }
     let mut pending = String::new();
     let stdin = std::io::stdin();
@@ -297,28 +247,16 @@ fn run_one(e: &mut Engine, goal: &str, json: bool) -> Result<bool> {
     Ok(!outcome.answers.is_empty())
 }
 
-fn load_pack(name: &str) -> Result<(PackFile, String)> {
-    if let Some((_, file, text)) = PACKS.iter().find(|(n, _, _)| *n == name) {
-        return Ok((PackFile::from_source(Path::new(file), (*text).to_owned()), (*file).to_owned()));
-    }
-    let path = Path::new(name);
-    if !path.exists() {
-        let names: Vec<&str> = PACKS.iter().map(|(n, _, _)| *n).collect();
-        bail!("--pack {name}: neither a built-in pack ({}) nor a file", names.join(", "));
-    }
-    Ok((PackFile::load(path)?, path.display().to_string()))
-}
-
 /// `zkaudit compliance`: evaluate a pack; exit 1 if any rule fails.
 pub fn compliance(a: ComplianceArgs) -> Result<ExitCode> {
-    let (pack, file) = load_pack(&a.pack)?;
+    let (pack, file) = zkaudit_app::audit::load_pack(&a.pack)?;
     let overrides = a
         .params
         .iter()
         .map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| anyhow!("--param {p:?}: expected NAME=VALUE")))
         .collect::<Result<Vec<_>>>()?;
     let mut e = engine(&a.dir, &a.index, &a.limits, 10_000, a.json)?;
-    let report = zkaudit_audit::pack::evaluate(&mut e, &pack, &overrides)?;
+    let report = zkaudit_app::audit::run_pack(&mut e, &pack, &overrides)?;
     let window = match (&a.limits.from, &a.limits.to) {
         (None, None) => None,
         (f, t) => Some((f.as_deref().unwrap_or("the start"), t.as_deref().unwrap_or("the end"))),

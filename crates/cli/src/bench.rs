@@ -101,7 +101,10 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
 }
 
 fn scratch_log(parent: &Path) -> Result<tempfile::TempDir> {
-    let tmp = tempfile::Builder::new().prefix("zkaudit-bench-").tempdir_in(parent).with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("zkaudit-bench-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a scratch directory in {}", parent.display()))?;
     zkaudit_tlog::init(tmp.path(), "bench.zkaudit.invalid/log")?;
     Ok(tmp)
 }
@@ -168,7 +171,18 @@ fn bench_append(a: &AppendArgs) -> Result<()> {
         outln!("events: ~{avg} bytes canonical JSON; clients: {}; fsync: on; dir: {}", a.clients, a.dir.display());
         outln!("ingest (parse + validate + RFC 8785, 1 thread): {ingest_rate:.0} events/s");
         outln!("baseline: sequential write + fdatasync of 256 MiB: {disk:.0} MB/s");
-        outln!("{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}", "batch", "events", "events/s", "p50 ms", "p99 ms", "max ms", "secs", "MB/s", "%disk");
+        outln!(
+            "{:>6} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}",
+            "batch",
+            "events",
+            "events/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "secs",
+            "MB/s",
+            "%disk"
+        );
     }
     // Scratch logs are removed only at exit: mass deletion slows inode
     // allocation on ext4 for minutes and would distort the next run.
@@ -310,8 +324,7 @@ fn bench_cycles(a: &CyclesArgs) -> Result<()> {
     let mut first: Option<(usize, u64)> = None;
     for &k in &a.repeat {
         let inputs: Vec<(usize, Vec<u32>)> = base.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
-        let sized: Vec<(usize, &[u32])> =
-            base.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
+        let sized: Vec<(usize, &[u32])> = base.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
         let commitment = zkaudit_plan::records::commit(&Sha2, &sized);
         let l = crate::plan_cmd::Loaded { file: base.file.clone(), program: base.program.clone(), inputs, commitment };
         let (native, _) = l.run_native()?;
@@ -319,7 +332,7 @@ fn bench_cycles(a: &CyclesArgs) -> Result<()> {
         anyhow::ensure!(e.journal == native, "repeat {k}: the guest's journal differs from native execution");
         let records = l.records();
         if a.json {
-            let mut v = crate::plan_cmd::cycles_json(&e, records);
+            let mut v = serde_json::to_value(zkaudit_app::proof::cycles(&e, records))?;
             v["repeat"] = serde_json::json!(k);
             v["records"] = serde_json::json!(records);
             print_json(&v);

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkaudit_audit::pack::PackFile;
 use zkaudit_audit::{Engine, Options};
 use zkaudit_index::{Backend, Query, Selector, Sqlite};
 use zkaudit_tlog::{Log, LogReader};
@@ -32,8 +31,22 @@ pub struct AuditArgs {
 
 /// Event types of the background load: none of them is read by the telecoms pack.
 const TYPES: &[&str] = &[
-    "rpc_call", "db_write", "db_read", "cache_miss", "login", "logout", "file_upload", "file_download",
-    "config_read", "queue_publish", "queue_consume", "dns_lookup", "tls_handshake", "batch_job", "api_request", "metric_flush",
+    "rpc_call",
+    "db_write",
+    "db_read",
+    "cache_miss",
+    "login",
+    "logout",
+    "file_upload",
+    "file_download",
+    "config_read",
+    "queue_publish",
+    "queue_consume",
+    "dns_lookup",
+    "tls_handshake",
+    "batch_job",
+    "api_request",
+    "metric_flush",
 ];
 /// 2026-01-01T00:00:00Z in ns, and the 30-day span the background covers.
 const T0_NS: i64 = 1_767_225_600_000_000_000;
@@ -108,7 +121,8 @@ pub fn bench_audit(a: &AuditArgs) -> Result<()> {
 
     // Index build from the tiles.
     let reader = LogReader::open(&dir)?;
-    let index_path = dir.join(zkaudit_index::SQLITE_FILE);
+    let layout = zkaudit_tlog::LedgerDir::new(&dir);
+    let index_path = layout.index_sqlite();
     let mut index = Sqlite::open(&index_path)?;
     let t = Instant::now();
     zkaudit_index::rebuild(&mut index, &reader, &mut |_| {})?;
@@ -116,7 +130,12 @@ pub fn bench_audit(a: &AuditArgs) -> Result<()> {
     report("index build (SQLite)", total as f64 / build.as_secs_f64(), "events/s", format!("{:.2} s for {total} events", build.as_secs_f64()));
 
     // Index lookups.
-    let hour = Query { selector: Selector::All, from_ns: Some(T0_NS + 86_400_000_000_000 * 10), to_ns: Some(T0_NS + 86_400_000_000_000 * 10 + 3_600_000_000_000), limit: None };
+    let hour = Query {
+        selector: Selector::All,
+        from_ns: Some(T0_NS + 86_400_000_000_000 * 10),
+        to_ns: Some(T0_NS + 86_400_000_000_000 * 10 + 3_600_000_000_000),
+        limit: None,
+    };
     let lookups = [
         ("lookup by type (3 rows)", Query::new(Selector::Type("failover".into()))),
         ("lookup by type + 1 h range", Query { selector: Selector::Type("rpc_call".into()), ..hour.clone() }),
@@ -130,9 +149,8 @@ pub fn bench_audit(a: &AuditArgs) -> Result<()> {
     // Prolog queries end to end: a fresh engine per run (machine start-up,
     // loading facts on demand, answering).
     let vkey = zkaudit_tlog::read_vkey(&dir)?;
-    let engine = |opts: Options| -> Result<Engine> {
-        Ok(Engine::new(&dir, LogReader::open(&dir)?, Box::new(Sqlite::open(&index_path)?), vkey.clone(), None, opts))
-    };
+    let engine =
+        |opts: Options| -> Result<Engine> { Ok(Engine::new(&layout, LogReader::open(&dir)?, Box::new(Sqlite::open(&index_path)?), vkey.clone(), None, opts)) };
     let (d, _) = timed(a.repeat, || engine(Options::default()))?;
     report("engine start-up (baseline)", d.as_secs_f64() * 1e3, "ms", "Scryer machine and prelude, no facts".into());
     let window = Options { from_ns: hour.from_ns, to_ns: hour.to_ns, ..Options::default() };
@@ -151,8 +169,8 @@ pub fn bench_audit(a: &AuditArgs) -> Result<()> {
     }
 
     // A compliance pack over the whole log.
-    let (_, file, text) = crate::audit_cmd::PACKS.iter().find(|(n, _, _)| *n == "telecoms").context("telecoms pack")?;
-    let pack = PackFile::from_source(std::path::Path::new(file), (*text).to_owned());
+    let (pack, file) = zkaudit_app::audit::load_pack("telecoms")?;
+    let file = file.as_str();
     let (d, r) = timed(a.repeat, || {
         let mut e = engine(Options::default())?;
         let r = zkaudit_audit::pack::evaluate(&mut e, &pack, &[])?;

@@ -1,15 +1,15 @@
 //! `zkaudit log …`: the ledger commands.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
-use zkaudit_merkle::{leaf_hash, verify_inclusion, Hash};
-use zkaudit_note::{Checkpoint, Note, VerifierKey};
-use zkaudit_tlog::{fsck, Log, LogReader};
+use zkaudit_app::ledger::Ledger;
+use zkaudit_note::VerifierKey;
+use zkaudit_tlog::{fsck, LogReader};
 
 use crate::output::{out, outln, print_json, progress};
 
@@ -142,11 +142,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
         LogCommand::Init { dir, origin } => {
             let vkey = zkaudit_tlog::init(&dir, &origin).with_context(|| format!("creating log in {}", dir.display()))?;
             outln!("{vkey}");
-            eprintln!(
-                "created log {origin:?} in {}; private key in {} (mode 0600)",
-                dir.display(),
-                dir.join(zkaudit_tlog::KEY_FILE).display()
-            );
+            eprintln!("created log {origin:?} in {}; private key in {} (mode 0600)", dir.display(), zkaudit_tlog::LedgerDir::new(&dir).log_key().display());
         }
         LogCommand::Append { dir, file, batch_size, json } => append(&dir, &file, batch_size, json)?,
         LogCommand::Checkpoint { dir } => {
@@ -214,10 +210,10 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     };
     let source = if file == "-" { "<stdin>" } else { file };
     let entries = zkaudit_event::parse_jsonl(reader, source)?;
-    let log = Log::open(dir)?;
+    let ledger = Ledger::open(dir, None)?;
     let total = entries.len();
     // With --batch-size each commit is acknowledged (and, with --json,
-    // printed as one JSON line) as soon as it is durable.
+    // printed as one JSON line) as soon as it is durable and indexed.
     let per_batch = batch_size.filter(|&b| b > 0);
     let chunk = per_batch.unwrap_or(total).max(1);
     let pb = progress(total as u64, "appending");
@@ -227,12 +223,24 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     while last.is_none() || entries.peek().is_some() {
         let batch: Vec<Vec<u8>> = entries.by_ref().take(chunk).collect();
         let n = batch.len();
-        let a = log.append(batch).with_context(|| match &last {
-            Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("earlier batches of this input were committed, up to tree size {tree_size}"),
-            None => "no entries from this input were committed".to_owned(),
-        })?;
+        let a = match ledger.append(batch) {
+            Ok(a) => a,
+            // Durable: acknowledged, and the index catches up on the next append.
+            Err(e) => match e.durable_append() {
+                Some(appended) => {
+                    pb.suspend(|| eprintln!("warning: {e}"));
+                    appended
+                }
+                None => {
+                    return Err(e).with_context(|| match &last {
+                        Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("earlier batches of this input were committed, up to tree size {tree_size}"),
+                        None => "no entries from this input were committed".to_owned(),
+                    })
+                }
+            },
+        };
         if json && per_batch.is_some() {
-            pb.suspend(|| print_json(&zkaudit_tlog::json::appended(a.first_index, n as u64, &a)));
+            pb.suspend(|| print_json(&a));
         }
         first.get_or_insert(a.first_index);
         last = Some(a);
@@ -240,19 +248,12 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     }
     pb.finish_and_clear();
     let (Some(first_index), Some(a)) = (first, last) else { bail!("nothing appended") };
-    drop(log);
-    crate::audit_cmd::index_after_append(dir).context("the events are appended, but updating the index failed (`zkaudit log reindex` rebuilds it)")?;
     if json {
         if per_batch.is_none() {
-            print_json(&zkaudit_tlog::json::appended(first_index, total as u64, &a));
+            print_json(&zkaudit_tlog::Appended { first_index, count: total as u64, ..a });
         }
     } else {
-        outln!(
-            "appended {total} events at indices {first_index}..{}; tree_size={} root={}",
-            first_index + total as u64,
-            a.tree_size,
-            hex::encode(a.root_hash)
-        );
+        outln!("appended {total} events at indices {first_index}..{}; tree_size={} root={}", first_index + total as u64, a.tree_size, hex::encode(a.root_hash));
     }
     Ok(())
 }
@@ -289,49 +290,12 @@ fn verify(dir: &Path, vkey: Option<&str>, json: bool) -> Result<ExitCode> {
     }
 }
 
-/// Decodes a 64-hex-digit hash; `what` names the field in errors.
-fn hex_hash(v: &serde_json::Value, what: &str) -> Result<Hash> {
-    let s = v.as_str().with_context(|| format!("proof field {what} must be a hex string"))?;
-    let mut h = [0u8; 32];
-    hex::decode_to_slice(s, &mut h).with_context(|| format!("proof field {what} must be 64 hex digits"))?;
-    Ok(h)
-}
-
 fn check_inclusion(proof: &Path, checkpoint: &Path, vkey: &str, entry: Option<&Path>) -> Result<()> {
     let key = load_vkey(vkey)?;
-    let note_bytes = std::fs::read(checkpoint).with_context(|| format!("reading {}", checkpoint.display()))?;
-    let note = Note::parse(&note_bytes).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
-    note.verify(&key).with_context(|| format!("checkpoint {}", checkpoint.display()))?;
-    let cp = Checkpoint::parse(note.text())?;
-    let mut text = String::new();
-    std::fs::File::open(proof)
-        .and_then(|mut f| f.read_to_string(&mut text))
-        .with_context(|| format!("reading {}", proof.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("proof {}", proof.display()))?;
-    let index = v["leaf_index"].as_u64().context("proof field \"leaf_index\" must be an integer")?;
-    let size = v["tree_size"].as_u64().context("proof field \"tree_size\" must be an integer")?;
-    let leaf = hex_hash(&v["leaf_hash"], "leaf_hash")?;
-    let root = hex_hash(&v["root_hash"], "root_hash")?;
-    let hashes = v["hashes"]
-        .as_array()
-        .context("proof field \"hashes\" must be an array")?
-        .iter()
-        .enumerate()
-        .map(|(i, h)| hex_hash(h, &format!("hashes[{i}]")))
-        .collect::<Result<Vec<_>>>()?;
-    if size != cp.size || root != cp.root {
-        bail!("the proof is for tree size {size}, root {}; the checkpoint has size {}, root {}", hex::encode(root), cp.size, hex::encode(cp.root));
-    }
-    if let Some(entry) = entry {
-        let mut bytes = std::fs::read(entry).with_context(|| format!("reading {}", entry.display()))?;
-        if bytes.last() == Some(&b'\n') {
-            bytes.pop();
-        }
-        if leaf_hash(&bytes) != leaf {
-            bail!("the entry in {} does not hash to the proof's leaf_hash", entry.display());
-        }
-    }
-    verify_inclusion(&leaf, index, size, &hashes, &cp.root).context("inclusion proof does not verify")?;
-    outln!("ok leaf_index={index} tree_size={size} root={} origin={}", hex::encode(cp.root), cp.origin);
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let entry = entry.map(read).transpose()?;
+    let ok = zkaudit_app::inclusion::check(&read(proof)?, &read(checkpoint)?, &key, entry.as_deref())
+        .with_context(|| format!("proof {}, checkpoint {}", proof.display(), checkpoint.display()))?;
+    outln!("ok leaf_index={} tree_size={} root={} origin={}", ok.leaf_index, ok.tree_size, hex::encode(ok.root), ok.origin);
     Ok(())
 }

@@ -1,13 +1,18 @@
 //! `zkaudit`: the command-line front end of the zkaudit platform.
 //!
 //! This crate owns argument parsing, human and `--json` output, progress
-//! bars and benchmarks. It holds no ledger, hashing or format logic of its
-//! own: it calls `zkaudit-tlog`, `zkaudit-event`, `zkaudit-note` and
-//! `zkaudit-merkle`.
+//! bars and benchmarks. It holds no ledger, proof or index policy of its
+//! own: every command is one call into a use case of `zkaudit-app` (or a
+//! library crate), with its output printed.
+
+// Doc comments on the clap types are the `--help` text, where `<name>` is
+// the usual placeholder notation, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod audit_cmd;
 mod bench;
 mod bench_audit;
+mod child_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
@@ -70,10 +75,6 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Run under a proof-server worker: report progress as JSON lines
-        /// on stderr, and exit as soon as standard input closes.
-        #[arg(long, hide = true)]
-        supervised: bool,
     },
     /// Prove a plan over data in the RISC Zero zkVM and write the receipt.
     Prove(zk_cmd::ProveArgs),
@@ -96,6 +97,12 @@ enum Command {
     /// Measure performance and print the figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run one job for a proof-server worker (zkaudit_jobs::protocol).
+    #[command(name = zkaudit_jobs::protocol::CHILD_COMMAND, hide = true)]
+    JobChild {
+        /// The request, as JSON.
+        request: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,13 +111,7 @@ fn main() -> ExitCode {
         Command::Log(c) => log_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::Plan(c) => plan_cmd::run(c),
-        Command::Run { plan, data, zkvm, json, supervised } => {
-            if supervised {
-                output::supervised();
-                output::report_progress(&zkaudit_zkvm::Progress::Executing);
-            }
-            plan_cmd::run_plan(&plan, &data, zkvm, json)
-        }
+        Command::Run { plan, data, zkvm, json } => plan_cmd::run_plan(&plan, &data, zkvm, json),
         Command::Prove(a) => zk_cmd::prove(a),
         Command::Verify(a) => zk_cmd::verify(a),
         Command::Registry(c) => zk_cmd::registry(c),
@@ -119,6 +120,7 @@ fn main() -> ExitCode {
         Command::Serve(a) => serve_cmd::serve(a),
         Command::Worker(a) => serve_cmd::worker(a),
         Command::Token(c) => serve_cmd::token(c),
+        Command::JobChild { request } => child_cmd::run(&request),
     };
     match result {
         Ok(code) => code,

@@ -1,7 +1,6 @@
-//! Shared output helpers: JSON printing, hex, progress bars.
+//! Shared output helpers: JSON printing, progress bars.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 
 /// Prints a JSON value on one line.
 /// `print!` that treats a closed pipe (`zkaudit … | head`) as the end of
@@ -37,9 +36,16 @@ pub fn stdout_failed(e: std::io::Error) -> ! {
 }
 
 /// Prints a JSON value on one line and flushes, so that a reader of a pipe
-/// sees each acknowledgement as soon as it is made.
-pub fn print_json(v: &Value) {
-    outln!("{v}");
+/// sees each acknowledgement as soon as it is made. Keys come out sorted,
+/// whatever the type's field order.
+pub fn print_json(v: &impl serde::Serialize) {
+    match serde_json::to_value(v) {
+        Ok(v) => outln!("{v}"),
+        Err(e) => {
+            eprintln!("error: encoding the JSON output: {e}");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// A progress bar on stderr that hides itself when stderr is not a terminal.
@@ -51,31 +57,4 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     pb.set_style(style);
     pb.set_message(what.to_owned());
     pb
-}
-
-/// For a child process run by a proof-server worker: exits (status 3) as
-/// soon as standard input reaches its end, which happens when the worker
-/// closes it or dies, so a prover never outlives its worker.
-pub fn supervised() {
-    std::thread::spawn(|| {
-        let mut sink = [0u8; 64];
-        let mut stdin = std::io::stdin().lock();
-        while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
-        std::process::exit(3);
-    });
-}
-
-/// Reports prover progress to a supervising worker as one JSON line on
-/// stderr: `{"progress": "executing" | "proving" | "segment" | "compressing", …}`.
-pub fn report_progress(p: &zkaudit_zkvm::Progress) {
-    use zkaudit_zkvm::Progress;
-    let v = match p {
-        Progress::Executing => serde_json::json!({"progress": "executing"}),
-        Progress::Executed { total_cycles, segments } => {
-            serde_json::json!({"progress": "proving", "totalCycles": total_cycles, "segments": segments})
-        }
-        Progress::Segment { done, of } => serde_json::json!({"progress": "segment", "done": done, "of": of}),
-        Progress::Compressing => serde_json::json!({"progress": "compressing"}),
-    };
-    eprintln!("{v}");
 }

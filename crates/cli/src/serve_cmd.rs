@@ -17,7 +17,7 @@ use crate::zk_cmd::RegistryArgs;
 
 /// The job store of `dir` unless `--db` names another.
 fn store_spec(dir: &Path, db: Option<&str>) -> String {
-    db.map_or_else(|| dir.join("jobs.sqlite").display().to_string(), str::to_owned)
+    db.map_or_else(|| zkaudit_tlog::LedgerDir::new(dir).jobs_sqlite().display().to_string(), str::to_owned)
 }
 
 /// `zkaudit serve` arguments.

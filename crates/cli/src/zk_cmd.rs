@@ -8,10 +8,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
+use zkaudit_app::ledger::Ledger;
 use zkaudit_note::SigningKey;
 use zkaudit_plan::value::hex;
 use zkaudit_zkvm::registry::{self, Origin, ProgramEntry};
-use zkaudit_zkvm::{Expectations, Job, ProveOptions, Progress, Registry};
+use zkaudit_zkvm::{Expectations, Progress, ProveOptions, Registry};
 
 use crate::output::{out, outln, print_json};
 use crate::plan_cmd::{self, DataArgs};
@@ -41,10 +42,6 @@ pub struct ProveArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
-    /// Run under a proof-server worker: report progress as JSON lines on
-    /// stderr, and exit as soon as standard input closes.
-    #[arg(long, hide = true)]
-    supervised: bool,
 }
 
 /// `zkaudit verify` arguments.
@@ -149,9 +146,7 @@ pub enum RegistryCommand {
 
 fn spinner() -> ProgressBar {
     let pb = ProgressBar::new_spinner();
-    pb.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
+    pb.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
     pb.enable_steady_tick(Duration::from_millis(250));
     pb
 }
@@ -159,127 +154,45 @@ fn spinner() -> ProgressBar {
 /// `zkaudit prove`.
 pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     let l = plan_cmd::load(&a.plan, &a.data).with_context(|| format!("prove {}", a.plan.display()))?;
-    // The native run catches run-time errors before the slow part.
-    let (native, _) = l.run_native()?;
+    // Opened first, so a bad --ledger fails before the slow part.
+    let ledger = a.ledger.as_deref().map(|dir| Ledger::open(dir, None)).transpose()?;
     let pb = if a.json { ProgressBar::hidden() } else { spinner() };
-    if a.supervised {
-        crate::output::supervised();
-    }
     let opts = ProveOptions { segment_po2: a.segment_po2, timeout: a.timeout.map(Duration::from_secs), succinct: a.succinct };
-    let proof = zkaudit_zkvm::prove(Job::for_plan(&l), opts, |p| {
-        if a.supervised {
-            crate::output::report_progress(&p);
-        }
-        match p {
+    let proven = zkaudit_app::proof::prove(&l, opts, |p| match p {
         Progress::Executing => pb.set_message("executing the guest"),
         Progress::Executed { total_cycles, segments } => {
             pb.set_message(format!("proving: 0/{segments} segments ({total_cycles} cycles)"));
         }
         Progress::Segment { done, of } => pb.set_message(format!("proving: {done}/{of} segments")),
         Progress::Compressing => pb.set_message("compressing to a succinct receipt"),
-        }
     });
     pb.finish_and_clear();
-    let proof = proof?;
-    if proof.execution.journal != native {
-        bail!("the guest's journal differs from native execution; refusing to write the receipt");
-    }
-    let bytes = zkaudit_zkvm::verify::encode_receipt(&proof.receipt)?;
-    let verified = zkaudit_zkvm::verify(&bytes, &Registry::embedded(), &Expectations::default())
-        .context("the fresh receipt does not verify")?;
-    std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
-
-    let ledger = match &a.ledger {
-        Some(dir) => Some(record(dir, &l, &verified, &proof, &bytes)?),
+    let proven = proven?;
+    std::fs::write(&a.out, &proven.receipt).with_context(|| format!("writing {}", a.out.display()))?;
+    let index = match &ledger {
+        Some(ledger) => Some(zkaudit_app::proof::record(ledger, &proven.claim(&l), &proven.receipt)?),
         None => None,
     };
-    let e = &proof.execution;
+    let r = proven.report(&l, Some(a.out.display().to_string()), index)?;
     if a.json {
-        let mut v = json!({
-            "receipt": a.out.display().to_string(),
-            "receiptBytes": bytes.len(),
-            "receiptDigest": hex(&verified.receipt_digest),
-            "kind": verified.kind,
-            "imageId": verified.program.image_id,
-            "planHash": hex(&l.file.hash),
-            "dataRoot": hex(&l.commitment.data_root),
-            "outputHash": hex(&e.journal.output_hash),
-            "publicOutput": serde_json::from_slice::<serde_json::Value>(&e.journal.output)?,
-            "records": l.records(),
-            "cycles": plan_cmd::cycles_json(e, l.records()),
-            "proveSeconds": proof.prove_time.as_secs_f64(),
-            "peakRssBytes": proof.peak_rss_bytes,
-        });
-        if let Some(index) = ledger {
-            v["ledgerIndex"] = json!(index);
-        }
-        print_json(&v);
+        print_json(&r);
     } else {
-        outln!("receipt:     {} ({} bytes, {})", a.out.display(), bytes.len(), verified.kind);
-        outln!("image ID:    {}", verified.program.image_id);
-        outln!("plan hash:   {}", hex(&l.file.hash));
-        outln!("data root:   {} ({} records)", hex(&l.commitment.data_root), l.records());
-        outln!("output:      {}", String::from_utf8_lossy(&e.journal.output));
-        outln!(
-            "cycles:      {} total ({} user, {} paging) in {} segment(s)",
-            e.total_cycles,
-            e.user_cycles,
-            e.paging_cycles,
-            e.segments
-        );
-        outln!("prove time:  {:.1} s", proof.prove_time.as_secs_f64());
-        if let Some(rss) = proof.peak_rss_bytes {
+        let c = &r.cycles;
+        outln!("receipt:     {} ({} bytes, {})", a.out.display(), r.receipt_bytes, r.kind);
+        outln!("image ID:    {}", r.image_id);
+        outln!("plan hash:   {}", r.plan_hash);
+        outln!("data root:   {} ({} records)", r.data_root, r.records);
+        outln!("output:      {}", String::from_utf8_lossy(&proven.proof.execution.journal.output));
+        outln!("cycles:      {} total ({} user, {} paging) in {} segment(s)", c.total_cycles, c.user_cycles, c.paging_cycles, c.segments);
+        outln!("prove time:  {:.1} s", r.prove_seconds);
+        if let Some(rss) = r.peak_rss_bytes {
             outln!("peak memory: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
         }
-        if let (Some(dir), Some(index)) = (&a.ledger, ledger) {
+        if let (Some(dir), Some(index)) = (&a.ledger, index) {
             outln!("ledger:      proof event recorded at index {index} in {}", dir.display());
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Appends a `zk_proof` event for a verified receipt; returns its leaf index.
-/// The receipt is kept in DIR/receipts/<receipt digest>.bin so that auditors'
-/// queries (`zkaudit/2`) can verify it again later.
-fn record(dir: &Path, l: &plan_cmd::Loaded, v: &zkaudit_zkvm::Verified, p: &zkaudit_zkvm::Proof, receipt: &[u8]) -> Result<u64> {
-    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)?;
-    let e = &p.execution;
-    let event = json!({
-        "version": "1.0",
-        "timestamp": now,
-        "layer": "computation",
-        "type": "zk_proof",
-        "input": format!("sha256:{}", hex(&l.file.hash)),
-        "output": format!("sha256:{}", hex(&e.journal.output_hash)),
-        "metadata": {
-            "planId": l.file.plan.id,
-            "jobRequestHash": l.file.plan.job_request_hash,
-            "dataRoot": hex(&l.commitment.data_root),
-            "records": l.records(),
-            "totalCycles": e.total_cycles,
-            "userCycles": e.user_cycles,
-            "segments": e.segments,
-            "proveMillis": p.prove_time.as_millis() as u64,
-            "programVersion": v.program.version,
-        },
-        "proof": {
-            "kind": v.kind,
-            "receipt_digest": format!("sha256:{}", hex(&v.receipt_digest)),
-            "image_id": v.program.image_id,
-            "journal_digest": format!("sha256:{}", hex(&v.journal_digest)),
-        },
-    });
-    let parsed = zkaudit_event::Event::from_entry(event.to_string().as_bytes()).context("building the proof event")?;
-    let stored = zkaudit_audit::receipt_path(dir, &format!("sha256:{}", hex(&v.receipt_digest)));
-    if let Some(parent) = stored.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    std::fs::write(&stored, receipt).with_context(|| format!("writing {}", stored.display()))?;
-    let log = zkaudit_tlog::Log::open(dir).with_context(|| format!("opening ledger {}", dir.display()))?;
-    let acked = log.append(vec![parsed.canonical_bytes()?])?;
-    drop(log);
-    crate::audit_cmd::index_after_append(dir).context("the proof event is recorded, but updating the index failed")?;
-    Ok(acked.first_index)
 }
 
 /// `zkaudit verify`: exit 0 only if every check passes, 1 with the reason otherwise.
@@ -340,8 +253,7 @@ pub fn verify(a: VerifyArgs) -> Result<ExitCode> {
 }
 
 fn read_key(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    SigningKey::parse(text.trim()).map_err(|e| anyhow!("{}: {e}", path.display()))
+    zkaudit_tlog::read_signing_key(path).with_context(|| format!("signing key {}", path.display()))
 }
 
 /// `zkaudit registry …`.
@@ -373,7 +285,7 @@ pub fn registry(cmd: RegistryCommand) -> Result<ExitCode> {
                 bail!("{} or {} already exists; refusing to overwrite", file.display(), key.display());
             }
             let sk = SigningKey::generate(&name).map_err(|e| anyhow!("{e}"))?;
-            write_secret(&key, sk.to_secret_string().as_bytes())?;
+            zkaudit_tlog::write_signing_key(&key, &sk)?;
             registry::write_file(&file, &[], &sk)?;
             outln!("{}", sk.verifier());
         }
@@ -393,18 +305,4 @@ pub fn registry(cmd: RegistryCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes)?;
-    f.write_all(b"\n")?;
-    Ok(())
 }

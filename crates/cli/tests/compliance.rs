@@ -47,12 +47,8 @@ fn verdicts(v: &Value) -> Vec<RuleVerdict> {
         .unwrap()
         .iter()
         .map(|r| {
-            let vs = r["violations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| (x["leaf_index"].as_u64().unwrap(), x["reason"].as_str().unwrap().to_owned()))
-                .collect();
+            let vs =
+                r["violations"].as_array().unwrap().iter().map(|x| (x["leaf_index"].as_u64().unwrap(), x["reason"].as_str().unwrap().to_owned())).collect();
             (r["id"].as_str().unwrap().to_owned(), r["verdict"].as_str().unwrap().to_owned(), vs)
         })
         .collect()
@@ -71,7 +67,8 @@ fn check_evidence(rep: &Value, pack: &str) {
     assert_eq!(rep["engine"]["prelude_sha256"].as_str().unwrap().len(), 64);
     let size = rep["checkpoint"]["tree_size"].as_u64().unwrap();
     let root_hash = rep["checkpoint"]["root_hash"].as_str().unwrap();
-    let mut named: Vec<u64> = rep["rules"].as_array().unwrap().iter().flat_map(|r| r["events"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap())).collect();
+    let mut named: Vec<u64> =
+        rep["rules"].as_array().unwrap().iter().flat_map(|r| r["events"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap())).collect();
     named.sort_unstable();
     named.dedup();
     let proven: Vec<u64> = rep["evidence"].as_array().unwrap().iter().map(|e| e["leaf_index"].as_u64().unwrap()).collect();
@@ -177,7 +174,18 @@ fn query_json_answers_carry_checkable_evidence() {
     std::fs::write(&cp, q["checkpoint"]["note"].as_str().unwrap()).unwrap();
     std::fs::write(&entry, ev["entry"].as_str().unwrap()).unwrap();
     let vkey = format!("{dir}/log.vkey");
-    let out = run(&["log", "check-inclusion", "--proof", proof.to_str().unwrap(), "--checkpoint", cp.to_str().unwrap(), "--vkey", &vkey, "--entry", entry.to_str().unwrap()]);
+    let out = run(&[
+        "log",
+        "check-inclusion",
+        "--proof",
+        proof.to_str().unwrap(),
+        "--checkpoint",
+        cp.to_str().unwrap(),
+        "--vkey",
+        &vkey,
+        "--entry",
+        entry.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // No answer: exit 1, "false."; a syntax error: exit 1 with the error, not a crash.

@@ -115,7 +115,6 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
             record(&a, entries);
         }
         verify_ok(&dir);
-
     }
     assert!(partial_rounds > 0, "no kill landed between two acknowledged batches");
 

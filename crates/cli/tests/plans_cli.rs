@@ -40,8 +40,7 @@ fn schema_validate_and_run() {
     assert_eq!(v["planHash"].as_str().unwrap().len(), 64);
 
     let v = json(&["run", INCOME, "--data", PAYMENTS, "--json"]);
-    let expected: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(root().join("examples/income-threshold/expected-output.json")).unwrap()).unwrap();
+    let expected: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("examples/income-threshold/expected-output.json")).unwrap()).unwrap();
     assert_eq!(v["output"], expected);
     assert_eq!(v["publicOutput"], serde_json::json!({"meets_threshold": true, "payment_count": 8}));
     assert_eq!(v["records"], 11);

@@ -3,6 +3,8 @@
 //! in `execute-only` mode (the guest runs in the zkVM, nothing is proven);
 //! `a_real_proof_through_the_server` proves for real.
 
+#[path = "../../../tests-support/jobs.rs"]
+mod jobs;
 #[path = "../../../tests-support/pg.rs"]
 mod pg;
 
@@ -11,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use jobs::{income_input, plan_job};
 use serde_json::{json, Value};
 
 const ZKAUDIT: &str = env!("CARGO_BIN_EXE_zkaudit");
@@ -124,19 +127,6 @@ fn post(url: &str, token: Option<&str>, body: &Value) -> Reply {
     call("POST", url, token, "application/json", body.to_string().as_bytes())
 }
 
-fn income_input(mode: &str) -> Value {
-    let text = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
-    let history: Vec<Value> = text
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            json!({"date": f[0], "amount": f[1], "kind": f[2]})
-        })
-        .collect();
-    json!({"payment_history": history, "threshold": "50000.00", "mode": mode})
-}
-
 fn wait_final(url: &str, token: &str, id: &str, limit: Duration) -> Value {
     let t = Instant::now();
     loop {
@@ -148,12 +138,6 @@ fn wait_final(url: &str, token: &str, id: &str, limit: Duration) -> Value {
         assert!(t.elapsed() < limit, "job {id} still {} after {limit:?}", r.body["state"]);
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn plan_job(mode: &str) -> Value {
-    let plan = std::fs::read_to_string(root().join("examples/income-threshold/plan.yaml")).unwrap();
-    let csv = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
-    json!({"plan": plan, "data": {"payments": {"csv": csv}}, "mode": mode})
 }
 
 #[test]
@@ -212,90 +196,6 @@ fn jobs_run_and_tenants_see_only_their_own() {
     assert!(note.starts_with(&format!("{jcs}\n\n— ")), "{note}");
     let exe_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(ZKAUDIT).unwrap()));
     assert_eq!(att["document"]["binary_sha256"], exe_hash);
-}
-
-#[test]
-fn bad_requests_get_json_errors_naming_the_field() {
-    let (_tmp, dir) = ledger();
-    let (t, reader) = (token(&dir, "submit", "alice", None), token(&dir, "read", "alice", None));
-    let s = Server::start(&dir, &["--workers", "0", "--max-body-bytes", "100000"]);
-    let u = &s.url;
-    let good_plan = plan_job("execute-only");
-    let mut unknown_step = good_plan.clone();
-    unknown_step["plan"] = json!(good_plan["plan"].as_str().unwrap().replace("type: filter", "type: teleport"));
-    let mut bad_csv = good_plan.clone();
-    bad_csv["data"]["payments"]["csv"] = json!("date,amount,kind\n2026-01-15,12.345,salary\n");
-    let mut wrong_input = good_plan.clone();
-    wrong_input["data"] = json!({"prices": {"csv": "a\n1\n"}});
-    let mut two_kinds = good_plan.clone();
-    two_kinds["data"]["payments"]["jsonl"] = json!("{}");
-    let mut income_bad_amount = income_input("execute-only");
-    income_bad_amount["payment_history"][2]["amount"] = json!("lots");
-    let mut income_bad_commit = income_input("execute-only");
-    income_bad_commit["history_commitment"] = json!(format!("0x{}", "00".repeat(32)));
-    let mut income_bad_threshold = income_input("execute-only");
-    income_bad_threshold["threshold"] = json!("1.234");
-    let big = vec![b'x'; 200_000];
-    let bad_token = "zkaudit_0000000000000000000000000000000000000000000000000000000000000000";
-    let j = "application/json";
-    /// Method, URL, token, content type, body, expected status and field.
-    type Case<'a> = (&'a str, String, Option<&'a str>, &'a str, Vec<u8>, u16, Option<&'a str>);
-    #[rustfmt::skip]
-    let cases: Vec<Case> = vec![
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, b"{not json".to_vec(), 400, Some("body")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, b"[]".to_vec(), 400, Some("body")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"plan": 5}"#.to_vec(), 400, Some("plan")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"colour": "red"}"#.to_vec(), 400, Some("colour")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"data": {}}"#.to_vec(), 400, Some("plan")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, unknown_step.to_string().into_bytes(), 422, Some("plan")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, bad_csv.to_string().into_bytes(), 422, Some("data.payments")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, wrong_input.to_string().into_bytes(), 422, Some("data")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, two_kinds.to_string().into_bytes(), 400, Some("data.payments")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"plan": "x: 1", "mode": "fast"}"#.to_vec(), 400, Some("mode")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, br#"{"builtin": "mine-bitcoin", "input": {}}"#.to_vec(), 400, Some("builtin")),
-        ("POST", format!("{u}/v1/jobs"), Some(&t), j, big.clone(), 413, None),
-        ("POST", format!("{u}/v1/jobs"), None, j, good_plan.to_string().into_bytes(), 401, None),
-        ("POST", format!("{u}/v1/jobs"), Some(bad_token), j, good_plan.to_string().into_bytes(), 401, Some("Authorization")),
-        ("POST", format!("{u}/v1/jobs"), Some(&reader), j, good_plan.to_string().into_bytes(), 403, None),
-        ("POST", format!("{u}/v1/prove/income-threshold"), Some(&t), j, income_bad_amount.to_string().into_bytes(), 422, Some("payment_history[2].amount")),
-        ("POST", format!("{u}/v1/prove/income-threshold"), Some(&t), j, income_bad_commit.to_string().into_bytes(), 422, Some("history_commitment")),
-        ("POST", format!("{u}/v1/prove/income-threshold"), Some(&t), j, income_bad_threshold.to_string().into_bytes(), 422, Some("threshold")),
-        ("POST", format!("{u}/v1/prove/income-threshold"), Some(&t), j, br#"{"threshold": 1}"#.to_vec(), 400, Some("body")),
-        ("GET", format!("{u}/v1/jobs/not-a-job"), Some(&t), j, vec![], 400, Some("id")),
-        ("GET", format!("{u}/v1/jobs/{}", "0".repeat(32)), Some(&t), j, vec![], 404, None),
-        ("DELETE", format!("{u}/v1/jobs/{}", "0".repeat(32)), Some(&t), j, vec![], 404, None),
-        ("GET", format!("{u}/v1/jobs?state=sleeping"), Some(&t), j, vec![], 400, Some("state")),
-        ("GET", format!("{u}/v1/jobs?limit=0"), Some(&t), j, vec![], 400, Some("limit")),
-        ("GET", format!("{u}/v1/receipts/xyz"), Some(&t), j, vec![], 400, Some("id")),
-        ("POST", format!("{u}/v1/verify"), Some(&t), j, br#"{"receipt": "%%%"}"#.to_vec(), 400, Some("receipt")),
-        ("POST", format!("{u}/v1/verify"), Some(&t), j, br#"{}"#.to_vec(), 400, Some("receipt")),
-        ("POST", format!("{u}/v1/verify/batch"), Some(&t), j, br#"{"receipts": []}"#.to_vec(), 400, Some("receipts")),
-        ("POST", format!("{u}/v1/log/entries"), Some(&t), j, br#"[{"version": "1.0"}]"#.to_vec(), 400, Some("[0].timestamp")),
-        ("POST", format!("{u}/v1/log/entries"), Some(&t), "application/x-ndjson", b"{\"x\":1}\n".to_vec(), 400, None),
-        ("POST", format!("{u}/v1/log/entries"), Some(&t), j, b"[]".to_vec(), 400, Some("body")),
-        ("GET", format!("{u}/v1/log/proof/inclusion?index=5"), Some(&t), j, vec![], 400, None),
-        ("GET", format!("{u}/v1/log/proof/inclusion?index=minus"), Some(&t), j, vec![], 400, None),
-        ("GET", format!("{u}/tile/../private/log.key"), Some(&t), j, vec![], 404, None),
-        ("GET", format!("{u}/v1/nothing-here"), Some(&t), j, vec![], 404, None),
-        ("PUT", format!("{u}/v1/health"), None, j, vec![], 405, None),
-    ];
-    assert!(cases.len() >= 20);
-    for (method, url, tok, ct, body, status, field) in &cases {
-        let r = if *method == "PUT" {
-            reply(agent().put(url.as_str()).send(&b""[..]).unwrap())
-        } else {
-            call(method, url, *tok, ct, body)
-        };
-        assert_eq!(r.status, *status, "{method} {url}: {}", r.body);
-        assert!(r.body["error"].as_str().is_some_and(|e| !e.is_empty()), "{method} {url}: not a JSON error: {:?}", r.body);
-        assert_eq!(r.body["status"], *status);
-        if let Some(f) = field {
-            assert_eq!(r.body["field"], *f, "{method} {url}: {}", r.body);
-        }
-    }
-    // Nothing was queued or appended, and the server still serves.
-    assert_eq!(get(&format!("{u}/v1/health"), None).body["queue_length"], 0);
-    assert_eq!(get(&format!("{u}/v1/log/checkpoint"), Some(&t)).body["tree_size"], 0);
 }
 
 #[test]
@@ -365,7 +265,7 @@ fn jobs_survive_a_restart_and_a_cancel_kills_the_prover() {
     let provers = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| has(c, "--supervised") && has(c, ZKAUDIT) && has(c, &id))
+        .filter(|c| has(c, "job-child") && has(c, ZKAUDIT) && has(c, &id))
         .count();
     assert_eq!(provers, 0, "a cancelled prover is still running");
 }
@@ -440,9 +340,7 @@ fn postgres_workers_share_the_queue() {
         })
         .collect();
     // Two worker processes, as on two machines, claim from PostgreSQL.
-    let workers: Vec<Child> = (0..2)
-        .map(|_| Command::new(ZKAUDIT).args(["worker", "--db", &pg.url]).stderr(Stdio::null()).spawn().unwrap())
-        .collect();
+    let workers: Vec<Child> = (0..2).map(|_| Command::new(ZKAUDIT).args(["worker", "--db", &pg.url]).stderr(Stdio::null()).spawn().unwrap()).collect();
     let mut names = std::collections::BTreeSet::new();
     for id in &ids {
         let job = wait_final(&s.url, &t, id, Duration::from_secs(180));
@@ -504,4 +402,29 @@ fn a_real_proof_through_the_server() {
     assert!(batch.body["results"][1]["reason"].as_str().unwrap().contains("data root"), "{}", batch.body);
     let m = get(&format!("{}/metrics", s.url), None).body;
     assert!(m.as_str().unwrap().contains("zkaudit_cycles_proven_total"), "{m}");
+    assert!(m.as_str().unwrap().contains("zkaudit_proofs_recorded_total 1"), "{m}");
+
+    // The proof is recorded in the server's ledger, once, and stays once
+    // across a restart (which looks for unrecorded proofs again).
+    let job = get(&format!("{}/v1/jobs/{}", s.url, r.body["id"].as_str().unwrap()), Some(&t)).body;
+    let at = job["ledger_index"].as_u64().unwrap_or_else(|| panic!("no ledger_index: {job}"));
+    s.kill();
+    let s = Server::start(&dir, &["--workers", "0"]);
+    assert_eq!(get(&format!("{}/v1/jobs/{}", s.url, r.body["id"].as_str().unwrap()), Some(&t)).body["ledger_index"], at);
+    s.kill();
+    let goal = "zkaudit(computation('income-threshold'), proof(E, Receipt, ImageId, PlanHash, DataRoot, OutputHash, Verifies)).";
+    let out = Command::new(ZKAUDIT).arg("query").arg(&dir).arg(goal).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let q: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let answers = q["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 1, "exactly one proof event: {q}");
+    let b = &answers[0]["bindings"];
+    assert_eq!(b["Verifies"], "valid", "{q}");
+    assert_eq!(b["E"], at, "{q}");
+    assert_eq!(b["Receipt"], format!("sha256:{rid}"), "{q}");
+    assert_eq!(b["PlanHash"], format!("sha256:{plan_hash}"), "{q}");
+    assert_eq!(b["DataRoot"], root_hex, "{q}");
+    let entry: Value =
+        serde_json::from_slice(&Command::new(ZKAUDIT).args(["log", "get"]).arg(&dir).args(["--index", &at.to_string()]).output().unwrap().stdout).unwrap();
+    assert_eq!(entry["metadata"]["jobId"], r.body["id"], "{entry}");
 }

@@ -61,13 +61,7 @@ pub enum BatchError {
 
 /// Parses one line into its entry bytes.
 fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineError> {
-    let err = |column, field: Option<String>, message: String| LineError {
-        source: source.to_owned(),
-        line: line_no,
-        column,
-        field,
-        message,
-    };
+    let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
     let mut de = serde_json::Deserializer::from_str(line);
     let EventObject(event) = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -85,11 +79,7 @@ fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineE
     de.end().map_err(|e| err(Some(e.column()), None, "trailing characters after the event".into()))?;
     let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
     if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(err(
-            None,
-            None,
-            format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len()),
-        ));
+        return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len())));
     }
     Ok(bytes)
 }
@@ -118,13 +108,9 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
         let parsed = match std::str::from_utf8(&line) {
             Ok(text) if text.trim().is_empty() => continue,
             Ok(text) => parse_line(source, i + 1, text),
-            Err(e) => Err(LineError {
-                source: source.to_owned(),
-                line: i + 1,
-                column: Some(e.valid_up_to() + 1),
-                field: None,
-                message: "invalid UTF-8".to_owned(),
-            }),
+            Err(e) => {
+                Err(LineError { source: source.to_owned(), line: i + 1, column: Some(e.valid_up_to() + 1), field: None, message: "invalid UTF-8".to_owned() })
+            }
         };
         match parsed {
             Ok(b) if errors.is_empty() => entries.push(b),

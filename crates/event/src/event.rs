@@ -45,9 +45,7 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     /// Parses `sha256:<64 lowercase hex>`; the error says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let hexpart = s
-            .strip_prefix("sha256:")
-            .ok_or_else(|| format!("digest {s:?} must start with \"sha256:\""))?;
+        let hexpart = s.strip_prefix("sha256:").ok_or_else(|| format!("digest {s:?} must start with \"sha256:\""))?;
         if hexpart.len() != 64 || !hexpart.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits"));
         }
@@ -95,11 +93,34 @@ pub struct Timestamp {
 }
 
 impl Timestamp {
+    /// The UTC time `ns` nanoseconds after the Unix epoch, written with nine
+    /// fraction digits (`2026-12-02T16:24:28.123456789Z`); `None` outside
+    /// the years 0000 to 9999.
+    pub fn from_unix_nanos(ns: i128) -> Option<Self> {
+        let t = time::OffsetDateTime::from_unix_timestamp_nanos(ns).ok()?;
+        if !(0..=9999).contains(&t.year()) {
+            return None;
+        }
+        let text =
+            format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second(), t.nanosecond());
+        Some(Self { text, unix_nanos: ns, fraction_digits: 9 })
+    }
+
+    /// The current time, as [`Timestamp::from_unix_nanos`] writes it (the
+    /// epoch if the system clock is set before it).
+    pub fn now() -> Self {
+        let ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        i128::try_from(ns).ok().and_then(Self::from_unix_nanos).unwrap_or_else(|| Self {
+            text: "1970-01-01T00:00:00.000000000Z".to_owned(),
+            unix_nanos: 0,
+            fraction_digits: 9,
+        })
+    }
+
     /// Parses an RFC 3339 date-time (`2026-01-29T12:20:23.925000001-05:00`)
     /// with 0 to 9 fractional-second digits.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| format!("timestamp {s:?} is not RFC 3339: {e}"))?;
+        let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| format!("timestamp {s:?} is not RFC 3339: {e}"))?;
         // The time crate takes any byte between date and time; RFC 3339 has
         // `T` (or `t`, §5.6) and lets applications use a space. Anything else
         // would also throw off the fraction count below (`2026-01-29.12:00:00Z`).

@@ -10,7 +10,6 @@
 //! to `zkaudit-tlog`.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod batch;
 mod event;

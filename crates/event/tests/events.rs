@@ -1,9 +1,7 @@
 //! Event validation, canonical entry bytes and JSON Lines batch errors.
 
 use serde_json::{json, Value};
-use zkaudit_event::{
-    parse_jsonl, BatchError, Digest, Event, Layer, LineError, Timestamp, MAX_ENTRY_BYTES, MAX_REPORTED_ERRORS,
-};
+use zkaudit_event::{parse_jsonl, BatchError, Digest, Event, Layer, LineError, Timestamp, MAX_ENTRY_BYTES, MAX_REPORTED_ERRORS};
 
 const SOURCE: &str = "events.jsonl";
 
@@ -157,12 +155,8 @@ fn entries_read_back_to_the_same_bytes() {
 
 #[test]
 fn every_layer_is_accepted() {
-    for (name, layer) in [
-        ("application", Layer::Application),
-        ("computation", Layer::Computation),
-        ("network", Layer::Network),
-        ("physical", Layer::Physical),
-    ] {
+    for (name, layer) in [("application", Layer::Application), ("computation", Layer::Computation), ("network", Layer::Network), ("physical", Layer::Physical)]
+    {
         let mut v = event_value();
         v["layer"] = json!(name);
         let event = Event::from_entry(&parse(&line_of(&v)).unwrap()[0]).unwrap();
@@ -233,66 +227,21 @@ fn malformed_cases() -> Vec<Case> {
     }
     cases.extend([
         // Digests.
-        case(
-            "uppercase digest",
-            with("input", json!(format!("sha256:{}", "A".repeat(64)))),
-            Some("input"),
-            "64 lowercase hex digits",
-        ),
-        case(
-            "short digest",
-            with("output", json!(format!("sha256:{}", "b".repeat(63)))),
-            Some("output"),
-            "64 lowercase hex digits",
-        ),
-        case(
-            "long digest",
-            with("output", json!(format!("sha256:{}", "b".repeat(65)))),
-            Some("output"),
-            "64 lowercase hex digits",
-        ),
-        case(
-            "non-hex digest",
-            with("input", json!(format!("sha256:{}", "g".repeat(64)))),
-            Some("input"),
-            "64 lowercase hex digits",
-        ),
-        case(
-            "digest without prefix",
-            with("input", json!("a".repeat(64))),
-            Some("input"),
-            "must start with \"sha256:\"",
-        ),
-        case(
-            "uppercase prefix",
-            with("input", json!(format!("SHA256:{}", "a".repeat(64)))),
-            Some("input"),
-            "must start with \"sha256:\"",
-        ),
+        case("uppercase digest", with("input", json!(format!("sha256:{}", "A".repeat(64)))), Some("input"), "64 lowercase hex digits"),
+        case("short digest", with("output", json!(format!("sha256:{}", "b".repeat(63)))), Some("output"), "64 lowercase hex digits"),
+        case("long digest", with("output", json!(format!("sha256:{}", "b".repeat(65)))), Some("output"), "64 lowercase hex digits"),
+        case("non-hex digest", with("input", json!(format!("sha256:{}", "g".repeat(64)))), Some("input"), "64 lowercase hex digits"),
+        case("digest without prefix", with("input", json!("a".repeat(64))), Some("input"), "must start with \"sha256:\""),
+        case("uppercase prefix", with("input", json!(format!("SHA256:{}", "a".repeat(64)))), Some("input"), "must start with \"sha256:\""),
         case("digest not a string", with("input", json!(42)), Some("input"), "invalid type: integer `42`"),
         // Timestamps.
         case("date only", with("timestamp", json!("2026-01-29")), Some("timestamp"), "is not RFC 3339"),
         case("no offset", with("timestamp", json!("2026-01-29T12:20:23")), Some("timestamp"), "is not RFC 3339"),
         case("month 13", with("timestamp", json!("2026-13-01T00:00:00Z")), Some("timestamp"), "is not RFC 3339"),
         case("slashes", with("timestamp", json!("29/01/2026 12:20:23")), Some("timestamp"), "is not RFC 3339"),
-        case(
-            "odd separator",
-            with("timestamp", json!("2026-01-29X12:20:23Z")),
-            Some("timestamp"),
-            "separated by \"T\"",
-        ),
-        case(
-            "dot separator",
-            with("timestamp", json!("2026-01-29.12:20:23Z")),
-            Some("timestamp"),
-            "separated by \"T\"",
-        ),
-        case(
-            "ten fraction digits",
-            with("timestamp", json!("2026-01-29T12:20:23.1234567890Z")),
-            Some("timestamp"),
-            "has 10 fractional digits; at most 9",
-        ),
+        case("odd separator", with("timestamp", json!("2026-01-29X12:20:23Z")), Some("timestamp"), "separated by \"T\""),
+        case("dot separator", with("timestamp", json!("2026-01-29.12:20:23Z")), Some("timestamp"), "separated by \"T\""),
+        case("ten fraction digits", with("timestamp", json!("2026-01-29T12:20:23.1234567890Z")), Some("timestamp"), "has 10 fractional digits; at most 9"),
         case("timestamp not a string", with("timestamp", json!(1769707223)), Some("timestamp"), "invalid type"),
         // Layer, type, version, unknown members.
         case("unknown layer", with("layer", json!("quantum")), Some("layer"), "unknown variant `quantum`"),
@@ -300,12 +249,7 @@ fn malformed_cases() -> Vec<Case> {
         case("unknown member", with("extra", json!(1)), Some("extra"), "unknown field `extra`"),
         case("empty type", with("type", json!("")), Some("type"), "must not be empty"),
         case("unsupported version", with("version", json!("2.0")), Some("version"), "unsupported version \"2.0\""),
-        case(
-            "numeric version",
-            with("version", json!(1.0)),
-            Some("version"),
-            "invalid type: floating point `1.0`, expected a string",
-        ),
+        case("numeric version", with("version", json!(1.0)), Some("version"), "invalid type: floating point `1.0`, expected a string"),
         case(
             "duplicate member",
             line_of(&event_value()).replacen(r#""layer":"network""#, r#""layer":"network","layer":"physical""#, 1),
@@ -314,100 +258,25 @@ fn malformed_cases() -> Vec<Case> {
         ),
         // Metadata: I-JSON only.
         case("metadata not an object", with("metadata", json!([1])), Some("metadata"), "expected a JSON object"),
-        case(
-            "duplicate metadata name",
-            line_with_metadata(r#"{"b":1,"b":2}"#),
-            Some("metadata"),
-            "duplicate member name \"b\"",
-        ),
-        case(
-            "escaped duplicate name",
-            line_with_metadata(r#"{"b":1,"\u0062":2}"#),
-            Some("metadata"),
-            "duplicate member name \"b\"",
-        ),
-        case(
-            "nested duplicate name",
-            line_with_metadata(r#"{"x":[{"c":1,"c":1}]}"#),
-            Some("metadata.x[0]"),
-            "duplicate member name \"c\"",
-        ),
-        case(
-            "2^53",
-            line_with_metadata(r#"{"n":9007199254740992}"#),
-            Some("metadata.n"),
-            "integer 9007199254740992 is outside ±(2^53-1)",
-        ),
-        case(
-            "-2^53",
-            line_with_metadata(r#"{"n":-9007199254740992}"#),
-            Some("metadata.n"),
-            "integer -9007199254740992 is outside ±(2^53-1)",
-        ),
-        case(
-            "u64::MAX",
-            line_with_metadata(r#"{"a":{"n":18446744073709551615}}"#),
-            Some("metadata.a.n"),
-            "is outside ±(2^53-1)",
-        ),
-        case(
-            "2^53 in an array",
-            line_with_metadata(r#"{"l":[1,9007199254740993]}"#),
-            Some("metadata.l[1]"),
-            "is outside ±(2^53-1)",
-        ),
+        case("duplicate metadata name", line_with_metadata(r#"{"b":1,"b":2}"#), Some("metadata"), "duplicate member name \"b\""),
+        case("escaped duplicate name", line_with_metadata(r#"{"b":1,"\u0062":2}"#), Some("metadata"), "duplicate member name \"b\""),
+        case("nested duplicate name", line_with_metadata(r#"{"x":[{"c":1,"c":1}]}"#), Some("metadata.x[0]"), "duplicate member name \"c\""),
+        case("2^53", line_with_metadata(r#"{"n":9007199254740992}"#), Some("metadata.n"), "integer 9007199254740992 is outside ±(2^53-1)"),
+        case("-2^53", line_with_metadata(r#"{"n":-9007199254740992}"#), Some("metadata.n"), "integer -9007199254740992 is outside ±(2^53-1)"),
+        case("u64::MAX", line_with_metadata(r#"{"a":{"n":18446744073709551615}}"#), Some("metadata.a.n"), "is outside ±(2^53-1)"),
+        case("2^53 in an array", line_with_metadata(r#"{"l":[1,9007199254740993]}"#), Some("metadata.l[1]"), "is outside ±(2^53-1)"),
         // Integral values that only parse as doubles: rounded by the parser,
         // or written back by RFC 8785 as integers that do not read back.
-        case(
-            "2^64",
-            line_with_metadata(r#"{"n":18446744073709551616}"#),
-            Some("metadata.n"),
-            "is an integer outside ±(2^53-1)",
-        ),
-        case(
-            "below i64::MIN",
-            line_with_metadata(r#"{"n":-9223372036854775809}"#),
-            Some("metadata.n"),
-            "is an integer outside ±(2^53-1)",
-        ),
-        case(
-            "1e19",
-            line_with_metadata(r#"{"n":1e19}"#),
-            Some("metadata.n"),
-            "number 10000000000000000000 is an integer outside",
-        ),
-        case(
-            "2^53 as a fraction",
-            line_with_metadata(r#"{"n":9007199254740992.0}"#),
-            Some("metadata.n"),
-            "is an integer outside",
-        ),
+        case("2^64", line_with_metadata(r#"{"n":18446744073709551616}"#), Some("metadata.n"), "is an integer outside ±(2^53-1)"),
+        case("below i64::MIN", line_with_metadata(r#"{"n":-9223372036854775809}"#), Some("metadata.n"), "is an integer outside ±(2^53-1)"),
+        case("1e19", line_with_metadata(r#"{"n":1e19}"#), Some("metadata.n"), "number 10000000000000000000 is an integer outside"),
+        case("2^53 as a fraction", line_with_metadata(r#"{"n":9007199254740992.0}"#), Some("metadata.n"), "is an integer outside"),
         case("bad escape", line_with_metadata(r#"{"s":"\ud800"}"#), Some("metadata.s"), "unexpected end of hex escape"),
         // Proof references.
-        case(
-            "uppercase image ID",
-            with_proof(|p| p["image_id"] = json!("AB".repeat(32))),
-            Some("proof.image_id"),
-            "image ID",
-        ),
-        case(
-            "short image ID",
-            with_proof(|p| p["image_id"] = json!("ab".repeat(31))),
-            Some("proof.image_id"),
-            "must be 64 lowercase hex digits",
-        ),
-        case(
-            "long image ID",
-            with_proof(|p| p["image_id"] = json!("ab".repeat(33))),
-            Some("proof.image_id"),
-            "must be 64 lowercase hex digits",
-        ),
-        case(
-            "prefixed image ID",
-            with_proof(|p| p["image_id"] = json!(digest('a'))),
-            Some("proof.image_id"),
-            "must be 64 lowercase hex digits",
-        ),
+        case("uppercase image ID", with_proof(|p| p["image_id"] = json!("AB".repeat(32))), Some("proof.image_id"), "image ID"),
+        case("short image ID", with_proof(|p| p["image_id"] = json!("ab".repeat(31))), Some("proof.image_id"), "must be 64 lowercase hex digits"),
+        case("long image ID", with_proof(|p| p["image_id"] = json!("ab".repeat(33))), Some("proof.image_id"), "must be 64 lowercase hex digits"),
+        case("prefixed image ID", with_proof(|p| p["image_id"] = json!(digest('a'))), Some("proof.image_id"), "must be 64 lowercase hex digits"),
         case(
             "missing image ID",
             with_proof(|p| {
@@ -416,25 +285,10 @@ fn malformed_cases() -> Vec<Case> {
             Some("proof.image_id"),
             "missing field `image_id`",
         ),
-        case(
-            "bad receipt digest",
-            with_proof(|p| p["receipt_digest"] = json!("sha256:00")),
-            Some("proof.receipt_digest"),
-            "64 lowercase hex digits",
-        ),
-        case(
-            "unknown proof member",
-            with_proof(|p| p["extra"] = json!(true)),
-            Some("proof.extra"),
-            "unknown field `extra`",
-        ),
+        case("bad receipt digest", with_proof(|p| p["receipt_digest"] = json!("sha256:00")), Some("proof.receipt_digest"), "64 lowercase hex digits"),
+        case("unknown proof member", with_proof(|p| p["extra"] = json!(true)), Some("proof.extra"), "unknown field `extra`"),
         // Parents.
-        case(
-            "bad parent digest",
-            with("parents", json!([digest('a'), format!("sha256:{}", "A".repeat(64))])),
-            Some("parents[1]"),
-            "64 lowercase hex digits",
-        ),
+        case("bad parent digest", with("parents", json!([digest('a'), format!("sha256:{}", "A".repeat(64))])), Some("parents[1]"), "64 lowercase hex digits"),
         case("parents not a list", with("parents", json!(digest('a'))), Some("parents"), "invalid type"),
     ]);
     cases
@@ -534,8 +388,7 @@ fn one_bad_line_rejects_the_whole_batch() {
 #[test]
 fn batch_errors_list_every_bad_line_up_to_the_limit() {
     // Lines 1..=60; every line whose number is a multiple of 2 is bad: 30 bad.
-    let lines: Vec<String> =
-        (1..=60).map(|n| if n % 2 == 0 { with("layer", json!(format!("layer{n}"))) } else { numbered(n) }).collect();
+    let lines: Vec<String> = (1..=60).map(|n| if n % 2 == 0 { with("layer", json!(format!("layer{n}"))) } else { numbered(n) }).collect();
     let (errors, total) = malformed(&lines.join("\n"));
     assert_eq!(total, 30);
     assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
@@ -562,13 +415,7 @@ fn batch_errors_list_every_bad_line_up_to_the_limit() {
 
 #[test]
 fn line_error_display() {
-    let e = LineError {
-        source: "in.jsonl".into(),
-        line: 7,
-        column: Some(12),
-        field: Some("metadata.x".into()),
-        message: "boom".into(),
-    };
+    let e = LineError { source: "in.jsonl".into(), line: 7, column: Some(12), field: Some("metadata.x".into()), message: "boom".into() };
     assert_eq!(e.to_string(), "in.jsonl:7:12: field `metadata.x`: boom");
     let e = LineError { column: None, field: None, ..e };
     assert_eq!(e.to_string(), "in.jsonl:7: boom");

@@ -17,7 +17,6 @@
 //! `zkaudit-audit`.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod pg;
 mod sql;
@@ -28,9 +27,6 @@ use zkaudit_tlog::LogReader;
 
 pub use pg::Postgres;
 pub use sqlite::Sqlite;
-
-/// Default file name of the embedded index inside a log directory.
-pub const SQLITE_FILE: &str = "index.sqlite";
 
 /// Events written per index transaction while syncing.
 pub const SYNC_CHUNK: u64 = 10_000;
@@ -64,7 +60,9 @@ pub enum Error {
         log: u64,
     },
     /// The index was built from a log with a different tree.
-    #[error("the index was built from a different log: root hash at tree size {size} is {indexed} in the index but {log} in the log; run `zkaudit log reindex`")]
+    #[error(
+        "the index was built from a different log: root hash at tree size {size} is {indexed} in the index but {log} in the log; run `zkaudit log reindex`"
+    )]
     Diverged {
         /// Tree size compared.
         size: u64,
@@ -126,8 +124,8 @@ impl IndexedEvent {
     pub fn from_entry(leaf_index: u64, bytes: &[u8]) -> Result<Self, Error> {
         let bad = |reason: String| Error::BadEntry { index: leaf_index, reason };
         let e = Event::from_entry(bytes).map_err(|e| bad(e.to_string()))?;
-        let timestamp_ns = i64::try_from(e.timestamp.unix_nanos())
-            .map_err(|_| bad(format!("timestamp {} is outside the i64 nanosecond range", e.timestamp.as_str())))?;
+        let timestamp_ns =
+            i64::try_from(e.timestamp.unix_nanos()).map_err(|_| bad(format!("timestamp {} is outside the i64 nanosecond range", e.timestamp.as_str())))?;
         let metadata = e
             .metadata
             .iter()
@@ -210,7 +208,7 @@ impl Query {
 
 /// An index database. Both backends keep the same schema and answer
 /// [`Query`]s identically.
-pub trait Backend {
+pub trait Backend: Send {
     /// The position the index has reached, or `None` if it is empty.
     fn position(&mut self) -> Result<Option<Position>, Error>;
     /// Adds `events` (which must continue from the current position) and

@@ -73,12 +73,10 @@ pub(crate) enum Param {
 }
 
 /// Columns of `events`, in the order of [`EventRow`].
-pub(crate) const EVENT_COLUMNS: &str =
-    "leaf_index, ts_ns, ts, precision_ns, layer, type, input, output, proof_kind, receipt_digest, image_id, journal_digest";
+pub(crate) const EVENT_COLUMNS: &str = "leaf_index, ts_ns, ts, precision_ns, layer, type, input, output, proof_kind, receipt_digest, image_id, journal_digest";
 
 /// One `events` row as read from either backend.
-pub(crate) type EventRow =
-    (i64, i64, String, i64, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+pub(crate) type EventRow = (i64, i64, String, i64, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
 
 /// The three statements that answer `q` (events, their parents, their
 /// metadata) and their shared parameters.
@@ -141,9 +139,7 @@ fn unsigned(v: i64, what: &str) -> Result<u64, Error> {
 impl Assembler {
     pub(crate) fn event(&mut self, r: EventRow) -> Result<(), Error> {
         let proof = match (r.8, r.9, r.10, r.11) {
-            (Some(kind), Some(receipt_digest), Some(image_id), Some(journal_digest)) => {
-                Some(ProofFields { kind, receipt_digest, image_id, journal_digest })
-            }
+            (Some(kind), Some(receipt_digest), Some(image_id), Some(journal_digest)) => Some(ProofFields { kind, receipt_digest, image_id, journal_digest }),
             (None, None, None, None) => None,
             _ => return Err(Error::Corrupt(format!("leaf index {}: partial proof fields", r.0))),
         };

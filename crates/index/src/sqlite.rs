@@ -46,10 +46,8 @@ impl Backend for Sqlite {
     fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error> {
         let tx = self.conn.transaction()?;
         {
-            let mut ev = tx.prepare_cached(&format!(
-                "INSERT INTO events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                sql::EVENT_COLUMNS
-            ))?;
+            let mut ev =
+                tx.prepare_cached(&format!("INSERT INTO events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", sql::EVENT_COLUMNS))?;
             let mut parent = tx.prepare_cached("INSERT INTO parents (leaf_index, position, digest) VALUES ($1, $2, $3)")?;
             let mut meta = tx.prepare_cached("INSERT INTO meta (leaf_index, key, value) VALUES ($1, $2, $3)")?;
             for e in events {

@@ -29,10 +29,7 @@ fn check_lookups(index: &mut dyn Backend) {
 
     let failovers = index.select(&Query::new(Selector::Type("failover".into()))).unwrap();
     assert_eq!(failovers.len(), 3);
-    let ms: Vec<&str> = failovers
-        .iter()
-        .map(|e| e.metadata.iter().find(|(k, _)| k == "duration_ms").map(|(_, v)| v.as_str()).unwrap())
-        .collect();
+    let ms: Vec<&str> = failovers.iter().map(|e| e.metadata.iter().find(|(k, _)| k == "duration_ms").map(|(_, v)| v.as_str()).unwrap()).collect();
     assert_eq!(ms, ["18", "42", "73"]);
     assert_eq!(index.count(&Query::new(Selector::Type("failover".into()))).unwrap(), 3);
 

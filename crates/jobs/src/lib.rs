@@ -7,25 +7,28 @@
 //!   timed_out | cancelled`), uploaded data blobs, receipts and API tokens,
 //!   in SQLite (one process) or PostgreSQL (workers on several machines,
 //!   which claim jobs with `FOR UPDATE SKIP LOCKED`);
-//! * [`worker`]: the loop that claims a job, runs it as a supervised
-//!   `zkaudit prove` / `zkaudit run --zkvm` child process (so a cancelled or
-//!   timed-out prover is killed, not left to finish), heartbeats, and records
-//!   the outcome.
+//! * [`worker`]: the loop that claims a job, runs it as a supervised child
+//!   process (so a cancelled or timed-out prover is killed, not left to
+//!   finish), heartbeats, and records the outcome;
+//! * [`protocol`]: the one definition of what a worker and its child say to
+//!   each other (request, progress lines, result reports);
+//! * idempotency keys of ledger appends, and the `ledger_index` of each
+//!   proof job once its proof event is recorded.
 //!
 //! It must not speak HTTP (that is `zkaudit-server`), parse plans or data
 //! (`zkaudit-plan`), or prove in-process (`zkaudit-zkvm`, reached through
 //! the child process).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod db;
 mod model;
+pub mod protocol;
 mod store;
 pub mod worker;
 
 pub use model::{DataRef, Job, JobSpec, Mode, NewJob, Phase, Scope, State, Token};
-pub use store::{Finish, Recovered, Stats, Store, Submitted};
+pub use store::{Finish, Idempotent, Recovered, Stats, Store, Submitted};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +63,5 @@ impl From<postgres::Error> for Error {
 
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -198,6 +198,8 @@ pub struct Job {
     pub receipt_id: Option<String>,
     /// The run's JSON result (plan hash, data root, public output, …).
     pub result: Option<serde_json::Value>,
+    /// Leaf index of this job's proof event in the server's ledger, once recorded.
+    pub ledger_index: Option<u64>,
 }
 
 /// An API token as stored: only the SHA-256 of its secret is kept.

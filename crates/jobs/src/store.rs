@@ -15,7 +15,7 @@ fn schema(blob: &str) -> String {
             timeout_s BIGINT NOT NULL, attempts BIGINT NOT NULL, max_attempts BIGINT NOT NULL,
             cancel_requested BIGINT NOT NULL, worker TEXT, created_ns BIGINT NOT NULL,
             started_ns BIGINT, finished_ns BIGINT, heartbeat_ns BIGINT, cycles BIGINT,
-            segments BIGINT, error TEXT, receipt_id TEXT, result TEXT);
+            segments BIGINT, error TEXT, receipt_id TEXT, result TEXT, ledger_index BIGINT);
         CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_ns);
         CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_ns);
         CREATE TABLE IF NOT EXISTS blobs (
@@ -29,6 +29,9 @@ fn schema(blob: &str) -> String {
         CREATE TABLE IF NOT EXISTS appends (
             token_id TEXT NOT NULL, tenant TEXT NOT NULL, first_index BIGINT NOT NULL, count BIGINT NOT NULL,
             at_ns BIGINT NOT NULL);
+        CREATE TABLE IF NOT EXISTS idempotency (
+            tenant TEXT NOT NULL, key TEXT NOT NULL, request_sha256 TEXT NOT NULL, tree_size_before BIGINT NOT NULL,
+            response TEXT, created_ns BIGINT NOT NULL, PRIMARY KEY (tenant, key));
         CREATE TABLE IF NOT EXISTS tokens (
             id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, scope TEXT NOT NULL, tenant TEXT NOT NULL,
             created_ns BIGINT NOT NULL, revoked_ns BIGINT);"
@@ -36,7 +39,7 @@ fn schema(blob: &str) -> String {
 }
 
 const JOB_COLUMNS: &str = "id, tenant, token_id, kind, mode, state, phase, spec, timeout_s, attempts, max_attempts, \
-    cancel_requested, worker, created_ns, started_ns, finished_ns, heartbeat_ns, cycles, segments, error, receipt_id, result";
+    cancel_requested, worker, created_ns, started_ns, finished_ns, heartbeat_ns, cycles, segments, error, receipt_id, result, ledger_index";
 
 /// The outcome of [`Store::submit`].
 #[derive(Debug)]
@@ -91,6 +94,24 @@ pub struct Finish {
     pub result: Option<serde_json::Value>,
 }
 
+/// What [`Store::claim_idempotency_key`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Idempotent {
+    /// The key is new: it is now pending, held by the caller.
+    New,
+    /// The key was used with a different request body.
+    Mismatch,
+    /// The same request under this key was answered with this response.
+    Done(serde_json::Value),
+    /// The same request under this key started when the log had
+    /// `tree_size_before` entries, and no answer was stored: it is still
+    /// running, or its process stopped before answering.
+    Pending {
+        /// The log's size when that request started.
+        tree_size_before: u64,
+    },
+}
+
 /// The persistent job store. `Send + Sync`; share it with an `Arc`.
 pub struct Store {
     db: Db,
@@ -112,6 +133,13 @@ fn corrupt(what: impl Into<String>) -> Error {
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String, name: &str) -> Result<T, Error> {
     s.parse().map_err(|e: String| corrupt(format!("{name}: {e}")))
+}
+
+/// A `COUNT(*)` value: a non-negative integer, or the store is corrupt.
+fn count_value(v: &Val, what: &str) -> Result<u64, Error> {
+    v.int()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| Error::Corrupt { table: "jobs", what: format!("{what}: count {v:?} is not a non-negative integer") })
 }
 
 fn job_from_row(row: Vec<Val>) -> Result<Job, Error> {
@@ -141,6 +169,7 @@ fn job_from_row(row: Vec<Val>) -> Result<Job, Error> {
     let error = next().text();
     let receipt_id = next().text();
     let result = next().text().map(|r| serde_json::from_str(&r)).transpose().map_err(|e| corrupt(format!("result: {e}")))?;
+    let ledger_index = next().int().map(|i| i as u64);
     Ok(Job {
         id,
         tenant,
@@ -164,6 +193,7 @@ fn job_from_row(row: Vec<Val>) -> Result<Job, Error> {
         error,
         receipt_id,
         result,
+        ledger_index,
     })
 }
 
@@ -174,7 +204,12 @@ impl Store {
     /// # Errors
     /// [`Error::Config`] for an unparsable URL, [`Error::Db`] otherwise.
     pub fn open(spec: &str) -> Result<Store, Error> {
-        Ok(Store { db: Db::open(spec, schema)? })
+        let db = Db::open(spec, schema)?;
+        // Stores made before proof events were recorded lack this column.
+        if db.query("SELECT ledger_index FROM jobs LIMIT 0", &[]).is_err() {
+            db.exec("ALTER TABLE jobs ADD COLUMN ledger_index BIGINT", &[])?;
+        }
+        Ok(Store { db })
     }
 
     /// Whether the store is PostgreSQL (shared by workers on several machines).
@@ -189,7 +224,8 @@ impl Store {
 
     fn count(&self, sql: &str, params: &[Val]) -> Result<u64, Error> {
         let rows = self.db.query(sql, params)?;
-        Ok(rows.first().and_then(|r| r.first()).and_then(Val::int).unwrap_or(0) as u64)
+        let n = rows.first().and_then(|r| r.first()).ok_or_else(|| Error::Db(format!("`{sql}` returned no row")))?;
+        count_value(n, sql)
     }
 
     /// Enqueues `new` unless `capacity` jobs are already queued. The blobs its
@@ -299,25 +335,11 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::Db`].
-    pub fn heartbeat(
-        &self,
-        id: &str,
-        worker: &str,
-        phase: Phase,
-        cycles: Option<u64>,
-        segments: Option<u64>,
-    ) -> Result<Option<bool>, Error> {
+    pub fn heartbeat(&self, id: &str, worker: &str, phase: Phase, cycles: Option<u64>, segments: Option<u64>) -> Result<Option<bool>, Error> {
         let rows = self.db.query(
             "UPDATE jobs SET heartbeat_ns = $1, phase = $2, cycles = COALESCE($3, cycles), segments = COALESCE($4, segments)
              WHERE id = $5 AND worker = $6 AND state = 'running' RETURNING cancel_requested",
-            &[
-                Val::Int(now_ns()),
-                phase.as_str().into(),
-                cycles.map(|c| c as i64).into(),
-                segments.map(|s| s as i64).into(),
-                id.into(),
-                worker.into(),
-            ],
+            &[Val::Int(now_ns()), phase.as_str().into(), cycles.map(|c| c as i64).into(), segments.map(|s| s as i64).into(), id.into(), worker.into()],
         )?;
         Ok(rows.first().and_then(|r| r.first()).and_then(Val::int).map(|c| c != 0))
     }
@@ -386,7 +408,8 @@ impl Store {
         let mut s = Stats::default();
         for r in rows {
             let mut r = r.into_iter();
-            let (state, n) = (r.next().and_then(Val::text), r.next().and_then(|v| v.int()).unwrap_or(0) as u64);
+            let state = r.next().and_then(Val::text);
+            let n = count_value(&r.next().unwrap_or(Val::Null), "the job counts")?;
             match state.as_deref() {
                 Some("queued") => s.queued = n,
                 Some("running") => s.running = n,
@@ -465,10 +488,8 @@ impl Store {
     /// # Errors
     /// [`Error::Db`].
     pub fn receipt(&self, tenant: Option<&str>, id: &str) -> Result<Option<Vec<u8>>, Error> {
-        let rows = self.db.query(
-            "SELECT bytes FROM receipts WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1) AND id = $2 LIMIT 1",
-            &[tenant.into(), id.into()],
-        )?;
+        let rows =
+            self.db.query("SELECT bytes FROM receipts WHERE (CAST($1 AS TEXT) IS NULL OR tenant = $1) AND id = $2 LIMIT 1", &[tenant.into(), id.into()])?;
         Ok(rows.into_iter().next().and_then(|r| r.into_iter().next()).and_then(Val::blob))
     }
 
@@ -485,6 +506,7 @@ impl Store {
             let done = "state NOT IN ('queued', 'running') AND finished_ns < $1";
             self.db.exec(&format!("DELETE FROM job_blobs WHERE job_id IN (SELECT id FROM jobs WHERE {done})"), &[Val::Int(t)])?;
             jobs = self.db.exec(&format!("DELETE FROM jobs WHERE {done}"), &[Val::Int(t)])?;
+            self.db.exec("DELETE FROM idempotency WHERE created_ns < $1 AND response IS NOT NULL", &[Val::Int(t)])?;
             blobs = self.db.exec(
                 "DELETE FROM blobs WHERE created_ns < $1 AND NOT EXISTS
                  (SELECT 1 FROM job_blobs l WHERE l.tenant = blobs.tenant AND l.blob_id = blobs.id)",
@@ -510,6 +532,80 @@ impl Store {
         Ok(())
     }
 
+    /// Succeeded proof jobs whose proof event is not yet in the ledger
+    /// (`ledger_index` unset), oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Db`], or [`Error::Corrupt`] for an unreadable row.
+    pub fn unrecorded_proofs(&self, limit: u32) -> Result<Vec<Job>, Error> {
+        self.jobs(
+            "WHERE state = 'succeeded' AND mode = 'prove' AND receipt_id IS NOT NULL AND ledger_index IS NULL
+             ORDER BY finished_ns, id LIMIT $1",
+            &[Val::Int(i64::from(limit))],
+        )
+    }
+
+    /// Records that job `id`'s proof event is the ledger's entry `index`.
+    /// Only the first call for a job takes effect; returns whether this one did.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn set_recorded(&self, id: &str, index: u64) -> Result<bool, Error> {
+        Ok(self.db.exec("UPDATE jobs SET ledger_index = $1 WHERE id = $2 AND ledger_index IS NULL", &[Val::Int(index as i64), id.into()])? == 1)
+    }
+
+    /// Claims idempotency key `key` of `tenant` for a request whose body
+    /// has SHA-256 `request_sha256`, made when the log had `tree_size`
+    /// entries. If the key is new, it is stored as pending and
+    /// [`Idempotent::New`] is returned; otherwise what was stored.
+    ///
+    /// # Errors
+    /// [`Error::Db`], or [`Error::Corrupt`] for an unreadable row.
+    pub fn claim_idempotency_key(&self, tenant: &str, key: &str, request_sha256: &str, tree_size: u64) -> Result<Idempotent, Error> {
+        let n = self.db.exec(
+            "INSERT INTO idempotency (tenant, key, request_sha256, tree_size_before, created_ns) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT DO NOTHING",
+            &[tenant.into(), key.into(), request_sha256.into(), Val::Int(tree_size as i64), Val::Int(now_ns())],
+        )?;
+        if n == 1 {
+            return Ok(Idempotent::New);
+        }
+        let rows =
+            self.db.query("SELECT request_sha256, tree_size_before, response FROM idempotency WHERE tenant = $1 AND key = $2", &[tenant.into(), key.into()])?;
+        let bad = |w: &str| Error::Corrupt { table: "idempotency", what: w.to_owned() };
+        let mut r = rows.into_iter().next().ok_or_else(|| bad("a key vanished after its insert conflicted"))?.into_iter();
+        let stored = r.next().and_then(Val::text).ok_or_else(|| bad("request_sha256"))?;
+        let before = r.next().and_then(|v| v.int()).and_then(|i| u64::try_from(i).ok()).ok_or_else(|| bad("tree_size_before"))?;
+        let response = r.next().and_then(Val::text);
+        Ok(if stored != request_sha256 {
+            Idempotent::Mismatch
+        } else {
+            match response {
+                Some(text) => Idempotent::Done(serde_json::from_str(&text).map_err(|e| bad(&format!("response: {e}")))?),
+                None => Idempotent::Pending { tree_size_before: before },
+            }
+        })
+    }
+
+    /// Stores the response of the request that claimed `key`.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn complete_idempotency_key(&self, tenant: &str, key: &str, response: &serde_json::Value) -> Result<(), Error> {
+        self.db.exec("UPDATE idempotency SET response = $1 WHERE tenant = $2 AND key = $3", &[response.to_string().into(), tenant.into(), key.into()])?;
+        Ok(())
+    }
+
+    /// Forgets a pending key whose request failed before changing anything,
+    /// so that a retry runs it again.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn release_idempotency_key(&self, tenant: &str, key: &str) -> Result<(), Error> {
+        self.db.exec("DELETE FROM idempotency WHERE tenant = $1 AND key = $2 AND response IS NULL", &[tenant.into(), key.into()])?;
+        Ok(())
+    }
+
     /// Creates a token for `tenant` with `scope`; returns it and its secret,
     /// `zkaudit_<64 hex>`. Only the secret's SHA-256 is stored: the secret
     /// cannot be shown again.
@@ -521,13 +617,7 @@ impl Store {
         let token = Token { id: random_hex(8), scope, tenant: tenant.to_owned(), created_ns: now_ns() };
         self.db.exec(
             "INSERT INTO tokens (id, hash, scope, tenant, created_ns) VALUES ($1, $2, $3, $4, $5)",
-            &[
-                token.id.as_str().into(),
-                sha256_hex(secret.as_bytes()).into(),
-                scope.as_str().into(),
-                tenant.into(),
-                Val::Int(token.created_ns),
-            ],
+            &[token.id.as_str().into(), sha256_hex(secret.as_bytes()).into(), scope.as_str().into(), tenant.into(), Val::Int(token.created_ns)],
         )?;
         Ok((token, secret))
     }
@@ -537,10 +627,9 @@ impl Store {
     /// # Errors
     /// [`Error::Db`], or [`Error::Corrupt`] for an unknown stored scope.
     pub fn token(&self, secret: &str) -> Result<Option<Token>, Error> {
-        let rows = self.db.query(
-            "SELECT id, scope, tenant, created_ns FROM tokens WHERE hash = $1 AND revoked_ns IS NULL",
-            &[sha256_hex(secret.as_bytes()).into()],
-        )?;
+        let rows = self
+            .db
+            .query("SELECT id, scope, tenant, created_ns FROM tokens WHERE hash = $1 AND revoked_ns IS NULL", &[sha256_hex(secret.as_bytes()).into()])?;
         let Some(r) = rows.into_iter().next() else { return Ok(None) };
         let mut r = r.into_iter();
         let bad = |w: &str| Error::Corrupt { table: "tokens", what: w.to_owned() };

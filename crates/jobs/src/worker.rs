@@ -1,10 +1,9 @@
 //! Workers: claim a job, run it as a supervised child process, record the
 //! outcome.
 //!
-//! A job runs as `zkaudit prove … --json --supervised` (or, in execute-only
-//! mode, `zkaudit run … --zkvm --json --supervised`). `--supervised` makes
-//! the child report progress as JSON lines on stderr and exit when its stdin
-//! closes, so it dies with its worker. Running the prover in its own process
+//! A job runs as a `zkaudit` child process speaking [`crate::protocol`]: it
+//! reports progress as JSON lines on stderr, prints its result on stdout,
+//! and exits when its stdin closes, so it dies with its worker. Running the prover in its own process
 //! is what lets a cancel or a time limit stop it at once: it is killed, not
 //! left to finish.
 
@@ -16,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::model::{Job, Mode, Phase, State};
+use crate::protocol::{ChildProgress, ChildRequest, ProveReport, RunReport};
 use crate::store::{Finish, Store};
 use crate::Error;
 
@@ -115,20 +115,8 @@ fn run_job(store: &Store, cfg: &Config, job: &Job, stop: &AtomicBool) -> Option<
         Err(e) => return Some(failed(State::Failed, format!("worker {}: cannot create a scratch directory: {e}", cfg.name))),
     };
     let plan = dir.path().join("plan.json");
-    let receipt = dir.path().join("receipt.bin");
-    let mut cmd = Command::new(&cfg.exe);
-    match job.mode {
-        Mode::Prove => {
-            cmd.arg("prove").arg(&plan).arg("--out").arg(&receipt);
-            if let Some(po2) = cfg.segment_po2 {
-                cmd.arg("--segment-po2").arg(po2.to_string());
-            }
-        }
-        Mode::ExecuteOnly => {
-            cmd.arg("run").arg(&plan).arg("--zkvm");
-        }
-    }
-    cmd.args(["--json", "--supervised"]);
+    let mut request =
+        ChildRequest { mode: job.mode, plan: plan.clone(), data: Vec::new(), receipt: dir.path().join("receipt.bin"), segment_po2: cfg.segment_po2 };
     if let Err(e) = std::fs::write(&plan, &job.spec.plan) {
         return Some(failed(State::Failed, format!("worker {}: writing the plan: {e}", cfg.name)));
     }
@@ -143,8 +131,14 @@ fn run_job(store: &Store, cfg: &Config, job: &Job, stop: &AtomicBool) -> Option<
         if let Err(e) = std::fs::write(&path, bytes) {
             return Some(failed(State::Failed, format!("worker {}: writing data: {e}", cfg.name)));
         }
-        cmd.arg("--data").arg(format!("{}={}", d.name, path.display()));
+        request.data.push((d.name.clone(), path));
     }
+    let args = match request.args() {
+        Ok(a) => a,
+        Err(e) => return Some(failed(State::Failed, format!("worker {}: the child's request: {e}", cfg.name))),
+    };
+    let mut cmd = Command::new(&cfg.exe);
+    cmd.args(args);
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -179,7 +173,7 @@ fn run_job(store: &Store, cfg: &Config, job: &Job, stop: &AtomicBool) -> Option<
         let msg = text.strip_prefix("error: ").unwrap_or(&text).to_owned();
         return Some(failed(State::Failed, if msg.is_empty() { format!("the job's process ended with {status}") } else { msg }));
     }
-    Some(collect(store, job, &out, &receipt).unwrap_or_else(|e| failed(State::Failed, e)))
+    Some(collect(store, job, &out, &request.receipt).unwrap_or_else(|e| failed(State::Failed, e)))
 }
 
 /// Waits for the child, heartbeating, enforcing the time limit and
@@ -243,16 +237,16 @@ fn read_progress(stderr: impl std::io::Read, shared: &Mutex<Shared>) {
     for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         let Ok(mut s) = shared.lock() else { break };
-        match serde_json::from_str::<serde_json::Value>(&line).ok().filter(|v| v.get("progress").is_some()) {
-            Some(v) => {
-                match v["progress"].as_str() {
-                    Some("executing") => s.phase = Some(Phase::Executing),
-                    Some("proving" | "segment" | "compressing") => s.phase = Some(Phase::Proving),
-                    _ => {}
+        match ChildProgress::parse(&line) {
+            Some(p) => match p {
+                ChildProgress::Executing => s.phase = Some(Phase::Executing),
+                ChildProgress::Proving { total_cycles, segments } => {
+                    s.phase = Some(Phase::Proving);
+                    s.cycles = Some(total_cycles);
+                    s.segments = Some(segments);
                 }
-                s.cycles = v["totalCycles"].as_u64().or(s.cycles);
-                s.segments = v["segments"].as_u64().or(s.segments);
-            }
+                ChildProgress::Segment { .. } | ChildProgress::Compressing => s.phase = Some(Phase::Proving),
+            },
             None if s.text.len() < MAX_ERROR_TEXT => {
                 s.text.push_str(&line);
                 s.text.push('\n');
@@ -262,37 +256,33 @@ fn read_progress(stderr: impl std::io::Read, shared: &Mutex<Shared>) {
     }
 }
 
-/// Turns a successful child's JSON output (and receipt file) into the job's result.
+/// Turns a successful child's result line (and receipt file) into the
+/// job's result.
 fn collect(store: &Store, job: &Job, out: &str, receipt: &std::path::Path) -> Result<Finish, String> {
-    let mut result: serde_json::Value =
-        serde_json::from_str(out.trim()).map_err(|e| format!("the job's process printed no JSON result: {e}"))?;
-    // The full output may hold private columns; the journal commits to it
-    // by hash, and only the public part is kept.
-    if let Some(o) = result.as_object_mut() {
-        o.remove("output");
-    }
-    let cycles = match job.mode {
-        Mode::Prove => result["cycles"].clone(),
-        Mode::ExecuteOnly => result["zkvm"].clone(),
-    };
-    let receipt_id = match job.mode {
+    let line = out.trim();
+    let no_result = |e: serde_json::Error| format!("the job's process printed no valid result: {e}");
+    let (cycles, receipt_id, result) = match job.mode {
         Mode::Prove => {
-            let id = result["receiptDigest"].as_str().ok_or("the result has no receiptDigest")?.to_owned();
+            let mut r: ProveReport = serde_json::from_str(line).map_err(no_result)?;
             let bytes = std::fs::read(receipt).map_err(|e| format!("reading the receipt: {e}"))?;
-            store.put_receipt(&job.tenant, &id, &job.id, &bytes).map_err(|e| e.to_string())?;
-            if let Some(o) = result.as_object_mut() {
-                o.remove("receipt");
-            }
-            Some(id)
+            store.put_receipt(&job.tenant, &r.receipt_digest, &job.id, &bytes).map_err(|e| e.to_string())?;
+            r.receipt = None;
+            (Some(r.cycles), Some(r.receipt_digest.clone()), serde_json::to_value(&r))
         }
-        Mode::ExecuteOnly => None,
+        Mode::ExecuteOnly => {
+            // The full output may hold private columns; the journal commits
+            // to it by hash, and only the public part is kept.
+            let mut r: RunReport = serde_json::from_str(line).map_err(no_result)?;
+            r.output = None;
+            (r.zkvm, None, serde_json::to_value(&r))
+        }
     };
     Ok(Finish {
         state: State::Succeeded,
         error: None,
-        cycles: cycles["totalCycles"].as_u64(),
-        segments: cycles["segments"].as_u64(),
+        cycles: cycles.map(|c| c.total_cycles),
+        segments: cycles.map(|c| c.segments),
         receipt_id,
-        result: Some(result),
+        result: Some(result.map_err(|e| format!("keeping the result: {e}"))?),
     })
 }

@@ -51,12 +51,7 @@ impl CompactRange {
     }
 
     /// [`append`](Self::append) with the node hashes computed by `hasher`.
-    pub fn append_with<H: Hasher + ?Sized>(
-        &mut self,
-        hasher: &H,
-        leaf: Hash,
-        mut visit: impl FnMut(u8, u64, &Hash),
-    ) {
+    pub fn append_with<H: Hasher + ?Sized>(&mut self, hasher: &H, leaf: Hash, mut visit: impl FnMut(u8, u64, &Hash)) {
         let mut index = self.size;
         let mut cur = leaf;
         visit(0, index, &cur);

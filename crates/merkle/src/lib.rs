@@ -16,7 +16,6 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -27,8 +26,7 @@ mod tree;
 pub use compact::CompactRange;
 
 pub use proof::{
-    consistency_proof, inclusion_proof, range_root, root, root_from_inclusion_proof,
-    verify_consistency, verify_inclusion, ProofError, VerifyError,
+    consistency_proof, inclusion_proof, range_root, root, root_from_inclusion_proof, verify_consistency, verify_inclusion, ProofError, VerifyError,
 };
 pub use tree::{MemoryTree, OutOfRange};
 

@@ -121,14 +121,7 @@ pub fn consistency_proof<S: SubtreeSource>(src: &S, old: u64, new: u64) -> Resul
     Ok(out)
 }
 
-fn subproof<S: SubtreeSource>(
-    src: &S,
-    m: u64,
-    start: u64,
-    end: u64,
-    whole: bool,
-    out: &mut Vec<Hash>,
-) -> Result<(), ProofError<S::Error>> {
+fn subproof<S: SubtreeSource>(src: &S, m: u64, start: u64, end: u64, whole: bool, out: &mut Vec<Hash>) -> Result<(), ProofError<S::Error>> {
     let n = end - start;
     if m == n {
         if !whole {

@@ -66,10 +66,6 @@ impl SubtreeSource for MemoryTree {
     type Error = OutOfRange;
 
     fn subtree(&self, height: u8, index: u64) -> Result<Hash, OutOfRange> {
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.levels.get(usize::from(height))?.get(i))
-            .copied()
-            .ok_or(OutOfRange { height, index })
+        usize::try_from(index).ok().and_then(|i| self.levels.get(usize::from(height))?.get(i)).copied().ok_or(OutOfRange { height, index })
     }
 }

@@ -16,9 +16,8 @@ use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 use zkaudit_merkle::{
-    consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, range_root, root, root_from_inclusion_proof,
-    verify_consistency, verify_inclusion, CompactRange, Hash, MemoryTree, OutOfRange, ProofError, SubtreeSource,
-    VerifyError, LEAF_PREFIX, NODE_PREFIX,
+    consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, range_root, root, root_from_inclusion_proof, verify_consistency, verify_inclusion,
+    CompactRange, Hash, MemoryTree, OutOfRange, ProofError, SubtreeSource, VerifyError, LEAF_PREFIX, NODE_PREFIX,
 };
 
 /// Largest tree size for which every proof is generated and checked.
@@ -50,8 +49,7 @@ impl Fixture {
     fn new() -> Self {
         let leaves: Vec<Hash> = (0..=MAX_SIZE).map(|i| leaf_hash(&entry(i))).collect();
         let tree = MemoryTree::from_leaf_hashes(leaves.iter().copied());
-        let roots =
-            (0..=leaves.len()).map(|n| MemoryTree::from_leaf_hashes(leaves[..n].iter().copied()).root()).collect();
+        let roots = (0..=leaves.len()).map(|n| MemoryTree::from_leaf_hashes(leaves[..n].iter().copied()).root()).collect();
         Self { leaves, tree, roots }
     }
 
@@ -203,8 +201,7 @@ fn hashing_known_answers() {
 /// RFC 6962 reference tree: the eight leaves used by certificate-transparency,
 /// Trillian and transparency-dev/merkle tests, with their published heads and
 /// proofs.
-const RFC6962_ENTRIES: [&str; 8] =
-    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
+const RFC6962_ENTRIES: [&str; 8] = ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"];
 
 /// Heads of the reference tree for sizes 0..=8.
 const RFC6962_ROOTS: [&str; 9] = [
@@ -358,14 +355,7 @@ fn rfc6962_reference_consistency_proofs() {
                 "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
             ],
         ),
-        (
-            2,
-            5,
-            &[
-                "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-                "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
-            ],
-        ),
+        (2, 5, &["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e", "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
         (4, 8, &["6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
     ];
     for (old, new, expected) in vectors {
@@ -433,8 +423,7 @@ fn inclusion_proofs_verify_for_every_size_and_index() {
     let mut count = 0;
     for n in 1..=MAX_SIZE {
         for i in 0..n {
-            let proof = inclusion_proof(&fx.prefix(n), i, n)
-                .unwrap_or_else(|e| panic!("inclusion_proof({i}, {n}) reads outside the tree: {e:?}"));
+            let proof = inclusion_proof(&fx.prefix(n), i, n).unwrap_or_else(|e| panic!("inclusion_proof({i}, {n}) reads outside the tree: {e:?}"));
             assert_eq!(proof.len(), reference_path_len(i, n), "proof length for ({i}, {n})");
             assert_eq!(verify_inclusion(&fx.leaf(i), i, n, &proof, &fx.root(n)), Ok(()), "inclusion ({i}, {n})");
             assert_eq!(root_from_inclusion_proof(&fx.leaf(i), i, n, &proof), Ok(fx.root(n)));
@@ -457,25 +446,17 @@ fn tampered_inclusion_proofs_fail() {
             // One flipped bit in each proof hash (the bit moves around); in
             // small trees, every bit.
             for k in 0..proof.len() {
-                let bits: Vec<usize> =
-                    if n <= 24 { (0..256).collect() } else { vec![(i as usize * 31 + n as usize * 7 + k * 13) % 256] };
+                let bits: Vec<usize> = if n <= 24 { (0..256).collect() } else { vec![(i as usize * 31 + n as usize * 7 + k * 13) % 256] };
                 for bit in bits {
                     let mut bad = proof.clone();
                     bad[k] = flip(&bad[k], bit);
-                    assert_eq!(
-                        verify_inclusion(&leaf, i, n, &bad, &head),
-                        Err(VerifyError::RootMismatch),
-                        "({i}, {n}) with bit {bit} of hash {k} flipped"
-                    );
+                    assert_eq!(verify_inclusion(&leaf, i, n, &bad, &head), Err(VerifyError::RootMismatch), "({i}, {n}) with bit {bit} of hash {k} flipped");
                 }
             }
 
             // Wrong leaf hash.
             assert_eq!(verify_inclusion(&other_leaf, i, n, &proof, &head), Err(VerifyError::RootMismatch));
-            assert_eq!(
-                verify_inclusion(&flip(&leaf, (i % 256) as usize), i, n, &proof, &head),
-                Err(VerifyError::RootMismatch)
-            );
+            assert_eq!(verify_inclusion(&flip(&leaf, (i % 256) as usize), i, n, &proof, &head), Err(VerifyError::RootMismatch));
             if n > 1 {
                 let neighbour = fx.leaf(if i + 1 < n { i + 1 } else { i - 1 });
                 assert!(verify_inclusion(&neighbour, i, n, &proof, &head).is_err(), "({i}, {n}) neighbour leaf");
@@ -495,14 +476,8 @@ fn tampered_inclusion_proofs_fail() {
             for j in wrong_indices {
                 assert!(verify_inclusion(&leaf, j, n, &proof, &head).is_err(), "({i}, {n}) claimed at index {j}");
             }
-            assert_eq!(
-                verify_inclusion(&leaf, n, n, &proof, &head),
-                Err(VerifyError::IndexOutOfRange { index: n, size: n })
-            );
-            assert_eq!(
-                verify_inclusion(&leaf, u64::MAX, n, &proof, &head),
-                Err(VerifyError::IndexOutOfRange { index: u64::MAX, size: n })
-            );
+            assert_eq!(verify_inclusion(&leaf, n, n, &proof, &head), Err(VerifyError::IndexOutOfRange { index: n, size: n }));
+            assert_eq!(verify_inclusion(&leaf, u64::MAX, n, &proof, &head), Err(VerifyError::IndexOutOfRange { index: u64::MAX, size: n }));
 
             // Wrong size, checked against the genuine head of that size.
             let mut wrong_sizes = vec![n + 1, 2 * n];
@@ -511,39 +486,24 @@ fn tampered_inclusion_proofs_fail() {
             }
             for s in wrong_sizes {
                 if s <= MAX_SIZE + 1 {
-                    assert!(
-                        verify_inclusion(&leaf, i, s, &proof, &fx.root(s)).is_err(),
-                        "({i}, {n}) claimed in size {s}"
-                    );
+                    assert!(verify_inclusion(&leaf, i, s, &proof, &fx.root(s)).is_err(), "({i}, {n}) claimed in size {s}");
                 }
             }
-            assert_eq!(
-                verify_inclusion(&leaf, i, 0, &proof, &head),
-                Err(VerifyError::IndexOutOfRange { index: i, size: 0 })
-            );
+            assert_eq!(verify_inclusion(&leaf, i, 0, &proof, &head), Err(VerifyError::IndexOutOfRange { index: i, size: 0 }));
 
             // Truncated and extended proofs.
             if !proof.is_empty() {
                 let len = proof.len();
-                assert_eq!(
-                    verify_inclusion(&leaf, i, n, &proof[..len - 1], &head),
-                    Err(VerifyError::WrongLength(len - 1))
-                );
+                assert_eq!(verify_inclusion(&leaf, i, n, &proof[..len - 1], &head), Err(VerifyError::WrongLength(len - 1)));
                 assert_eq!(verify_inclusion(&leaf, i, n, &proof[1..], &head), Err(VerifyError::WrongLength(len - 1)));
             }
             for extra in [[0u8; 32], head] {
                 let mut longer = proof.clone();
                 longer.push(extra);
-                assert_eq!(
-                    verify_inclusion(&leaf, i, n, &longer, &head),
-                    Err(VerifyError::WrongLength(proof.len() + 1))
-                );
+                assert_eq!(verify_inclusion(&leaf, i, n, &longer, &head), Err(VerifyError::WrongLength(proof.len() + 1)));
                 longer.pop();
                 longer.insert(0, extra);
-                assert_eq!(
-                    verify_inclusion(&leaf, i, n, &longer, &head),
-                    Err(VerifyError::WrongLength(proof.len() + 1))
-                );
+                assert_eq!(verify_inclusion(&leaf, i, n, &longer, &head), Err(VerifyError::WrongLength(proof.len() + 1)));
             }
 
             // Reordered proof hashes.
@@ -560,10 +520,7 @@ fn tampered_inclusion_proofs_fail() {
 fn invalid_inclusion_requests() {
     let fx = Fixture::new();
     for (index, size) in [(0, 0), (5, 5), (6, 5), (u64::MAX, 5)] {
-        assert!(
-            matches!(inclusion_proof(&fx.tree, index, size), Err(ProofError::InvalidRequest(_))),
-            "inclusion_proof({index}, {size})"
-        );
+        assert!(matches!(inclusion_proof(&fx.tree, index, size), Err(ProofError::InvalidRequest(_))), "inclusion_proof({index}, {size})");
     }
     let leaf = fx.leaf(0);
     assert_eq!(root_from_inclusion_proof(&leaf, 0, 0, &[]), Err(VerifyError::IndexOutOfRange { index: 0, size: 0 }));
@@ -596,8 +553,7 @@ fn consistency_proofs_verify_for_all_size_pairs() {
     let mut count = 0;
     for n in 0..=MAX_SIZE {
         for m in 0..=n {
-            let proof = consistency_proof(&fx.prefix(n), m, n)
-                .unwrap_or_else(|e| panic!("consistency_proof({m}, {n}) reads outside the tree: {e:?}"));
+            let proof = consistency_proof(&fx.prefix(n), m, n).unwrap_or_else(|e| panic!("consistency_proof({m}, {n}) reads outside the tree: {e:?}"));
             assert_eq!(proof.len(), reference_consistency_len(m, n), "proof length for ({m}, {n})");
             assert_eq!(verify_consistency(m, n, &fx.root(m), &fx.root(n), &proof), Ok(()), "consistency ({m}, {n})");
             count += 1;
@@ -616,8 +572,7 @@ fn tampered_consistency_proofs_fail() {
 
             // One flipped bit in each proof hash; in small trees, every bit.
             for k in 0..proof.len() {
-                let bits: Vec<usize> =
-                    if n <= 24 { (0..256).collect() } else { vec![(m as usize * 17 + n as usize * 5 + k * 29) % 256] };
+                let bits: Vec<usize> = if n <= 24 { (0..256).collect() } else { vec![(m as usize * 17 + n as usize * 5 + k * 29) % 256] };
                 for bit in bits {
                     let mut bad = proof.clone();
                     bad[k] = flip(&bad[k], bit);
@@ -633,10 +588,7 @@ fn tampered_consistency_proofs_fail() {
             assert!(verify_consistency(m, n, &flip(&old_root, 3), &new_root, &proof).is_err(), "({m}, {n}) old head");
             if m > 0 {
                 // With m == 0 the new head is not constrained at all.
-                assert!(
-                    verify_consistency(m, n, &old_root, &flip(&new_root, 200), &proof).is_err(),
-                    "({m}, {n}) new head"
-                );
+                assert!(verify_consistency(m, n, &old_root, &flip(&new_root, 200), &proof).is_err(), "({m}, {n}) new head");
             }
 
             // Swapped heads.
@@ -656,23 +608,14 @@ fn tampered_consistency_proofs_fail() {
                 }
             }
             if m < n {
-                assert_eq!(
-                    verify_consistency(n, m, &new_root, &old_root, &proof),
-                    Err(VerifyError::SizeOrder { old: n, new: m })
-                );
+                assert_eq!(verify_consistency(n, m, &new_root, &old_root, &proof), Err(VerifyError::SizeOrder { old: n, new: m }));
             }
 
             // Truncated and extended proofs.
             if !proof.is_empty() {
                 let len = proof.len();
-                assert!(
-                    verify_consistency(m, n, &old_root, &new_root, &proof[..len - 1]).is_err(),
-                    "({m}, {n}) truncated"
-                );
-                assert!(
-                    verify_consistency(m, n, &old_root, &new_root, &proof[1..]).is_err(),
-                    "({m}, {n}) first dropped"
-                );
+                assert!(verify_consistency(m, n, &old_root, &new_root, &proof[..len - 1]).is_err(), "({m}, {n}) truncated");
+                assert!(verify_consistency(m, n, &old_root, &new_root, &proof[1..]).is_err(), "({m}, {n}) first dropped");
                 assert_eq!(verify_consistency(m, n, &old_root, &new_root, &[]), Err(VerifyError::WrongLength(0)));
             }
             for extra in [[0u8; 32], old_root] {
@@ -728,10 +671,7 @@ impl tlog_tiles::HashReader for GoStorage {
         if indexes.windows(2).any(|w| w[0] >= w[1]) {
             return Err(tlog_tiles::Error::IndexesOutOfOrder);
         }
-        indexes
-            .iter()
-            .map(|&i| self.0.get(usize::try_from(i).unwrap()).copied().ok_or(tlog_tiles::Error::IndexesNotInTree))
-            .collect()
+        indexes.iter().map(|&i| self.0.get(usize::try_from(i).unwrap()).copied().ok_or(tlog_tiles::Error::IndexesNotInTree)).collect()
     }
 }
 
@@ -781,10 +721,7 @@ fn cross_check_roots_and_inclusion_with_go_tlog() {
             let theirs = tlog_tiles::prove_record(n, i, &store).unwrap();
             assert_eq!(go_vec(&ours), theirs, "record proof ({i}, {n})");
             let ours_go = go_vec(&ours);
-            assert!(
-                tlog_tiles::check_record(&ours_go, n, go(&head), i, go(&fx.leaf(i))).is_ok(),
-                "check_record ({i}, {n})"
-            );
+            assert!(tlog_tiles::check_record(&ours_go, n, go(&head), i, go(&fx.leaf(i))).is_ok(), "check_record ({i}, {n})");
             // And Go's verifier refuses the mistakes ours refuses.
             if let Some(first) = ours.first() {
                 let mut bad = ours_go.clone();
@@ -808,10 +745,7 @@ fn cross_check_consistency_with_go_tlog() {
             let theirs = tlog_tiles::prove_tree(n, m, &store).unwrap();
             assert_eq!(go_vec(&ours), theirs, "tree proof ({m}, {n})");
             let ours_go = go_vec(&ours);
-            assert!(
-                tlog_tiles::check_tree(&ours_go, n, go(&fx.root(n)), m, go(&fx.root(m))).is_ok(),
-                "check_tree ({m}, {n})"
-            );
+            assert!(tlog_tiles::check_tree(&ours_go, n, go(&fx.root(n)), m, go(&fx.root(m))).is_ok(), "check_tree ({m}, {n})");
             // Go's proofs verify with ours too (the same bytes, but through
             // our verifier's independent arithmetic).
             let theirs_ours: Vec<Hash> = theirs.iter().map(|h| h.0).collect();

@@ -45,11 +45,7 @@ impl Checkpoint {
         let size_ok = !size.is_empty() && size.bytes().all(|b| b.is_ascii_digit()) && (size == "0" || !size.starts_with('0'));
         let size = size.parse::<u64>().ok().filter(|_| size_ok).ok_or(err(2, "tree size must be a decimal number without leading zeros"))?;
         let root = lines.next().ok_or(err(3, "missing root hash"))?;
-        let root: Hash = B64
-            .decode(root)
-            .ok()
-            .and_then(|r| r.try_into().ok())
-            .ok_or(err(3, "root hash must be base64 of 32 bytes"))?;
+        let root: Hash = B64.decode(root).ok().and_then(|r| r.try_into().ok()).ok_or(err(3, "root hash must be base64 of 32 bytes"))?;
         let mut extensions = Vec::new();
         for (i, l) in lines.enumerate() {
             if l.is_empty() {

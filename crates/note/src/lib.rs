@@ -14,7 +14,6 @@
 //! signed.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod checkpoint;
 mod keys;

@@ -96,11 +96,7 @@ impl Note {
     /// Adds a further signature (e.g. a cosignature) over the same text.
     pub fn add_signature(&mut self, key: &SigningKey) {
         let v = key.verifier();
-        self.signatures.push(NoteSignature {
-            name: v.name().to_owned(),
-            id: v.id(),
-            signature: key.sign(self.text.as_bytes()).to_vec(),
-        });
+        self.signatures.push(NoteSignature { name: v.name().to_owned(), id: v.id(), signature: key.sign(self.text.as_bytes()).to_vec() });
     }
 
     /// Parses a signed note. Signatures are not checked here: see [`Note::verify`].

@@ -71,8 +71,7 @@ impl Format {
 /// [`DataError`] for the first problem found (line 0 if the file cannot be read).
 pub fn load(spec: &InputSpec, path: &Path) -> Result<Table, DataError> {
     let file = path.display().to_string();
-    let text = std::fs::read(path)
-        .map_err(|e| DataError { file: file.clone(), line: 0, column: 0, field: None, message: format!("cannot read: {e}") })?;
+    let text = std::fs::read(path).map_err(|e| DataError { file: file.clone(), line: 0, column: 0, field: None, message: format!("cannot read: {e}") })?;
     parse(spec, &file, &text, Format::for_name(&file, &text))
 }
 
@@ -82,13 +81,7 @@ pub fn load(spec: &InputSpec, path: &Path) -> Result<Table, DataError> {
 /// # Errors
 /// [`DataError`] for the first problem found, with line, column and field.
 pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Result<Table, DataError> {
-    let fail = |line, column, field: Option<&str>, message: String| DataError {
-        file: source.to_owned(),
-        line,
-        column,
-        field: field.map(Into::into),
-        message,
-    };
+    let fail = |line, column, field: Option<&str>, message: String| DataError { file: source.to_owned(), line, column, field: field.map(Into::into), message };
     let jsonl = format == Format::JsonLines;
     let mut cols: Vec<Col> = spec.schema.iter().map(|(_, t)| Col::for_type(t, 0)).collect();
     let mut rows = 0;
@@ -98,8 +91,8 @@ pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Res
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)
-                .map_err(|e| fail(n, e.column() as u64, None, format!("not a JSON object: {e}")))?;
+            let obj: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(line).map_err(|e| fail(n, e.column() as u64, None, format!("not a JSON object: {e}")))?;
             for (c, (name, ty)) in spec.schema.iter().enumerate() {
                 let v = obj.get(name).ok_or_else(|| fail(n, 1, Some(name), "missing".into()))?;
                 let text = match v {
@@ -117,9 +110,10 @@ pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Res
         let header = rd.headers().map_err(|e| fail(1, 1, None, format!("CSV header: {e}")))?.clone();
         let mut at = Vec::new();
         for (name, _) in &spec.schema {
-            let p = header.iter().position(|h| h.trim() == name).ok_or_else(|| {
-                fail(1, 1, Some(name), format!("no such column in the header ({})", header.iter().collect::<Vec<_>>().join(",")))
-            })?;
+            let p = header
+                .iter()
+                .position(|h| h.trim() == name)
+                .ok_or_else(|| fail(1, 1, Some(name), format!("no such column in the header ({})", header.iter().collect::<Vec<_>>().join(","))))?;
             at.push(p);
         }
         for rec in rd.records() {
@@ -130,8 +124,7 @@ pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Res
             let line = rec.position().map_or(0, |p| p.line());
             for (c, (name, ty)) in spec.schema.iter().enumerate() {
                 let text = rec.get(at[c]).unwrap_or("");
-                cell(&mut cols[c], ty, spec.formats[c].as_deref(), text.trim())
-                    .map_err(|m| fail(line, at[c] as u64 + 1, Some(name), m))?;
+                cell(&mut cols[c], ty, spec.formats[c].as_deref(), text.trim()).map_err(|m| fail(line, at[c] as u64 + 1, Some(name), m))?;
             }
             rows += 1;
         }
@@ -154,8 +147,7 @@ fn cell(col: &mut Col, ty: &Type, format: Option<&str>, text: &str) -> Result<()
 fn scalar(ty: &Type, format: Option<&str>, text: &str) -> Result<i64, String> {
     match ty {
         Type::Int => text.parse::<i64>().map_err(|_| format!("`{text}` is not a 64-bit integer")),
-        Type::Decimal(s) => value::parse_decimal(text, *s)
-            .ok_or_else(|| format!("`{text}` is not a decimal with at most {s} places within the 64-bit range")),
+        Type::Decimal(s) => value::parse_decimal(text, *s).ok_or_else(|| format!("`{text}` is not a decimal with at most {s} places within the 64-bit range")),
         Type::Bool => match text {
             "true" => Ok(1),
             "false" => Ok(0),
@@ -163,17 +155,12 @@ fn scalar(ty: &Type, format: Option<&str>, text: &str) -> Result<i64, String> {
         },
         Type::Date => {
             let fmt = format.unwrap_or("%Y-%m-%d");
-            let d = chrono::NaiveDate::parse_from_str(text, fmt)
-                .map_err(|e| format!("`{text}` is not a date in the format `{fmt}` ({e})"))?;
+            let d = chrono::NaiveDate::parse_from_str(text, fmt).map_err(|e| format!("`{text}` is not a date in the format `{fmt}` ({e})"))?;
             value::days_from_civil(i64::from(d.year()), d.month(), d.day())
                 .filter(|d| value::DATE_RANGE.contains(d))
                 .ok_or_else(|| format!("`{text}` is outside years -9999 to 9999"))
         }
-        Type::Enum(labels) => labels
-            .iter()
-            .position(|l| l == text)
-            .map(|p| p as i64)
-            .ok_or_else(|| format!("`{text}` is not one of {}", labels.join(", "))),
+        Type::Enum(labels) => labels.iter().position(|l| l == text).map(|p| p as i64).ok_or_else(|| format!("`{text}` is not one of {}", labels.join(", "))),
         Type::Digest => unreachable!("digest cells live in digest columns"),
     }
 }

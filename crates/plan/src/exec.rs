@@ -6,6 +6,7 @@
 //! byte-identical output.
 
 use alloc::collections::BTreeMap;
+use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec;
@@ -69,6 +70,15 @@ pub enum ExecError {
         /// The limit.
         limit: u64,
     },
+    /// A step ran before a step it reads had a result: a scheduling bug,
+    /// never a property of the data. Nothing is computed over a stand-in.
+    #[error("internal error: step `{step}` ran before its input `{input}` had a result")]
+    Unscheduled {
+        /// The step that ran.
+        step: String,
+        /// The step (or data input) it reads.
+        input: String,
+    },
     /// The number of input tables does not match the plan.
     #[error("the plan has {expected} data inputs, {got} were given")]
     InputCount {
@@ -91,6 +101,11 @@ pub struct Outcome {
     pub output_hash: Hash,
 }
 
+/// The result of step `i`, which step `s` reads.
+fn result(p: &Program, results: &[Option<Rc<Table>>], s: usize, i: usize) -> Result<Rc<Table>, ExecError> {
+    results[i].clone().ok_or_else(|| ExecError::Unscheduled { step: p.steps[s].id.clone(), input: p.steps[i].id.clone() })
+}
+
 /// Executes `p` over `inputs` (one table per data input, in plan order).
 ///
 /// # Errors
@@ -105,21 +120,21 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
     let mut used: u64 = 0;
     for &s in &p.run {
         let step = &p.steps[s].id;
-        let get = |i: usize| results[i].clone().unwrap_or_default();
+        let get = |i: usize| -> Result<Rc<Table>, ExecError> { result(p, &results, s, i) };
         let eval = |row: usize| move |source| ExecError::Eval { step: step.clone(), row, source };
         let table: Rc<Table> = match &p.ops[s] {
-            Op::Input(n) => Rc::new(inputs[*n].take().unwrap_or_default()),
+            Op::Input(n) => Rc::new(inputs[*n].take().ok_or_else(|| ExecError::Unscheduled { step: step.clone(), input: format!("data input {n}") })?),
             Op::Alias(i) => {
-                results[s] = Some(get(*i));
+                results[s] = Some(get(*i)?);
                 continue;
             }
-            Op::Compute { input, assigns } => Rc::new(compute(&get(*input), assigns, h).map_err(|(r, e)| eval(r)(e))?),
+            Op::Compute { input, assigns } => Rc::new(compute(&*get(*input)?, assigns, h).map_err(|(r, e)| eval(r)(e))?),
             Op::Select { input, cols } => {
-                let t = get(*input);
+                let t = get(*input)?;
                 Rc::new(Table { rows: t.rows, cols: cols.iter().map(|&c| t.cols[c].clone()).collect() })
             }
             Op::Filter { input, pred } => {
-                let t = get(*input);
+                let t = get(*input)?;
                 let mut keep = Vec::new();
                 for r in 0..t.rows {
                     if pred.num(&t, r, h).map_err(eval(r))? != 0 {
@@ -128,9 +143,9 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
                 }
                 Rc::new(gather(&t, &keep))
             }
-            Op::Reduce { input, keys, direct, aggs } => Rc::new(reduce(p, s, &get(*input), keys, *direct, aggs, h)?),
+            Op::Reduce { input, keys, direct, aggs } => Rc::new(reduce(p, s, &*get(*input)?, keys, *direct, aggs, h)?),
             Op::Concat(ins) => {
-                let parts: Vec<Rc<Table>> = ins.iter().map(|&i| get(i)).collect();
+                let parts: Vec<Rc<Table>> = ins.iter().map(|&i| get(i)).collect::<Result<_, _>>()?;
                 let mut t = Table { rows: 0, cols: parts[0].cols.iter().map(|c| empty_like(c, 0)).collect() };
                 for part in &parts {
                     for (dst, src) in t.cols.iter_mut().zip(&part.cols) {
@@ -142,12 +157,12 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
             }
             Op::Merge { inputs: ins, keys, carry } => Rc::new(merge(p, s, ins, keys, carry, &results)?),
             Op::Branch { input, cond, then, otherwise } => {
-                let c = cond.num(&get(*input), 0, h).map_err(eval(0))?;
-                results[s] = Some(get(if c != 0 { *then } else { *otherwise }));
+                let c = cond.num(&*get(*input)?, 0, h).map_err(eval(0))?;
+                results[s] = Some(get(if c != 0 { *then } else { *otherwise })?);
                 continue;
             }
             Op::Loop { input, max, until, update } => {
-                let mut state = (*get(*input)).clone();
+                let mut state = (*get(*input)?).clone();
                 for _ in 0..*max {
                     if let Some(u) = until {
                         if u.num(&state, 0, h).map_err(eval(0))? != 0 {
@@ -166,7 +181,7 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
         results[s] = Some(table);
     }
 
-    let t = results[p.output].clone().unwrap_or_default();
+    let t = result(p, &results, p.output, p.output)?;
     let info = &p.steps[p.output];
     let mut all: Vec<usize> = (0..info.schema.len()).collect();
     all.sort_by(|a, b| info.schema[*a].0.cmp(&info.schema[*b].0));
@@ -252,15 +267,7 @@ struct Acc {
 
 const ACC0: Acc = Acc { count: 0, sum: 0, min: i64::MAX, max: i64::MIN };
 
-fn reduce(
-    p: &Program,
-    s: usize,
-    t: &Table,
-    keys: &[usize],
-    direct: Option<usize>,
-    aggs: &[CAgg],
-    h: &dyn Hasher,
-) -> Result<Table, ExecError> {
+fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize>, aggs: &[CAgg], h: &dyn Hasher) -> Result<Table, ExecError> {
     let step = &p.steps[s];
     let n = aggs.len();
     // Per group: the first row (for key values) and one accumulator per aggregation.
@@ -316,11 +323,7 @@ fn reduce(
         }
     }
     if !keys.is_empty() {
-        order = if direct.is_some() {
-            slots.iter().filter(|&&g| g != u32::MAX).map(|&g| g as usize).collect()
-        } else {
-            map.values().copied().collect()
-        };
+        order = if direct.is_some() { slots.iter().filter(|&&g| g != u32::MAX).map(|&g| g as usize).collect() } else { map.values().copied().collect() };
     }
 
     let mut out = Table { rows: order.len(), cols: Vec::with_capacity(keys.len() + n) };
@@ -363,15 +366,8 @@ fn mean(sum: i128, count: i64, rescale: i8) -> Option<i64> {
     i64::try_from(q).ok()
 }
 
-fn merge(
-    p: &Program,
-    s: usize,
-    ins: &[usize],
-    keys: &[Vec<usize>],
-    carry: &[Vec<usize>],
-    results: &[Option<Rc<Table>>],
-) -> Result<Table, ExecError> {
-    let tables: Vec<Rc<Table>> = ins.iter().map(|&i| results[i].clone().unwrap_or_default()).collect();
+fn merge(p: &Program, s: usize, ins: &[usize], keys: &[Vec<usize>], carry: &[Vec<usize>], results: &[Option<Rc<Table>>]) -> Result<Table, ExecError> {
+    let tables: Vec<Rc<Table>> = ins.iter().map(|&i| result(p, results, s, i)).collect::<Result<_, _>>()?;
     // Key → row for every input but the first.
     let mut index: Vec<BTreeMap<Vec<i64>, usize>> = Vec::new();
     let mut key = Vec::new();

@@ -7,8 +7,8 @@
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::{String, ToString};
-use core::fmt::Display;
 use alloc::vec::Vec;
+use core::fmt::Display;
 
 use zkaudit_merkle::{Hash, Hasher};
 
@@ -162,16 +162,10 @@ impl Compiler<'_> {
         let here = at.key(name);
         match e {
             Expr::Col(c) => {
-                let (i, ty) = self
-                    .schema
-                    .iter()
-                    .enumerate()
-                    .find(|(_, (n, _))| n == c)
-                    .map(|(i, (_, t))| (i, t.clone()))
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = self.schema.iter().map(|(n, _)| n.as_str()).collect();
-                        err(here, format!("unknown column `{c}` (columns here: {})", names.join(", ")))
-                    })?;
+                let (i, ty) = self.schema.iter().enumerate().find(|(_, (n, _))| n == c).map(|(i, (_, t))| (i, t.clone())).ok_or_else(|| {
+                    let names: Vec<&str> = self.schema.iter().map(|(n, _)| n.as_str()).collect();
+                    err(here, format!("unknown column `{c}` (columns here: {})", names.join(", ")))
+                })?;
                 let node = if ty == Type::Digest { CExpr::DigestCol(i) } else { CExpr::Col(i) };
                 Ok((node, ty))
             }
@@ -186,8 +180,7 @@ impl Compiler<'_> {
                 if scale > MAX_SCALE {
                     return Err(err(here, format!("decimal literal `{s}` has more than {MAX_SCALE} places")));
                 }
-                let v = value::parse_decimal(s, scale)
-                    .ok_or_else(|| err(here, format!("`{s}` is not a decimal literal like `-12.50`")))?;
+                let v = value::parse_decimal(s, scale).ok_or_else(|| err(here, format!("`{s}` is not a decimal literal like `-12.50`")))?;
                 Ok((CExpr::Const(v), Type::Decimal(scale)))
             }
             Expr::Bool(b) => Ok((CExpr::Const(i64::from(*b)), Type::Bool)),
@@ -197,20 +190,14 @@ impl Compiler<'_> {
                     .ok_or_else(|| err(here, format!("`{s}` is not a date like `2000-01-31`")))?;
                 Ok((CExpr::Const(d), Type::Date))
             }
-            Expr::Str(s) => Err(err(
-                here,
-                format!("the label `{s}` can only be compared with an enum column (eq or ne)"),
-            )),
+            Expr::Str(s) => Err(err(here, format!("the label `{s}` can only be compared with an enum column (eq or ne)"))),
             Expr::Add(a) | Expr::Sub(a) => {
                 let [x, y] = self.args::<2>(a, &here)?;
                 let (cx, tx) = self.expr(x, &here.index(0))?;
                 let (cy, ty) = self.expr(y, &here.index(1))?;
                 let add = matches!(e, Expr::Add(_));
                 match (&tx, &ty) {
-                    (Type::Date, Type::Int) => Ok((
-                        if add { CExpr::AddDays(bx(cx), bx(cy)) } else { CExpr::SubDays(bx(cx), bx(cy)) },
-                        Type::Date,
-                    )),
+                    (Type::Date, Type::Int) => Ok((if add { CExpr::AddDays(bx(cx), bx(cy)) } else { CExpr::SubDays(bx(cx), bx(cy)) }, Type::Date)),
                     (Type::Date, Type::Date) if !add => Ok((CExpr::Sub(bx(cx), bx(cy)), Type::Int)),
                     _ => {
                         let (cx, cy, t) = self.align(cx, &tx, cy, &ty, &here)?;
@@ -258,11 +245,7 @@ impl Compiler<'_> {
                 if a.len() < 2 {
                     return Err(err(here, format!("`{name}` takes two or more arguments, got {}", a.len())));
                 }
-                let parts = a
-                    .iter()
-                    .enumerate()
-                    .map(|(i, x)| self.boolean(x, &here.index(i)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let parts = a.iter().enumerate().map(|(i, x)| self.boolean(x, &here.index(i))).collect::<Result<Vec<_>, _>>()?;
                 Ok((if matches!(e, Expr::And(_)) { CExpr::And(parts) } else { CExpr::Or(parts) }, Type::Bool))
             }
             Expr::Not(a) => {
@@ -282,10 +265,7 @@ impl Compiler<'_> {
                     return Ok((CExpr::If(bx(cc), bx(cx), bx(cy)), t));
                 }
                 if tx != ty || tx == Type::Digest || ty == Type::Digest {
-                    return Err(err(
-                        here,
-                        format!("`if` branches differ: {} and {}", tx.describe(), ty.describe()),
-                    ));
+                    return Err(err(here, format!("`if` branches differ: {} and {}", tx.describe(), ty.describe())));
                 }
                 Ok((CExpr::If(bx(cc), bx(cx), bx(cy)), tx))
             }
@@ -318,9 +298,7 @@ impl Compiler<'_> {
 
     fn args<'e, const N: usize>(&self, a: &'e [Expr], here: &Ptr<'_>) -> Result<[&'e Expr; N], TypeError> {
         let v: Vec<&Expr> = a.iter().collect();
-        v.try_into().map_err(|v: Vec<&Expr>| {
-            err(here, format!("takes {N} argument{}, got {}", if N == 1 { "" } else { "s" }, v.len()))
-        })
+        v.try_into().map_err(|v: Vec<&Expr>| err(here, format!("takes {N} argument{}, got {}", if N == 1 { "" } else { "s" }, v.len())))
     }
 
     fn numeric(&self, e: &Expr, at: &Ptr<'_>) -> Result<(CExpr, Type), TypeError> {
@@ -360,9 +338,7 @@ impl Compiler<'_> {
             if !equality {
                 return Err(err(here, "enum labels can only be compared with eq or ne"));
             }
-            let pos = labels.iter().position(|l| l == lit).ok_or_else(|| {
-                err(lit_at, format!("`{lit}` is not one of the labels {}", labels.join(", ")))
-            })?;
+            let pos = labels.iter().position(|l| l == lit).ok_or_else(|| err(lit_at, format!("`{lit}` is not one of the labels {}", labels.join(", "))))?;
             Ok((CExpr::Cmp(op, bx(co), bx(CExpr::Const(pos as i64))), Type::Bool))
         };
         match (x, y) {
@@ -381,9 +357,7 @@ impl Compiler<'_> {
         }
         match tx {
             Type::Digest if equality => Ok((CExpr::DigestEq(op == CmpOp::Eq, bx(cx), bx(cy)), Type::Bool)),
-            Type::Bool | Type::Enum(_) | Type::Digest if !equality => {
-                Err(err(here, format!("{} values can only be compared with eq or ne", tx.describe())))
-            }
+            Type::Bool | Type::Enum(_) | Type::Digest if !equality => Err(err(here, format!("{} values can only be compared with eq or ne", tx.describe()))),
             _ => Ok((CExpr::Cmp(op, bx(cx), bx(cy)), Type::Bool)),
         }
     }

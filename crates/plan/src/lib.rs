@@ -22,7 +22,6 @@
 
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -128,13 +127,7 @@ pub fn prepare(plan_jcs: &[u8], plan_hash: &Hash, h: &dyn Hasher) -> Result<Prog
 ///
 /// # Errors
 /// Any [`RunError`] after [`prepare`]'s.
-pub fn finish(
-    program: &Program,
-    plan_hash: &Hash,
-    data_root: &Hash,
-    inputs: &[Vec<u32>],
-    h: &dyn Hasher,
-) -> Result<(Journal, Outcome), RunError> {
+pub fn finish(program: &Program, plan_hash: &Hash, data_root: &Hash, inputs: &[Vec<u32>], h: &dyn Hasher) -> Result<(Journal, Outcome), RunError> {
     if inputs.len() != program.inputs.len() {
         return Err(ExecError::InputCount { expected: program.inputs.len(), got: inputs.len() }.into());
     }
@@ -153,20 +146,11 @@ pub fn finish(
     for (spec, got) in program.inputs.iter().zip(&c.inputs) {
         if let Some(declared) = spec.commitment {
             if declared != *got {
-                return Err(RunError::Commitment {
-                    input: spec.id.clone(),
-                    declared: value::hex(&declared),
-                    computed: value::hex(got),
-                });
+                return Err(RunError::Commitment { input: spec.id.clone(), declared: value::hex(&declared), computed: value::hex(got) });
             }
         }
     }
-    let tables = program
-        .inputs
-        .iter()
-        .zip(inputs)
-        .map(|(spec, words)| records::decode(spec, words))
-        .collect::<Result<Vec<_>, _>>()?;
+    let tables = program.inputs.iter().zip(inputs).map(|(spec, words)| records::decode(spec, words)).collect::<Result<Vec<_>, _>>()?;
     let out = execute(program, tables, h)?;
     let journal = Journal { plan_hash: *plan_hash, data_root: *data_root, output_hash: out.output_hash, output: out.public.clone() };
     Ok((journal, out))

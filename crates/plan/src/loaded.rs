@@ -68,21 +68,15 @@ pub fn match_inputs(program: &Program, names: &[&str]) -> Result<Vec<usize>, Inp
             return Err(InputMismatch::Twice((*name).to_owned()));
         }
     }
-    program
-        .inputs
-        .iter()
-        .map(|s| names.iter().position(|n| *n == s.id).ok_or_else(|| InputMismatch::Missing(s.id.clone())))
-        .collect()
+    program.inputs.iter().map(|s| names.iter().position(|n| *n == s.id).ok_or_else(|| InputMismatch::Missing(s.id.clone()))).collect()
 }
 
 impl Loaded {
     /// Encodes `tables` (one per data input, in plan order, as
     /// [`match_inputs`] orders them) and commits to their records.
     pub fn new(file: PlanFile, program: Program, tables: &[Table]) -> Loaded {
-        let inputs: Vec<(usize, Vec<u32>)> =
-            program.inputs.iter().zip(tables).map(|(spec, t)| (t.rows, records::encode(spec, t))).collect();
-        let sized: Vec<(usize, &[u32])> =
-            program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
+        let inputs: Vec<(usize, Vec<u32>)> = program.inputs.iter().zip(tables).map(|(spec, t)| (t.rows, records::encode(spec, t))).collect();
+        let sized: Vec<(usize, &[u32])> = program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
         let commitment = records::commit(&Sha2, &sized);
         Loaded { file, program, inputs, commitment }
     }

@@ -67,9 +67,8 @@ impl PlanFile {
     /// Unreadable files and syntax or shape errors, each located.
     pub fn load(path: &Path) -> Result<PlanFile, Vec<Located>> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Located { file: name.clone(), line: 0, column: 0, path: String::new(), message: format!("cannot read: {e}") }]
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Located { file: name.clone(), line: 0, column: 0, path: String::new(), message: format!("cannot read: {e}") }])?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let json = match ext {
             "json" => true,
@@ -84,9 +83,7 @@ impl PlanFile {
     /// # Errors
     /// Syntax errors, duplicate keys and serde shape errors, each located.
     pub fn parse(file: &str, text: &str, json: bool) -> Result<PlanFile, Vec<Located>> {
-        let at = |line: usize, column: usize, path: &str, message: String| {
-            vec![Located { file: file.into(), line, column, path: path.into(), message }]
-        };
+        let at = |line: usize, column: usize, path: &str, message: String| vec![Located { file: file.into(), line, column, path: path.into(), message }];
         if json {
             if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
                 return Err(at(e.line(), e.column(), "", format!("JSON syntax: {e}")));
@@ -123,10 +120,7 @@ impl PlanFile {
                 let path = pointer_of(e.path());
                 let msg = e.inner().to_string();
                 // Point at an unknown field's key rather than its object.
-                let key_at = msg
-                    .strip_prefix("unknown field `")
-                    .and_then(|r| r.split('`').next())
-                    .map(|k| format!("{path}/{}", pointer_escape(k)));
+                let key_at = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()).map(|k| format!("{path}/{}", pointer_escape(k)));
                 let (line, column) = key_at.and_then(|k| pf.keys.get(&k).copied()).unwrap_or_else(|| pf.position(&path));
                 return Err(vec![Located { file: file.into(), line, column, path, message: msg }]);
             }

@@ -47,12 +47,7 @@ impl Default for Bounds {
     /// asking for more is a mistake), 128 MiB of table data (the guest has
     /// 192 MiB of RAM), 1 MiB of output and 10^6 loop iterations.
     fn default() -> Self {
-        Bounds {
-            max_cycles: 1 << 32,
-            max_memory_bytes: 128 << 20,
-            max_output_bytes: 1 << 20,
-            max_loop_iterations: 1_000_000,
-        }
+        Bounds { max_cycles: 1 << 32, max_memory_bytes: 128 << 20, max_output_bytes: 1 << 20, max_loop_iterations: 1_000_000 }
     }
 }
 
@@ -227,11 +222,7 @@ pub fn compile(plan: &Plan, bounds: &Bounds) -> Result<Program, Vec<Diagnostic>>
     if !v.errors.is_empty() {
         return Err(v.errors);
     }
-    let (Some(output), Some(steps), Some(ops)) = (
-        output,
-        infos.into_iter().collect::<Option<Vec<_>>>(),
-        ops.into_iter().collect::<Option<Vec<_>>>(),
-    ) else {
+    let (Some(output), Some(steps), Some(ops)) = (output, infos.into_iter().collect::<Option<Vec<_>>>(), ops.into_iter().collect::<Option<Vec<_>>>()) else {
         return Err(v.errors);
     };
 
@@ -265,10 +256,7 @@ pub fn compile(plan: &Plan, bounds: &Bounds) -> Result<Program, Vec<Diagnostic>>
     }
     let warnings = (0..steps.len())
         .filter(|&i| !needed[i])
-        .map(|i| Diagnostic {
-            path: format!("/steps/{i}"),
-            message: format!("step `{}` does not contribute to the output and is not executed", steps[i].id),
-        })
+        .map(|i| Diagnostic { path: format!("/steps/{i}"), message: format!("step `{}` does not contribute to the output and is not executed", steps[i].id) })
         .collect();
     let run = order.iter().copied().filter(|&i| needed[i]).collect();
     Ok(Program { steps, ops, order, run, inputs, output, public, limits: plan.limits, warnings })
@@ -286,18 +274,12 @@ fn references(s: &Step) -> Vec<(String, &str)> {
         Step::Filter(f) => vec![("/input".into(), f.input.as_str())],
         Step::Compute(c) => vec![("/input".into(), c.input.as_str())],
         Step::Loop(l) => vec![("/input".into(), l.input.as_str())],
-        Step::Branch(b) => vec![
-            ("/input".into(), b.input.as_str()),
-            ("/then".into(), b.then.as_str()),
-            ("/else".into(), b.otherwise.as_str()),
-        ],
+        Step::Branch(b) => vec![("/input".into(), b.input.as_str()), ("/then".into(), b.then.as_str()), ("/else".into(), b.otherwise.as_str())],
         Step::Aggregate(a) => match &a.operation {
             AggregateOp::Reduce { input, .. } => vec![("/operation/input".into(), input.as_str())],
-            AggregateOp::Concat { inputs } | AggregateOp::Merge { inputs, .. } => inputs
-                .iter()
-                .enumerate()
-                .map(|(k, s)| (format!("/operation/inputs/{k}"), s.as_str()))
-                .collect(),
+            AggregateOp::Concat { inputs } | AggregateOp::Merge { inputs, .. } => {
+                inputs.iter().enumerate().map(|(k, s)| (format!("/operation/inputs/{k}"), s.as_str())).collect()
+            }
         },
     }
 }

@@ -124,14 +124,7 @@ pub fn format_decimal(v: i64, scale: u8) -> String {
         return s;
     }
     let p = 10u64.pow(u32::from(scale));
-    let _ = write!(
-        s,
-        "{}{}.{:0width$}",
-        if neg { "-" } else { "" },
-        mag / p,
-        mag % p,
-        width = usize::from(scale)
-    );
+    let _ = write!(s, "{}{}.{:0width$}", if neg { "-" } else { "" }, mag / p, mag % p, width = usize::from(scale));
     s
 }
 
@@ -179,11 +172,8 @@ pub fn parse_iso_date(text: &str) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let num = |r: core::ops::Range<usize>| -> Option<u32> {
-        text.get(r)?
-            .bytes()
-            .try_fold(0u32, |a, c| c.is_ascii_digit().then(|| a * 10 + u32::from(c - b'0')))
-    };
+    let num =
+        |r: core::ops::Range<usize>| -> Option<u32> { text.get(r)?.bytes().try_fold(0u32, |a, c| c.is_ascii_digit().then(|| a * 10 + u32::from(c - b'0'))) };
     days_from_civil(i64::from(num(0..4)?), num(5..7)?, num(8..10)?)
 }
 
@@ -234,10 +224,7 @@ pub fn parse_hex32(text: &str) -> Option<[u8; 32]> {
 /// Keeping names ASCII makes byte order equal RFC 8785 key order.
 pub fn is_identifier(name: &str) -> bool {
     let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 64
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+    !b.is_empty() && b.len() <= 64 && (b[0].is_ascii_alphabetic() || b[0] == b'_') && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
 /// Collects a `Vec` of labels into the shared form used by [`Type::Enum`].

@@ -113,10 +113,7 @@ fn transforms_filters_and_compute() {
     let p = plan(&format!(
         "steps:\n{NUMS}  - {{type: transform, id: m, input: t, operation: {{op: map, column: y, expression: {{mul: [{{col: x}}, {{col: d}}]}}}}}}\n  - {{type: filter, id: f, input: m, predicate: {{gt: [{{col: y}}, {{decimal: '0'}}]}}}}\n  - {{type: compute, id: c, input: f, columns: [{{name: z, expression: {{add: [{{col: y}}, {{int: 1}}]}}}}, {{name: big, expression: {{ge: [{{col: z}}, {{int: 5}}]}}}}]}}\n  - {{type: transform, id: s, input: c, operation: {{op: select, fields: [k, z, big]}}}}\n  - {{type: transform, id: r, input: s, operation: {{op: rename, mapping: {{z: total}}}}}}\noutput: {{step: r}}\n"
     ));
-    assert_eq!(
-        run_inline(&p, &[("t", NUMS_CSV)]).unwrap(),
-        r#"[{"big":true,"k":"b","total":"5.50"},{"big":true,"k":"c","total":"18.50"}]"#
-    );
+    assert_eq!(run_inline(&p, &[("t", NUMS_CSV)]).unwrap(), r#"[{"big":true,"k":"b","total":"5.50"},{"big":true,"k":"c","total":"18.50"}]"#);
 }
 
 #[test]
@@ -140,10 +137,7 @@ fn concat_merge_branch_and_loop() {
     let p = plan(&format!(
         "steps:\n{NUMS}  - {{type: filter, id: lo, input: t, predicate: {{lt: [{{col: x}}, {{int: 5}}]}}}}\n  - {{type: filter, id: hi, input: t, predicate: {{ge: [{{col: x}}, {{int: 5}}]}}}}\n  - {{type: aggregate, id: both, operation: {{op: concat, inputs: [hi, lo]}}}}\n  - {{type: aggregate, id: cnt, operation: {{op: reduce, input: both, groupBy: [k], aggregations: [{{name: n, fn: count}}]}}}}\n  - {{type: aggregate, id: sum, operation: {{op: reduce, input: t, groupBy: [k], aggregations: [{{name: s, fn: sum, column: x}}]}}}}\n  - {{type: aggregate, id: j, operation: {{op: merge, inputs: [cnt, sum], on: [k]}}}}\noutput: {{step: j}}\n"
     ));
-    assert_eq!(
-        run_inline(&p, &[("t", NUMS_CSV)]).unwrap(),
-        r#"[{"k":"a","n":1,"s":-2},{"k":"b","n":2,"s":13},{"k":"c","n":1,"s":7}]"#
-    );
+    assert_eq!(run_inline(&p, &[("t", NUMS_CSV)]).unwrap(), r#"[{"k":"a","n":1,"s":-2},{"k":"b","n":2,"s":13},{"k":"c","n":1,"s":7}]"#);
     // A loop doubling a value until it passes 100, with a branch on the result.
     let p = plan(&format!(
         "steps:\n{NUMS}  - {{type: aggregate, id: s, operation: {{op: reduce, input: t, aggregations: [{{name: v, fn: sum, column: x}}, {{name: i, fn: count, filter: {{bool: false}}}}]}}}}\n  - {{type: loop, id: l, input: s, maxIterations: 50, until: {{gt: [{{col: v}}, {{int: 100}}]}}, update: [{{name: v, expression: {{mul: [{{col: v}}, {{int: 2}}]}}}}, {{name: i, expression: {{add: [{{col: i}}, {{int: 1}}]}}}}]}}\n  - {{type: compute, id: yes, input: l, columns: [{{name: tag, expression: {{sha256: [{{col: v}}, {{col: i}}]}}}}]}}\n  - {{type: compute, id: no, input: l, columns: [{{name: tag, expression: {{sha256: [{{col: i}}]}}}}]}}\n  - {{type: branch, id: b, input: l, condition: {{eq: [{{col: i}}, {{int: 3}}]}}, then: yes, else: no}}\noutput: {{step: b, public: [i, v]}}\n"

@@ -35,10 +35,7 @@ impl Caller {
     /// The token, if it has `scope`: 401 without a token, 403 with one
     /// whose scope is too narrow.
     pub fn require(&self, scope: Scope) -> Result<&Token, ApiError> {
-        let t = self
-            .token
-            .as_ref()
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "this endpoint needs a bearer token (Authorization: Bearer …)"))?;
+        let t = self.token.as_ref().ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "this endpoint needs a bearer token (Authorization: Bearer …)"))?;
         if t.scope.allows(scope) {
             Ok(t)
         } else {

@@ -48,6 +48,12 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 
+    /// The same error, naming the request field (or header) that caused it.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
     /// Adds structured details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
@@ -90,11 +96,7 @@ const MAX_REWRAP: usize = 64 * 1024;
 pub async fn json_errors(req: Request<Body>, next: Next) -> Response {
     let r = next.run(req).await;
     let status = r.status();
-    let is_json = r
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json"));
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return r;
     }

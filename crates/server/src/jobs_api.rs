@@ -14,12 +14,12 @@ use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use zkaudit_app::plans::{load_bytes, DataBytes, LoadError};
 use zkaudit_jobs::{DataRef, Job, JobSpec, Mode, NewJob, Scope, State as JobState, Submitted};
-use zkaudit_plan::data::{self, Format};
-use zkaudit_plan::loaded::{match_inputs, Loaded};
+use zkaudit_plan::data::Format;
+use zkaudit_plan::loaded::Loaded;
 use zkaudit_plan::source::{Located, PlanFile};
 use zkaudit_plan::value::{hex, parse_decimal, parse_hex32};
-use zkaudit_plan::Bounds;
 use zkaudit_zkvm::Expectations;
 
 use crate::auth::Caller;
@@ -89,6 +89,7 @@ fn job_json(j: &Job) -> Value {
         "segments": j.segments,
         "error": j.error,
         "receipt_id": j.receipt_id,
+        "ledger_index": j.ledger_index,
         "result": j.result,
         "public_outputs": j.result.as_ref().and_then(|r| r.get("publicOutput")).cloned(),
     })
@@ -133,8 +134,8 @@ pub struct IncomeRequest {
 /// A plan and data checked and ready to queue.
 struct Checked {
     loaded: Loaded,
-    /// Per input: name, bytes, format.
-    data: Vec<(String, Vec<u8>, Format)>,
+    /// Per input, in plan order.
+    data: Vec<DataBytes>,
 }
 
 fn located_json(errs: &[Located]) -> Value {
@@ -163,13 +164,23 @@ fn records_to_jsonl(records: &[serde_json::Map<String, Value>]) -> Vec<u8> {
     out
 }
 
+/// A plan or data error as the API reports it: 422 naming `plan` (every
+/// error located), `data` (inputs that do not match) or `data.<name>`
+/// (with the line, column and field).
+fn load_error(e: LoadError) -> ApiError {
+    match e {
+        LoadError::Plan { errors, .. } => plan_error(&errors),
+        LoadError::Argument(a) => ApiError::bad("data", a),
+        LoadError::Inputs(m) => ApiError::unprocessable("data", m.to_string()),
+        LoadError::Data { input, error } => ApiError::unprocessable(format!("data.{input}"), error.to_string())
+            .with_details(json!({"line": error.line, "column": error.column, "field": error.field, "message": error.message})),
+    }
+}
+
 /// Validates the plan, reads every input's data by its schema, and commits
 /// to the records: everything a worker would refuse is refused here.
 fn check(state: &AppState, tenant: &str, file: PlanFile, data: BTreeMap<String, DataIn>) -> Result<Checked, ApiError> {
-    let program = file.compile(&Bounds::default()).map_err(|e| plan_error(&e))?;
-    let names: Vec<&str> = data.keys().map(String::as_str).collect();
-    let order = match_inputs(&program, &names).map_err(|e| ApiError::unprocessable("data", e.to_string()))?;
-    let mut given: Vec<(String, Vec<u8>, Format)> = Vec::new();
+    let mut given = Vec::new();
     for (name, d) in data {
         let field = format!("data.{name}");
         let given_kinds = [d.csv.is_some(), d.jsonl.is_some(), d.records.is_some(), d.blob.is_some()];
@@ -185,23 +196,16 @@ fn check(state: &AppState, tenant: &str, file: PlanFile, data: BTreeMap<String, 
         } else {
             let id = d.blob.unwrap_or_default();
             let format = format_name(d.format.as_deref().unwrap_or(""), &format!("{field}.format"))?;
-            let bytes = state.store.blob(tenant, &id)?.ok_or_else(|| ApiError::unprocessable(format!("{field}.blob"), format!("no blob `{id}` (upload it with POST /v1/blobs)")))?;
+            let bytes = state
+                .store
+                .blob(tenant, &id)?
+                .ok_or_else(|| ApiError::unprocessable(format!("{field}.blob"), format!("no blob `{id}` (upload it with POST /v1/blobs)")))?;
             (bytes, format)
         };
-        given.push((name, bytes, format));
+        given.push(DataBytes { name, bytes, format });
     }
-    let mut tables = Vec::new();
-    let mut ordered = Vec::new();
-    for (spec, &at) in program.inputs.iter().zip(&order) {
-        let (name, bytes, format) = &given[at];
-        let t = data::parse(spec, &format!("data.{name}"), bytes, *format).map_err(|e| {
-            ApiError::unprocessable(format!("data.{name}"), e.to_string())
-                .with_details(json!({"line": e.line, "column": e.column, "field": e.field, "message": e.message}))
-        })?;
-        tables.push(t);
-        ordered.push(given[at].clone());
-    }
-    Ok(Checked { loaded: Loaded::new(file, program, &tables), data: ordered })
+    let (loaded, data) = load_bytes(file, given).map_err(load_error)?;
+    Ok(Checked { loaded, data })
 }
 
 /// Stores the data as blobs and queues the job. Runs on the blocking pool.
@@ -212,10 +216,10 @@ fn enqueue(state: &AppState, caller: &zkaudit_jobs::Token, kind: &str, c: &Check
         return Err(ApiError::bad("timeout_s", format!("must be between 1 and {max} seconds")));
     }
     let mut refs = Vec::new();
-    for (name, bytes, format) in &c.data {
-        let blob = state.store.put_blob(&caller.tenant, bytes)?;
-        let format = if *format == Format::Csv { "csv" } else { "jsonl" };
-        refs.push(DataRef { name: name.clone(), blob, format: format.into() });
+    for d in &c.data {
+        let blob = state.store.put_blob(&caller.tenant, &d.bytes)?;
+        let format = if d.format == Format::Csv { "csv" } else { "jsonl" };
+        refs.push(DataRef { name: d.name.clone(), blob, format: format.into() });
     }
     let plan = String::from_utf8(c.loaded.file.jcs.clone()).map_err(ApiError::internal)?;
     let new = NewJob {
@@ -350,10 +354,7 @@ async fn submit_income(state: &Arc<AppState>, token: zkaudit_jobs::Token, r: Inc
         let root = c.loaded.commitment.data_root;
         if let Some(want) = commitment {
             if want != root {
-                return Err(ApiError::unprocessable(
-                    "history_commitment",
-                    format!("does not match the payment history: its data root is 0x{}", hex(&root)),
-                ));
+                return Err(ApiError::unprocessable("history_commitment", format!("does not match the payment history: its data root is 0x{}", hex(&root))));
             }
         }
         let job = enqueue(&st, &token, "income-threshold", &c, r.mode.unwrap_or(Mode::Prove), r.timeout_s)?;
@@ -515,7 +516,9 @@ pub struct BatchIn {
 fn expectations(e: &ExpectIn, at: &str) -> Result<Expectations, ApiError> {
     let hash = |v: &Option<String>, f: &str| {
         v.as_deref()
-            .map(|h| parse_hex32(h.strip_prefix("sha256:").unwrap_or(h)).ok_or_else(|| ApiError::bad(format!("{at}expect.{f}"), "expected 64 lowercase hex digits")))
+            .map(|h| {
+                parse_hex32(h.strip_prefix("sha256:").unwrap_or(h)).ok_or_else(|| ApiError::bad(format!("{at}expect.{f}"), "expected 64 lowercase hex digits"))
+            })
             .transpose()
     };
     let output = e
@@ -530,9 +533,9 @@ fn expectations(e: &ExpectIn, at: &str) -> Result<Expectations, ApiError> {
 fn verify_one(state: &AppState, tenant: Option<&str>, v: &VerifyIn, at: &str) -> Result<Value, ApiError> {
     let expect = expectations(&v.expect, at)?;
     let bytes = match (&v.receipt, &v.receipt_id) {
-        (Some(b64), None) => base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .map_err(|e| ApiError::bad(format!("{at}receipt"), format!("not base64: {e}")))?,
+        (Some(b64), None) => {
+            base64::engine::general_purpose::STANDARD.decode(b64.trim()).map_err(|e| ApiError::bad(format!("{at}receipt"), format!("not base64: {e}")))?
+        }
         (None, Some(id)) => {
             receipt_id(id, &format!("{at}receipt_id"))?;
             state.store.receipt(tenant, id)?.ok_or_else(|| ApiError::unprocessable(format!("{at}receipt_id"), "no such receipt"))?

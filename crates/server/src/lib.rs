@@ -8,12 +8,13 @@
 //! tlog-tiles files). It also runs the in-process workers and the upkeep
 //! (re-queueing jobs of dead workers, TTL cleanup).
 //!
-//! It must not implement any of what it serves: jobs and workers are
-//! `zkaudit-jobs`, plans and data `zkaudit-plan`, receipts `zkaudit-zkvm`,
-//! the ledger `zkaudit-tlog`. Proving happens in worker child processes.
+//! It must not implement any of what it serves: the use cases (append and
+//! index, load a plan with its data, record a proof) are `zkaudit-app`,
+//! jobs and workers `zkaudit-jobs`, receipts `zkaudit-zkvm`, the ledger
+//! `zkaudit-tlog`. Proving happens in worker child processes; each proof
+//! they make is verified again and recorded in the ledger exactly once.
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod auth;
 mod error;
@@ -31,9 +32,9 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use zkaudit_app::ledger::Ledger;
 use zkaudit_jobs::Store;
 use zkaudit_note::SigningKey;
-use zkaudit_tlog::Log;
 use zkaudit_zkvm::Registry;
 
 pub use error::ApiError;
@@ -79,12 +80,14 @@ pub struct Config {
 pub struct AppState {
     config: Config,
     store: Arc<Store>,
-    log: Arc<Log>,
+    ledger: Ledger,
     registry: Registry,
     attestation_key: SigningKey,
     binary_sha256: String,
     tokens: auth::TokenCache,
     metrics: Arc<metrics::Metrics>,
+    /// One recorder of finished proofs at a time (workers and upkeep both call it).
+    recording: std::sync::Mutex<()>,
 }
 
 /// Runs `f` on the blocking pool (store, ledger and verifier calls block).
@@ -96,13 +99,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + S
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The ledger could not be opened.
-    #[error("ledger {dir}: {error}")]
-    Ledger {
-        /// The directory.
-        dir: PathBuf,
-        /// What failed.
-        error: zkaudit_tlog::Error,
-    },
+    #[error(transparent)]
+    Ledger(#[from] zkaudit_app::Error),
     /// The job store could not be opened.
     #[error(transparent)]
     Store(#[from] zkaudit_jobs::Error),
@@ -148,22 +146,82 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 /// Loads or creates the attestation signing key, `DIR/private/attestation.key`.
-fn attestation_key(dir: &std::path::Path, origin: &str) -> Result<SigningKey, StartError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let path = dir.join("private").join("attestation.key");
-    let io = |what: &str| {
-        let what = format!("{what} {}", path.display());
-        move |error| StartError::Io { what, error }
-    };
+fn attestation_key(dir: &zkaudit_tlog::LedgerDir, origin: &str) -> Result<SigningKey, StartError> {
+    let path = dir.attestation_key();
     if path.exists() {
-        let text = std::fs::read_to_string(&path).map_err(io("reading"))?;
-        return SigningKey::parse(text.trim()).map_err(|e| StartError::Key(e.to_string()));
+        return zkaudit_tlog::read_signing_key(&path).map_err(|e| StartError::Key(e.to_string()));
     }
     let key = SigningKey::generate(&format!("{origin}/attestation")).map_err(|e| StartError::Key(e.to_string()))?;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io("creating"))?;
-    f.write_all(key.to_secret_string().as_bytes()).map_err(io("writing"))?;
+    dir.create_private_dir().map_err(|e| StartError::Key(e.to_string()))?;
+    zkaudit_tlog::write_signing_key(&path, &key).map_err(|e| StartError::Key(e.to_string()))?;
     Ok(key)
+}
+
+impl AppState {
+    /// Opens everything the API serves: the ledger with its index, the job
+    /// store (recovering jobs a previous run left running), the attestation
+    /// key, and the hash of `config.exe`. Starts no threads and listens on
+    /// nothing, so a test can drive [`router`] directly. Blocks: call it off
+    /// the async runtime (PostgreSQL's client runs one of its own).
+    ///
+    /// # Errors
+    /// [`StartError`] if the ledger, store, key or executable is unusable.
+    pub fn open(config: Config) -> Result<Arc<AppState>, StartError> {
+        let ledger = Ledger::open(&config.dir, None)?;
+        let origin = ledger.reader()?.checkpoint().origin.clone();
+        let store = Store::open(&config.db)?;
+        // A single-process server owns every running job: they are all
+        // orphans now. With PostgreSQL, other workers may be alive: only
+        // jobs without a recent heartbeat are.
+        let stale_before = if store.is_shared() { zkaudit_jobs::now_ns() - STALE_AFTER.as_nanos() as i64 } else { i64::MAX };
+        let r = store.recover(stale_before)?;
+        if r != zkaudit_jobs::Recovered::default() {
+            eprintln!("recovered jobs left running: {} re-queued, {} failed (retry limit), {} cancelled", r.requeued, r.failed, r.cancelled);
+        }
+        let exe_bytes = std::fs::read(&config.exe).map_err(|error| StartError::Io { what: format!("reading {}", config.exe.display()), error })?;
+        let binary_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&exe_bytes));
+        let state = Arc::new(AppState {
+            attestation_key: attestation_key(ledger.dir(), &origin)?,
+            registry: config.registry.clone(),
+            store: Arc::new(store),
+            ledger,
+            binary_sha256,
+            tokens: auth::TokenCache::default(),
+            metrics: Arc::new(metrics::Metrics::default()),
+            recording: std::sync::Mutex::default(),
+            config,
+        });
+        // Proofs finished while no server ran (remote workers) go in now.
+        state.record_proofs();
+        Ok(state)
+    }
+
+    /// Records the proof events of succeeded jobs not yet in the ledger.
+    fn record_proofs(&self) {
+        let _one = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match zkaudit_app::proof::record_jobs(&self.store, &self.ledger, &self.registry) {
+            Ok(r) => {
+                self.metrics.proofs_recorded(r.recorded as u64, r.failed.len() as u64);
+                for (job, e) in r.failed {
+                    eprintln!("recording job {job}'s proof in the ledger: {e}");
+                }
+            }
+            Err(e) => eprintln!("recording proofs in the ledger: {e}"),
+        }
+    }
+}
+
+/// Tells the server when an in-process worker finishes a job, so its proof
+/// is recorded at once rather than at the next upkeep.
+struct Finished(Arc<AppState>);
+
+impl zkaudit_jobs::worker::Observer for Finished {
+    fn finished(&self, job: &zkaudit_jobs::Job, f: &zkaudit_jobs::Finish, seconds: f64) {
+        zkaudit_jobs::worker::Observer::finished(self.0.metrics.as_ref(), job, f, seconds);
+        if f.receipt_id.is_some() {
+            self.0.record_proofs();
+        }
+    }
 }
 
 /// A started server: its address, and a handle to stop it.
@@ -222,41 +280,9 @@ const STALE_AFTER: Duration = Duration::from_secs(30);
 /// # Errors
 /// [`StartError`] if the ledger, store, key or address is unusable.
 pub async fn start(config: Config) -> Result<Running, StartError> {
-    let dir = config.dir.clone();
-    let log = Log::open(&dir).map_err(|error| StartError::Ledger { dir: dir.clone(), error })?;
-    let origin = zkaudit_tlog::LogReader::open(&dir)
-        .map_err(|error| StartError::Ledger { dir: dir.clone(), error })?
-        .checkpoint()
-        .origin
-        .clone();
-    // The PostgreSQL client blocks on a runtime of its own: use it off this one.
-    let db = config.db.clone();
-    let opened = tokio::task::spawn_blocking(move || -> Result<(Store, zkaudit_jobs::Recovered), zkaudit_jobs::Error> {
-        let store = Store::open(&db)?;
-        // A single-process server owns every running job: they are all
-        // orphans now. With PostgreSQL, other workers may be alive: only
-        // jobs without a recent heartbeat are.
-        let stale_before = if store.is_shared() { zkaudit_jobs::now_ns() - STALE_AFTER.as_nanos() as i64 } else { i64::MAX };
-        let r = store.recover(stale_before)?;
-        Ok((store, r))
-    });
-    let (store, r) = opened.await.map_err(|e| StartError::Io { what: "opening the job store".into(), error: std::io::Error::other(e) })??;
-    let store = Arc::new(store);
-    if r != zkaudit_jobs::Recovered::default() {
-        eprintln!("recovered jobs left running: {} re-queued, {} failed (retry limit), {} cancelled", r.requeued, r.failed, r.cancelled);
-    }
-    let exe_bytes = std::fs::read(&config.exe).map_err(|error| StartError::Io { what: format!("reading {}", config.exe.display()), error })?;
-    let binary_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&exe_bytes));
-    let state = Arc::new(AppState {
-        attestation_key: attestation_key(&dir, &origin)?,
-        registry: config.registry.clone(),
-        store: Arc::clone(&store),
-        log: Arc::new(log),
-        binary_sha256,
-        tokens: auth::TokenCache::default(),
-        metrics: Arc::new(metrics::Metrics::default()),
-        config,
-    });
+    let opened = tokio::task::spawn_blocking(move || AppState::open(config));
+    let state = opened.await.map_err(|e| StartError::Io { what: "opening the ledger and job store".into(), error: std::io::Error::other(e) })??;
+    let store = Arc::clone(&state.store);
     let listener = tokio::net::TcpListener::bind(state.config.addr)
         .await
         .map_err(|error| StartError::Io { what: format!("listening on {}", state.config.addr), error })?;
@@ -265,11 +291,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut threads = Vec::new();
     for i in 0..state.config.workers {
         let cfg = zkaudit_jobs::worker::Config::local(i, state.config.exe.clone(), Duration::from_millis(250), state.config.segment_po2);
-        let (store, stop, metrics) = (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&state.metrics));
+        let (store, stop, observer) = (Arc::clone(&store), Arc::clone(&stop), Finished(Arc::clone(&state)));
         let t = std::thread::Builder::new()
             .name(format!("zkaudit-worker-{i}"))
             .spawn(move || {
-                if let Err(e) = zkaudit_jobs::worker::run(&store, &cfg, &stop, metrics.as_ref()) {
+                if let Err(e) = zkaudit_jobs::worker::run(&store, &cfg, &stop, &observer) {
                     eprintln!("worker {}: {e}", cfg.name);
                 }
             })
@@ -290,7 +316,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 }
 
 /// Every few seconds: re-queue jobs of workers that stopped sending
-/// heartbeats (workers on other machines), and apply the TTLs.
+/// heartbeats (workers on other machines), record the proofs they made,
+/// and apply the TTLs.
 fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("zkaudit-upkeep".into()).spawn(move || {
         let mut tick = 0u64;
@@ -306,6 +333,7 @@ fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::t
                     eprintln!("upkeep: {e}");
                 }
             }
+            state.record_proofs();
             let before = |ttl: Option<Duration>| ttl.map(|t| now - t.as_nanos() as i64);
             if let Err(e) = state.store.cleanup(before(state.config.job_ttl), before(state.config.receipt_ttl)) {
                 eprintln!("upkeep: {e}");
@@ -313,4 +341,3 @@ fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::t
         }
     })
 }
-

@@ -6,11 +6,12 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use zkaudit_app::ledger::IdempotentAppend;
 use zkaudit_event::{parse_jsonl, BatchError};
 use zkaudit_jobs::Scope;
 use zkaudit_tlog::LogReader;
@@ -29,46 +30,89 @@ const CHECKPOINT: &str = "no-cache";
 
 fn ledger_err(e: zkaudit_tlog::Error) -> ApiError {
     match e {
-        zkaudit_tlog::Error::BadSize { .. } | zkaudit_tlog::Error::IndexOutOfRange { .. } => {
-            ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
-        }
+        zkaudit_tlog::Error::BadSize { .. } | zkaudit_tlog::Error::IndexOutOfRange { .. } => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
         e => ApiError::internal(e),
     }
 }
 
 /// Opens the log as of its latest checkpoint and runs `f` on it, on the
 /// blocking pool (a reader is not `Send`).
-async fn with_reader<T: Send + 'static>(
-    state: &Arc<AppState>,
-    f: impl FnOnce(&LogReader) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+async fn with_reader<T: Send + 'static>(state: &Arc<AppState>, f: impl FnOnce(&LogReader) -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
     let dir = state.config.dir.clone();
     blocking(move || f(&LogReader::open(&dir).map_err(ApiError::internal)?)).await
 }
 
+/// The longest `Idempotency-Key` accepted (characters).
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
 /// `POST /v1/log/entries`: appends the events in the body, a JSON array or
-/// JSON Lines (`Content-Type: application/x-ndjson`), all or nothing.
-/// Answers as `zkaudit log append --json` does. Needs `submit`.
-pub async fn append(State(state): State<Arc<AppState>>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Json<Value>, ApiError> {
+/// JSON Lines (`Content-Type: application/x-ndjson`), all or nothing, and
+/// updates the index. Answers as `zkaudit log append --json` does. Needs
+/// `submit`.
+///
+/// With an `Idempotency-Key` header (1 to 255 printable ASCII characters,
+/// per tenant), a retry with the same key and body gets the first answer
+/// and appends nothing (header `Idempotent-Replayed: true`); the same key
+/// with another body, or while the first request is still running, gets 409.
+pub async fn append(State(state): State<Arc<AppState>>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let token = caller.require(Scope::Submit)?.clone();
     let ndjson = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl"));
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| (0x20..0x7f).contains(&b)));
+            Some(k.ok_or_else(|| ApiError::bad("Idempotency-Key", format!("must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters")))?.to_owned())
+        }
+    };
     let st = Arc::clone(&state);
-    let (value, n) = blocking(move || {
+    let outcome = blocking(move || {
         let entries = if ndjson { parse_lines(&body)? } else { parse_array(&body)? };
         if entries.is_empty() {
             return Err(ApiError::bad("body", "no events to append"));
         }
-        let n = entries.len() as u64;
-        let a = st.log.append(entries).map_err(ApiError::internal)?;
-        st.store.record_append(&token.id, &token.tenant, a.first_index, n)?;
-        Ok((zkaudit_tlog::json::appended(a.first_index, n, &a), n))
+        let outcome = match &key {
+            None => st.ledger.append(entries).map(IdempotentAppend::Appended),
+            Some(k) => st.ledger.append_idempotent(&st.store, &token.tenant, k, &body, entries),
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            // Durable, so acknowledged: answering 500 would invite a duplicate.
+            Err(e) => match e.durable_append() {
+                Some(appended) => {
+                    eprintln!("POST /v1/log/entries: {e}");
+                    IdempotentAppend::Appended(appended)
+                }
+                None => return Err(ApiError::internal(e)),
+            },
+        };
+        if let IdempotentAppend::Appended(a) = &outcome {
+            // Who appended what, for the operator; the append itself is
+            // durable already, so a failure here must not turn it into a 500.
+            if let Err(e) = st.store.record_append(&token.id, &token.tenant, a.first_index, a.count) {
+                eprintln!("POST /v1/log/entries: recording token {}'s append at {}: {e}", token.id, a.first_index);
+            }
+        }
+        Ok(outcome)
     })
     .await?;
-    state.metrics.appended(n);
-    Ok(Json(value))
+    match outcome {
+        IdempotentAppend::Appended(a) => {
+            state.metrics.appended(a.count);
+            Ok(Json(a).into_response())
+        }
+        IdempotentAppend::Replayed(a) => Ok(([(HeaderName::from_static("idempotent-replayed"), "true")], Json(a)).into_response()),
+        IdempotentAppend::KeyReused => {
+            Err(ApiError::new(StatusCode::CONFLICT, "this Idempotency-Key was already used with a different request body; nothing was appended")
+                .with_field("Idempotency-Key"))
+        }
+        IdempotentAppend::InProgress => Err(ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::CONFLICT, "a request with this Idempotency-Key is still being appended; retry later").with_field("Idempotency-Key")
+        }),
+    }
 }
 
 /// A rejected batch as a 400 naming each bad event: `[i].field` for a JSON
@@ -107,9 +151,8 @@ fn parse_lines(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
 }
 
 fn parse_array(body: &[u8]) -> Result<Vec<Vec<u8>>, ApiError> {
-    let items: Vec<Value> = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad("body", format!("expected a JSON array of events (or JSON Lines with Content-Type: application/x-ndjson): {e}"))
-    })?;
+    let items: Vec<Value> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad("body", format!("expected a JSON array of events (or JSON Lines with Content-Type: application/x-ndjson): {e}")))?;
     // One event per line, so each error's line is the element's position.
     let mut lines = Vec::with_capacity(body.len() + items.len());
     for v in &items {
@@ -159,11 +202,7 @@ pub async fn consistency(State(state): State<Arc<AppState>>, caller: Caller, Que
 pub async fn checkpoint_file(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Response, ApiError> {
     caller.require_log_read(&state)?;
     let note = with_reader(&state, |r| Ok(r.checkpoint_note().to_vec())).await?;
-    Ok((
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, CHECKPOINT)],
-        note,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (header::CACHE_CONTROL, CHECKPOINT)], note).into_response())
 }
 
 /// Whether `path` (below `tile/`) is a tile path of C2SP tlog-tiles:
@@ -173,7 +212,8 @@ fn tile_kind(path: &str) -> Option<bool> {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     let mut parts = path.split('/').peekable();
     let level = parts.next()?;
-    let level_ok = level == "entries" || (!level.is_empty() && level.len() <= 2 && level.bytes().all(|b| b.is_ascii_digit()) && level.parse::<u8>().is_ok_and(|l| l < 64));
+    let level_ok =
+        level == "entries" || (!level.is_empty() && level.len() <= 2 && level.bytes().all(|b| b.is_ascii_digit()) && level.parse::<u8>().is_ok_and(|l| l < 64));
     if !level_ok {
         return None;
     }
@@ -204,11 +244,9 @@ pub async fn tile(State(state): State<Arc<AppState>>, caller: Caller, Path(path)
     let full = tile_kind(&path).ok_or_else(|| ApiError::not_found(format!("`tile/{path}` is not a C2SP tlog-tiles path")))?;
     let file = state.config.dir.join("tile").join(&path);
     match tokio::fs::read(&file).await {
-        Ok(bytes) => Ok((
-            [(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, if full { IMMUTABLE } else { PARTIAL })],
-            bytes,
-        )
-            .into_response()),
+        Ok(bytes) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, if full { IMMUTABLE } else { PARTIAL })], bytes).into_response())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found(format!("no tile `tile/{path}` in this log"))),
         Err(e) => Err(ApiError::internal(e)),
     }

@@ -40,6 +40,8 @@ pub struct Metrics {
     cycles_proven: Counter,
     appended_entries: Counter,
     append_requests: Counter,
+    proofs_recorded: Counter,
+    proof_record_failures: Counter,
     http_seconds: Family<HttpLabels, Histogram>,
 }
 
@@ -52,16 +54,34 @@ impl Default for Metrics {
         let cycles_proven = Counter::default();
         let appended_entries = Counter::default();
         let append_requests = Counter::default();
-        let http_seconds =
-            Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 20)));
+        let proofs_recorded = Counter::default();
+        let proof_record_failures = Counter::default();
+        let http_seconds = Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 20)));
         registry.register("queue_depth", "Jobs waiting for a worker", queue_depth.clone());
         registry.register("jobs_running", "Jobs claimed by a worker", jobs_running.clone());
         registry.register("job_duration_seconds", "Wall time of finished job attempts", job_seconds.clone());
         registry.register("cycles_proven", "zkVM cycles proven by this server's workers", cycles_proven.clone());
         registry.register("log_appended_entries", "Events appended to the ledger over HTTP", appended_entries.clone());
         registry.register("log_append_requests", "Append requests acknowledged", append_requests.clone());
+        registry.register("proofs_recorded", "Proof events of finished jobs recorded in the ledger", proofs_recorded.clone());
+        registry.register(
+            "proof_record_failures",
+            "Attempts to record a finished job's proof that failed (retried at the next upkeep)",
+            proof_record_failures.clone(),
+        );
         registry.register("http_request_duration_seconds", "HTTP request latency by route", http_seconds.clone());
-        Metrics { registry, queue_depth, jobs_running, job_seconds, cycles_proven, appended_entries, append_requests, http_seconds }
+        Metrics {
+            registry,
+            queue_depth,
+            jobs_running,
+            job_seconds,
+            cycles_proven,
+            appended_entries,
+            append_requests,
+            proofs_recorded,
+            proof_record_failures,
+            http_seconds,
+        }
     }
 }
 
@@ -76,6 +96,12 @@ impl Metrics {
     pub fn appended(&self, entries: u64) {
         self.appended_entries.inc_by(entries);
         self.append_requests.inc();
+    }
+
+    /// Counts proof events recorded in the ledger, and jobs that failed to be.
+    pub fn proofs_recorded(&self, recorded: u64, failed: u64) {
+        self.proofs_recorded.inc_by(recorded);
+        self.proof_record_failures.inc_by(failed);
     }
 
     /// The OpenMetrics text exposition.

@@ -68,12 +68,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Result<Response, ApiEr
 /// document, not what code the machine runs.
 pub async fn attestation(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).map_err(ApiError::internal)?;
-    let programs: Vec<Value> = state
-        .registry
-        .entries()
-        .iter()
-        .map(|(e, _)| json!({"image_id": e.image_id, "version": e.version, "deprecated": e.deprecated}))
-        .collect();
+    let programs: Vec<Value> =
+        state.registry.entries().iter().map(|(e, _)| json!({"image_id": e.image_id, "version": e.version, "deprecated": e.deprecated})).collect();
     let doc = json!({
         "type": "zkaudit-attestation/v1",
         "server_version": env!("CARGO_PKG_VERSION"),

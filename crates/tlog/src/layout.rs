@@ -20,12 +20,7 @@ pub fn encode_index(n: u64) -> String {
     let padded = format!("{}{digits}", "0".repeat(pad));
     let groups: Vec<&str> = padded.as_bytes().chunks(3).map(|c| std::str::from_utf8(c).unwrap_or("000")).collect();
     let last = groups.len() - 1;
-    groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| if i < last { format!("x{g}") } else { (*g).to_owned() })
-        .collect::<Vec<_>>()
-        .join("/")
+    groups.iter().enumerate().map(|(i, g)| if i < last { format!("x{g}") } else { (*g).to_owned() }).collect::<Vec<_>>().join("/")
 }
 
 /// A tile or entry bundle of the log.

@@ -6,6 +6,10 @@
 //!   bundles `tile/entries/<N>[.p/<W>]` ([`layout`]);
 //! * the signed `checkpoint` (C2SP tlog-checkpoint in a signed note) and
 //!   the log's Ed25519 key, created by [`init`];
+//! * the ledger directory's layout, including where the components that
+//!   keep files beside the log (receipts, index, job store, server keys)
+//!   put them, and the one way secret key files are written ([`LedgerDir`],
+//!   [`write_secret`]);
 //! * appends through one sequencer with group commit and fsync, serialised
 //!   across processes by a file lock ([`Log`]);
 //! * reads and RFC 9162 proofs as of the checkpoint ([`LogReader`]);
@@ -21,9 +25,9 @@
 //! holds no Merkle mathematics of its own (that is `zkaudit-merkle`).
 
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod bundle;
+mod dir;
 mod durable;
 mod error;
 pub mod fsck;
@@ -35,7 +39,8 @@ mod store;
 mod writer;
 
 pub use bundle::BundleError;
+pub use dir::{read_signing_key, write_secret, write_signing_key, LedgerDir, KEY_FILE, LOCK_FILE, VKEY_FILE};
 pub use error::{Error, Result};
-pub use log::{init, read_vkey, Appended, Log, KEY_FILE, LOCK_FILE, MAX_GROUP_ENTRIES, VKEY_FILE};
+pub use log::{init, read_vkey, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
 pub use store::{TileStore, CHECKPOINT_FILE};

@@ -1,8 +1,6 @@
 //! Opening, creating and appending to a log directory.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -10,22 +8,20 @@ use std::thread::JoinHandle;
 use zkaudit_merkle::{empty_root, leaf_hash, Hash};
 use zkaudit_note::{Checkpoint, Note, SigningKey, VerifierKey};
 
-use crate::durable::{replace_atomically, sync_dir};
+use crate::dir::{read_signing_key, write_signing_key, LedgerDir};
+use crate::durable::replace_atomically;
 use crate::store::CHECKPOINT_FILE;
 use crate::writer::{Leaf, Writer};
 use crate::{Error, Result};
 
-/// Private key file, relative to the log directory (mode 0600, in a 0700 directory).
-pub const KEY_FILE: &str = "private/log.key";
-/// Verifier key file, relative to the log directory.
-pub const VKEY_FILE: &str = "log.vkey";
-/// Lock file that serialises appenders across processes.
-pub const LOCK_FILE: &str = "lock";
 /// Entries merged into one group commit at most (whole requests are never split).
 pub const MAX_GROUP_ENTRIES: usize = 1 << 16;
 
-/// Acknowledgement of an appended batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Acknowledgement of an appended batch; also its JSON shape (`zkaudit log
+/// append --json`, `POST /v1/log/entries`):
+/// `{first_index, count, tree_size, root_hash}`, the root as 64 hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Appended {
     /// Leaf index of the batch's first entry; the batch occupies
     /// `first_index .. first_index + count`.
@@ -35,6 +31,7 @@ pub struct Appended {
     /// Tree size of the checkpoint that first covers the batch.
     pub tree_size: u64,
     /// Root hash of that checkpoint.
+    #[serde(with = "crate::json::hex32")]
     pub root_hash: Hash,
 }
 
@@ -52,26 +49,15 @@ struct Request {
 pub fn init(dir: &Path, origin: &str) -> Result<VerifierKey> {
     let key = SigningKey::generate(origin)?;
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-    let cp_path = dir.join(CHECKPOINT_FILE);
+    let layout = LedgerDir::new(dir);
+    let cp_path = layout.checkpoint();
     if cp_path.exists() {
         return Err(Error::AlreadyExists(dir.to_owned()));
     }
-    let private = dir.join("private");
-    std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&private).map_err(Error::io(&private))?;
-    let key_path = dir.join(KEY_FILE);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&key_path)
-        .map_err(Error::io(&key_path))?;
-    f.write_all(key.to_secret_string().as_bytes())
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(Error::io(&key_path))?;
-    sync_dir(&private)?;
+    layout.create_private_dir()?;
+    write_signing_key(&layout.log_key(), &key)?;
     let vkey = key.verifier();
-    replace_atomically(&dir.join(VKEY_FILE), format!("{vkey}\n").as_bytes())?;
+    replace_atomically(&layout.vkey(), format!("{vkey}\n").as_bytes())?;
     let note = Note::sign(&Checkpoint::new(origin, 0, empty_root()).to_text(), &key)?;
     replace_atomically(&cp_path, &note.to_bytes())?;
     Ok(vkey)
@@ -82,7 +68,7 @@ pub fn init(dir: &Path, origin: &str) -> Result<VerifierKey> {
 /// This key is only as trustworthy as the directory; auditors should pass
 /// a key obtained independently.
 pub fn read_vkey(dir: &Path) -> Result<VerifierKey> {
-    let p = dir.join(VKEY_FILE);
+    let p = LedgerDir::new(dir).vkey();
     let s = std::fs::read_to_string(&p).map_err(Error::io(&p))?;
     Ok(VerifierKey::parse(&s)?)
 }
@@ -107,23 +93,14 @@ impl Log {
         if !dir.join(CHECKPOINT_FILE).exists() {
             return Err(Error::NotALog(dir.to_owned()));
         }
-        let key_path = dir.join(KEY_FILE);
-        let secret = zeroize::Zeroizing::new(std::fs::read_to_string(&key_path).map_err(Error::io(&key_path))?);
-        let key = SigningKey::parse(&secret)?;
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(Error::io(&lock_path))?;
+        let layout = LedgerDir::new(dir);
+        let key = read_signing_key(&layout.log_key())?;
+        let lock_path = layout.lock();
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(Error::io(&lock_path))?;
         let verifier = key.verifier();
         let mut writer = Writer::new(dir, key, lock);
         let (tx, rx) = mpsc::channel::<Request>();
-        let sequencer = std::thread::Builder::new()
-            .name("zkaudit-sequencer".into())
-            .spawn(move || sequence(&mut writer, rx))
-            .map_err(Error::io(dir))?;
+        let sequencer = std::thread::Builder::new().name("zkaudit-sequencer".into()).spawn(move || sequence(&mut writer, rx)).map_err(Error::io(dir))?;
         Ok(Log { dir: dir.to_owned(), verifier, tx: Some(tx), sequencer: Some(sequencer) })
     }
 

@@ -135,13 +135,7 @@ impl LogReader {
             return Err(Error::IndexOutOfRange { index, size: tree_size });
         }
         let hashes = inclusion_proof(&self.store, index, tree_size).map_err(proof_err)?;
-        Ok(InclusionProof {
-            leaf_index: index,
-            tree_size,
-            leaf_hash: leaf_hash(&self.entry(index)?),
-            hashes,
-            root_hash: self.root_at(tree_size)?,
-        })
+        Ok(InclusionProof { leaf_index: index, tree_size, leaf_hash: leaf_hash(&self.entry(index)?), hashes, root_hash: self.root_at(tree_size)? })
     }
 
     /// Consistency proof from `old` entries to `new` entries (default: the

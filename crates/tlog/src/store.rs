@@ -139,9 +139,7 @@ impl SubtreeSource for TileStore {
         let id = tile_for_hash(level, first, self.size);
         let tile = self.tile(id)?;
         let off = (first % TILE_WIDTH) as usize;
-        let hashes = tile
-            .get(off..off + count)
-            .ok_or_else(|| Error::corrupt(id.path(), format!("too short for subtree at height {height} index {index}")))?;
+        let hashes = tile.get(off..off + count).ok_or_else(|| Error::corrupt(id.path(), format!("too short for subtree at height {height} index {index}")))?;
         Ok(perfect_root(hashes))
     }
 }

@@ -129,7 +129,11 @@ fn truncation_and_deletion_name_the_file() {
             match id.level {
                 // A cut bundle is named with the first leaf it loses.
                 None => {
-                    assert!(matches!(&err, FsckError::BadLeaf { bundle, .. } | FsckError::BadBundle { path: bundle, .. } if *bundle == id.path()), "{}: {err}", id.path())
+                    assert!(
+                        matches!(&err, FsckError::BadLeaf { bundle, .. } | FsckError::BadBundle { path: bundle, .. } if *bundle == id.path()),
+                        "{}: {err}",
+                        id.path()
+                    )
                 }
                 Some(_) => assert_names_path(&err, &id.path(), &format!("truncated to {cut}")),
             }

@@ -3,10 +3,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use risc0_zkvm::{
-    get_prover_server, ExecutorEnv, ExecutorImpl, NullSegmentRef, ProverOpts, Receipt, Segment, Session, SessionEvents,
-    VerifierContext,
-};
+use risc0_zkvm::{get_prover_server, ExecutorEnv, ExecutorImpl, NullSegmentRef, ProverOpts, Receipt, Segment, Session, SessionEvents, VerifierContext};
 use zkaudit_merkle::Hash;
 use zkaudit_plan::journal::{guest_input, Journal};
 

@@ -177,11 +177,7 @@ impl Registry {
     pub fn allow(&self, image_id: &str) -> Result<&ProgramEntry, Rejection> {
         let e = self.get(image_id).ok_or_else(|| Rejection::Unknown(image_id.into()))?;
         if e.deprecated {
-            return Err(Rejection::Deprecated {
-                image_id: image_id.into(),
-                version: e.version.clone(),
-                reason: e.reason.clone().unwrap_or_default(),
-            });
+            return Err(Rejection::Deprecated { image_id: image_id.into(), version: e.version.clone(), reason: e.reason.clone().unwrap_or_default() });
         }
         Ok(e)
     }
@@ -196,8 +192,7 @@ pub fn read_file(path: &Path, vkey: &VerifierKey) -> Result<Vec<ProgramEntry>, R
     let bytes = std::fs::read(path).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
     let note = Note::parse(&bytes).map_err(|source| RegistryError::Signature { path: p.clone(), source })?;
     note.verify(vkey).map_err(|source| RegistryError::Signature { path: p.clone(), source })?;
-    let doc: Document =
-        serde_json::from_str(note.text()).map_err(|e| RegistryError::Format { path: p.clone(), message: e.to_string() })?;
+    let doc: Document = serde_json::from_str(note.text()).map_err(|e| RegistryError::Format { path: p.clone(), message: e.to_string() })?;
     for (i, e) in doc.programs.iter().enumerate() {
         check_entry(e).map_err(|m| RegistryError::Format { path: p.clone(), message: format!("programs[{i}]: {m}") })?;
         if doc.programs[..i].iter().any(|x| x.image_id == e.image_id) {
@@ -220,9 +215,7 @@ pub fn write_file(path: &Path, entries: &[ProgramEntry], key: &SigningKey) -> Re
     let note = Note::sign(&text, key).map_err(|e| RegistryError::Entry(e.to_string()))?;
     let p = path.display().to_string();
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, note.to_bytes())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| RegistryError::Io { path: p, source })
+    std::fs::write(&tmp, note.to_bytes()).and_then(|()| std::fs::rename(&tmp, path)).map_err(|source| RegistryError::Io { path: p, source })
 }
 
 /// Adds `entry` to the signed file (creating it if absent) or replaces the

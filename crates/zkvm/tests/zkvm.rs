@@ -88,11 +88,7 @@ fn a_real_proof_verifies_and_every_tampering_is_caught() {
     assert_eq!(proof.execution.segments, 1, "keep test proofs to one segment");
     let bytes = encode_receipt(&proof.receipt).unwrap();
     let embedded = Registry::embedded();
-    let expect = Expectations {
-        plan_hash: Some(plan_hash),
-        data_root: Some(data_root),
-        output: Some(native.output.clone()),
-    };
+    let expect = Expectations { plan_hash: Some(plan_hash), data_root: Some(data_root), output: Some(native.output.clone()) };
     let ok = zkaudit_zkvm::verify(&bytes, &embedded, &expect).expect("the receipt verifies");
     assert_eq!(ok.kind, "risc0-composite");
     assert_eq!(ok.journal.output, br#"{"meets_threshold":true,"payment_count":8}"#);

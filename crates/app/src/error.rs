@@ -1,0 +1,101 @@
+//! The application layer's error type.
+
+use std::path::PathBuf;
+
+/// Why a use case failed. Each variant names what was being done and where.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The ledger (log directory) failed.
+    #[error("ledger {dir}: {source}")]
+    Ledger {
+        /// The ledger directory.
+        dir: PathBuf,
+        /// The log's error.
+        source: zkaudit_tlog::Error,
+    },
+    /// The secondary index failed.
+    #[error("index {spec}: {source}")]
+    Index {
+        /// The index (SQLite path or PostgreSQL URL).
+        spec: String,
+        /// The index's error.
+        source: zkaudit_index::Error,
+    },
+    /// Events were appended and are durable (acknowledge them: `appended`),
+    /// but the index could not follow; the next append or query brings it
+    /// up to date, or `zkaudit log reindex` rebuilds it.
+    #[error(
+        "the events are appended (leaf indices {}..{}, tree size {}), but updating the index {spec} failed: {source} \
+         (the next append catches it up; `zkaudit log reindex` rebuilds it)",
+        appended.first_index, appended.first_index + appended.count, appended.tree_size
+    )]
+    IndexAfterAppend {
+        /// The acknowledgement of the durable append.
+        appended: Box<zkaudit_tlog::Appended>,
+        /// The index.
+        spec: String,
+        /// The index's error.
+        source: zkaudit_index::Error,
+    },
+    /// A plan or its data could not be loaded.
+    #[error(transparent)]
+    Load(#[from] crate::plans::LoadError),
+    /// The plan failed at run time (natively).
+    #[error("running the plan: {0}")]
+    Run(#[from] zkaudit_plan::RunError),
+    /// Executing or proving in the zkVM failed.
+    #[error(transparent)]
+    Prove(#[from] zkaudit_zkvm::ProveError),
+    /// A receipt did not verify.
+    #[error(transparent)]
+    Verify(#[from] zkaudit_zkvm::VerifyError),
+    /// The guest's journal differs from the native run's.
+    #[error("the guest's journal differs from native execution (guest output {guest}, native {native}); refusing to go on")]
+    JournalMismatch {
+        /// The guest's public output.
+        guest: String,
+        /// The native public output.
+        native: String,
+    },
+    /// A proof event is malformed.
+    #[error(transparent)]
+    Claim(#[from] crate::claim::ClaimError),
+    /// The job store failed.
+    #[error(transparent)]
+    Store(#[from] zkaudit_jobs::Error),
+    /// A job's stored result or plan cannot be recorded.
+    #[error("job {job}: {reason}")]
+    Job {
+        /// The job ID.
+        job: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A compliance pack failed to load or evaluate.
+    #[error(transparent)]
+    Pack(#[from] zkaudit_audit::pack::PackError),
+    /// A pack name is neither built in nor a file.
+    #[error("--pack {name}: neither a built-in pack ({known}) nor a file")]
+    UnknownPack {
+        /// The name given.
+        name: String,
+        /// The built-in packs' names.
+        known: String,
+    },
+}
+
+impl Error {
+    /// The acknowledgement of entries that are durably appended despite
+    /// this error ([`Error::IndexAfterAppend`]): a caller must report them
+    /// as appended, never invite a retry that would duplicate them.
+    pub fn durable_append(&self) -> Option<zkaudit_tlog::Appended> {
+        match self {
+            Error::IndexAfterAppend { appended, .. } => Some(**appended),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn ledger(dir: &std::path::Path) -> impl FnOnce(zkaudit_tlog::Error) -> Error + '_ {
+        move |source| Error::Ledger { dir: dir.to_owned(), source }
+    }
+}

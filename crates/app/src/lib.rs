@@ -1,0 +1,31 @@
+//! zkaudit's application layer: the use cases, each written once, that
+//! both front ends (the `zkaudit` CLI and the HTTP proof server) call.
+//!
+//! It owns:
+//!
+//! * appending events and keeping the index in step, with idempotent
+//!   retries ([`ledger`]);
+//! * loading a plan with its data, from files or from request bytes ([`plans`]);
+//! * prove → verify → record, for the CLI's proofs and for the jobs the
+//!   server's workers prove ([`proof`]), and the typed proof event
+//!   ([`claim::ProofClaim`]) that recording writes and auditing reads;
+//! * checking an inclusion proof offline ([`inclusion`]);
+//! * opening the auditor's engine and running compliance packs ([`audit`]).
+//!
+//! It must not parse arguments, speak HTTP or print: those are the front
+//! ends'. It holds no format, hashing or storage logic of its own: those
+//! belong to the library crates it calls (`zkaudit-tlog`, `-event`,
+//! `-plan`, `-zkvm`, `-index`, `-audit`, `-jobs`).
+
+#![forbid(unsafe_code)]
+
+pub mod audit;
+pub mod claim;
+mod error;
+pub mod inclusion;
+pub mod ledger;
+pub mod plans;
+pub mod proof;
+
+pub use error::Error;
+pub use zkaudit_tlog::LedgerDir;
