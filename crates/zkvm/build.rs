@@ -17,7 +17,7 @@ use std::process::Command;
 
 /// Release date recorded for this guest in the embedded registry. Bump it
 /// with the guest's version.
-const RELEASE_DATE: &str = "2026-11-21";
+const RELEASE_DATE: &str = "2026-12-03";
 /// Features of this guest, as recorded in the registry.
 const FEATURES: &[&str] = &["plan-ir/1.0", "input/1", "journal/1", "sha256-accelerated"];
 

@@ -8,38 +8,14 @@
 //! run-time error panics, so no receipt exists for it.
 //!
 //! It owns nothing but this glue: the plan language lives in `zkaudit-plan`,
-//! hashing is risc0's accelerated SHA-256.
+//! hashing is the zkVM's SHA-256 ecall ([`sha`]).
+
+mod sha;
 
 use risc0_zkvm::guest::env;
-use risc0_zkvm::sha::{Impl, Sha256};
-use zkaudit_merkle::{Hash, Hasher};
 use zkaudit_plan::journal::{plan_bytes, words_hash, HEADER_WORDS, INPUT_FORMAT};
 
-/// RFC 9162 hashing on the zkVM's SHA-256 accelerator.
-struct Accelerated;
-
-impl Hasher for Accelerated {
-    fn leaf_hash(&self, entry: &[u8]) -> Hash {
-        let mut buf = Vec::with_capacity(entry.len() + 1);
-        buf.push(zkaudit_merkle::LEAF_PREFIX);
-        buf.extend_from_slice(entry);
-        self.sha256(&buf)
-    }
-
-    fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
-        let mut buf = [0u8; 65];
-        buf[0] = zkaudit_merkle::NODE_PREFIX;
-        buf[1..33].copy_from_slice(left);
-        buf[33..].copy_from_slice(right);
-        self.sha256(&buf)
-    }
-
-    fn sha256(&self, data: &[u8]) -> Hash {
-        let mut out = [0u8; 32];
-        out.copy_from_slice(Impl::hash_bytes(data).as_bytes());
-        out
-    }
-}
+use crate::sha::Accelerated;
 
 fn main() {
     let mut header = [0u32; HEADER_WORDS];
@@ -53,7 +29,8 @@ fn main() {
     let mut words = vec![0u32; plan_len.div_ceil(4)];
     env::read_slice(&mut words);
     let plan = plan_bytes(&words, plan_len);
-    let program = zkaudit_plan::prepare(&plan, &plan_hash, &Accelerated).unwrap_or_else(|e| panic!("{e}"));
+    let hasher = Accelerated::new();
+    let program = zkaudit_plan::prepare(&plan, &plan_hash, &hasher).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(n_inputs, program.inputs.len(), "the plan has {} data inputs, {n_inputs} were sent", program.inputs.len());
 
     let mut inputs = Vec::with_capacity(n_inputs);
@@ -65,6 +42,6 @@ fn main() {
         inputs.push(records);
     }
     let (journal, _) =
-        zkaudit_plan::finish(&program, &plan_hash, &data_root, &inputs, &Accelerated).unwrap_or_else(|e| panic!("{e}"));
+        zkaudit_plan::finish(&program, &plan_hash, &data_root, &inputs, &hasher).unwrap_or_else(|e| panic!("{e}"));
     env::commit_slice(&journal.encode());
 }

@@ -21,9 +21,11 @@ extern crate alloc;
 
 mod compact;
 mod proof;
+mod stream;
 mod tree;
 
 pub use compact::CompactRange;
+pub use stream::StreamingRoot;
 
 pub use proof::{
     consistency_proof, inclusion_proof, range_root, root, root_from_inclusion_proof, verify_consistency, verify_inclusion, ProofError, VerifyError,
@@ -72,6 +74,43 @@ pub trait Hasher {
     fn node_hash(&self, left: &Hash, right: &Hash) -> Hash;
     /// Plain `SHA-256(data)` (FIPS 180-4), for content digests.
     fn sha256(&self, data: &[u8]) -> Hash;
+    /// [`leaf_hash`](Self::leaf_hash) of the entry whose bytes are `words`,
+    /// each little-endian: `SHA-256(0x00 ‖ LE(words[0]) ‖ LE(words[1]) ‖ …)`,
+    /// as [`HashWords`]. This is how fixed-width records are committed; a
+    /// zkVM guest, which holds them as words, overrides it to hash them
+    /// without a byte copy.
+    fn leaf_hash_words(&self, words: &[u32]) -> HashWords {
+        let mut h = Sha256::new();
+        h.update([LEAF_PREFIX]);
+        for w in words {
+            h.update(w.to_le_bytes());
+        }
+        to_words(&h.finalize().into())
+    }
+    /// [`node_hash`](Self::node_hash) on [`HashWords`]; a zkVM guest
+    /// overrides it to stay in words from leaf to root.
+    fn node_hash_words(&self, left: &HashWords, right: &HashWords) -> HashWords {
+        to_words(&self.node_hash(&from_words(left), &from_words(right)))
+    }
+}
+
+/// A [`Hash`](type@Hash) as eight 32-bit words in memory order: word `i` holds bytes
+/// `4i..4i+4` as they lie in memory (native endianness), which is the form
+/// the RISC Zero SHA-256 accelerator reads and writes.
+pub type HashWords = [u32; 8];
+
+/// The [`HashWords`] of `h`.
+pub fn to_words(h: &Hash) -> HashWords {
+    core::array::from_fn(|i| u32::from_ne_bytes([h[4 * i], h[4 * i + 1], h[4 * i + 2], h[4 * i + 3]]))
+}
+
+/// The [`Hash`](type@Hash) of `w`.
+pub fn from_words(w: &HashWords) -> Hash {
+    let mut h = [0u8; HASH_SIZE];
+    for (b, w) in h.chunks_exact_mut(4).zip(w) {
+        b.copy_from_slice(&w.to_ne_bytes());
+    }
+    h
 }
 
 /// The portable [`Hasher`], backed by the `sha2` crate.

@@ -135,13 +135,8 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
             }
             Op::Filter { input, pred } => {
                 let t = get(*input)?;
-                let mut keep = Vec::new();
-                for r in 0..t.rows {
-                    if pred.num(&t, r, h).map_err(eval(r))? != 0 {
-                        keep.push(r);
-                    }
-                }
-                Rc::new(gather(&t, &keep))
+                let mask = pred.num_rows(&t, h).map_err(|(r, e)| eval(r)(e))?;
+                Rc::new(gather(&t, &mask))
             }
             Op::Reduce { input, keys, direct, aggs } => Rc::new(reduce(p, s, &*get(*input)?, keys, *direct, aggs, h)?),
             Op::Concat(ins) => {
@@ -210,27 +205,38 @@ fn append(dst: &mut Col, src: &Col) {
     }
 }
 
-/// The rows `keep` of `t`, in that order.
-fn gather(t: &Table, keep: &[usize]) -> Table {
+/// The rows of `t` whose `mask` value is not 0, in order.
+fn gather(t: &Table, mask: &[i64]) -> Table {
+    let rows = mask.iter().filter(|m| **m != 0).count();
+    let keep = |v: &[i64]| {
+        let mut out = Vec::with_capacity(rows);
+        out.extend(v.iter().zip(mask).filter(|(_, m)| **m != 0).map(|(x, _)| *x));
+        out
+    };
     let cols = t
         .cols
         .iter()
         .map(|c| match c {
-            Col::Num(v) => Col::Num(keep.iter().map(|&r| v[r]).collect()),
-            Col::Digest(v) => Col::Digest(keep.iter().map(|&r| v[r]).collect()),
+            Col::Num(v) => Col::Num(keep(v)),
+            Col::Digest(v) => Col::Digest(v.iter().zip(mask).filter(|(_, m)| **m != 0).map(|(x, _)| *x).collect()),
         })
         .collect();
-    Table { rows: keep.len(), cols }
+    Table { rows, cols }
 }
 
 /// Applies assignments in order; on failure returns the row and the error.
 fn compute(t: &Table, assigns: &[CAssign], h: &dyn Hasher) -> Result<Table, (usize, EvalError)> {
     let mut w = t.clone();
     for (idx, e, digest) in assigns {
-        let mut col = if *digest { Col::Digest(Vec::with_capacity(w.rows)) } else { Col::Num(Vec::with_capacity(w.rows)) };
-        for r in 0..w.rows {
-            e.eval_into(*digest, &w, r, h, &mut col).map_err(|err| (r, err))?;
-        }
+        let col = if *digest {
+            let mut col = Col::Digest(Vec::with_capacity(w.rows));
+            for r in 0..w.rows {
+                e.eval_into(true, &w, r, h, &mut col).map_err(|err| (r, err))?;
+            }
+            col
+        } else {
+            Col::Num(e.num_rows(&w, h)?)
+        };
         if *idx == w.cols.len() {
             w.cols.push(col);
         } else {
@@ -272,54 +278,86 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
     let n = aggs.len();
     // Per group: the first row (for key values) and one accumulator per aggregation.
     let mut first: Vec<usize> = Vec::new();
-    let mut accs: Vec<Acc> = Vec::new();
     let mut order: Vec<usize> = Vec::new();
     let mut slots: Vec<u32> = vec![u32::MAX; direct.unwrap_or(0)];
     let mut map: BTreeMap<Vec<i64>, usize> = BTreeMap::new();
     let mut key = Vec::new();
+    // Each aggregation's filter over all rows; of several failing filters,
+    // the error a row-by-row run meets first (lowest row, then aggregation).
+    let mut masks: Vec<Option<Vec<i64>>> = Vec::with_capacity(n);
+    let mut failed: Option<(usize, crate::expr::EvalError)> = None;
+    for ag in aggs {
+        let mask = ag.filter.as_ref().map(|f| f.num_rows(t, h)).transpose().unwrap_or_else(|(r, e)| {
+            if failed.is_none_or(|(r0, _)| r < r0) {
+                failed = Some((r, e));
+            }
+            None
+        });
+        masks.push(mask);
+    }
+    if let Some((row, source)) = failed {
+        return Err(ExecError::Eval { step: step.id.clone(), row, source });
+    }
+    // The group of every row, groups numbered in order of first appearance.
+    let mut group: Vec<u32> = Vec::with_capacity(t.rows);
     if keys.is_empty() {
         first.push(0);
-        accs.extend(core::iter::repeat_n(ACC0, n));
         order.push(0);
-    }
-    for r in 0..t.rows {
-        let g = if keys.is_empty() {
-            0
-        } else if direct.is_some() {
-            let k = t.num(keys[0], r) as usize;
-            if slots[k] == u32::MAX {
-                slots[k] = first.len() as u32;
+        group.resize(t.rows, 0);
+    } else if direct.is_some() {
+        let Col::Num(k) = &t.cols[keys[0]] else { unreachable!("direct keys are enum columns") };
+        for (r, &k) in k.iter().enumerate() {
+            let slot = &mut slots[k as usize];
+            if *slot == u32::MAX {
+                *slot = first.len() as u32;
                 first.push(r);
-                accs.extend(core::iter::repeat_n(ACC0, n));
             }
-            slots[k] as usize
-        } else {
+            group.push(*slot);
+        }
+    } else {
+        for r in 0..t.rows {
             key_of(t, keys, r, &mut key);
-            match map.get(key.as_slice()) {
+            let g = match map.get(key.as_slice()) {
                 Some(&g) => g,
                 None => {
                     map.insert(key.clone(), first.len());
                     first.push(r);
-                    accs.extend(core::iter::repeat_n(ACC0, n));
                     first.len() - 1
                 }
-            }
-        };
-        let acc = &mut accs[g * n..(g + 1) * n];
-        for (a, ag) in acc.iter_mut().zip(aggs) {
-            if let Some(f) = &ag.filter {
-                let keep = f.num(t, r, h).map_err(|source| ExecError::Eval { step: step.id.clone(), row: r, source })?;
-                if keep == 0 {
-                    continue;
-                }
-            }
-            a.count += 1;
-            if let Some(c) = ag.col {
-                let v = t.num(c, r);
-                a.sum += i128::from(v);
-                a.min = a.min.min(v);
-                a.max = a.max.max(v);
-            }
+            };
+            group.push(g as u32);
+        }
+    }
+    // One aggregation at a time over its column: `accs[j * groups + g]`.
+    let groups = first.len();
+    let mut accs: Vec<Acc> = vec![ACC0; groups * n];
+    for (j, (ag, mask)) in aggs.iter().zip(&masks).enumerate() {
+        let acc = &mut accs[j * groups..(j + 1) * groups];
+        let col = ag.col.map(|c| match &t.cols[c] {
+            Col::Num(v) => v.as_slice(),
+            Col::Digest(_) => unreachable!("type checker resolved a numeric column"),
+        });
+        // Only what the function reads is kept up to date (the count
+        // always: min, max and mean of no rows are errors).
+        let rows = group.iter().enumerate().filter(|(r, _)| mask.as_ref().is_none_or(|m| m[*r] != 0));
+        match (ag.func, col) {
+            (AggFn::Count, _) => rows.for_each(|(_, &g)| acc[g as usize].count += 1),
+            (_, None) => unreachable!("the type checker gives every aggregation but count a column"),
+            (AggFn::Sum | AggFn::Mean, Some(v)) => rows.for_each(|(r, &g)| {
+                let a = &mut acc[g as usize];
+                a.count += 1;
+                a.sum += i128::from(v[r]);
+            }),
+            (AggFn::Min, Some(v)) => rows.for_each(|(r, &g)| {
+                let a = &mut acc[g as usize];
+                a.count += 1;
+                a.min = a.min.min(v[r]);
+            }),
+            (AggFn::Max, Some(v)) => rows.for_each(|(r, &g)| {
+                let a = &mut acc[g as usize];
+                a.count += 1;
+                a.max = a.max.max(v[r]);
+            }),
         }
     }
     if !keys.is_empty() {
@@ -339,7 +377,7 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
         let fail = |message| ExecError::Aggregate { step: step.id.clone(), column: name.clone(), message };
         let mut col = Vec::with_capacity(order.len());
         for &g in &order {
-            let a = accs[g * n + j];
+            let a = accs[j * groups + g];
             col.push(match ag.func {
                 AggFn::Count => a.count,
                 AggFn::Sum => i64::try_from(a.sum).map_err(|_| fail("sum overflows a 64-bit value"))?,

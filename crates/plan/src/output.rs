@@ -8,7 +8,6 @@
 //! lowercase hex digits. No floats are ever produced.
 
 use alloc::vec::Vec;
-use core::fmt::Write;
 
 use crate::expr::{Schema, MAX_SAFE_INT};
 use crate::table::{Col, Table};
@@ -53,11 +52,11 @@ pub fn render(t: &Table, schema: &Schema, card: Card, cols: &[usize]) -> Vec<u8>
 
 fn cell(s: &mut alloc::string::String, ty: &Type, v: i64) {
     match ty {
-        Type::Int if v.unsigned_abs() <= MAX_SAFE_INT as u64 => {
-            let _ = write!(s, "{v}");
-        }
+        Type::Int if v.unsigned_abs() <= MAX_SAFE_INT as u64 => value::push_int(s, v),
         Type::Int => {
-            let _ = write!(s, "\"{v}\"");
+            s.push('"');
+            value::push_int(s, v);
+            s.push('"');
         }
         Type::Decimal(scale) => {
             s.push('"');
@@ -91,10 +90,24 @@ pub fn string(s: &mut alloc::string::String, text: &str) {
             '\r' => s.push_str("\\r"),
             '\t' => s.push_str("\\t"),
             c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
+                s.push_str(if (c as u32) < 0x10 { "\\u000" } else { "\\u001" });
+                s.push(char::from(b"0123456789abcdef"[(c as usize) & 15]));
             }
             c => s.push(c),
         }
     }
     s.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every escape RFC 8785 §3.2.2.2 prescribes, against serde_json's
+    /// serializer (an independent implementation of the same rules).
+    #[test]
+    fn strings_escape_as_rfc_8785_says() {
+        let text: alloc::string::String = (0u8..0x80).map(char::from).chain("é€😀".chars()).collect();
+        let mut s = alloc::string::String::new();
+        super::string(&mut s, &text);
+        assert_eq!(s, serde_json::to_string(&text).unwrap());
+    }
 }

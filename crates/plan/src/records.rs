@@ -14,7 +14,7 @@
 
 use alloc::vec::Vec;
 
-use zkaudit_merkle::{CompactRange, Hash, Hasher, LEAF_PREFIX};
+use zkaudit_merkle::{Hash, Hasher, StreamingRoot};
 
 use crate::table::{Col, Table};
 use crate::validate::InputSpec;
@@ -68,45 +68,51 @@ pub fn encode(spec: &InputSpec, t: &Table) -> Vec<u32> {
 pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
     let width = spec.record_words();
     let rows = words.len().checked_div(width).unwrap_or(0);
-    let mut cols: Vec<Col> = spec.schema.iter().map(|(_, t)| Col::for_type(t, rows)).collect();
-    for (r, rec) in words.chunks_exact(width.max(1)).enumerate() {
-        let mut at = 0;
-        for (c, (name, ty)) in spec.schema.iter().enumerate() {
-            let bad = |message| RecordError { input: spec.id.clone(), record: r, column: name.clone(), message };
-            match (&mut cols[c], ty) {
-                (Col::Digest(v), _) => {
-                    let mut d = [0u8; 32];
-                    for (k, w) in rec[at..at + 8].iter().enumerate() {
-                        d[4 * k..4 * k + 4].copy_from_slice(&w.to_le_bytes());
-                    }
-                    v.push(d);
+    let mut cols: Vec<Col> = Vec::with_capacity(spec.schema.len());
+    // Column by column, so the type is matched once per column, not per
+    // cell; of several bad cells, the one a row-by-row scan meets first
+    // (lowest record, then leftmost column) is reported.
+    let mut bad: Option<(usize, usize, &'static str)> = None;
+    let mut at = 0;
+    for (c, (_, ty)) in spec.schema.iter().enumerate() {
+        let cells = || words.chunks_exact(width.max(1)).map(move |rec| &rec[at..at + ty.words()]);
+        let check = |ok: &dyn Fn(u32) -> bool, message: &'static str, bad: &mut Option<(usize, usize, &'static str)>| {
+            if let Some(r) = cells().position(|w| !ok(w[0])) {
+                if bad.is_none_or(|(r0, _, _)| r < r0) {
+                    *bad = Some((r, c, message));
                 }
-                (Col::Num(v), Type::Int | Type::Decimal(_)) => {
-                    v.push(i64::from(rec[at]) | (i64::from(rec[at + 1]) << 32));
-                }
-                (Col::Num(v), Type::Date) => {
-                    let d = i64::from(rec[at] as i32);
-                    if !DATE_RANGE.contains(&d) {
-                        return Err(bad("date out of range (years -9999 to 9999)"));
-                    }
-                    v.push(d);
-                }
-                (Col::Num(v), Type::Bool) => {
-                    if rec[at] > 1 {
-                        return Err(bad("bool cell is neither 0 nor 1"));
-                    }
-                    v.push(i64::from(rec[at]));
-                }
-                (Col::Num(v), Type::Enum(labels)) => {
-                    if rec[at] as usize >= labels.len() {
-                        return Err(bad("enum cell is not a declared label"));
-                    }
-                    v.push(i64::from(rec[at]));
-                }
-                (Col::Num(_), Type::Digest) => unreachable!("digest types get digest columns"),
             }
-            at += ty.words();
-        }
+        };
+        cols.push(match ty {
+            Type::Digest => Col::Digest(
+                cells()
+                    .map(|w| {
+                        let mut d = [0u8; 32];
+                        for (b, w) in d.chunks_exact_mut(4).zip(w) {
+                            b.copy_from_slice(&w.to_le_bytes());
+                        }
+                        d
+                    })
+                    .collect(),
+            ),
+            Type::Int | Type::Decimal(_) => Col::Num(cells().map(|w| i64::from(w[0]) | (i64::from(w[1]) << 32)).collect()),
+            Type::Date => {
+                check(&|w| DATE_RANGE.contains(&i64::from(w as i32)), "date out of range (years -9999 to 9999)", &mut bad);
+                Col::Num(cells().map(|w| i64::from(w[0] as i32)).collect())
+            }
+            Type::Bool => {
+                check(&|w| w <= 1, "bool cell is neither 0 nor 1", &mut bad);
+                Col::Num(cells().map(|w| i64::from(w[0])).collect())
+            }
+            Type::Enum(labels) => {
+                check(&|w| (w as usize) < labels.len(), "enum cell is not a declared label", &mut bad);
+                Col::Num(cells().map(|w| i64::from(w[0])).collect())
+            }
+        });
+        at += ty.words();
+    }
+    if let Some((record, c, message)) = bad {
+        return Err(RecordError { input: spec.id.clone(), record, column: spec.schema[c].0.clone(), message });
     }
     Ok(Table { rows, cols })
 }
@@ -126,28 +132,22 @@ pub struct Commitment {
 /// with several inputs the leaves also feed one tree per input.
 pub fn commit(h: &dyn Hasher, inputs: &[(usize, &[u32])]) -> Commitment {
     let several = inputs.len() > 1;
-    let mut all = CompactRange::new();
+    let mut all = StreamingRoot::new();
     let mut per: Vec<Hash> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
     for (width, words) in inputs {
-        let mut own = CompactRange::new();
+        let mut own = StreamingRoot::new();
         for rec in words.chunks_exact((*width).max(1)) {
-            buf.clear();
-            buf.push(LEAF_PREFIX);
-            for w in rec {
-                buf.extend_from_slice(&w.to_le_bytes());
-            }
-            let leaf = h.sha256(&buf);
+            let leaf = h.leaf_hash_words(rec);
             if several {
-                own.append_with(h, leaf, |_, _, _| {});
+                own.append(h, leaf);
             }
-            all.append_with(h, leaf, |_, _, _| {});
+            all.append(h, leaf);
         }
         if several {
-            per.push(own.root_with(h));
+            per.push(own.root(h));
         }
     }
-    let data_root = all.root_with(h);
+    let data_root = all.root(h);
     if !several {
         per = alloc::vec![data_root; inputs.len()];
     }

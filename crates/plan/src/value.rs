@@ -9,7 +9,6 @@
 use alloc::format;
 use alloc::rc::Rc;
 use alloc::string::String;
-use core::fmt::Write;
 
 /// Largest decimal scale (digits after the point).
 pub const MAX_SCALE: u8 = 18;
@@ -113,18 +112,51 @@ pub fn literal_scale(text: &str) -> u8 {
     text.split_once('.').map_or(0, |(_, f)| f.len().min(255) as u8)
 }
 
+/// Appends the decimal digits of `n`, zero-padded to at least `width`.
+/// (Hand-written rather than `core::fmt`, which the guest would otherwise
+/// page in and run for every cell of the output.)
+pub fn push_digits(s: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for _ in buf.len() - i..width {
+        s.push('0');
+    }
+    s.extend(buf[i..].iter().map(|&b| char::from(b)));
+}
+
+/// Appends `v` in decimal, with a `-` when negative.
+pub fn push_int(s: &mut String, v: i64) {
+    if v < 0 {
+        s.push('-');
+    }
+    push_digits(s, v.unsigned_abs(), 1);
+}
+
 /// Formats an integer at `scale` as a decimal string with exactly `scale`
 /// fraction digits: `format_decimal(3981, 2) == "39.81"`.
 pub fn format_decimal(v: i64, scale: u8) -> String {
     let mut s = String::new();
-    let neg = v < 0;
-    let mag = v.unsigned_abs();
     if scale == 0 {
-        let _ = write!(s, "{}{}", if neg { "-" } else { "" }, mag);
+        push_int(&mut s, v);
         return s;
     }
+    if v < 0 {
+        s.push('-');
+    }
+    let mag = v.unsigned_abs();
     let p = 10u64.pow(u32::from(scale));
-    let _ = write!(s, "{}{}.{:0width$}", if neg { "-" } else { "" }, mag / p, mag % p, width = usize::from(scale));
+    push_digits(&mut s, mag / p, 1);
+    s.push('.');
+    push_digits(&mut s, mag % p, usize::from(scale));
     s
 }
 
@@ -144,16 +176,20 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
 }
 
 /// `(year, month, day)` of a day count since 1970-01-01 (`civil_from_days`).
+///
+/// Only the era is found in 64-bit arithmetic; within an era (146,097
+/// days) everything fits 32 bits, which the zkVM divides natively where a
+/// 64-bit division is a library call.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+    let doe = (z - era * 146_097) as u32; // 0..=146_096
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = i64::from(yoe) + era * 400 + i64::from(m <= 2);
     (y, m, d)
 }
 
@@ -181,11 +217,16 @@ pub fn parse_iso_date(text: &str) -> Option<i64> {
 /// a sign and at least four digits, as ISO 8601 expanded years).
 pub fn format_date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
-    if (0..=9999).contains(&y) {
-        format!("{y:04}-{m:02}-{d:02}")
-    } else {
-        format!("{}{:04}-{m:02}-{d:02}", if y < 0 { "-" } else { "+" }, y.unsigned_abs())
+    let mut s = String::with_capacity(11);
+    if !(0..=9999).contains(&y) {
+        s.push(if y < 0 { '-' } else { '+' });
     }
+    push_digits(&mut s, y.unsigned_abs(), 4);
+    s.push('-');
+    push_digits(&mut s, u64::from(m), 2);
+    s.push('-');
+    push_digits(&mut s, u64::from(d), 2);
+    s
 }
 
 /// The days-since-epoch range a `date` cell may hold: years -9999 to 9999.
@@ -273,5 +314,29 @@ mod tests {
         assert_eq!(civil_from_days(*DATE_RANGE.start()), (-9999, 1, 1));
         assert_eq!(civil_from_days(*DATE_RANGE.end()), (9999, 12, 31));
         assert_eq!(format_date(15_340), "2012-01-01");
+        assert_eq!(format_date(*DATE_RANGE.start()), "-9999-01-01");
+        assert_eq!(format_date(*DATE_RANGE.end()), "9999-12-31");
+        assert_eq!(format_date(days_from_civil(-5, 3, 9).unwrap()), "-0005-03-09");
+    }
+
+    /// The hand-written digits against `core::fmt`, the independent reference.
+    #[test]
+    fn digits_match_core_fmt() {
+        let mut cases = alloc::vec![0, 1, -1, 9, 10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1];
+        let mut x: i64 = 1;
+        while let Some(y) = x.checked_mul(7) {
+            cases.extend([y, -y, y - 1, y + 1]);
+            x = y;
+        }
+        for v in cases {
+            let mut s = String::new();
+            push_int(&mut s, v);
+            assert_eq!(s, alloc::format!("{v}"));
+            for scale in [1u8, 2, 5, 18] {
+                let p = 10u64.pow(u32::from(scale));
+                let want = alloc::format!("{}{}.{:0w$}", if v < 0 { "-" } else { "" }, v.unsigned_abs() / p, v.unsigned_abs() % p, w = usize::from(scale));
+                assert_eq!(format_decimal(v, scale), want, "{v} at scale {scale}");
+            }
+        }
     }
 }

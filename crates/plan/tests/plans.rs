@@ -62,11 +62,13 @@ fn examples_match_the_independent_reference() {
     assert_eq!(full, expected("stocks-summary", "expected-output.json"));
     let (full, _) = example("seattle-weather", "weather", shared.join("seattle-weather.csv"));
     assert_eq!(full, expected("seattle-weather", "expected-output.json"));
+    let (full, _) = example("stocks-count", "prices", shared.join("stocks.csv"));
+    assert_eq!(full, expected("stocks-count", "expected-output.json"));
 }
 
 #[test]
 fn job_request_hashes_are_the_request_files_digests() {
-    for name in ["income-threshold", "stocks-summary", "seattle-weather"] {
+    for name in ["income-threshold", "stocks-summary", "seattle-weather", "stocks-count"] {
         let plan = PlanFile::load(&root().join(format!("examples/{name}/plan.yaml"))).unwrap();
         let req = std::fs::read(root().join(format!("examples/{name}/request.txt"))).unwrap();
         let digest = zkaudit_plan::value::hex(&zkaudit_merkle::Hasher::sha256(&Sha2, &req));

@@ -54,6 +54,56 @@ fn guest_and_native_journals_are_identical_for_every_example() {
     }
 }
 
+/// The guest hashes records on the SHA-256 ecall with its own padding, and a
+/// wrong pad or a misaligned buffer gives a wrong hash without an error. Its
+/// data root must equal the native one for records of every size class:
+/// one word, odd widths, widths that end just before and just after a
+/// 64-byte block boundary (13/14 and 29/30 words, with the prefix byte and
+/// the 9 bytes of padding), and several inputs (one tree each, plus the
+/// tree over all).
+#[test]
+fn the_guest_data_root_equals_the_native_one_for_every_record_width() {
+    for widths in [&[1][..], &[2], &[3], &[13], &[14], &[29], &[30], &[5, 14, 1]] {
+        let mut steps = String::new();
+        let mut files = Vec::new();
+        for (i, &w) in widths.iter().enumerate() {
+            // `bool` cells are one word each, `int` cells two.
+            let (ints, bools) = (w / 2, w % 2);
+            let mut schema: Vec<String> = (0..ints).map(|c| format!("{{name: i{c}, type: int}}")).collect();
+            schema.extend((0..bools).map(|c| format!("{{name: b{c}, type: bool}}")));
+            steps += &format!("  - {{type: data-input, id: in{i}, schema: [{}]}}\n", schema.join(", "));
+            let header: Vec<String> = (0..ints).map(|c| format!("i{c}")).chain((0..bools).map(|c| format!("b{c}"))).collect();
+            let mut csv = header.join(",") + "\n";
+            for r in 0..(5 + i as i64) {
+                let row: Vec<String> =
+                    (0..ints as i64).map(|c| (r * 1_000_003 - c * 77_777_777_777).to_string()).chain((0..bools).map(|_| (r % 2 == 1).to_string())).collect();
+                csv += &(row.join(",") + "\n");
+            }
+            files.push(csv);
+        }
+        let text = format!(
+            "version: \"1.0\"\nid: widths\njobRequestHash: \"sha256:{}\"\nsteps:\n{steps}  - {{type: aggregate, id: n, operation: {{op: reduce, input: in0, aggregations: [{{name: n, fn: count}}]}}}}\noutput: {{step: n}}\nlimits: {{maxCycles: 16777216, maxMemoryBytes: 8388608, maxOutputBytes: 64}}\n",
+            "00".repeat(32)
+        );
+        let plan = PlanFile::parse("widths.yaml", &text, false).unwrap_or_else(|e| panic!("{widths:?}: {e:?}\n{text}"));
+        let program = plan.compile(&Bounds::default()).unwrap_or_else(|e| panic!("{widths:?}: {e:?}\n{text}"));
+        let mut words = Vec::new();
+        let mut sized = Vec::new();
+        for (spec, csv) in program.inputs.iter().zip(&files) {
+            let t = zkaudit_plan::data::parse(spec, "widths.csv", csv.as_bytes(), zkaudit_plan::data::Format::Csv).unwrap();
+            assert_eq!(spec.record_words(), widths[sized.len()]);
+            sized.push((t.rows, records::encode(spec, &t)));
+            words.push(spec.record_words());
+        }
+        let refs: Vec<(usize, &[u32])> = words.iter().zip(&sized).map(|(w, (_, v))| (*w, v.as_slice())).collect();
+        let c = records::commit(&Sha2, &refs);
+        let job = Job { plan_jcs: plan.jcs.clone(), plan_hash: plan.hash, data_root: c.data_root, inputs: sized, max_cycles: program.limits.max_cycles };
+        // The guest panics ("data root mismatch") unless its root is this one.
+        let e = execute(&job, None).unwrap_or_else(|err| panic!("record widths {widths:?}: {err}"));
+        assert_eq!(e.journal.data_root, c.data_root, "{widths:?}");
+    }
+}
+
 #[test]
 fn the_guest_refuses_a_wrong_plan_hash_or_data_root() {
     let (good, _) = income();

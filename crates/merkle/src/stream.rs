@@ -1,0 +1,87 @@
+//! The Merkle tree head of a stream of leaves, in words.
+
+use crate::{empty_root, from_words, Hash, HashWords, Hasher};
+
+/// The RFC 9162 §2.1.1 tree head of leaves appended one by one, kept as the
+/// right edge of the tree (one complete-subtree hash per set bit of the
+/// size) on a fixed stack: no allocation, and every hash stays in
+/// [`HashWords`] from leaf to root, so a zkVM guest never converts or copies
+/// a hash byte by byte. [`CompactRange`](crate::CompactRange) is the same
+/// edge with the subtree callbacks the log needs.
+#[derive(Clone, Debug)]
+pub struct StreamingRoot {
+    size: u64,
+    /// `stack[..size.count_ones()]`, highest (leftmost) subtree first.
+    stack: [HashWords; 64],
+}
+
+impl Default for StreamingRoot {
+    fn default() -> Self {
+        StreamingRoot { size: 0, stack: [[0; 8]; 64] }
+    }
+}
+
+impl StreamingRoot {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Leaves appended so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends one leaf hash: amortised one node hash.
+    pub fn append<H: Hasher + ?Sized>(&mut self, h: &H, leaf: HashWords) {
+        let mut top = self.size.count_ones() as usize;
+        let mut cur = leaf;
+        let mut size = self.size;
+        // Each set low bit is a complete left sibling of the same height.
+        while size & 1 == 1 {
+            top -= 1;
+            cur = h.node_hash_words(&self.stack[top], &cur);
+            size >>= 1;
+        }
+        self.stack[top] = cur;
+        self.size += 1;
+    }
+
+    /// The tree head: the subtrees folded right to left (RFC 9162 §2.1.1);
+    /// `SHA-256("")` for no leaves.
+    pub fn root<H: Hasher + ?Sized>(&self, h: &H) -> Hash {
+        let n = self.size.count_ones() as usize;
+        let Some((last, rest)) = self.stack[..n].split_last() else {
+            return empty_root();
+        };
+        from_words(&rest.iter().rev().fold(*last, |acc, left| h.node_hash_words(left, &acc)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{to_words, CompactRange, Sha2};
+
+    /// Against the independent [`CompactRange`] and RFC 9162's recursive
+    /// definition ([`crate::root`] over the subtrees), for every size up to 70.
+    #[test]
+    fn equals_the_compact_range_for_every_size() {
+        let mut s = StreamingRoot::new();
+        let mut c = CompactRange::new();
+        let mut leaves = alloc::vec::Vec::new();
+        assert_eq!(s.root(&Sha2), empty_root());
+        for i in 0u32..70 {
+            let entry = i.to_le_bytes();
+            let leaf = crate::leaf_hash(&entry);
+            assert_eq!(to_words(&leaf), Sha2.leaf_hash_words(&[i]));
+            s.append(&Sha2, to_words(&leaf));
+            c.append(leaf, |_, _, _| {});
+            leaves.push(leaf);
+            assert_eq!(s.root(&Sha2), c.root(), "size {}", i + 1);
+            let tree = crate::MemoryTree::from_leaf_hashes(leaves.iter().copied());
+            assert_eq!(Some(s.root(&Sha2)), crate::root(&tree, u64::from(i) + 1).ok(), "size {}", i + 1);
+        }
+        assert_eq!(s.size(), 70);
+    }
+}
