@@ -2,8 +2,9 @@
 //!
 //! `risc0_zkvm::sha::Impl::hash_bytes` allocates, pads and copies each
 //! message into fresh heap memory (the bump allocator never frees, so every
-//! hash also pages in new memory): about 560 cycles for one 64-byte block,
-//! where the accelerator costs 6 + 68. Here the padded message of a leaf or
+//! hash also pages in new memory): about 560 cycles for one 64-byte block.
+//! Here (about 200 cycles for a one-block leaf, most of it the ecall
+//! itself; see docs/benchmarks.md) the padded message of a leaf or
 //! a node is built in word-aligned buffers that are reused: the padding and
 //! the length are written once per message size, and each hash rewrites only
 //! the words that hold the message, shifting the entry by the one prefix
@@ -12,7 +13,8 @@
 //! The ecall reads whole words: a buffer that is not 4-byte aligned would be
 //! silently truncated to the word below and give a wrong hash, so every
 //! buffer handed to it is a `[u32]` (the guest tests compare its data root
-//! with the native one on record sizes of every remainder mod 64 bytes).
+//! with the native one for record sizes on both sides of the one- and
+//! two-block boundaries).
 
 use core::cell::RefCell;
 
