@@ -315,7 +315,6 @@ fn bench_proof(a: &ProofArgs) -> Result<()> {
 }
 
 fn bench_cycles(a: &CyclesArgs) -> Result<()> {
-    use zkaudit_merkle::Sha2;
     let base = crate::plan_cmd::load(&a.plan, &a.data)?;
     if !a.json {
         outln!("plan {} (plan hash {})", a.plan.display(), hex::encode(base.file.hash));
@@ -333,16 +332,15 @@ fn bench_cycles(a: &CyclesArgs) -> Result<()> {
     }
     let mut first: Option<(usize, u64)> = None;
     for &k in &a.repeat {
-        let inputs: Vec<(usize, Vec<u32>)> = base.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
-        let sized: Vec<(usize, &[u32])> = base.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
-        let commitment = zkaudit_plan::records::commit(&Sha2, &sized);
-        let l = crate::plan_cmd::Loaded { file: base.file.clone(), program: base.program.clone(), inputs, commitment };
-        let (native, _) = l.run_native()?;
-        let e = zkaudit_zkvm::execute(&zkaudit_zkvm::Job::for_plan(&l), None)?;
-        anyhow::ensure!(e.journal == native, "repeat {k}: the guest's journal differs from native execution");
+        let l = base.repeated(k);
+        let report = zkaudit_app::proof::run(&l, true).with_context(|| format!("repeat {k}"))?;
+        let e = report.zkvm.context("the zkVM run gave no cycle counts")?;
         let records = l.records();
+        // Paging is part of the per-record cost: records and tables live in
+        // memory that must be paged in and out.
+        let work = e.user_cycles + e.paging_cycles;
         if a.json {
-            let mut v = serde_json::to_value(zkaudit_app::proof::cycles(&e, records))?;
+            let mut v = serde_json::to_value(e)?;
             v["repeat"] = serde_json::json!(k);
             v["records"] = serde_json::json!(records);
             print_json(&v);
@@ -357,9 +355,6 @@ fn bench_cycles(a: &CyclesArgs) -> Result<()> {
                 e.segments
             );
         }
-        // Paging is part of the per-record cost: records and tables live in
-        // memory that must be paged in and out.
-        let work = e.user_cycles + e.paging_cycles;
         match first {
             None => first = Some((records, work)),
             Some((r0, c0)) if !a.json && records > r0 => {

@@ -1,4 +1,4 @@
-//! `zkaudit plan`, `run`, `prove`, `verify` and `registry` through the real
+//! `zkaudit plan`, `run`, `prove`, `verify`, `registry` and `bench cycles` through the real
 //! binary: one real proof of the income-threshold example, recorded in a
 //! ledger and verified with every optional check.
 
@@ -160,4 +160,19 @@ fn prove_record_and_verify_one_real_receipt() {
 
     // The ledger still verifies with the proof event in it.
     ok(&["log", "verify", l]);
+}
+
+/// `bench cycles` runs the real guest (execute-only) over the records
+/// repeated: one JSON line per repeat, the guest's journal checked against
+/// native execution each time, and more records cost more cycles.
+#[test]
+fn bench_cycles_measures_the_real_guest_per_repeat() {
+    let out = ok(&["bench", "cycles", "examples/stocks-count/plan.yaml", "--data", "prices=../shared/data/stocks.csv", "--repeat", "1,2", "--json"]);
+    let rows: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!((rows[0]["repeat"].as_u64(), rows[0]["records"].as_u64()), (Some(1), Some(560)));
+    assert_eq!((rows[1]["repeat"].as_u64(), rows[1]["records"].as_u64()), (Some(2), Some(1120)));
+    let work = |r: &serde_json::Value| r["userCycles"].as_u64().unwrap() + r["pagingCycles"].as_u64().unwrap();
+    assert!(work(&rows[1]) > work(&rows[0]), "{out}");
+    assert!(rows[0]["totalCycles"].as_u64().unwrap() >= work(&rows[0]), "{out}");
 }

@@ -81,6 +81,16 @@ impl Loaded {
         Loaded { file, program, inputs, commitment }
     }
 
+    /// The same plan over every input's records repeated `k` times, with
+    /// its commitment recomputed: how `zkaudit bench cycles` measures the
+    /// marginal cost of a record.
+    pub fn repeated(&self, k: usize) -> Loaded {
+        let inputs: Vec<(usize, Vec<u32>)> = self.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
+        let sized: Vec<(usize, &[u32])> = self.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
+        let commitment = records::commit(&Sha2, &sized);
+        Loaded { file: self.file.clone(), program: self.program.clone(), inputs, commitment }
+    }
+
     /// Total records over all inputs.
     pub fn records(&self) -> usize {
         self.inputs.iter().map(|(n, _)| n).sum()
