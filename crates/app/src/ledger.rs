@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest as _, Sha256};
-use zkaudit_index::Backend;
+use zkaudit_index::{Backend, IndexedEvent, Query};
 use zkaudit_jobs::{Idempotent, Store};
 use zkaudit_tlog::{Appended, LedgerDir, Log, LogReader};
 
@@ -129,20 +129,35 @@ impl Ledger {
     /// # Errors
     /// [`Error::Index`], or [`Error::Ledger`] if the checkpoint is unreadable.
     pub fn sync_index(&self) -> Result<(), Error> {
+        self.with_synced_index(|_| Ok(()))
+    }
+
+    /// The indexed events `query` selects, with the index first brought up
+    /// to the latest checkpoint (on the ledger's one index connection).
+    ///
+    /// # Errors
+    /// As [`sync_index`](Self::sync_index).
+    pub fn select(&self, query: &Query) -> Result<Vec<IndexedEvent>, Error> {
+        self.with_synced_index(|index| index.select(query))
+    }
+
+    /// Runs `f` on the index once it is synced to the latest checkpoint.
+    fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {
         let reader = self.reader()?;
         let err = |source| Error::Index { spec: self.index_spec.clone(), source };
         let mut slot = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if slot.is_none() {
-            *slot = Some(zkaudit_index::open(&self.index_spec).map_err(err)?);
-        }
-        if let Some(index) = slot.as_mut() {
-            if let Err(e) = zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}) {
+        let index = match slot.as_mut() {
+            Some(index) => index,
+            None => slot.insert(zkaudit_index::open(&self.index_spec).map_err(err)?),
+        };
+        match zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}).and_then(|_| f(index.as_mut())) {
+            Ok(t) => Ok(t),
+            Err(e) => {
                 // Reopen next time: the connection may be what failed.
                 *slot = None;
-                return Err(err(e));
+                Err(err(e))
             }
         }
-        Ok(())
     }
 
     /// Appends `entries` at most once per idempotency `key` of `tenant`
@@ -189,14 +204,17 @@ impl Ledger {
             Some(ack) => (ack, false, None),
             None => match self.append(entries) {
                 Ok(a) => (a, true, None),
-                // Durable: the answer is stored below like any other.
-                Err(Error::IndexAfterAppend { appended, spec, source }) => (*appended, true, Some(Error::IndexAfterAppend { appended, spec, source })),
-                Err(e @ Error::Ledger { .. }) => {
-                    // Nothing was appended: let a retry try again.
-                    store.release_idempotency_key(tenant, key)?;
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
+                Err(e) => match e.durable_append() {
+                    // Durable: the answer is stored below like any other.
+                    Some(a) => (a, true, Some(e)),
+                    None => {
+                        if matches!(e, Error::Ledger { .. }) {
+                            // Nothing was appended: let a retry try again.
+                            store.release_idempotency_key(tenant, key)?;
+                        }
+                        return Err(e);
+                    }
+                },
             },
         };
         let v = serde_json::to_value(ack).map_err(|e| Error::Job { job: format!("idempotency key {key}"), reason: e.to_string() })?;

@@ -2,6 +2,8 @@
 //! ledger, whether `zkaudit prove --ledger` made it or a proof server's
 //! worker did, and the auditor's check of a recorded proof.
 
+use std::collections::HashMap;
+
 use zkaudit_audit::ReceiptCheck;
 use zkaudit_event::{Digest, Event, ProofRef, Timestamp};
 use zkaudit_index::{Query, Selector};
@@ -188,8 +190,13 @@ pub struct RecordedJobs {
 /// [`Error::Store`] if the unrecorded jobs cannot be listed.
 pub fn record_jobs(store: &Store, ledger: &Ledger, registry: &Registry) -> Result<RecordedJobs, Error> {
     let mut done = RecordedJobs::default();
-    for job in store.unrecorded_proofs(100)? {
-        match record_job(store, ledger, registry, &job) {
+    let jobs = store.unrecorded_proofs(100)?;
+    if jobs.is_empty() {
+        return Ok(done);
+    }
+    let in_ledger = recorded_jobs(ledger)?;
+    for job in jobs {
+        match record_job(store, ledger, registry, &job, in_ledger.get(&job.id).copied()) {
             Ok(true) => done.found += 1,
             Ok(false) => done.recorded += 1,
             Err(e) => done.failed.push((job.id.clone(), e)),
@@ -198,10 +205,11 @@ pub fn record_jobs(store: &Store, ledger: &Ledger, registry: &Registry) -> Resul
     Ok(done)
 }
 
-/// Records one succeeded job (see [`record_jobs`]); `true` when its
-/// event was already in the ledger and only the job was marked.
-fn record_job(store: &Store, ledger: &Ledger, registry: &Registry, job: &Job) -> Result<bool, Error> {
-    let (index, found) = match already_recorded(ledger, &job.id)? {
+/// Records one succeeded job (see [`record_jobs`]) unless its event is
+/// already in the ledger at `in_ledger`; `true` when it was, and only the
+/// job was marked.
+fn record_job(store: &Store, ledger: &Ledger, registry: &Registry, job: &Job, in_ledger: Option<u64>) -> Result<bool, Error> {
+    let (index, found) = match in_ledger {
         Some(i) => (i, true),
         None => {
             let (claim, receipt) = job_claim(store, job, registry)?;
@@ -212,14 +220,20 @@ fn record_job(store: &Store, ledger: &Ledger, registry: &Registry, job: &Job) ->
     Ok(found)
 }
 
-/// The leaf index of the proof event of job `id`, if the ledger has one.
-fn already_recorded(ledger: &Ledger, id: &str) -> Result<Option<u64>, Error> {
-    ledger.sync_index()?;
-    let spec = ledger.index_spec();
-    let mut index = zkaudit_index::open(spec).map_err(|source| Error::Index { spec: spec.to_owned(), source })?;
-    let events = index.select(&Query::new(Selector::MetaKey("jobId".into()))).map_err(|source| Error::Index { spec: spec.to_owned(), source })?;
-    let want = serde_json::Value::String(id.to_owned()).to_string();
-    Ok(events.iter().find(|e| e.kind == crate::claim::PROOF_EVENT_TYPE && e.metadata.iter().any(|(k, v)| k == "jobId" && *v == want)).map(|e| e.leaf_index))
+/// The leaf index of every proof event in the ledger that names a job
+/// (`jobId`), by job ID; the first event of a job if it has several.
+fn recorded_jobs(ledger: &Ledger) -> Result<HashMap<String, u64>, Error> {
+    let mut by_job = HashMap::new();
+    for e in ledger.select(&Query::new(Selector::MetaKey("jobId".into())))? {
+        if e.kind != crate::claim::PROOF_EVENT_TYPE {
+            continue;
+        }
+        // Metadata values are JSON: the job ID is a JSON string.
+        if let Some(Ok(id)) = e.metadata.iter().find(|(k, _)| k == "jobId").map(|(_, v)| serde_json::from_str::<String>(v)) {
+            by_job.entry(id).or_insert(e.leaf_index);
+        }
+    }
+    Ok(by_job)
 }
 
 /// The claim for a succeeded job, from its receipt verified again here.

@@ -207,18 +207,18 @@ fn append(dst: &mut Col, src: &Col) {
 
 /// The rows of `t` whose `mask` value is not 0, in order.
 fn gather(t: &Table, mask: &[i64]) -> Table {
-    let rows = mask.iter().filter(|m| **m != 0).count();
-    let keep = |v: &[i64]| {
+    fn keep<T: Copy>(v: &[T], mask: &[i64], rows: usize) -> Vec<T> {
         let mut out = Vec::with_capacity(rows);
         out.extend(v.iter().zip(mask).filter(|(_, m)| **m != 0).map(|(x, _)| *x));
         out
-    };
+    }
+    let rows = mask.iter().filter(|m| **m != 0).count();
     let cols = t
         .cols
         .iter()
         .map(|c| match c {
-            Col::Num(v) => Col::Num(keep(v)),
-            Col::Digest(v) => Col::Digest(v.iter().zip(mask).filter(|(_, m)| **m != 0).map(|(x, _)| *x).collect()),
+            Col::Num(v) => Col::Num(keep(v, mask, rows)),
+            Col::Digest(v) => Col::Digest(keep(v, mask, rows)),
         })
         .collect();
     Table { rows, cols }

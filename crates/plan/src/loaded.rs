@@ -75,7 +75,12 @@ impl Loaded {
     /// Encodes `tables` (one per data input, in plan order, as
     /// [`match_inputs`] orders them) and commits to their records.
     pub fn new(file: PlanFile, program: Program, tables: &[Table]) -> Loaded {
-        let inputs: Vec<(usize, Vec<u32>)> = program.inputs.iter().zip(tables).map(|(spec, t)| (t.rows, records::encode(spec, t))).collect();
+        let inputs = program.inputs.iter().zip(tables).map(|(spec, t)| (t.rows, records::encode(spec, t))).collect();
+        Loaded::committed(file, program, inputs)
+    }
+
+    /// `inputs` (`(records, words)` per data input) with their commitment.
+    fn committed(file: PlanFile, program: Program, inputs: Vec<(usize, Vec<u32>)>) -> Loaded {
         let sized: Vec<(usize, &[u32])> = program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
         let commitment = records::commit(&Sha2, &sized);
         Loaded { file, program, inputs, commitment }
@@ -85,10 +90,8 @@ impl Loaded {
     /// its commitment recomputed: how `zkaudit bench cycles` measures the
     /// marginal cost of a record.
     pub fn repeated(&self, k: usize) -> Loaded {
-        let inputs: Vec<(usize, Vec<u32>)> = self.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
-        let sized: Vec<(usize, &[u32])> = self.program.inputs.iter().zip(&inputs).map(|(s, (_, w))| (s.record_words(), w.as_slice())).collect();
-        let commitment = records::commit(&Sha2, &sized);
-        Loaded { file: self.file.clone(), program: self.program.clone(), inputs, commitment }
+        let inputs = self.inputs.iter().map(|(n, w)| (n * k, w.repeat(k))).collect();
+        Loaded::committed(self.file.clone(), self.program.clone(), inputs)
     }
 
     /// Total records over all inputs.
