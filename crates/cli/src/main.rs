@@ -16,6 +16,7 @@ mod child_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
+mod record_cmd;
 mod serve_cmd;
 mod zk_cmd;
 
@@ -83,6 +84,9 @@ enum Command {
     /// List, create and sign program registries.
     #[command(subcommand)]
     Registry(zk_cmd::RegistryCommand),
+    /// Run a command and record what it and its descendants do (exec, files,
+    /// network) into a ledger or a server; exits as the command did.
+    Record(record_cmd::RecordArgs),
     /// Ask a question of the ledger in Prolog; answers carry their evidence.
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
@@ -115,6 +119,7 @@ fn main() -> ExitCode {
         Command::Prove(a) => zk_cmd::prove(a),
         Command::Verify(a) => zk_cmd::verify(a),
         Command::Registry(c) => zk_cmd::registry(c),
+        Command::Record(a) => record_cmd::record(a),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::Serve(a) => serve_cmd::serve(a),
