@@ -65,4 +65,8 @@ if ! command -v shellcheck >/dev/null 2>&1; then
   echo "setup: installing Debian's shellcheck (a gate of scripts/test.sh)" >&2
   apt_install shellcheck
 fi
+if ! command -v strace >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1; then
+  echo "setup: installing Debian's strace, gcc and python3 (the recorder's tests trace them)" >&2
+  apt_install strace gcc python3
+fi
 mkdir -p "$CARGO_TARGET_DIR"

@@ -63,7 +63,8 @@ event(I, T, L, Ty, In, Out) :-
     '$use'(I).
 
 %% meta(?Index, ?Key, ?Value): top-level metadata. Strings and booleans are
-%% atoms, numbers are numbers, anything else is the atom of its JSON text.
+%% atoms, numbers are numbers, an array of strings and numbers is a list,
+%% anything else is the atom of its JSON text.
 meta(I, K, V) :-
     (   integer(I) -> '$need'(index(I))
     ;   atom(K) -> '$need'(meta_key(K))
@@ -168,6 +169,66 @@ zkaudit_integrity(S) :-
     ),
     '$need'(integrity(S)),
     '$integrity'(S, ok).
+
+%% What collectors recorded (zkaudit record, zkaudit collect audit): ECS
+%% fields in metadata; processes are named by `process.entity_id`.
+
+%% process(?Index, ?EntityId, ?Executable, ?Args): a process image began,
+%% by exec (Args its argv) or by a fork recorded on its own (Args []).
+process(I, E, Exe, Args) :-
+    member(Ty, [process_exec, process_fork]),
+    event(I, _, _, Ty, _, _),
+    '$meta'(I, 'process.entity_id', E),
+    '$meta'(I, 'process.executable', Exe),
+    (   Ty == process_exec, '$meta'(I, 'process.args', A) -> Args = A ; Args = [] ).
+
+%% process_parent(?Child, ?Parent): leaf indices of a process's launch
+%% event and of its parent process's.
+process_parent(C, P) :-
+    process(C, _, _, _),
+    '$meta'(C, 'process.parent.entity_id', PE),
+    process(P, PE, _, _).
+
+%% process_exit(?Index, ?EntityId, ?Status): Status is exit(Code) or
+%% signal(Name), e.g. signal('SIGSEGV').
+process_exit(I, E, S) :-
+    event(I, _, _, process_exit, _, _),
+    '$meta'(I, 'process.entity_id', E),
+    (   '$meta'(I, 'process.exit_code', C) -> S = exit(C)
+    ;   '$meta'(I, 'zkaudit.process.signal', N) -> S = signal(N)
+    ;   S = unknown
+    ).
+
+%% file_read(?Index, ?Path, ?Digest, ?EntityId): process EntityId opened
+%% Path for reading when its content had Digest.
+file_read(I, P, D, E) :- '$file_event'(file_read, I, P, D, E).
+
+%% file_written(?Index, ?Path, ?Digest, ?EntityId): Path held Digest when
+%% process EntityId closed it after writing.
+file_written(I, P, D, E) :- '$file_event'(file_write, I, P, D, E).
+
+'$file_event'(Ty, I, P, D, E) :-
+    event(I, _, _, Ty, _, D),
+    '$meta'(I, 'file.path', P),
+    '$meta'(I, 'process.entity_id', E).
+
+%% connected(?Index, ?EntityId, ?DestinationIp, ?DestinationPort): process
+%% EntityId connected (or began a non-blocking connect) to Ip:Port.
+connected(I, E, Ip, Port) :-
+    event(I, _, _, network_connect, _, _),
+    \+ '$meta'(I, 'event.outcome', failure),
+    '$meta'(I, 'process.entity_id', E),
+    '$meta'(I, 'destination.ip', Ip),
+    '$meta'(I, 'destination.port', Port).
+
+%% collector_gap(?Index, ?Collector, ?Reason, ?Lost): where a collector
+%% was blind: Reason (kernel_lost, buffer_full, spool_full, unreadable) and
+%% how many events or items it missed.
+collector_gap(I, C, R, N) :-
+    event(I, _, _, collector_gap, _, _),
+    '$meta'(I, 'observer.type', C),
+    '$meta'(I, 'event.action', R),
+    '$meta'(I, 'zkaudit.gap.lost', N).
 
 %% availability(+Service, -Percent, -Outages, -Used): the share of time
 %% Service was up, from its service_down / service_up / service_check events

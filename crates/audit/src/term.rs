@@ -41,7 +41,8 @@ fn escape_into(out: &mut String, s: &str, quote: char) {
 }
 
 /// A JSON value as a Prolog term: integers stay integers, other numbers
-/// become floats, strings and booleans atoms, `null` the atom `null`, and
+/// become floats, strings and booleans atoms, `null` the atom `null`, an
+/// array of strings and numbers (an argv) a list of those, and other
 /// arrays and objects the atom of their RFC 8785 text.
 pub fn json_to_prolog(jcs: &str) -> String {
     match serde_json::from_str::<Value>(jcs) {
@@ -53,6 +54,11 @@ pub fn json_to_prolog(jcs: &str) -> String {
         Ok(Value::String(s)) => quote_atom(&s),
         Ok(Value::Bool(b)) => b.to_string(),
         Ok(Value::Null) => "null".to_owned(),
+        // A list of strings and numbers (argv) is a Prolog list.
+        Ok(Value::Array(items)) if items.iter().all(|v| v.is_string() || v.is_number()) => {
+            let items: Vec<String> = items.iter().map(|v| json_to_prolog(&v.to_string())).collect();
+            format!("[{}]", items.join(","))
+        }
         _ => quote_atom(jcs),
     }
 }

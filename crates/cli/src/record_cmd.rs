@@ -63,7 +63,7 @@ pub struct RecordArgs {
 
 /// `zkaudit record`: exits as the command did.
 pub fn record(a: RecordArgs) -> Result<ExitCode> {
-    let r = zkaudit_record::run(&a.command, a.sink.destination()?)?;
+    let r = zkaudit_record::run(&a.command, None, a.sink.destination()?)?;
     let status = match r.status {
         zkaudit_record::CommandStatus::Exited(c) => json!({"exit_code": c}),
         zkaudit_record::CommandStatus::Signaled(s) => json!({"signal": s}),

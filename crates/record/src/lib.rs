@@ -37,6 +37,7 @@ pub mod tracer;
 pub use tracer::{record, resolve, CommandStatus, Program, RecordError, Stats};
 
 use std::ffi::OsString;
+use std::path::Path;
 
 use zkaudit_collect::{Destination, Report, Sink, SinkOptions};
 use zkaudit_event::Layer;
@@ -53,14 +54,15 @@ pub struct Recorded {
 }
 
 /// The `zkaudit record` use case: resolves `argv[0]`, opens the sink to
-/// `dest`, runs the command under the tracer, and flushes the sink. Bad
-/// input (no such command, not executable, not a ledger) fails before
-/// anything is started or appended.
+/// `dest`, runs the command (in `cwd`, or ours) under the tracer, and
+/// flushes the sink. Bad input (no such command, not executable, not a
+/// ledger) fails before anything is started or appended.
 ///
 /// # Errors
 /// [`RecordError`]; for a sink that failed mid-run, the sink's own error.
-pub fn run(argv: &[OsString], dest: Destination) -> Result<Recorded, RecordError> {
-    let program = resolve(argv)?;
+pub fn run(argv: &[OsString], cwd: Option<&Path>, dest: Destination) -> Result<Recorded, RecordError> {
+    let mut program = resolve(argv)?;
+    program.cwd = cwd.map(Path::to_owned);
     let mut sink = Sink::open(dest, SinkOptions::new(tracer::COLLECTOR, Layer::Computation))?;
     match record(&program, &mut sink) {
         Ok((status, stats)) => Ok(Recorded { status, stats, sink: sink.finish()? }),

@@ -30,17 +30,20 @@ pub enum StartStage {
     Seccomp,
     /// `execve`.
     Exec,
+    /// `chdir` to the working directory.
+    Chdir,
 }
 
-/// Forks a child that asks to be traced, stops itself so the tracer can
-/// set its options, installs the seccomp `filter` and executes `path` with
-/// `argv` and the current environment. Returns its pid and the read end
+/// Forks a child that asks to be traced, changes to directory `cwd` (if
+/// given), stops itself so the tracer can set its options, installs the
+/// seccomp `filter` and executes `path` with `argv` and the current
+/// environment. Returns its pid and the read end
 /// of a close-on-exec pipe: if starting fails, the child writes the stage
 /// and `errno` there and exits 127 (see [`start_error`]).
 ///
 /// # Errors
 /// `pipe2` or `fork` failing.
-pub fn spawn_traced(path: &CStr, argv: &[CString], filter: &[libc::sock_filter]) -> io::Result<(pid_t, OwnedFd)> {
+pub fn spawn_traced(path: &CStr, argv: &[CString], cwd: Option<&CStr>, filter: &[libc::sock_filter]) -> io::Result<(pid_t, OwnedFd)> {
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
     let prog =
@@ -70,6 +73,11 @@ pub fn spawn_traced(path: &CStr, argv: &[CString], filter: &[libc::sock_filter])
             if libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0) == -1 {
                 fail(0);
             }
+            if let Some(dir) = cwd {
+                if libc::chdir(dir.as_ptr()) == -1 {
+                    fail(3);
+                }
+            }
             libc::kill(libc::getpid(), libc::SIGSTOP);
             if libc::geteuid() != 0 && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
                 fail(1);
@@ -97,6 +105,7 @@ pub fn start_error(pipe: &OwnedFd) -> Option<(StartStage, io::Error)> {
     let stage = match msg[0] {
         0 => StartStage::TraceMe,
         1 => StartStage::Seccomp,
+        3 => StartStage::Chdir,
         _ => StartStage::Exec,
     };
     Some((stage, io::Error::from_raw_os_error(i32::from_le_bytes([msg[1], msg[2], msg[3], msg[4]]))))
@@ -172,7 +181,9 @@ pub enum Status {
     Stopped(c_int, c_int),
 }
 
-/// `waitpid(-1, __WALL)`: the next tracee state change; `None` when no
+/// `waitpid(-1, __WALL | __WNOTHREAD)`: the next state change of a tracee
+/// of this thread (the one that started the command; other threads' children,
+/// and other tracers in this process, are left alone); `None` when no
 /// tracee is left.
 ///
 /// # Errors
@@ -181,7 +192,7 @@ pub fn wait_any() -> io::Result<Option<(pid_t, Status)>> {
     loop {
         let mut st: c_int = 0;
         // SAFETY: st is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut st, libc::__WALL) };
+        let pid = unsafe { libc::waitpid(-1, &mut st, libc::__WALL | libc::__WNOTHREAD) };
         if pid == -1 {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
@@ -260,8 +271,9 @@ pub fn read_ptrs(pid: pid_t, addr: u64, max: usize) -> io::Result<Vec<u64>> {
     Ok(out)
 }
 
-/// A tracee's descriptor `fd`, duplicated into this process
-/// (`pidfd_open` + `pidfd_getfd`, Linux 5.6).
+/// Descriptor `fd` of process `pid` (a thread-group leader: descriptors
+/// belong to the process), duplicated into this process (`pidfd_open` +
+/// `pidfd_getfd`, Linux 5.6).
 ///
 /// # Errors
 /// The kernel's (the fd is closed, the tracee gone).
@@ -305,8 +317,7 @@ pub struct SocketView {
     pub local: Option<SocketAddr>,
     /// `getpeername`.
     pub peer: Option<SocketAddr>,
-    /// TCP only: `(tcpi_bytes_acked, tcpi_bytes_received)` from `TCP_INFO`
-    /// (Linux 4.1): bytes sent and acknowledged, bytes received.
+    /// TCP only: `(bytes sent, bytes received)` from `TCP_INFO` (see `tcp_bytes`).
     pub bytes: Option<(u64, u64)>,
 }
 
@@ -338,11 +349,31 @@ fn sockopt<T>(fd: &OwnedFd, level: c_int, name: c_int) -> Option<T> {
     (r == 0).then(|| unsafe { v.assume_init() })
 }
 
+/// `(tcpi_bytes_sent, tcpi_bytes_received)` of a TCP socket: payload bytes
+/// sent (retransmissions included) and received (the peer's FIN not counted). Read from the raw
+/// `struct tcp_info` (linux/tcp.h; append-only ABI), where they sit at
+/// byte offsets 200 (Linux 4.19) and 128 (Linux 4.1); libc's struct stops
+/// before the first.
+fn tcp_bytes(fd: &OwnedFd) -> Option<(u64, u64)> {
+    let mut raw = [0u8; 256];
+    let mut len = raw.len() as libc::socklen_t;
+    // SAFETY: raw has room for len bytes.
+    let r = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, raw.as_mut_ptr().cast(), &mut len) };
+    if r != 0 || (len as usize) < 208 {
+        return None;
+    }
+    let u64_at = |o: usize| raw[o..o + 8].try_into().ok().map(u64::from_ne_bytes);
+    // bytes_received counts the peer's FIN as one byte: take it out once
+    // the FIN has arrived (TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING).
+    let fin = u64::from(matches!(raw[0], 6 | 8 | 9 | 11));
+    Some((u64_at(200)?, u64_at(128)?.saturating_sub(fin)))
+}
+
 /// Looks at a socket duplicated by [`dup_from`].
 pub fn socket_view(fd: &OwnedFd) -> SocketView {
     let proto: c_int = sockopt(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL).unwrap_or(0);
     let tcp = proto == libc::IPPROTO_TCP;
-    let bytes = if tcp { sockopt::<libc::tcp_info>(fd, libc::IPPROTO_TCP, libc::TCP_INFO).map(|i| (i.tcpi_bytes_acked, i.tcpi_bytes_received)) } else { None };
+    let bytes = if tcp { tcp_bytes(fd) } else { None };
     SocketView { tcp, udp: proto == libc::IPPROTO_UDP, local: sockaddr_of(fd, false), peer: sockaddr_of(fd, true), bytes }
 }
 

@@ -66,6 +66,8 @@ pub struct Program {
     pub path: PathBuf,
     /// Its argv, `argv[0]` as given.
     pub argv: Vec<OsString>,
+    /// Its working directory (`None`: ours).
+    pub cwd: Option<PathBuf>,
 }
 
 /// Resolves `argv[0]` as `execvp` would (through `PATH` unless it contains
@@ -89,14 +91,14 @@ pub fn resolve(argv: &[OsString]) -> Result<Program, RecordError> {
     if first.as_bytes().contains(&b'/') {
         let p = PathBuf::from(first);
         check(&p)?;
-        return Ok(Program { path: p, argv: argv.to_vec() });
+        return Ok(Program { path: p, argv: argv.to_vec(), cwd: None });
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
     let mut not_executable = None;
     for dir in std::env::split_paths(&path) {
         let p = dir.join(first);
         match check(&p) {
-            Ok(()) => return Ok(Program { path: p, argv: argv.to_vec() }),
+            Ok(()) => return Ok(Program { path: p, argv: argv.to_vec(), cwd: None }),
             Err(e @ RecordError::NotExecutable { .. }) => {
                 not_executable.get_or_insert(e);
             }
@@ -143,8 +145,12 @@ pub fn record(program: &Program, sink: &mut Sink) -> Result<(CommandStatus, Stat
     let path = CString::new(program.path.as_os_str().as_bytes()).map_err(|e| start_err("path")(std::io::Error::other(e)))?;
     let argv: Vec<CString> =
         program.argv.iter().map(|a| CString::new(a.as_bytes())).collect::<Result<_, _>>().map_err(|e| start_err("argv")(std::io::Error::other(e)))?;
+    let cwd = match &program.cwd {
+        Some(d) => Some(CString::new(d.as_os_str().as_bytes()).map_err(|e| start_err("cwd")(std::io::Error::other(e)))?),
+        None => None,
+    };
     let filter = seccomp::program();
-    let (root, pipe) = sys::spawn_traced(&path, &argv, &filter).map_err(start_err("fork"))?;
+    let (root, pipe) = sys::spawn_traced(&path, &argv, cwd.as_deref(), &filter).map_err(start_err("fork"))?;
     sys::ignore_terminal_signals();
     // The child stops itself (SIGSTOP) so that the options are set before
     // its seccomp filter can stop it.
@@ -171,6 +177,7 @@ pub fn record(program: &Program, sink: &mut Sink) -> Result<(CommandStatus, Stat
                 sys::StartStage::TraceMe => "PTRACE_TRACEME",
                 sys::StartStage::Seccomp => "installing the seccomp filter",
                 sys::StartStage::Exec => "execve",
+                sys::StartStage::Chdir => "changing to the working directory",
             };
             return Err(RecordError::Start { path: program.path.clone(), stage, source });
         }
@@ -657,13 +664,13 @@ impl<'s> Tracer<'s> {
                     _ => Some(false),
                 };
                 let errno = (ret < 0).then(|| -ret);
-                self.socket_opened(tid, tgid, fd, "connect", Some(remote), outcome, errno)?;
+                self.socket_opened(tgid, fd, "connect", Some(remote), outcome, errno)?;
             }
             Pending::Bind { fd, local } => {
                 let errno = (ret < 0).then(|| -ret);
-                self.socket_opened(tid, tgid, fd, "bind", Some(local), Some(ret == 0), errno)?;
+                self.socket_opened(tgid, fd, "bind", Some(local), Some(ret == 0), errno)?;
             }
-            Pending::Accept if ret >= 0 => self.socket_opened(tid, tgid, ret as i32, "accept", None, Some(true), None)?,
+            Pending::Accept if ret >= 0 => self.socket_opened(tgid, ret as i32, "accept", None, Some(true), None)?,
             _ => {}
         }
         Ok(())
@@ -926,7 +933,7 @@ impl<'s> Tracer<'s> {
                 for (k, v) in s.fields {
                     o = o.field(k, v);
                 }
-                if let Some((sent, received)) = sys::dup_from(tid, fd).ok().map(|f| sys::socket_view(&f)).and_then(|v| v.bytes) {
+                if let Some((sent, received)) = sys::dup_from(tgid, fd).ok().map(|f| sys::socket_view(&f)).and_then(|v| v.bytes) {
                     // ECS: source.bytes flow from source to destination.
                     let (src, dst) = if s.inbound { (received, sent) } else { (sent, received) };
                     o = o.field("source.bytes", src).field("destination.bytes", dst).field("network.bytes", sent + received);
@@ -937,10 +944,8 @@ impl<'s> Tracer<'s> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn socket_opened(
         &mut self,
-        tid: pid_t,
         tgid: pid_t,
         fd: i32,
         action: &'static str,
@@ -948,13 +953,14 @@ impl<'s> Tracer<'s> {
         outcome: Option<bool>,
         errno: Option<i64>,
     ) -> Result<(), SinkError> {
-        let sock: Option<OwnedFd> = sys::dup_from(tid, fd).ok();
+        let sock: Option<OwnedFd> = sys::dup_from(tgid, fd).ok();
         let view = sock.as_ref().map(sys::socket_view).unwrap_or_default();
         let ino = sock.as_ref().and_then(|f| std::fs::metadata(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(f))).ok()).map_or(0, |m| m.ino());
         let inbound = action == "accept";
         let (local, remote) = match action {
             "connect" => (view.local, addr.or(view.peer)),
-            "bind" => (addr.or(view.local), None),
+            // After bind, getsockname has the port a bind to port 0 got.
+            "bind" => (view.local.or(addr), None),
             _ => (view.local, view.peer),
         };
         let transport = if view.tcp {
