@@ -211,8 +211,11 @@ impl Query {
 pub trait Backend: Send {
     /// The position the index has reached, or `None` if it is empty.
     fn position(&mut self) -> Result<Option<Position>, Error>;
-    /// Adds `events` (which must continue from the current position) and
-    /// moves the position to `to`, in one transaction.
+    /// Adds `events` (which must continue from the position read before)
+    /// and moves the position to `to`, in one transaction. Several
+    /// processes may sync one index at once (each appender of a shared
+    /// ledger does): the transaction holds the index's write lock, and the
+    /// events another process has indexed since are skipped, not repeated.
     fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error>;
     /// Deletes every row, leaving an empty index.
     fn reset(&mut self) -> Result<(), Error>;

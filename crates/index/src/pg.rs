@@ -41,8 +41,17 @@ impl Backend for Postgres {
     }
 
     fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error> {
+        let mut tx = self.client.transaction()?;
+        // One writer at a time (held to the end of the transaction), then
+        // skip what another has indexed meanwhile.
+        tx.execute("SELECT pg_advisory_xact_lock(7268411)", &[])?;
+        let done = tx.query_opt(sql::POSITION, &[])?.map(|r| r.try_get::<_, i64>(0)).transpose()?.map_or(0, |n| n as u64);
+        if to.tree_size <= done {
+            return Ok(());
+        }
+        let events: Vec<&IndexedEvent> = events.iter().filter(|e| e.leaf_index >= done).collect();
         // Column-wise arrays, so each table takes one statement per chunk.
-        let rows: Vec<sql::EventRow> = events.iter().map(sql::event_row).collect();
+        let rows: Vec<sql::EventRow> = events.iter().copied().map(sql::event_row).collect();
         macro_rules! col {
             ($i:tt) => {
                 rows.iter().map(|r| r.$i.clone()).collect::<Vec<_>>()
@@ -64,7 +73,6 @@ impl Backend for Postgres {
                 mv.push(v.as_str());
             }
         }
-        let mut tx = self.client.transaction()?;
         tx.execute(
             &format!(
                 "INSERT INTO events ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],

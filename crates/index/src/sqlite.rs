@@ -44,7 +44,14 @@ impl Backend for Sqlite {
     }
 
     fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error> {
-        let tx = self.conn.transaction()?;
+        // IMMEDIATE: take the write lock before reading the position.
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: Option<i64> = tx.query_row(sql::POSITION, [], |r| r.get(0)).optional()?;
+        let done = done.map_or(0, |n| n as u64);
+        if to.tree_size <= done {
+            return Ok(());
+        }
+        let events = events.iter().filter(|e| e.leaf_index >= done);
         {
             let mut ev =
                 tx.prepare_cached(&format!("INSERT INTO events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", sql::EVENT_COLUMNS))?;

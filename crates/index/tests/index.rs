@@ -83,6 +83,33 @@ fn incremental_equals_rebuild(index: &mut dyn Backend, dir: &Path) {
     check_lookups(index);
 }
 
+/// Two processes appending to one ledger both sync its index: the one
+/// that read the position before the other wrote must skip, not repeat.
+fn a_stale_writer_skips_what_is_indexed(a: &mut dyn Backend, b: &mut dyn Backend, dir: &Path) {
+    append_stream(dir, "gmp");
+    assert_eq!(b.position().unwrap(), None, "b reads the position first");
+    sync(a, dir);
+    let rows = a.select(&Query::new(Selector::All)).unwrap();
+    let to = a.position().unwrap().unwrap();
+    b.write(&rows, to).unwrap();
+    assert_eq!(b.select(&Query::new(Selector::All)).unwrap(), rows);
+    assert_eq!(b.count(&Query::new(Selector::MetaKey("batch_id".into()))).unwrap(), a.count(&Query::new(Selector::MetaKey("batch_id".into()))).unwrap());
+    // Half stale: rows from the middle on, past the end.
+    append_stream(dir, "itil");
+    sync(a, dir);
+    let all = a.select(&Query::new(Selector::All)).unwrap();
+    b.write(&all[rows.len() / 2..], a.position().unwrap().unwrap()).unwrap();
+    assert_eq!(b.select(&Query::new(Selector::All)).unwrap(), all);
+}
+
+#[test]
+fn concurrent_syncs_of_one_sqlite_index() {
+    let (tmp, dir) = new_log();
+    let path = tmp.path().join("index.sqlite");
+    let (mut a, mut b) = (Sqlite::open(&path).unwrap(), Sqlite::open(&path).unwrap());
+    a_stale_writer_skips_what_is_indexed(&mut a, &mut b, &dir);
+}
+
 #[test]
 fn sqlite_incremental_rebuild_and_deleted_index() {
     let (tmp, dir) = new_log();
@@ -154,4 +181,11 @@ fn postgres_answers_exactly_as_sqlite() {
     // The opener picks PostgreSQL for a URL.
     let mut opened = zkaudit_index::open(&pg.url).unwrap();
     assert_eq!(opened.position().unwrap(), index.position().unwrap());
+
+    // Two writers of one index, on a fresh database.
+    let (_tmp2, dir2) = new_log();
+    let mut c = Postgres::connect(&pg.url).unwrap();
+    c.reset().unwrap();
+    let mut d = Postgres::connect(&pg.url).unwrap();
+    a_stale_writer_skips_what_is_indexed(&mut c, &mut d, &dir2);
 }
