@@ -7,6 +7,8 @@
 #      local CPU prover) and record the proof event in the ledger;
 #   4. verify the receipt against the program registry, the plan, the data
 #      and the expected output; prove the proof event's inclusion and fsck.
+# Steps 2 to 4 run under `zkaudit record`, so the ledger also shows which
+# processes read stocks.csv and wrote the receipt (step 7).
 #
 #   DATA=dir  data set directory  (default: ../shared/data)
 #   OUT=dir   where results go    (default: target/main-job)
@@ -41,25 +43,27 @@ $Z log append "$LOG" "$OUT/events.jsonl" --json
 
 echo
 echo "== 2. validate the plan, run it natively and in the zkVM executor"
-$Z plan validate "$PLAN"
-$Z run "$PLAN" --data prices="$STOCKS" --zkvm
+R=("$Z" record -q --ledger "$LOG" --)
+"${R[@]}" "$Z" plan validate "$PLAN"
+"${R[@]}" "$Z" run "$PLAN" --data prices="$STOCKS" --zkvm
 
 echo
 echo "== 3. prove it in RISC Zero (this is the slow part: minutes on 2 cores)"
-$Z prove "$PLAN" --data prices="$STOCKS" --out "$OUT/stocks-summary.receipt" --ledger "$LOG"
+"${R[@]}" "$Z" prove "$PLAN" --data prices="$STOCKS" --out "$OUT/stocks-summary.receipt" --ledger "$LOG"
 
 echo
 echo "== 4. verify the receipt: registry, seal, plan hash, data root and output"
-$Z verify "$OUT/stocks-summary.receipt" --plan "$PLAN" --data prices="$STOCKS" \
+"${R[@]}" "$Z" verify "$OUT/stocks-summary.receipt" --plan "$PLAN" --data prices="$STOCKS" \
   --expect-output examples/stocks-summary/expected-output.json
 
 echo
 echo "== 5. the proof event is in the signed ledger: prove its inclusion, then fsck"
 $Z log checkpoint "$LOG" > "$OUT/checkpoint"
-$Z log get "$LOG" --index 1 > "$OUT/proof-event.json"
-echo "   entry 1: $(cat "$OUT/proof-event.json")"
-$Z log inclusion "$LOG" --index 1 --json > "$OUT/inclusion-1.json"
-$Z log check-inclusion --proof "$OUT/inclusion-1.json" --checkpoint "$OUT/checkpoint" \
+P=$($Z query "$LOG" "proof(I, _, _, _, _)." | sed -n 's/^I = \([0-9]*\).*/\1/p' | head -n1)
+$Z log get "$LOG" --index "$P" > "$OUT/proof-event.json"
+echo "   entry $P: $(cat "$OUT/proof-event.json")"
+$Z log inclusion "$LOG" --index "$P" --json > "$OUT/inclusion-$P.json"
+$Z log check-inclusion --proof "$OUT/inclusion-$P.json" --checkpoint "$OUT/checkpoint" \
   --vkey "$VKEY" --entry "$OUT/proof-event.json"
 $Z log verify "$LOG" --vkey "$VKEY"
 
@@ -67,3 +71,11 @@ echo
 echo "== 6. an auditor asks the ledger (Prolog over the index) which proof backs"
 echo "      stocks-summary, and checks its receipt again now"
 $Z query "$LOG" "zkaudit(computation('stocks-summary'), proof(Event, Receipt, ImageId, PlanHash, DataRoot, OutputHash, Verifies))."
+
+echo
+echo "== 7. what the recorder saw (zkaudit record): the processes that read"
+echo "      stocks.csv, the one that wrote the receipt, and the lineage between them"
+RECEIPT=$(sha256sum "$OUT/stocks-summary.receipt" | cut -d' ' -f1)
+$Z query "$LOG" "file_read(_, Path, 'sha256:$digest', E), process(_, E, _, Args)."
+$Z query "$LOG" "file_written(_, Path, 'sha256:$RECEIPT', E), process(_, E, _, Args)."
+$Z query "$LOG" "zkaudit_trace('sha256:$digest', 'sha256:$RECEIPT', Path), findall(A, (member(I, Path), meta(I, 'process.args', A)), Steps)."
