@@ -29,6 +29,10 @@ pub enum BenchCommand {
     /// Index build speed, lookup and Prolog query latency, and a compliance
     /// pack run over a large log (10^6 events by default).
     Audit(crate::bench_audit::AuditArgs),
+    /// `zkaudit record`'s overhead on a C build, a file-heavy script and an
+    /// open loop (against the same workload unrecorded and under strace -f),
+    /// and the events/s it sustains into a local ledger.
+    Record(crate::bench_record::RecordArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +100,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Proof(a) => bench_proof(&a)?,
         BenchCommand::Cycles(a) => bench_cycles(&a)?,
         BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&a)?,
+        BenchCommand::Record(a) => crate::bench_record::bench_record(&a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -208,19 +208,7 @@ pub fn digest_bytes(bytes: &[u8]) -> Digest {
 /// A read error.
 pub fn digest_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut n = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => break,
-            Ok(k) => {
-                h.update(&buf[..k]);
-                n += k as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let n = io::copy(&mut r, &mut h)?;
     Ok((Digest(h.finalize().into()), n))
 }
 

@@ -34,6 +34,8 @@ pub const TRACED: &[libc::c_long] = &[
     libc::SYS_fchmod,
     libc::SYS_fchmodat,
     SYS_FCHMODAT2,
+    libc::SYS_pipe,
+    libc::SYS_pipe2,
     libc::SYS_connect,
     libc::SYS_bind,
     libc::SYS_accept,

@@ -240,6 +240,11 @@ struct Socket {
 enum Tracked {
     Written(Written),
     Socket(Socket),
+    /// One end of a pipe made inside the recorded tree.
+    Pipe {
+        ino: u64,
+        writer: bool,
+    },
 }
 
 impl Tracked {
@@ -247,6 +252,7 @@ impl Tracked {
         match (self, o) {
             (Tracked::Written(a), Tracked::Written(b)) => a.at_open.same_file(&b.at_open),
             (Tracked::Socket(a), Tracked::Socket(b)) => a.ino == b.ino,
+            (Tracked::Pipe { ino: a, writer: wa }, Tracked::Pipe { ino: b, writer: wb }) => a == b && wa == wb,
             _ => false,
         }
     }
@@ -288,6 +294,7 @@ enum Pending {
     Rename { from: String, to: String },
     Unlink { path: String, digest: Digest, size: u64 },
     Chmod { path: String, mode: u32 },
+    Pipe { fds: u64 },
     Connect { fd: i32, remote: SocketAddr },
     Bind { fd: i32, local: SocketAddr },
     Accept,
@@ -390,7 +397,7 @@ impl<'s> Tracer<'s> {
             .input(e.exe_digest)
             .output(e.exe_digest)
             .outcome(true);
-        o = self.process_fields(o, i);
+        o = self.process_fields(o, i, true);
         if let Some(p) = parent {
             o = o.parent(p);
         }
@@ -399,15 +406,17 @@ impl<'s> Tracer<'s> {
         Ok(d)
     }
 
-    fn process_fields(&self, o: Observation, i: usize) -> Observation {
+    /// The `process.*` fields of entity `i`: all of them on a process
+    /// event; on a file or network event only those that name the process
+    /// (the rest is on its process event, its first parent).
+    fn process_fields(&self, o: Observation, i: usize, full: bool) -> Observation {
         let e = &self.entities[i];
         let name = e.executable.rsplit('/').next().unwrap_or_default().to_owned();
-        let mut o = o
-            .field("process.entity_id", e.entity_id.clone())
-            .field("process.pid", e.pid)
-            .field("process.executable", e.executable.clone())
-            .field("process.name", name)
-            .field("process.hash.sha256", hex::encode(e.exe_digest.0));
+        let mut o = o.field("process.entity_id", e.entity_id.clone()).field("process.pid", e.pid).field("process.name", name);
+        if !full {
+            return o;
+        }
+        o = o.field("process.executable", e.executable.clone()).field("process.hash.sha256", hex::encode(e.exe_digest.0));
         if let Some(p) = e.parent.map(|p| &self.entities[p]) {
             o = o.field("process.parent.pid", p.pid).field("process.parent.entity_id", p.entity_id.clone());
         }
@@ -525,6 +534,7 @@ impl<'s> Tracer<'s> {
                         Tracked::Written(Written { at_open: now, fresh: false, ..w.clone() })
                     }
                     Tracked::Socket(s) => Tracked::Socket(Socket { owner: false, ..s.clone() }),
+                    Tracked::Pipe { .. } => t.clone(),
                 };
                 fds.insert(*fd, t);
             }
@@ -550,8 +560,9 @@ impl<'s> Tracer<'s> {
         let a = c.args;
         let fd = |x: u64| x as i32;
         let pending = match c.nr {
-            libc::SYS_execve => self.exec_args(tid, a[1])?,
-            libc::SYS_execveat => self.exec_args(tid, a[2])?,
+            libc::SYS_execve => self.exec_args(tid, libc::AT_FDCWD, a[0], a[1])?,
+            libc::SYS_execveat => self.exec_args(tid, fd(a[0]), a[1], a[2])?,
+            libc::SYS_pipe | libc::SYS_pipe2 => Some(Pending::Pipe { fds: a[0] }),
             libc::SYS_open => self.open_args(tid, libc::AT_FDCWD, a[0], a[1] as i32)?,
             libc::SYS_creat => self.open_args(tid, libc::AT_FDCWD, a[0], libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC)?,
             libc::SYS_openat => self.open_args(tid, fd(a[0]), a[1], a[2] as i32)?,
@@ -616,6 +627,18 @@ impl<'s> Tracer<'s> {
             // A successful exec is handled at its exec event.
             Pending::Exec { .. } => {}
             Pending::Open { path, flags } if ret >= 0 => self.opened(tid, tgid, ret as i32, path, flags)?,
+            Pending::Pipe { fds } if ret == 0 => {
+                let mut b = [0u8; 8];
+                if let Ok(8) = sys::read_mem(tid, fds, &mut b) {
+                    let (r, w) = (i32::from_ne_bytes([b[0], b[1], b[2], b[3]]), i32::from_ne_bytes([b[4], b[5], b[6], b[7]]));
+                    if let Ok(m) = std::fs::metadata(format!("/proc/{tgid}/fd/{r}")) {
+                        if let Some(p) = self.procs.get_mut(&tgid) {
+                            p.fds.insert(r, Tracked::Pipe { ino: m.ino(), writer: false });
+                            p.fds.insert(w, Tracked::Pipe { ino: m.ino(), writer: true });
+                        }
+                    }
+                }
+            }
             Pending::Dup { old } if ret >= 0 => {
                 if let Some(proc) = self.procs.get_mut(&tgid) {
                     if let Some(t) = proc.fds.get(&old).cloned() {
@@ -693,7 +716,14 @@ impl<'s> Tracer<'s> {
         }))
     }
 
-    fn exec_args(&mut self, tid: pid_t, argv_addr: u64) -> Result<Option<Pending>, SinkError> {
+    fn exec_args(&mut self, tid: pid_t, dirfd: i32, path: u64, argv_addr: u64) -> Result<Option<Pending>, SinkError> {
+        // A PATH search tries many files that are not there: let those
+        // fail without reading argv or stopping again at the exit.
+        if let Some(p) = self.path_at(tid, dirfd, path)? {
+            if std::fs::metadata(&p).map_or(true, |m| !m.is_file() || m.mode() & 0o111 == 0) {
+                return Ok(None);
+            }
+        }
         let ptrs = match sys::read_ptrs(tid, argv_addr, 1 << 16) {
             Ok(p) => p,
             Err(e) => {
@@ -718,7 +748,14 @@ impl<'s> Tracer<'s> {
         if flags & libc::O_PATH != 0 || (flags & libc::O_ACCMODE == libc::O_RDONLY && flags & libc::O_DIRECTORY != 0) {
             return Ok(None);
         }
-        Ok(self.path_at(tid, dirfd, addr)?.filter(|p| !is_pseudo(p)).map(|path| Pending::Open { path, flags }))
+        let Some(path) = self.path_at(tid, dirfd, addr)?.filter(|p| !is_pseudo(p)) else { return Ok(None) };
+        // Without O_CREAT an open of something that is not a regular file
+        // (most often a header or library searched for where it is not)
+        // records nothing: let it go on without a stop at its exit.
+        if flags & libc::O_CREAT == 0 && !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        Ok(Some(Pending::Open { path, flags }))
     }
 
     fn rename_args(&mut self, tid: pid_t, d1: i32, a1: u64, d2: i32, a2: u64) -> Result<Option<Pending>, SinkError> {
@@ -808,7 +845,6 @@ impl<'s> Tracer<'s> {
                 .output(digest)
                 .field("file.path", path.clone())
                 .field("file.size", size)
-                .field("file.inode", m.ino())
                 .field("file.hash.sha256", hex::encode(digest.0))
                 .outcome(true);
             self.process_event(tgid, o, false)?;
@@ -835,12 +871,15 @@ impl<'s> Tracer<'s> {
     fn process_event(&mut self, tgid: pid_t, o: Observation, lineage: bool) -> Result<Digest, SinkError> {
         let Some(i) = self.procs.get(&tgid).map(|p| p.entity) else { return self.send(&o.into_event()) };
         let pd = self.ensure(i)?;
-        let mut o = self.process_fields(o, i).parent(pd);
+        let mut o = self.process_fields(o, i, false).parent(pd);
         if lineage {
-            for (ino, writer) in pipes(tgid) {
-                if !writer {
-                    self.absorb_pipe(tgid, ino);
-                }
+            let reading: Vec<u64> = self
+                .procs
+                .get(&tgid)
+                .map(|p| p.fds.values().filter_map(|t| if let Tracked::Pipe { ino, writer: false } = t { Some(*ino) } else { None }).collect())
+                .unwrap_or_default();
+            for ino in reading {
+                self.absorb_pipe(tgid, ino);
             }
             o = o.parent(self.entities[i].exe_digest);
             if let Some(p) = self.procs.get(&tgid) {
@@ -855,16 +894,7 @@ impl<'s> Tracer<'s> {
     fn close(&mut self, tid: pid_t, fd: i32) -> Result<(), SinkError> {
         let tgid = self.tgid(tid);
         let Some(p) = self.procs.get_mut(&tgid) else { return Ok(()) };
-        let Some(t) = p.fds.remove(&fd) else {
-            // Closing the write end of a pipe, what was written into it is
-            // known; closing the read end, what came out of it.
-            match pipe_end(tid, fd) {
-                Some((ino, true)) => self.carry_into_pipe(tgid, ino),
-                Some((ino, false)) => self.absorb_pipe(tgid, ino),
-                None => {}
-            }
-            return Ok(());
-        };
+        let Some(t) = p.fds.remove(&fd) else { return Ok(()) };
         if p.fds.values().any(|o| o.same(&t)) {
             return Ok(());
         }
@@ -919,7 +949,6 @@ impl<'s> Tracer<'s> {
                     .output(digest)
                     .field("file.path", w.path)
                     .field("file.size", size)
-                    .field("file.inode", m.ino())
                     .field("file.hash.sha256", hex::encode(digest.0))
                     .outcome(true);
                 if !w.fresh && w.before != empty_digest() {
@@ -941,6 +970,16 @@ impl<'s> Tracer<'s> {
                 self.process_event(tgid, o.outcome(true), false).map(drop)
             }
             Tracked::Socket(_) => Ok(()),
+            // Closing the write end of a pipe, what went into it is known;
+            // closing the read end, what came out of it.
+            Tracked::Pipe { ino, writer: true } => {
+                self.carry_into_pipe(tgid, ino);
+                Ok(())
+            }
+            Tracked::Pipe { ino, writer: false } => {
+                self.absorb_pipe(tgid, ino);
+                Ok(())
+            }
         }
     }
 
@@ -1072,7 +1111,7 @@ impl<'s> Tracer<'s> {
             .field("process.args", argv)
             .field("process.working_directory", cwd)
             .outcome(true);
-        o = self.process_fields(o, entity);
+        o = self.process_fields(o, entity, true);
         if let Some(u) = uid {
             o = o.field("process.user.id", u.to_string());
         }
@@ -1120,12 +1159,6 @@ impl<'s> Tracer<'s> {
             return Ok(());
         }
         p.finalized = true;
-        for (ino, writer) in pipes(tid) {
-            if writer {
-                self.carry_into_pipe(tgid, ino);
-            }
-        }
-        let Some(p) = self.procs.get_mut(&tgid) else { return Ok(()) };
         let mut fds: Vec<(i32, Tracked)> = p.fds.drain().collect();
         fds.sort_by_key(|(fd, _)| *fd);
         let mut done: Vec<Tracked> = Vec::new();
@@ -1161,7 +1194,7 @@ impl<'s> Tracer<'s> {
             o = o.field("zkaudit.process.cpu.user_ns", u).field("zkaudit.process.cpu.system_ns", s);
         }
         let pd = self.ensure(p.entity)?;
-        o = self.process_fields(o, p.entity).parent(pd);
+        o = self.process_fields(o, p.entity, true).parent(pd);
         self.send(&o.into_event()).map(drop)
     }
 }
@@ -1170,21 +1203,6 @@ impl Proc {
     fn new(entity: usize) -> Self {
         Proc { entity, reads: Vec::new(), read_set: HashSet::new(), fds: HashMap::new(), threads: 1, cpu_ns: None, finalized: false }
     }
-}
-
-/// If descriptor `fd` of `pid` is a pipe: `(pipe inode, open for writing)`.
-fn pipe_end(pid: pid_t, fd: i32) -> Option<(u64, bool)> {
-    let link = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()?;
-    let ino = link.to_str()?.strip_prefix("pipe:[")?.strip_suffix(']')?.parse::<u64>().ok()?;
-    let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
-    let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).and_then(|f| i32::from_str_radix(f.trim(), 8).ok())?;
-    Some((ino, flags & libc::O_ACCMODE != libc::O_RDONLY))
-}
-
-/// The pipes process `pid` holds: `(pipe inode, open for writing)`.
-fn pipes(pid: pid_t) -> Vec<(u64, bool)> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
-    dir.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok())).filter_map(|fd| pipe_end(pid, fd)).collect()
 }
 
 /// Field `n` (1-based, as in proc(5)) of a `/proc/PID/stat` line, counting

@@ -46,7 +46,7 @@ fn of_type<'a>(events: &'a [Event], kind: &str) -> Vec<&'a Event> {
 
 fn written<'a>(events: &'a [Event], path: &Path) -> &'a Event {
     let p = path.to_str().unwrap();
-    of_type(events, "file_write").into_iter().filter(|e| meta(e, "file.path") == Some(p)).last().unwrap_or_else(|| panic!("no file_write of {p}"))
+    of_type(events, "file_write").into_iter().rfind(|e| meta(e, "file.path") == Some(p)).unwrap_or_else(|| panic!("no file_write of {p}"))
 }
 
 fn has_parent(e: &Event, d: &str) -> bool {
