@@ -14,6 +14,7 @@ mod bench;
 mod bench_audit;
 mod bench_record;
 mod child_cmd;
+mod collect_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
@@ -88,6 +89,9 @@ enum Command {
     /// Run a command and record what it and its descendants do (exec, files,
     /// network) into a ledger or a server; exits as the command did.
     Record(record_cmd::RecordArgs),
+    /// System-wide collectors (the Linux audit netlink socket).
+    #[command(subcommand)]
+    Collect(collect_cmd::CollectCommand),
     /// Ask a question of the ledger in Prolog; answers carry their evidence.
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
@@ -121,6 +125,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => zk_cmd::verify(a),
         Command::Registry(c) => zk_cmd::registry(c),
         Command::Record(a) => record_cmd::record(a),
+        Command::Collect(c) => collect_cmd::run(c),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::Serve(a) => serve_cmd::serve(a),

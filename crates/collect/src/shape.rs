@@ -220,6 +220,23 @@ pub fn digest_file(path: &Path) -> io::Result<(Digest, u64)> {
     digest_reader(std::fs::File::open(path)?)
 }
 
+/// An IPv4 or IPv6 address and port from the bytes of a `struct sockaddr`
+/// (`sockaddr_in`, `sockaddr_in6`; family in native byte order, port in
+/// network order, as Linux lays them out); `None` for other families or
+/// too few bytes.
+pub fn parse_sockaddr(b: &[u8]) -> Option<std::net::SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    match family {
+        AF_INET => Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(4..8)?).ok()?)), port)),
+        AF_INET6 => Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(b.get(8..24)?).ok()?)), port)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +259,19 @@ mod tests {
         assert!(bytes.len() < usize::from(u16::MAX));
         // Round-trips through the strict parser the ledger uses.
         assert_eq!(Event::from_entry(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn sockaddrs_parse_as_linux_lays_them_out() {
+        let v4 = [2u8, 0, 0x1f, 0x90, 127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(parse_sockaddr(&v4), Some("127.0.0.1:8080".parse().unwrap()));
+        let mut v6 = [0u8; 28];
+        v6[0] = 10;
+        v6[2..4].copy_from_slice(&443u16.to_be_bytes());
+        v6[23] = 1;
+        assert_eq!(parse_sockaddr(&v6), Some("[::1]:443".parse().unwrap()));
+        assert_eq!(parse_sockaddr(&[1, 0, b'/', b't']), None, "AF_UNIX");
+        assert_eq!(parse_sockaddr(&v4[..6]), None);
     }
 
     #[test]

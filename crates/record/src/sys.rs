@@ -8,7 +8,7 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use libc::{c_int, c_long, c_void, pid_t};
@@ -288,24 +288,6 @@ pub fn dup_from(pid: pid_t, fd: c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// An IPv4 or IPv6 socket address from `struct sockaddr` bytes; `None`
-/// for other families.
-pub fn parse_sockaddr(b: &[u8]) -> Option<SocketAddr> {
-    let family = u16::from_ne_bytes([*b.first()?, *b.get(1)?]);
-    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    match c_int::from(family) {
-        libc::AF_INET => {
-            let ip: [u8; 4] = b.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::from(ip)), port))
-        }
-        libc::AF_INET6 => {
-            let ip: [u8; 16] = b.get(8..24)?.try_into().ok()?;
-            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(ip)), port))
-        }
-        _ => None,
-    }
-}
-
 /// What this process can see of a socket it holds a duplicate of.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SocketView {
@@ -337,7 +319,7 @@ fn sockaddr_of(fd: &OwnedFd, peer: bool) -> Option<SocketAddr> {
     }
     // SAFETY: the kernel wrote `len` bytes of it (zeroed before).
     let bytes = unsafe { std::slice::from_raw_parts(ss.as_ptr().cast::<u8>(), (len as usize).min(std::mem::size_of::<libc::sockaddr_storage>())) };
-    parse_sockaddr(bytes)
+    zkaudit_collect::shape::parse_sockaddr(bytes)
 }
 
 fn sockopt<T>(fd: &OwnedFd, level: c_int, name: c_int) -> Option<T> {

@@ -789,7 +789,7 @@ impl<'s> Tracer<'s> {
         let mut b = [0u8; 128];
         let n = (len as usize).min(b.len());
         Ok(match sys::read_mem(tid, addr, &mut b[..n]) {
-            Ok(k) => sys::parse_sockaddr(&b[..k]),
+            Ok(k) => zkaudit_collect::shape::parse_sockaddr(&b[..k]),
             Err(_) => None,
         })
     }
@@ -1077,12 +1077,15 @@ impl<'s> Tracer<'s> {
             }
             self.finish_fd(tid, tgid, fd, t)?;
         }
-        let (argv, truncated) = match pending {
-            Some(Pending::Exec { argv, truncated }) => (argv, truncated),
-            _ => {
-                let raw = std::fs::read(format!("/proc/{tid}/cmdline")).unwrap_or_default();
-                (raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(lossy).collect(), false)
-            }
+        // argv as the new image runs with it (ECS process.args): for a
+        // script the kernel puts the interpreter in front. Where that
+        // differs from the argv execve was given (what strace prints), the
+        // latter goes in zkaudit.execve.args.
+        let running = cmdline(tid);
+        let (argv, truncated, given) = match (pending, running) {
+            (Some(Pending::Exec { argv, truncated }), Some(run)) if run != argv && !truncated => (run, false, Some(argv)),
+            (Some(Pending::Exec { argv, truncated }), _) => (argv, truncated, None),
+            (_, run) => (run.unwrap_or_default(), false, None),
         };
         let exe_link = format!("/proc/{tid}/exe");
         let executable = readlink(&exe_link).unwrap_or_default();
@@ -1117,6 +1120,9 @@ impl<'s> Tracer<'s> {
         }
         if truncated {
             o = o.field("zkaudit.args_truncated", true);
+        }
+        if let Some(g) = given {
+            o = o.field("zkaudit.execve.args", g);
         }
         if let Some(d) = parent_digest {
             o = o.parent(d);
@@ -1203,6 +1209,13 @@ impl Proc {
     fn new(entity: usize) -> Self {
         Proc { entity, reads: Vec::new(), read_set: HashSet::new(), fds: HashMap::new(), threads: 1, cpu_ns: None, finalized: false }
     }
+}
+
+/// The argv in `/proc/PID/cmdline` (NUL-separated, NUL-terminated).
+fn cmdline(pid: pid_t) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let raw = raw.strip_suffix(&[0]).unwrap_or(&raw);
+    Some(if raw.is_empty() { Vec::new() } else { raw.split(|&b| b == 0).map(lossy).collect() })
 }
 
 /// Field `n` (1-based, as in proc(5)) of a `/proc/PID/stat` line, counting

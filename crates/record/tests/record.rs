@@ -67,11 +67,14 @@ fn normalise(arg: &str) -> String {
     out + rest
 }
 
-/// Every process_exec's argv, as a sorted list (processes run concurrently).
+/// Every process_exec's argv as execve was given it (what strace prints;
+/// `process.args` is the argv the image runs with, which differs for
+/// scripts), as a sorted list (processes run concurrently).
 fn exec_argvs(events: &[Event]) -> Vec<Vec<String>> {
     let mut v: Vec<Vec<String>> = of_type(events, "process_exec")
         .iter()
-        .map(|e| e.metadata["process.args"].as_array().unwrap().iter().map(|a| normalise(a.as_str().unwrap())).collect())
+        .map(|e| e.metadata.get("zkaudit.execve.args").unwrap_or(&e.metadata["process.args"]))
+        .map(|a| a.as_array().unwrap().iter().map(|a| normalise(a.as_str().unwrap())).collect())
         .collect();
     v.sort();
     v
@@ -147,7 +150,14 @@ fn parse_strace_argv(line: &str) -> Vec<String> {
 fn a_shell_pipeline_that_reads_and_writes_files() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("in.txt"), "hello, ledger\nsecond line\n").unwrap();
-    let cmd = ["sh", "-c", "cat in.txt | tr a-z A-Z > out.txt && cp out.txt copy.txt && mv copy.txt moved.txt && chmod +x moved.txt && rm out.txt"];
+    let script = d.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\n: \"$@\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cmd = [
+        "sh",
+        "-c",
+        "cat in.txt | tr a-z A-Z > out.txt && cp out.txt copy.txt && mv copy.txt moved.txt && chmod +x moved.txt && rm out.txt && ./hello.sh a 'b c'",
+    ];
     let (r, events) = record(d.path(), &cmd);
     assert_eq!(r.status, CommandStatus::Exited(0));
     assert_eq!(r.stats.gaps, 0);
@@ -199,6 +209,11 @@ fn a_shell_pipeline_that_reads_and_writes_files() {
         assert_eq!(e.parents.as_ref().map(Vec::len), Some(1));
     }
     assert_eq!(exec_argvs(&events), strace_argvs(d.path(), &cmd));
+    // A script runs as its interpreter: process.args as the image runs,
+    // zkaudit.execve.args as execve was given them.
+    let run = execs.iter().find(|e| e.metadata.contains_key("zkaudit.execve.args")).expect("the script's exec");
+    assert_eq!(run.metadata["zkaudit.execve.args"], serde_json::json!(["./hello.sh", "a", "b c"]));
+    assert_eq!(run.metadata["process.args"], serde_json::json!(["/bin/sh", "./hello.sh", "a", "b c"]));
 }
 
 #[test]

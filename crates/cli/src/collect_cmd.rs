@@ -1,0 +1,65 @@
+//! `zkaudit collect …`: system-wide collectors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::output::{out, outln, print_json};
+use crate::record_cmd::SinkArgs;
+
+/// `zkaudit collect` subcommands.
+#[derive(Subcommand)]
+pub enum CollectCommand {
+    /// Read the Linux audit netlink socket (as the audit daemon) and record
+    /// every exec and connect, and access to watched paths, until SIGTERM,
+    /// SIGINT or --duration; the audit rules and settings are put back.
+    Audit(AuditArgs),
+}
+
+/// `zkaudit collect audit` arguments.
+#[derive(Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    sink: SinkArgs,
+    /// Watch this file or directory tree for reads, writes and attribute changes (repeatable).
+    #[arg(long, value_name = "PATH")]
+    watch: Vec<PathBuf>,
+    /// Raise the kernel's backlog_limit to this many records while collecting.
+    #[arg(long, default_value_t = 8192)]
+    backlog_limit: u32,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Print the outcome as one JSON object at the end.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `zkaudit collect …`.
+pub fn run(c: CollectCommand) -> Result<ExitCode> {
+    match c {
+        CollectCommand::Audit(a) => audit(a),
+    }
+}
+
+fn audit(a: AuditArgs) -> Result<ExitCode> {
+    let opts = zkaudit_linux_audit::Options { watch: a.watch, backlog_limit: a.backlog_limit, duration: a.duration.map(std::time::Duration::from_secs_f64) };
+    let stop = zkaudit_linux_audit::netlink::stop_on_signals();
+    let json = a.json;
+    let o = zkaudit_linux_audit::run(&opts, a.sink.destination()?, stop, &mut |s| {
+        if !json {
+            outln!("collecting: audit enabled={} backlog_limit={} pid={} (SIGTERM or Ctrl-C stops and restores)", s.enabled, s.backlog_limit, s.pid);
+        }
+    })?;
+    if json {
+        print_json(&o);
+    } else {
+        eprintln!(
+            "collect audit: {} records, {} events, {} appended, {} lost by the kernel; rules added {} (removed), already there {}; status (enabled, backlog_limit, pid) {:?} -> {:?}",
+            o.records, o.events, o.sink.appended, o.lost, o.rules_added, o.rules_preexisting, o.status_before, o.status_after
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
