@@ -78,4 +78,4 @@ echo "      stocks.csv, the one that wrote the receipt, and the lineage between 
 RECEIPT=$(sha256sum "$OUT/stocks-summary.receipt" | cut -d' ' -f1)
 $Z query "$LOG" "file_read(_, Path, 'sha256:$digest', E), process(_, E, _, Args)."
 $Z query "$LOG" "file_written(_, Path, 'sha256:$RECEIPT', E), process(_, E, _, Args)."
-$Z query "$LOG" "zkaudit_trace('sha256:$digest', 'sha256:$RECEIPT', Path), findall(A, (member(I, Path), meta(I, 'process.args', A)), Steps)."
+$Z query "$LOG" "zkaudit_trace('sha256:$digest', 'sha256:$RECEIPT', Path), findall(A, (member(I, Path), meta(I, 'process.entity_id', E), process(_, E, _, A)), Steps)."

@@ -709,11 +709,18 @@ impl<'s> Tracer<'s> {
             return Ok(Some(p));
         }
         let base = if dirfd == libc::AT_FDCWD { readlink(&format!("/proc/{tid}/cwd")) } else { readlink(&format!("/proc/{tid}/fd/{dirfd}")) };
-        Ok(Some(match base {
+        let joined = match base {
             Some(b) if p.is_empty() => b,
             Some(b) => format!("{}/{}", b.trim_end_matches('/'), p.trim_start_matches("./")),
             None => p,
-        }))
+        };
+        // `a/../b` is only `b` if `a` is not a symbolic link: ask the file system.
+        if joined.contains("/../") || joined.contains("/./") {
+            if let Ok(c) = std::fs::canonicalize(&joined) {
+                return Ok(Some(lossy(c.as_os_str().as_bytes())));
+            }
+        }
+        Ok(Some(joined))
     }
 
     fn exec_args(&mut self, tid: pid_t, dirfd: i32, path: u64, argv_addr: u64) -> Result<Option<Pending>, SinkError> {
@@ -749,11 +756,21 @@ impl<'s> Tracer<'s> {
             return Ok(None);
         }
         let Some(path) = self.path_at(tid, dirfd, addr)?.filter(|p| !is_pseudo(p)) else { return Ok(None) };
-        // Without O_CREAT an open of something that is not a regular file
-        // (most often a header or library searched for where it is not)
-        // records nothing: let it go on without a stop at its exit.
-        if flags & libc::O_CREAT == 0 && !std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
-            return Ok(None);
+        if flags & libc::O_CREAT == 0 {
+            // An open of something that is not a regular file (most often
+            // a header or library searched for where it is not) records
+            // nothing: let it go on without a stop at its exit.
+            let Some(m) = std::fs::metadata(&path).ok().filter(std::fs::Metadata::is_file) else { return Ok(None) };
+            // A world-readable file opened for reading: the open will find
+            // it and may read it, so record the read now and save the
+            // stop at the exit (the content is the same either way).
+            if flags & libc::O_ACCMODE == libc::O_RDONLY && m.mode() & 0o004 != 0 {
+                let tgid = self.tgid(tid);
+                if let Some((digest, size)) = self.digest_meta(&path, &path, &m)? {
+                    self.record_read(tgid, path, digest, size)?;
+                }
+                return Ok(None);
+            }
         }
         Ok(Some(Pending::Open { path, flags }))
     }
@@ -840,26 +857,32 @@ impl<'s> Tracer<'s> {
         let before = if truncating { Some((empty_digest(), 0)) } else { self.digest_meta(&link, &path, &m)? };
         let Some((digest, size)) = before else { return Ok(()) };
         if acc == libc::O_RDONLY || (acc == libc::O_RDWR && !truncating && size > 0) {
-            let o = Observation::new("file_read", Layer::Computation, OcsfClass::FileSystemActivity, 2, "read")
-                .input(digest)
-                .output(digest)
-                .field("file.path", path.clone())
-                .field("file.size", size)
-                .field("file.hash.sha256", hex::encode(digest.0))
-                .outcome(true);
-            self.process_event(tgid, o, false)?;
-            // Reading nothing carries nothing: the empty digest would only
-            // tie unrelated processes together in lineage.
-            if let Some(p) = self.procs.get_mut(&tgid).filter(|_| size > 0) {
-                if p.read_set.insert(digest) {
-                    p.reads.push(digest);
-                }
-            }
+            self.record_read(tgid, path.clone(), digest, size)?;
         }
         if acc != libc::O_RDONLY {
             let w = Written { path, at_open: FileKey::of(&m), before: digest, fresh: truncating || size == 0 };
             if let Some(p) = self.procs.get_mut(&tgid) {
                 p.fds.insert(fd, Tracked::Written(w));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that process `tgid` read `path` holding `digest` (`size` bytes).
+    fn record_read(&mut self, tgid: pid_t, path: String, digest: Digest, size: u64) -> Result<(), SinkError> {
+        let o = Observation::new("file_read", Layer::Computation, OcsfClass::FileSystemActivity, 2, "read")
+            .input(digest)
+            .output(digest)
+            .field("file.path", path)
+            .field("file.size", size)
+            .field("file.hash.sha256", hex::encode(digest.0))
+            .outcome(true);
+        self.process_event(tgid, o, false)?;
+        // Reading nothing carries nothing: the empty digest would only tie
+        // unrelated processes together in lineage.
+        if let Some(p) = self.procs.get_mut(&tgid).filter(|_| size > 0) {
+            if p.read_set.insert(digest) {
+                p.reads.push(digest);
             }
         }
         Ok(())
