@@ -19,6 +19,8 @@
 //! crate), nor define the event format or the ledger (`zkaudit-event`,
 //! `zkaudit-tlog`), nor speak HTTP as a server.
 
+#![forbid(unsafe_code)]
+
 pub mod shape;
 pub mod sink;
 pub mod spool;
