@@ -81,6 +81,21 @@ fn message_len(kind: u16, len: usize) -> usize {
     }
 }
 
+/// The messages in one datagram: `(nlmsg_type, nlmsg_seq, payload)`.
+fn split(data: &[u8]) -> Vec<(u16, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + NLMSG_HDRLEN <= data.len() {
+        let len = u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
+        let kind = u16::from_ne_bytes([data[at + 4], data[at + 5]]);
+        let seq = u32::from_ne_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
+        let end = (at + message_len(kind, len)).min(data.len());
+        out.push((kind, seq, data[at + NLMSG_HDRLEN..end].to_vec()));
+        at = end.next_multiple_of(4);
+    }
+    out
+}
+
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -152,17 +167,7 @@ impl Socket {
                 _ => Err(e),
             };
         }
-        let data = &self.buf[..n as usize];
-        let mut out = Vec::new();
-        let mut at = 0;
-        while at + NLMSG_HDRLEN <= data.len() {
-            let len = u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-            let kind = u16::from_ne_bytes([data[at + 4], data[at + 5]]);
-            let end = (at + message_len(kind, len)).min(data.len());
-            out.push(Message { kind, payload: data[at + NLMSG_HDRLEN..end].to_vec() });
-            at = end.next_multiple_of(4);
-        }
-        Ok(out)
+        Ok(split(&self.buf[..n as usize]).into_iter().map(|(kind, _, payload)| Message { kind, payload }).collect())
     }
 
     /// Sends a request and waits for its acknowledgement (and, for
@@ -181,26 +186,18 @@ impl Socket {
                 }
                 return Err(e);
             }
-            let data = self.buf[..n as usize].to_vec();
-            let mut at = 0;
-            while at + NLMSG_HDRLEN <= data.len() {
-                let len = u32::from_ne_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]]) as usize;
-                let k = u16::from_ne_bytes([data[at + 4], data[at + 5]]);
-                let s = u32::from_ne_bytes([data[at + 8], data[at + 9], data[at + 10], data[at + 11]]);
-                let end = (at + message_len(k, len)).min(data.len());
-                let body = &data[at + NLMSG_HDRLEN..end];
+            for (k, s, body) in split(&self.buf[..n as usize]) {
                 if k == NLMSG_ERROR && s == seq {
-                    let err = i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                    let err = body.get(..4).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
                     if err != 0 {
                         return Err(io::Error::from_raw_os_error(-err));
                     }
                     acked = true;
                 } else if Some(k) == answer && s == seq {
-                    got = Some(body.to_vec());
+                    got = Some(body);
                 } else {
-                    self.queued.push_back(Message { kind: k, payload: body.to_vec() });
+                    self.queued.push_back(Message { kind: k, payload: body });
                 }
-                at = end.next_multiple_of(4);
             }
             if acked && (answer.is_none() || got.is_some()) {
                 return Ok(got);

@@ -648,34 +648,17 @@ impl<'s> Tracer<'s> {
             }
             Pending::Rename { from, to } if ret == 0 => {
                 if let Some((digest, size)) = self.digest_path(&to, &to)? {
-                    let o = Observation::new("file_rename", Layer::Computation, OcsfClass::FileSystemActivity, 5, "rename")
-                        .input(digest)
-                        .output(digest)
-                        .field("file.path", to)
-                        .field("file.size", size)
-                        .field("zkaudit.file.original_path", from)
-                        .outcome(true);
+                    let o = file_observation("file_rename", 5, "rename", to, digest, size).field("zkaudit.file.original_path", from);
                     self.process_event(tgid, o, false)?;
                 }
             }
             Pending::Unlink { path, digest, size } if ret == 0 => {
-                let o = Observation::new("file_delete", Layer::Computation, OcsfClass::FileSystemActivity, 4, "delete")
-                    .input(digest)
-                    .output(digest)
-                    .field("file.path", path)
-                    .field("file.size", size)
-                    .outcome(true);
+                let o = file_observation("file_delete", 4, "delete", path, digest, size);
                 self.process_event(tgid, o, false)?;
             }
             Pending::Chmod { path, mode } if ret == 0 => {
                 if let Some((digest, size)) = self.digest_path(&path, &path)? {
-                    let o = Observation::new("file_chmod", Layer::Computation, OcsfClass::FileSystemActivity, 6, "chmod")
-                        .input(digest)
-                        .output(digest)
-                        .field("file.path", path)
-                        .field("file.size", size)
-                        .field("file.mode", format!("{:o}", mode & 0o7777))
-                        .outcome(true);
+                    let o = file_observation("file_chmod", 6, "chmod", path, digest, size).field("file.mode", format!("{:o}", mode & 0o7777));
                     self.process_event(tgid, o, false)?;
                 }
             }
@@ -870,13 +853,7 @@ impl<'s> Tracer<'s> {
 
     /// Records that process `tgid` read `path` holding `digest` (`size` bytes).
     fn record_read(&mut self, tgid: pid_t, path: String, digest: Digest, size: u64) -> Result<(), SinkError> {
-        let o = Observation::new("file_read", Layer::Computation, OcsfClass::FileSystemActivity, 2, "read")
-            .input(digest)
-            .output(digest)
-            .field("file.path", path)
-            .field("file.size", size)
-            .field("file.hash.sha256", hex::encode(digest.0))
-            .outcome(true);
+        let o = file_observation("file_read", 2, "read", path, digest, size).field("file.hash.sha256", hex::encode(digest.0));
         self.process_event(tgid, o, false)?;
         // Reading nothing carries nothing: the empty digest would only tie
         // unrelated processes together in lineage.
@@ -967,13 +944,7 @@ impl<'s> Tracer<'s> {
                 // The event is about the bytes written; what they derive
                 // from (the content before, for an append; the process's
                 // reads and executable) goes in parents.
-                let mut o = Observation::new("file_write", Layer::Computation, OcsfClass::FileSystemActivity, 3, "write")
-                    .input(digest)
-                    .output(digest)
-                    .field("file.path", w.path)
-                    .field("file.size", size)
-                    .field("file.hash.sha256", hex::encode(digest.0))
-                    .outcome(true);
+                let mut o = file_observation("file_write", 3, "write", w.path, digest, size).field("file.hash.sha256", hex::encode(digest.0));
                 if !w.fresh && w.before != empty_digest() {
                     o = o.parent(w.before).field("zkaudit.file.previous_sha256", hex::encode(w.before.0));
                 }
@@ -1232,6 +1203,18 @@ impl Proc {
     fn new(entity: usize) -> Self {
         Proc { entity, reads: Vec::new(), read_set: HashSet::new(), fds: HashMap::new(), threads: 1, cpu_ns: None, finalized: false }
     }
+}
+
+/// A successful File System Activity (OCSF 1001) event of type `kind`
+/// about `path`, whose content was `digest` (`size` bytes), as both
+/// `input` and `output`.
+fn file_observation(kind: &str, activity: u32, action: &str, path: String, digest: Digest, size: u64) -> Observation {
+    Observation::new(kind, Layer::Computation, OcsfClass::FileSystemActivity, activity, action)
+        .input(digest)
+        .output(digest)
+        .field("file.path", path)
+        .field("file.size", size)
+        .outcome(true)
 }
 
 /// The argv in `/proc/PID/cmdline` (NUL-separated, NUL-terminated).
