@@ -28,6 +28,10 @@ pub enum OcsfClass {
     ProcessActivity,
     /// Network Activity (4001), Network Activity category.
     NetworkActivity,
+    /// HTTP Activity (4002), Network Activity category.
+    HttpActivity,
+    /// DNS Activity (4003), Network Activity category.
+    DnsActivity,
 }
 
 impl OcsfClass {
@@ -37,6 +41,8 @@ impl OcsfClass {
             OcsfClass::FileSystemActivity => 1001,
             OcsfClass::ProcessActivity => 1007,
             OcsfClass::NetworkActivity => 4001,
+            OcsfClass::HttpActivity => 4002,
+            OcsfClass::DnsActivity => 4003,
         }
     }
 
@@ -45,7 +51,7 @@ impl OcsfClass {
         match self {
             OcsfClass::FileSystemActivity => "file",
             OcsfClass::ProcessActivity => "process",
-            OcsfClass::NetworkActivity => "network",
+            OcsfClass::NetworkActivity | OcsfClass::HttpActivity | OcsfClass::DnsActivity => "network",
         }
     }
 }
@@ -98,6 +104,12 @@ impl Observation {
     /// Sets metadata field `key` (an ECS name, or `zkaudit.*` for ours).
     pub fn field(mut self, key: &str, value: impl Into<Value>) -> Self {
         self.metadata.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Sets every field of `fields` (e.g. a serialized Zeek log record).
+    pub fn fields(mut self, fields: Map<String, Value>) -> Self {
+        self.metadata.extend(fields);
         self
     }
 

@@ -1,0 +1,258 @@
+//! The use case: capture files in, ledger events out.
+//!
+//! Per file, [`analyze_file`] reads packets ([`crate::capture`]), decodes
+//! them ([`crate::decode`]) and groups them into flows ([`crate::flow`]);
+//! [`Ingest`] turns each finished flow into a `network_flow` event and its
+//! DNS, TLS and HTTP findings into `dns_query`, `tls_handshake` and
+//! `http_request` events whose `parents` hold the flow event's digest,
+//! then a `capture_file` event whose `input` is the file's SHA-256. A file
+//! that cannot be read to its end also gets a `collector_gap` event naming
+//! the packet where reading stopped.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use zkaudit_collect::shape::{gap, GapReason};
+use zkaudit_collect::{Observation, OcsfClass, Sink, SinkError};
+use zkaudit_event::{Digest, Layer, Timestamp};
+
+use crate::capture::{read_packets, CaptureError, Packet};
+use crate::decode::{decode, Undecoded};
+use crate::flow::{ConnRecord, FinishedFlow, FlowTable};
+
+/// The collector's name (`observer.type` of its gap events).
+pub const COLLECTOR: &str = "zkaudit-net";
+
+/// What one file gave.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct FileStats {
+    /// The file as given.
+    pub file: PathBuf,
+    /// SHA-256 of the file's bytes as stored (compressed, if it is).
+    pub sha256: Option<String>,
+    /// Packets read.
+    pub packets: u64,
+    /// Bytes of the (decompressed) capture read.
+    pub bytes: u64,
+    /// IPv4 and IPv6 packets grouped into flows.
+    pub ip_packets: u64,
+    /// Packets that were not IP (ARP, STP, …).
+    pub not_ip: u64,
+    /// Packets whose headers were malformed or cut short.
+    pub malformed: u64,
+    /// Packets of link types not decoded, by link type number.
+    pub unsupported_link: BTreeMap<u32, u64>,
+    /// Flows.
+    pub flows: u64,
+    /// DNS transactions.
+    pub dns: u64,
+    /// TLS handshakes.
+    pub tls: u64,
+    /// HTTP transactions.
+    pub http: u64,
+    /// Why reading stopped early, if it did (file, packet number, reason).
+    pub error: Option<String>,
+}
+
+/// Reads the capture at `path` and hands each finished flow to `on_flow`,
+/// in the order flows end. Reading errors stop the file but keep what was
+/// read before them (its flows are finished and handed over).
+pub fn analyze_file(path: &Path, seed: u16, on_flow: &mut dyn FnMut(FinishedFlow)) -> (FileStats, Option<CaptureError>) {
+    let mut stats = FileStats { file: path.to_owned(), ..FileStats::default() };
+    let mut table = FlowTable::new(seed);
+    let result = read_packets(path, |p: &Packet<'_>| match decode(p.linktype, p.data) {
+        Ok(d) => {
+            stats.ip_packets += 1;
+            table.add(p, &d, on_flow);
+        }
+        Err(Undecoded::NotIp) => stats.not_ip += 1,
+        Err(Undecoded::Malformed) => stats.malformed += 1,
+        Err(Undecoded::UnsupportedLink(l)) => *stats.unsupported_link.entry(l).or_default() += 1,
+    });
+    table.finish(on_flow);
+    match result {
+        Ok(s) => {
+            stats.packets = s.packets;
+            stats.bytes = s.bytes;
+            (stats, None)
+        }
+        Err(e) => {
+            stats.packets = stats.ip_packets + stats.not_ip + stats.malformed + stats.unsupported_link.values().sum::<u64>();
+            stats.error = Some(e.to_string());
+            (stats, Some(e))
+        }
+    }
+}
+
+/// Writes capture files into a sink as events.
+pub struct Ingest<'s> {
+    sink: &'s mut Sink,
+    /// Community ID seed (0 unless the deployment agreed on another).
+    pub seed: u16,
+}
+
+impl<'s> Ingest<'s> {
+    /// Ingest into `sink`.
+    pub fn new(sink: &'s mut Sink) -> Self {
+        Self { sink, seed: 0 }
+    }
+
+    /// Ingests one file: its flows and their findings, a `capture_file`
+    /// event, and a gap event if it could not be read to its end. Returns
+    /// the file's figures; `error` is set when reading stopped early.
+    ///
+    /// # Errors
+    /// The sink failed (the ledger, or the spool of a server sink).
+    pub fn file(&mut self, path: &Path) -> Result<FileStats, SinkError> {
+        let name = path.display().to_string();
+        let mut sink_err: Option<SinkError> = None;
+        let mut counts = (0u64, 0u64, 0u64, 0u64);
+        let sink = &mut *self.sink;
+        let (mut stats, err) = analyze_file(path, self.seed, &mut |f: FinishedFlow| {
+            if sink_err.is_some() {
+                return;
+            }
+            counts.0 += 1;
+            counts.1 += f.dns.len() as u64;
+            counts.2 += u64::from(f.tls.is_some());
+            counts.3 += f.http.len() as u64;
+            if let Err(e) = send_flow(sink, &name, f) {
+                sink_err = Some(e);
+            }
+        });
+        if let Some(e) = sink_err {
+            return Err(e);
+        }
+        (stats.flows, stats.dns, stats.tls, stats.http) = counts;
+        stats.sha256 = file_sha256(path).ok().map(|d| d.to_string());
+        if let Some(e) = &err {
+            let packet = match e {
+                CaptureError::BadRecord { packet, .. } => *packet,
+                _ => 1,
+            };
+            let g = gap(COLLECTOR, Layer::Network, GapReason::Unreadable, 1, &e.to_string());
+            let mut g = g;
+            g.metadata.insert("file.path".into(), name.clone().into());
+            g.metadata.insert("zkaudit.capture.packet".into(), packet.into());
+            self.sink.send(&g)?;
+        }
+        let summary = serde_json::to_value(&stats).ok().and_then(|v| if let Value::Object(m) = v { Some(m) } else { None }).unwrap_or_default();
+        let mut obs = Observation::new("capture_file", Layer::Network, OcsfClass::NetworkActivity, 6, "capture_file").field("file.path", name);
+        for (k, v) in summary {
+            obs = obs.field(&format!("zkaudit.capture.{k}"), v);
+        }
+        if let Some(d) = stats.sha256.as_deref().and_then(|s| Digest::parse(s).ok()) {
+            obs = obs.input(d);
+        }
+        self.sink.send(&obs.into_event())?;
+        Ok(stats)
+    }
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<Digest> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Digest(h.finalize().into()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn as_map(v: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The fields every network event of a flow shares: Zeek's `uid` and
+/// `id.*`, and ECS `source.*`, `destination.*`, `network.*`.
+fn flow_fields(o: Observation, c: &ConnRecord, file: &str) -> Observation {
+    o.field("uid", c.uid.clone())
+        .field("id.orig_h", c.orig_h.to_string())
+        .field("id.orig_p", c.orig_p)
+        .field("id.resp_h", c.resp_h.to_string())
+        .field("id.resp_p", c.resp_p)
+        .field("source.ip", c.orig_h.to_string())
+        .field("source.port", c.orig_p)
+        .field("destination.ip", c.resp_h.to_string())
+        .field("destination.port", c.resp_p)
+        .field("network.transport", c.proto)
+        .field("network.iana_number", c.proto_number.to_string())
+        .field("network.community_id", c.community_id.clone())
+        .field("zkaudit.capture.file", file)
+        .field("zkaudit.capture.first_packet", c.first_packet)
+        .input(c.packets_digest)
+}
+
+fn at(ts_ns: i64) -> Timestamp {
+    Timestamp::from_unix_nanos(i128::from(ts_ns)).unwrap_or_else(|| Timestamp::from_unix_nanos(0).unwrap_or_else(Timestamp::now))
+}
+
+/// The OCSF Network Activity `activity_id` of a connection state.
+fn network_activity(state: &str) -> u32 {
+    match state {
+        "SF" => 2,
+        "RSTO" | "RSTR" | "RSTOS0" | "RSTRH" => 3,
+        "S0" | "SH" | "SHR" => 4,
+        "REJ" => 5,
+        _ => 6,
+    }
+}
+
+fn send_flow(sink: &mut Sink, file: &str, f: FinishedFlow) -> Result<(), SinkError> {
+    let c = &f.conn;
+    let flow = flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, file)
+        .at(at(c.ts_ns))
+        .fields(as_map(c))
+        .field("event.duration", (c.duration * 1e9) as i64)
+        .into_event();
+    let parent = sink.send(&flow)?;
+    for d in &f.dns {
+        let activity = if d.rcode.is_some() { 2 } else { 1 };
+        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, file).at(at(d.ts_ns)).fields(as_map(d)).parent(parent);
+        if let Some(q) = &d.query {
+            o = o.field("dns.question.name", q.clone());
+        }
+        sink.send(&o.into_event())?;
+    }
+    if let Some(t) = &f.tls {
+        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, file).at(at(t.ts_ns)).fields(as_map(t)).parent(parent);
+        if let Some(sni) = &t.server_name {
+            o = o.field("tls.client.server_name", sni.clone());
+        }
+        sink.send(&o.into_event())?;
+    }
+    for h in &f.http {
+        let activity = match h.method.as_str() {
+            "CONNECT" => 1,
+            "DELETE" => 2,
+            "GET" => 3,
+            "HEAD" => 4,
+            "OPTIONS" => 5,
+            "POST" => 6,
+            "PUT" => 7,
+            "TRACE" => 8,
+            _ => 99,
+        };
+        let mut o = flow_fields(Observation::new("http_request", Layer::Network, OcsfClass::HttpActivity, activity, "http_request"), c, file)
+            .at(at(h.ts_ns))
+            .fields(as_map(h))
+            .field("http.request.method", h.method.clone())
+            .field("url.original", h.uri.clone())
+            .parent(parent);
+        if let Some(s) = h.status_code {
+            o = o.field("http.response.status_code", s);
+        }
+        sink.send(&o.into_event())?;
+    }
+    Ok(())
+}
