@@ -230,6 +230,66 @@ collector_gap(I, C, R, N) :-
     '$meta'(I, 'event.action', R),
     '$meta'(I, 'zkaudit.gap.lost', N).
 
+%% flow(?Index, ?OrigIp, ?OrigPort, ?RespIp, ?RespPort, ?Proto): a network
+%% flow (Zeek conn.log) from OrigIp:OrigPort to RespIp:RespPort; Proto is
+%% tcp, udp, icmp or unknown_transport (for ICMP the ports are type, code).
+flow(I, OH, OP, RH, RP, Pr) :-
+    event(I, _, _, network_flow, _, _),
+    '$meta'(I, 'id.orig_h', OH),
+    '$meta'(I, 'id.orig_p', OP),
+    '$meta'(I, 'id.resp_h', RH),
+    '$meta'(I, 'id.resp_p', RP),
+    '$meta'(I, proto, Pr).
+
+%% packet_sent(?Index, ?From, ?To, +FromNs, +ToNs): flow Index carried at
+%% least one packet from address From to address To, and was active at
+%% some time in [FromNs, ToNs).
+packet_sent(I, A, B, F, T) :-
+    flow(I, OH, _, RH, _, _),
+    (   OH = A, RH = B, '$meta'(I, orig_pkts, N)
+    ;   OH = B, RH = A, '$meta'(I, resp_pkts, N)
+    ),
+    N > 0,
+    '$ev'(I, Start, _, _, _, _),
+    '$meta'(I, 'event.duration', D),
+    Start < T,
+    Start + D >= F.
+
+%% flow_of(?Index, ?FlowIndex): a DNS, TLS or HTTP event and the flow it
+%% was seen in (the same Zeek uid).
+flow_of(I, F) :-
+    member(Ty, [dns_query, tls_handshake, http_request]),
+    event(I, _, _, Ty, _, _),
+    '$meta'(I, uid, U),
+    event(F, _, _, network_flow, _, _),
+    '$meta'(F, uid, U).
+
+%% dns_answer(?Index, ?Query, ?Rcode, ?Answers): a DNS transaction; Rcode
+%% is the response code's name (NOERROR, NXDOMAIN, ...) or none when no
+%% response was seen; Answers the answer data as a list.
+dns_answer(I, Q, R, A) :-
+    event(I, _, _, dns_query, _, _),
+    '$meta'(I, query, Q),
+    (   '$meta'(I, rcode_name, R0) -> R = R0 ; R = none ),
+    (   '$meta'(I, answers, A0) -> A = A0 ; A = [] ).
+
+%% tls_session(?Index, ?ServerName, ?Version, ?Ja4): a TLS handshake with
+%% its SNI (none if absent), negotiated version and JA4 fingerprint.
+tls_session(I, S, V, J) :-
+    event(I, _, _, tls_handshake, _, _),
+    (   '$meta'(I, server_name, S0) -> S = S0 ; S = none ),
+    (   '$meta'(I, version, V0) -> V = V0 ; V = none ),
+    (   '$meta'(I, ja4, J0) -> J = J0 ; J = none ).
+
+%% http_request(?Index, ?Method, ?Host, ?Uri, ?Status): an HTTP/1.x
+%% transaction; Status is the response code or none.
+http_request(I, M, H, U, St) :-
+    event(I, _, _, http_request, _, _),
+    '$meta'(I, method, M),
+    (   '$meta'(I, host, H0) -> H = H0 ; H = none ),
+    '$meta'(I, uri, U),
+    (   '$meta'(I, status_code, St0) -> St = St0 ; St = none ).
+
 %% availability(+Service, -Percent, -Outages, -Used): the share of time
 %% Service was up, from its service_down / service_up / service_check events
 %% (meta `service`). The measured span runs from its first to its last such

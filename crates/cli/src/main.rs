@@ -15,6 +15,7 @@ mod bench_audit;
 mod bench_record;
 mod child_cmd;
 mod collect_cmd;
+mod ingest_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
@@ -92,6 +93,9 @@ enum Command {
     /// System-wide collectors (the Linux audit netlink socket).
     #[command(subcommand)]
     Collect(collect_cmd::CollectCommand),
+    /// Turn recorded artifacts (packet captures) into events in a ledger or a server.
+    #[command(subcommand)]
+    Ingest(ingest_cmd::IngestCommand),
     /// Ask a question of the ledger in Prolog; answers carry their evidence.
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Registry(c) => zk_cmd::registry(c),
         Command::Record(a) => record_cmd::record(a),
         Command::Collect(c) => collect_cmd::run(c),
+        Command::Ingest(c) => ingest_cmd::run(c),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::Serve(a) => serve_cmd::serve(a),

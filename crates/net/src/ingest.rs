@@ -256,3 +256,38 @@ fn send_flow(sink: &mut Sink, file: &str, f: FinishedFlow) -> Result<(), SinkErr
     }
     Ok(())
 }
+
+/// What `zkaudit ingest pcap` did.
+#[derive(Clone, Debug, Serialize)]
+pub struct IngestReport {
+    /// Per file, in the order given.
+    pub files: Vec<FileStats>,
+    /// The sink's figures (events, appended, leaf range, spool).
+    pub sink: zkaudit_collect::Report,
+}
+
+impl IngestReport {
+    /// Files that could not be read to their end.
+    pub fn refused(&self) -> usize {
+        self.files.iter().filter(|f| f.error.is_some()).count()
+    }
+}
+
+/// Ingests `paths` in order into `dest` (one sink for all), calling
+/// `progress` after each file.
+///
+/// # Errors
+/// The sink failed.
+pub fn ingest_files(paths: &[PathBuf], dest: zkaudit_collect::Destination, seed: u16, progress: &mut dyn FnMut(&FileStats)) -> Result<IngestReport, SinkError> {
+    let mut sink = Sink::open(dest, zkaudit_collect::SinkOptions::new(COLLECTOR, Layer::Network))?;
+    let mut files = Vec::with_capacity(paths.len());
+    let mut ingest = Ingest::new(&mut sink);
+    ingest.seed = seed;
+    for p in paths {
+        let s = ingest.file(p)?;
+        progress(&s);
+        files.push(s);
+    }
+    let sink = sink.finish()?;
+    Ok(IngestReport { files, sink })
+}

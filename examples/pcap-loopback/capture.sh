@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Captures real traffic on the loopback interface into OUT/lo.pcap (needs
+# root for tcpdump, and Debian's tcpdump, dnsmasq, openssl, curl, python3):
+#   * two HTTP/1.1 requests (GET with a User-Agent, POST with a body) to
+#     python3 -m http.server;
+#   * two TLS handshakes to openssl s_server: TLS 1.3 with SNI
+#     sni.zkaudit.test and ALPN h2, and TLS 1.2 with SNI old.zkaudit.test
+#     (whose certificate is visible on the wire);
+#   * two DNS queries over UDP to dnsmasq on 127.0.0.53:53: one answered
+#     (www.zkaudit.test A 10.9.8.7), one refused.
+# Then: zkaudit ingest pcap --ledger L OUT/lo.pcap
+set -euo pipefail
+OUT=${1:?usage: capture.sh OUTDIR}
+mkdir -p "$OUT"
+cd "$OUT"
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+HTTP_PORT=$(free_port)
+TLS_PORT=$(free_port)
+DNS_ADDR=127.0.0.53
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key.pem -out cert.pem \
+  -days 2 -subj /CN=zkaudit.test 2>/dev/null
+echo hello > index.html
+
+tcpdump -i lo -U -w lo.pcap "port $HTTP_PORT or port $TLS_PORT or (host $DNS_ADDR and port 53)" 2>tcpdump.err &
+pids+=($!)
+python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 >/dev/null 2>&1 &
+pids+=($!)
+openssl s_server -accept "$TLS_PORT" -cert cert.pem -key key.pem -alpn h2,http/1.1 -www -quiet >/dev/null 2>&1 &
+pids+=($!)
+dnsmasq --no-daemon --port=53 --listen-address="$DNS_ADDR" --bind-interfaces --no-resolv --no-hosts \
+  --address=/zkaudit.test/10.9.8.7 >/dev/null 2>&1 &
+pids+=($!)
+# Wait for tcpdump and the servers to listen.
+for _ in $(seq 100); do
+  grep -q "listening on" tcpdump.err 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
+  sleep 0.1
+done
+
+curl -s -A zkaudit-test/1 "http://127.0.0.1:$HTTP_PORT/index.html" -o /dev/null
+curl -s -X POST -d 'abc=1' "http://127.0.0.1:$HTTP_PORT/" -o /dev/null
+echo | timeout 5 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername sni.zkaudit.test -alpn h2 >/dev/null 2>&1
+echo | timeout 5 openssl s_client -connect "127.0.0.1:$TLS_PORT" -servername old.zkaudit.test -tls1_2 >/dev/null 2>&1
+python3 - "$DNS_ADDR" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+for i, name in enumerate(["www.zkaudit.test", "nx.example.invalid"]):
+    q = struct.pack(">HHHHHH", 0x4242 + i, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+    for _ in range(20):
+        s.sendto(q, (sys.argv[1], 53))
+        try:
+            s.recv(512)
+            break
+        except socket.timeout:
+            pass
+PY
+sleep 0.5
