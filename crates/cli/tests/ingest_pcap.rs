@@ -1,0 +1,165 @@
+//! `zkaudit ingest pcap` as users run it: real traffic captured on loopback
+//! by tcpdump (HTTP to python's http.server, TLS to openssl s_server, DNS
+//! to dnsmasq; `examples/pcap-loopback/capture.sh`), ingested into a real
+//! ledger, asked about with the auditor's predicates, and cross-checked
+//! against what Debian's tshark reports for the same file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const ZKAUDIT: &str = env!("CARGO_BIN_EXE_zkaudit");
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn ledger(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("ledger");
+    run(Command::new(ZKAUDIT).args(["log", "init"]).arg(&dir).args(["--origin", "test.example/pcap"]));
+    dir
+}
+
+/// The bindings of every answer to `goal` (`zkaudit query` exits 1 when
+/// there are none).
+fn query(dir: &Path, goal: &str) -> Vec<Value> {
+    let out = Command::new(ZKAUDIT).arg("query").arg(dir).arg(goal).args(["--json", "--max-answers", "1000"]).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{goal}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["answers"].as_array().unwrap().iter().map(|a| a["bindings"].clone()).collect()
+}
+
+/// tshark's packets (`-T json -e …`): each a map of field to its values.
+fn tshark(file: &Path, filter: &str, fields: &[&str]) -> Vec<serde_json::Map<String, Value>> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file).args(["-T", "json", "-Y", filter]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = run(&mut cmd);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array().unwrap().iter().map(|p| p["_source"]["layers"].as_object().cloned().unwrap_or_default()).collect()
+}
+
+fn first(p: &serde_json::Map<String, Value>, f: &str) -> String {
+    p.get(f).and_then(|v| v[0].as_str()).unwrap_or_default().to_owned()
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[test]
+fn loopback_traffic_matches_tshark() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(Command::new("bash").arg(root().join("examples/pcap-loopback/capture.sh")).arg(tmp.path().join("cap")));
+    let pcap = tmp.path().join("cap/lo.pcap");
+    let dir = ledger(tmp.path());
+    let out = run(Command::new(ZKAUDIT).args(["ingest", "pcap", "--ledger"]).arg(&dir).arg(&pcap).arg("--json"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &report["files"][0];
+    assert_eq!(f["error"], Value::Null);
+    assert_eq!(f["packets"], f["ip_packets"]);
+    assert!(f["tls"] == 2 && f["dns"] == 2 && f["http"].as_u64().unwrap() >= 2, "{report}");
+
+    // Flows: one per tshark TCP and UDP stream, same originator and responder.
+    let mut theirs = BTreeSet::new();
+    for (proto, field) in [("tcp", "tcp.stream"), ("udp", "udp.stream")] {
+        let mut seen = BTreeSet::new();
+        for p in tshark(&pcap, proto, &[field, "ip.src", &format!("{proto}.srcport"), "ip.dst", &format!("{proto}.dstport")]) {
+            if seen.insert(first(&p, field)) {
+                theirs.insert((proto.to_owned(), first(&p, "ip.src"), first(&p, &format!("{proto}.srcport")), first(&p, "ip.dst"), first(&p, &format!("{proto}.dstport"))));
+            }
+        }
+    }
+    let ours: BTreeSet<_> = query(&dir, "flow(I, OH, OP, RH, RP, Pr).").iter().map(|b| (s(&b["Pr"]), s(&b["OH"]), s(&b["OP"]), s(&b["RH"]), s(&b["RP"]))).collect();
+    assert_eq!(ours, theirs);
+
+    // DNS questions and answers.
+    let theirs: BTreeSet<String> = tshark(&pcap, "dns.flags.response == 0", &["dns.qry.name"]).iter().map(|p| first(p, "dns.qry.name")).collect();
+    let answers = query(&dir, "dns_answer(I, Q, R, A).");
+    let ours: BTreeSet<String> = answers.iter().map(|b| s(&b["Q"])).collect();
+    assert_eq!(ours, theirs);
+    let theirs_a: BTreeSet<String> = tshark(&pcap, "dns.a", &["dns.a"]).iter().map(|p| first(p, "dns.a")).collect();
+    let ours_a: BTreeSet<String> = answers.iter().flat_map(|b| b["A"].as_array().cloned().unwrap_or_default()).map(|a| s(&a)).collect();
+    assert_eq!(ours_a, theirs_a);
+    assert!(answers.iter().any(|b| b["Q"] == "nx.example.invalid" && b["R"] == "REFUSED"));
+
+    // TLS: SNI and JA3 of each ClientHello, and the certificate's SHA-256.
+    let theirs: BTreeSet<(String, String)> =
+        tshark(&pcap, "tls.handshake.type == 1", &["tls.handshake.extensions_server_name", "tls.handshake.ja3"]).iter().map(|p| (first(p, "tls.handshake.extensions_server_name"), first(p, "tls.handshake.ja3"))).collect();
+    let ours: BTreeSet<(String, String)> = query(&dir, "tls_session(I, S, V, J4), meta(I, ja3, J3).").iter().map(|b| (s(&b["S"]), s(&b["J3"]))).collect();
+    assert_eq!(ours, theirs);
+    let cert_hex = first(&tshark(&pcap, "tls.handshake.type == 11", &["tls.handshake.certificate"])[0], "tls.handshake.certificate");
+    let cert = hex::decode(cert_hex.replace(':', "")).unwrap();
+    let fp = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&cert));
+    let fps = query(&dir, "tls_session(I, 'old.zkaudit.test', V, _), meta(I, cert_chain_fps, F).");
+    assert_eq!(fps[0]["F"], serde_json::json!([fp]));
+    assert_eq!(fps[0]["V"], "TLSv12");
+    // TLS 1.3 encrypts the server's ALPN choice; the client's offer is clear.
+    assert_eq!(query(&dir, "tls_session(I, 'sni.zkaudit.test', V, _), meta(I, client_alpn, P).")[0]["P"], serde_json::json!(["h2"]));
+
+    // HTTP requests and response codes.
+    let theirs: BTreeSet<(String, String, String)> =
+        tshark(&pcap, "http.request", &["http.request.method", "http.host", "http.request.uri"]).iter().map(|p| (first(p, "http.request.method"), first(p, "http.host"), first(p, "http.request.uri"))).collect();
+    let reqs = query(&dir, "http_request(I, M, H, U, St).");
+    let ours: BTreeSet<(String, String, String)> = reqs.iter().map(|b| (s(&b["M"]), s(&b["H"]), s(&b["U"]))).collect();
+    assert_eq!(ours, theirs);
+    let theirs: Vec<String> = tshark(&pcap, "http.response", &["http.response.code"]).iter().map(|p| first(p, "http.response.code")).collect();
+    let mut ours: Vec<String> = reqs.iter().map(|b| s(&b["St"])).collect();
+    let mut theirs_sorted = theirs.clone();
+    ours.sort();
+    theirs_sorted.sort();
+    assert_eq!(ours, theirs_sorted);
+    assert_eq!(query(&dir, "http_request(I, 'GET', _, '/index.html', 200), meta(I, user_agent, A).")[0]["A"], "zkaudit-test/1");
+
+    // Every child event's flow, and the flow's input: the digest of its
+    // packets as a pcap file, which tshark re-creates from the capture.
+    assert_eq!(query(&dir, "flow_of(I, F).").len(), query(&dir, "member(T, [dns_query, tls_handshake, http_request]), event(I, _, _, T, _, _).").len());
+    let stream0 = tshark(&pcap, "tcp.stream == 0 && tcp.flags.syn == 1 && tcp.flags.ack == 0", &["tcp.srcport"]);
+    let port = first(&stream0[0], "tcp.srcport");
+    let flow_pcap = tmp.path().join("stream0.pcap");
+    run(Command::new("tshark").arg("-r").arg(&pcap).args(["-Y", "tcp.stream == 0", "-F", "nsecpcap", "-w"]).arg(&flow_pcap));
+    let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&flow_pcap).unwrap())));
+    let b = query(&dir, &format!("flow(I, _, {port}, _, _, tcp), event(I, _, _, _, In, _)."));
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["In"], digest.as_str());
+
+    // "Was a packet sent from A to B in this window?" (ns since the epoch).
+    let dns_from = query(&dir, "packet_sent(I, '127.0.0.53', '127.0.0.1', 0, 9000000000000000000), flow(I, _, _, _, 53, udp).");
+    assert_eq!(dns_from.len(), 1);
+    assert!(query(&dir, "packet_sent(I, '127.0.0.53', '127.0.0.1', 0, 1000).").is_empty(), "nothing in 1970");
+    assert!(query(&dir, "packet_sent(I, '10.9.8.7', _, 0, 9000000000000000000).").is_empty());
+}
+
+#[test]
+fn a_truncated_capture_is_recorded_up_to_the_cut_with_a_gap_and_exit_1() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ledger(tmp.path());
+    let full = std::fs::read(root().join("../shared/data/pcap/tcpdump-tests/afs.pcap")).unwrap();
+    let cut = tmp.path().join("cut.pcap");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let gz = root().join("../shared/data/pcap/community-id/pcaps/combined.pcap.gz");
+    let out = Command::new(ZKAUDIT).args(["ingest", "pcap", "--ledger"]).arg(&dir).arg(&cut).arg(&gz).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.pcap: packet ") && err.contains("truncated"), "{err}");
+    assert!(err.contains("combined.pcap.gz: "), "the next file is still ingested: {err}");
+    let gaps = query(&dir, "collector_gap(I, C, R, N), meta(I, 'zkaudit.capture.packet', P).");
+    assert_eq!(gaps.len(), 1);
+    assert_eq!((gaps[0]["C"].as_str(), gaps[0]["R"].as_str()), (Some("zkaudit-net"), Some("unreadable")));
+    assert!(!query(&dir, "meta(I, 'zkaudit.capture.file', F), atom_concat(_, 'cut.pcap', F).").is_empty(), "flows before the cut are recorded");
+    let files = query(&dir, "event(I, _, _, capture_file, In, _), meta(I, 'file.path', F).");
+    assert_eq!(files.len(), 2);
+}
