@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// open loop (against the same workload unrecorded and under strace -f),
     /// and the events/s it sustains into a local ledger.
     Record(crate::bench_record::RecordArgs),
+    /// Capture-file ingest (`zkaudit ingest pcap`) throughput in packets/s
+    /// and MB/s on a synthetic capture (1 GiB by default), against tshark.
+    Pcap(crate::bench_pcap::PcapArgs),
 }
 
 #[derive(Args)]
@@ -101,6 +104,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Cycles(a) => bench_cycles(&a)?,
         BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&a)?,
         BenchCommand::Record(a) => crate::bench_record::bench_record(&a)?,
+        BenchCommand::Pcap(a) => crate::bench_pcap::run(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
