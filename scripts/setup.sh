@@ -70,8 +70,9 @@ if ! command -v strace >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1 || ! 
   apt_install strace gcc python3
 fi
 if ! command -v tshark >/dev/null 2>&1 || ! command -v tcpdump >/dev/null 2>&1 || ! command -v dnsmasq >/dev/null 2>&1 ||
-  ! command -v curl >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  echo "setup: installing Debian's tshark, tcpdump, dnsmasq, curl and openssl (the pcap tests capture and cross-check traffic)" >&2
-  apt_install tshark tcpdump dnsmasq-base curl openssl
+  ! command -v curl >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 ||
+  ! command -v stress-ng >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1; then
+  echo "setup: installing Debian's tshark, tcpdump, dnsmasq, curl, openssl (the capture tests), stress-ng (the host collector's live test) and git" >&2
+  apt_install tshark tcpdump dnsmasq-base curl openssl stress-ng git
 fi
 mkdir -p "$CARGO_TARGET_DIR"

@@ -16,6 +16,29 @@ pub enum CollectCommand {
     /// every exec and connect, and access to watched paths, until SIGTERM,
     /// SIGINT or --duration; the audit rules and settings are put back.
     Audit(AuditArgs),
+    /// Sample /proc and /sys (CPU, load, memory, pressure, disk, network,
+    /// file systems, temperatures, RAPL energy) every interval into
+    /// physical-layer events, until --count samples or SIGTERM/SIGINT.
+    Host(HostArgs),
+}
+
+/// `zkaudit collect host` arguments.
+#[derive(Args)]
+pub struct HostArgs {
+    #[command(flatten)]
+    sink: SinkArgs,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 10.0)]
+    interval: f64,
+    /// Stop after this many samples.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Read proc/ and sys/ under this directory instead of / (a captured tree).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// Print the outcome as one JSON object at the end.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `zkaudit collect audit` arguments.
@@ -41,7 +64,30 @@ pub struct AuditArgs {
 pub fn run(c: CollectCommand) -> Result<ExitCode> {
     match c {
         CollectCommand::Audit(a) => audit(a),
+        CollectCommand::Host(a) => host(a),
     }
+}
+
+fn host(a: HostArgs) -> Result<ExitCode> {
+    if !(a.interval > 0.0 && a.interval.is_finite()) {
+        anyhow::bail!("--interval must be a positive number of seconds, not {}", a.interval);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let opts = zkaudit_host::Options { root: a.root, interval: std::time::Duration::from_secs_f64(a.interval), count: a.count };
+    let o = zkaudit_host::run(&opts, a.sink.destination()?, &stop, &mut |_| {})?;
+    if a.json {
+        print_json(&o);
+    } else {
+        let mut line = format!("collect host: {} samples, {} metric events, {} appended", o.samples, o.metric_events, o.sink.appended);
+        if !o.unavailable.is_empty() {
+            line += &format!("; no sensor readings from {} (said once, as sensor_unavailable)", o.unavailable.join(", "));
+        }
+        eprintln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn audit(a: AuditArgs) -> Result<ExitCode> {

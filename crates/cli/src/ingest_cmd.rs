@@ -1,4 +1,4 @@
-//! `zkaudit ingest …`: turn recorded artifacts (capture files) into events.
+//! `zkaudit ingest …`: turn recorded artifacts (capture files, git history) into events.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +15,26 @@ pub enum IngestCommand {
     /// Read pcap / pcapng files (optionally gzipped) and record their flows
     /// (Zeek conn.log fields, Community ID), DNS, TLS and HTTP transactions.
     Pcap(PcapArgs),
+    /// Record a git repository's commits reachable from HEAD (one event
+    /// per commit, parents first); a re-run into the same ledger records
+    /// only new commits.
+    Git(GitArgs),
+}
+
+/// `zkaudit ingest git` arguments.
+#[derive(Args)]
+pub struct GitArgs {
+    #[command(flatten)]
+    sink: SinkArgs,
+    /// Only commits after this revision (a commit ID, tag or branch).
+    #[arg(long, value_name = "REV")]
+    since: Option<String>,
+    /// Print the outcome as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// The repository (its work tree or .git directory).
+    #[arg(value_name = "REPO")]
+    repo: PathBuf,
 }
 
 /// `zkaudit ingest pcap` arguments.
@@ -37,7 +57,23 @@ pub struct PcapArgs {
 pub fn run(c: IngestCommand) -> Result<ExitCode> {
     match c {
         IngestCommand::Pcap(a) => pcap(a),
+        IngestCommand::Git(a) => git(a),
     }
+}
+
+fn git(a: GitArgs) -> Result<ExitCode> {
+    let pb = progress(0, "commits");
+    let o = zkaudit_git::ingest(&a.repo, a.since.as_deref(), a.sink.destination()?, &mut |done, of| {
+        pb.set_length(of);
+        pb.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    if a.json {
+        print_json(&o);
+    } else {
+        eprintln!("zkaudit ingest git: {} commits, {} recorded now, {} already in the ledger; {} appended", o.commits, o.ingested, o.already, o.sink.appended);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Exits 1 when a file could not be read to its end (its error is printed;

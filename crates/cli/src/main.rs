@@ -91,10 +91,10 @@ enum Command {
     /// Run a command and record what it and its descendants do (exec, files,
     /// network) into a ledger or a server; exits as the command did.
     Record(record_cmd::RecordArgs),
-    /// System-wide collectors (the Linux audit netlink socket).
+    /// System-wide collectors (the Linux audit netlink socket, host metrics).
     #[command(subcommand)]
     Collect(collect_cmd::CollectCommand),
-    /// Turn recorded artifacts (packet captures) into events in a ledger or a server.
+    /// Turn recorded artifacts (packet captures, git history) into events in a ledger or a server.
     #[command(subcommand)]
     Ingest(ingest_cmd::IngestCommand),
     /// Ask a question of the ledger in Prolog; answers carry their evidence.

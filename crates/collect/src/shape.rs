@@ -83,6 +83,16 @@ impl Observation {
         Self { timestamp: Timestamp::now(), layer, kind: kind.to_owned(), input: empty_digest(), output: empty_digest(), metadata, parents: Vec::new() }
     }
 
+    /// A metric sample (ECS `event.kind: metric`, `event.category: host`),
+    /// for which OCSF has no event class, so it carries none.
+    pub fn metric(kind: &str, layer: Layer, action: &str) -> Self {
+        let mut metadata = Map::new();
+        metadata.insert("event.kind".into(), "metric".into());
+        metadata.insert("event.category".into(), "host".into());
+        metadata.insert("event.action".into(), action.into());
+        Self { timestamp: Timestamp::now(), layer, kind: kind.to_owned(), input: empty_digest(), output: empty_digest(), metadata, parents: Vec::new() }
+    }
+
     /// Sets when it happened (default: when [`Observation::new`] ran).
     pub fn at(mut self, t: Timestamp) -> Self {
         self.timestamp = t;
