@@ -2,6 +2,10 @@
 %
 % Evidence (event types and metadata):
 %   service_down / service_up / service_check   meta: service
+%   service_endpoint                            meta: service, ip, port (then the
+%                                               recorded network_flow events to
+%                                               ip:port count: refused or
+%                                               unanswered = down, else up)
 %   capacity_report                             meta: service, required (N), available
 %   failover                                    meta: service, duration_ms
 %

@@ -291,17 +291,15 @@ http_request(I, M, H, U, St) :-
     (   '$meta'(I, status_code, St0) -> St = St0 ; St = none ).
 
 %% availability(+Service, -Percent, -Outages, -Used): the share of time
-%% Service was up, from its service_down / service_up / service_check events
-%% (meta `service`). The measured span runs from its first to its last such
-%% event inside the window. Outages is a list of outage(DownIndex, Ns): each
-%% service_down until the next service_up (or the end of the span).
+%% Service was up, from its availability observations ('$probe'/4): its
+%% service_down / service_up / service_check events (meta `service`), and
+%% the recorded network flows to the endpoints its service_endpoint events
+%% declare. The measured span runs from the first to the last observation
+%% inside the window. Outages is a list of outage(DownIndex, Ns): each
+%% down observation until the next up one (or the end of the span).
 availability(S, P, Outages, Used) :-
     window(F, T),
-    findall(Ts-I-Ty,
-            ( member(Ty, [service_down, service_up, service_check]),
-              event(I, Ts, _, Ty, _, _), Ts >= F, Ts < T,
-              '$meta'(I, service, S) ),
-            L0),
+    findall(Ts-I-Ty, ( '$probe'(S, Ts, I, Ty), Ts >= F, Ts < T ), L0),
     keysort(L0, L),
     L = [Start-_-_|_],
     last(L, End-_-_),
@@ -310,7 +308,31 @@ availability(S, P, Outages, Used) :-
     '$outages'(L, End, up, Outages),
     foldl('$add_outage', Outages, 0, Down),
     P is 100.0 * (Span - Down) / Span,
-    findall(I, member(_-I-_, L), Used).
+    findall(I, ( member(_-I-_, L) ; '$endpoint'(S, I, _, _) ), Used).
+
+%% '$probe'(?Service, -Ts, -Index, -Type): one availability observation.
+%% A flow to a declared endpoint that was refused or never answered
+%% (conn_state S0, REJ, RSTOS0, SH) is a service_down, any other a
+%% service_up.
+'$probe'(S, Ts, I, Ty) :-
+    member(Ty, [service_down, service_up, service_check]),
+    event(I, Ts, _, Ty, _, _),
+    '$meta'(I, service, S).
+'$probe'(S, Ts, I, Ty) :-
+    '$endpoint'(S, _, H, P),
+    event(I, Ts, _, network_flow, _, _),
+    '$meta'(I, 'id.resp_h', H),
+    '$meta'(I, 'id.resp_p', P),
+    '$meta'(I, conn_state, St),
+    (   memberchk(St, ['S0', 'REJ', 'RSTOS0', 'SH']) -> Ty = service_down ; Ty = service_up ).
+
+%% '$endpoint'(?Service, -Index, -Ip, -Port): a service_endpoint event
+%% declaring that Service answers at Ip:Port.
+'$endpoint'(S, I, H, P) :-
+    event(I, _, _, service_endpoint, _, _),
+    '$meta'(I, service, S),
+    '$meta'(I, ip, H),
+    '$meta'(I, port, P).
 
 '$add_outage'(outage(_, D), A0, A) :- A is A0 + D.
 
@@ -356,12 +378,11 @@ threshold_check(Type, Key, Max, Tag, Used, Violations) :-
               ) ),
             Violations).
 
-%% services(-Services): the distinct `service` metadata values of the
-%% service_down / service_up / service_check events in the window.
+%% services(-Services): the services with availability observations in
+%% the window.
 services(Ss) :-
     window(F, T),
-    findall(S, ( member(Ty, [service_down, service_up, service_check]),
-                 event(I, Ts, _, Ty, _, _), Ts >= F, Ts < T, '$meta'(I, service, S) ), L),
+    findall(S, ( '$probe'(S, Ts, _, _), Ts >= F, Ts < T ), L),
     sort(L, Ss).
 
 %% Adds loaded facts; used by the host.

@@ -163,3 +163,21 @@ fn a_truncated_capture_is_recorded_up_to_the_cut_with_a_gap_and_exit_1() {
     let files = query(&dir, "event(I, _, _, capture_file, In, _), meta(I, 'file.path', F).");
     assert_eq!(files.len(), 2);
 }
+
+/// The telecoms pack's uptime rule with its evidence taken from recorded
+/// flows (`examples/telecoms-flows/run.sh`: a real service stopped while
+/// probed and captured).
+#[test]
+fn the_telecoms_pack_finds_an_outage_in_recorded_flows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("bash").arg(root().join("examples/telecoms-flows/run.sh")).arg(tmp.path()).env("ZKAUDIT_BIN", ZKAUDIT).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("as expected"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tmp.path().join("ledger");
+    let a = query(&dir, "availability(web, P, [outage(I, Ns)], _), flow(I, _, _, _, _, tcp), meta(I, conn_state, St).");
+    assert_eq!(a.len(), 1, "one outage");
+    assert_eq!(a[0]["St"], "REJ");
+    let p = a[0]["P"].as_f64().unwrap();
+    assert!(p > 20.0 && p < 90.0, "{p}");
+    assert!(a[0]["Ns"].as_u64().unwrap() > 500_000_000, "the service was down for 10 probes 0.1 s apart");
+}
