@@ -75,4 +75,8 @@ if ! command -v tshark >/dev/null 2>&1 || ! command -v tcpdump >/dev/null 2>&1 |
   echo "setup: installing Debian's tshark, tcpdump, dnsmasq, curl, openssl (the capture tests), stress-ng (the host collector's live test) and git" >&2
   apt_install tshark tcpdump dnsmasq-base curl openssl stress-ng git
 fi
+if [ ! -e /usr/include/pcap/pcap.h ]; then
+  echo "setup: installing Debian's libpcap-dev (zkaudit collect net links libpcap)" >&2
+  apt_install libpcap-dev
+fi
 mkdir -p "$CARGO_TARGET_DIR"

@@ -1,4 +1,4 @@
-//! `zkaudit collect …`: system-wide collectors.
+//! `zkaudit collect …`: system-wide collectors (audit, host metrics, live network).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,6 +20,32 @@ pub enum CollectCommand {
     /// file systems, temperatures, RAPL energy) every interval into
     /// physical-layer events, until --count samples or SIGTERM/SIGINT.
     Host(HostArgs),
+    /// Capture packets from an interface (libpcap, optional BPF filter) and
+    /// record flows, DNS, TLS and HTTP as `zkaudit ingest pcap` does, with
+    /// kernel drops as gap events, until --duration or SIGTERM/SIGINT.
+    Net(NetArgs),
+}
+
+/// `zkaudit collect net` arguments.
+#[derive(Args)]
+pub struct NetArgs {
+    #[command(flatten)]
+    sink: SinkArgs,
+    /// Interface to capture on (`lo`, `eth0`, `any`).
+    #[arg(long, short = 'i')]
+    interface: String,
+    /// BPF filter, in tcpdump's syntax (e.g. 'tcp port 443 or udp port 53').
+    #[arg(long, short = 'f')]
+    filter: Option<String>,
+    /// Bytes kept of each packet.
+    #[arg(long, default_value_t = 262_144)]
+    snaplen: i32,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Print the outcome as one JSON object at the end.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `zkaudit collect host` arguments.
@@ -65,17 +91,39 @@ pub fn run(c: CollectCommand) -> Result<ExitCode> {
     match c {
         CollectCommand::Audit(a) => audit(a),
         CollectCommand::Host(a) => host(a),
+        CollectCommand::Net(a) => net(a),
     }
+}
+
+/// A flag that SIGTERM and SIGINT set, so a collector can flush and stop.
+fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+fn net(a: NetArgs) -> Result<ExitCode> {
+    let stop = stop_flag()?;
+    let opts = zkaudit_net::live::LiveOptions { interface: a.interface, filter: a.filter, duration: a.duration.map(std::time::Duration::from_secs_f64), snaplen: a.snaplen };
+    let o = zkaudit_net::live::capture(&opts, a.sink.destination()?, &stop)?;
+    if a.json {
+        print_json(&o);
+    } else {
+        eprintln!(
+            "collect net: {} packets, {} flows, {} dropped by the kernel, {} by the interface (recorded as gaps); {} events appended",
+            o.packets, o.flows, o.kernel_dropped, o.interface_dropped, o.sink.appended
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn host(a: HostArgs) -> Result<ExitCode> {
     if !(a.interval > 0.0 && a.interval.is_finite()) {
         anyhow::bail!("--interval must be a positive number of seconds, not {}", a.interval);
     }
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, stop.clone())?;
-    }
+    let stop = stop_flag()?;
     let opts = zkaudit_host::Options { root: a.root, interval: std::time::Duration::from_secs_f64(a.interval), count: a.count };
     let o = zkaudit_host::run(&opts, a.sink.destination()?, &stop, &mut |_| {})?;
     if a.json {

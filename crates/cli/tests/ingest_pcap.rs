@@ -181,3 +181,37 @@ fn the_telecoms_pack_finds_an_outage_in_recorded_flows() {
     assert!(p > 20.0 && p < 90.0, "{p}");
     assert!(a[0]["Ns"].as_u64().unwrap() > 500_000_000, "the service was down for 10 probes 0.1 s apart");
 }
+
+/// `zkaudit collect net` on loopback: a live capture (libpcap, BPF filter)
+/// records the flows and HTTP requests made while it runs, and a session
+/// event with libpcap's drop counters.
+#[test]
+fn live_capture_on_loopback_records_flows_and_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = ledger(tmp.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let mut server = Command::new("python3").args(["-m", "http.server", &port, "--bind", "127.0.0.1"]).current_dir(tmp.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let collector = Command::new(ZKAUDIT)
+        .args(["collect", "net", "--ledger"])
+        .arg(&dir)
+        .args(["-i", "lo", "-f", &format!("tcp port {port}"), "--duration", "4", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for path in ["/", "/missing"] {
+        run(Command::new("curl").args(["-s", "-o", "/dev/null", "-A", "zkaudit-live/1", &format!("http://127.0.0.1:{port}{path}")]));
+    }
+    let out = collector.wait_with_output().unwrap();
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let o: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(o["flows"], 2, "{o}");
+    assert_eq!(o["kernel_dropped"], 0);
+    let reqs = query(&dir, "http_request(I, 'GET', _, U, S), flow_of(I, F), meta(F, 'observer.ingress.interface.name', lo).");
+    let got: BTreeSet<(String, String)> = reqs.iter().map(|b| (s(&b["U"]), s(&b["S"]))).collect();
+    assert_eq!(got, BTreeSet::from([("/".to_owned(), "200".to_owned()), ("/missing".to_owned(), "404".to_owned())]));
+    assert_eq!(query(&dir, "event(I, _, _, capture_session, _, _), meta(I, 'zkaudit.capture.filter', F).")[0]["F"], format!("tcp port {port}").as_str());
+}

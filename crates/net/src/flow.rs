@@ -246,6 +246,13 @@ impl FlowTable {
         }
     }
 
+    /// Moves capture time on to `now_ns` with no packet (a live capture's
+    /// clock) and ends the flows that are done by then.
+    pub fn advance(&mut self, now_ns: i64, done: &mut dyn FnMut(FinishedFlow)) {
+        self.now = self.now.max(now_ns);
+        self.sweep(false, done);
+    }
+
     /// Ends every flow (end of input), in order of their first packet.
     pub fn finish(&mut self, done: &mut dyn FnMut(FinishedFlow)) {
         self.sweep(true, done);

@@ -120,7 +120,7 @@ impl<'s> Ingest<'s> {
             counts.1 += f.dns.len() as u64;
             counts.2 += u64::from(f.tls.is_some());
             counts.3 += f.http.len() as u64;
-            if let Err(e) = send_flow(sink, &name, f) {
+            if let Err(e) = send_flow(sink, &Origin::File(&name), f) {
                 sink_err = Some(e);
             }
         });
@@ -173,9 +173,21 @@ fn as_map(v: &impl Serialize) -> Map<String, Value> {
     }
 }
 
+/// Where packets came from.
+pub(crate) enum Origin<'a> {
+    /// A capture file (`zkaudit.capture.file`).
+    File(&'a str),
+    /// A live interface (ECS `observer.ingress.interface.name`).
+    Interface(&'a str),
+}
+
 /// The fields every network event of a flow shares: Zeek's `uid` and
-/// `id.*`, and ECS `source.*`, `destination.*`, `network.*`.
-fn flow_fields(o: Observation, c: &ConnRecord, file: &str) -> Observation {
+/// `id.*`, ECS `source.*`, `destination.*`, `network.*`, and the origin.
+fn flow_fields(o: Observation, c: &ConnRecord, origin: &Origin<'_>) -> Observation {
+    let o = match origin {
+        Origin::File(f) => o.field("zkaudit.capture.file", *f),
+        Origin::Interface(i) => o.field("observer.ingress.interface.name", *i),
+    };
     o.field("uid", c.uid.clone())
         .field("id.orig_h", c.orig_h.to_string())
         .field("id.orig_p", c.orig_p)
@@ -188,7 +200,6 @@ fn flow_fields(o: Observation, c: &ConnRecord, file: &str) -> Observation {
         .field("network.transport", c.proto)
         .field("network.iana_number", c.proto_number.to_string())
         .field("network.community_id", c.community_id.clone())
-        .field("zkaudit.capture.file", file)
         .field("zkaudit.capture.first_packet", c.first_packet)
         .input(c.packets_digest)
 }
@@ -208,9 +219,11 @@ fn network_activity(state: &str) -> u32 {
     }
 }
 
-fn send_flow(sink: &mut Sink, file: &str, f: FinishedFlow) -> Result<(), SinkError> {
+/// Sends a finished flow's event, then its DNS, TLS and HTTP events with
+/// the flow's digest in `parents`.
+pub(crate) fn send_flow(sink: &mut Sink, origin: &Origin<'_>, f: FinishedFlow) -> Result<(), SinkError> {
     let c = &f.conn;
-    let flow = flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, file)
+    let flow = flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, origin)
         .at(at(c.ts_ns))
         .fields(as_map(c))
         .field("event.duration", (c.duration * 1e9) as i64)
@@ -218,14 +231,14 @@ fn send_flow(sink: &mut Sink, file: &str, f: FinishedFlow) -> Result<(), SinkErr
     let parent = sink.send(&flow)?;
     for d in &f.dns {
         let activity = if d.rcode.is_some() { 2 } else { 1 };
-        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, file).at(at(d.ts_ns)).fields(as_map(d)).parent(parent);
+        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, origin).at(at(d.ts_ns)).fields(as_map(d)).parent(parent);
         if let Some(q) = &d.query {
             o = o.field("dns.question.name", q.clone());
         }
         sink.send(&o.into_event())?;
     }
     if let Some(t) = &f.tls {
-        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, file).at(at(t.ts_ns)).fields(as_map(t)).parent(parent);
+        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, origin).at(at(t.ts_ns)).fields(as_map(t)).parent(parent);
         if let Some(sni) = &t.server_name {
             o = o.field("tls.client.server_name", sni.clone());
         }
@@ -243,7 +256,7 @@ fn send_flow(sink: &mut Sink, file: &str, f: FinishedFlow) -> Result<(), SinkErr
             "TRACE" => 8,
             _ => 99,
         };
-        let mut o = flow_fields(Observation::new("http_request", Layer::Network, OcsfClass::HttpActivity, activity, "http_request"), c, file)
+        let mut o = flow_fields(Observation::new("http_request", Layer::Network, OcsfClass::HttpActivity, activity, "http_request"), c, origin)
             .at(at(h.ts_ns))
             .fields(as_map(h))
             .field("http.request.method", h.method.clone())

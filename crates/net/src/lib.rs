@@ -8,7 +8,8 @@
 //! holding its flow's event in `parents` and each flow's `input` the digest
 //! of its packets. Capture files (pcap, pcapng, gzip) are read by
 //! [`capture`]; [`ingest`] is the use case that writes them into a
-//! collector sink.
+//! collector sink; `live` (cargo feature `live`, libpcap) captures from an
+//! interface.
 //!
 //! It must not parse wire formats by hand where a maintained crate does
 //! (pcap-parser, etherparse, simple-dns, tls-parser, httparse), nor own
@@ -24,6 +25,8 @@ pub mod dns;
 pub mod flow;
 pub mod http;
 pub mod ingest;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod tls;
 
 pub use ingest::{analyze_file, FileStats, Ingest};
