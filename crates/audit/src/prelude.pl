@@ -290,6 +290,28 @@ http_request(I, M, H, U, St) :-
     '$meta'(I, uri, U),
     (   '$meta'(I, status_code, St0) -> St = St0 ; St = none ).
 
+%% host_metric(?Index, ?Source, ?Key, ?Value): a metric of a host sample:
+%% Key is its OpenTelemetry name with attributes in braces, e.g.
+%% 'system.cpu.time{cpu=0,mode=user}', 'hw.temperature{zone=0,type=x}'.
+host_metric(I, S, K, V) :-
+    event(I, _, _, host_metrics, _, _),
+    '$meta'(I, 'zkaudit.host.source', S),
+    '$meta'(I, K, V),
+    number(V).
+
+%% sensor_unavailable(?Index, ?Source): a collector found no readings for
+%% a sensor source (hwmon, thermal, rapl) and said so, once.
+sensor_unavailable(I, S) :-
+    event(I, _, _, sensor_unavailable, _, _),
+    '$meta'(I, 'zkaudit.host.source', S).
+
+%% git_commit(?Index, ?Revision, ?AuthorEmail, ?Summary): a recorded commit.
+git_commit(I, R, A, S) :-
+    event(I, _, _, git_commit, _, _),
+    '$meta'(I, 'vcs.ref.head.revision', R),
+    '$meta'(I, 'git.author.email', A),
+    '$meta'(I, 'git.message.summary', S).
+
 %% availability(+Service, -Percent, -Outages, -Used): the share of time
 %% Service was up, from its availability observations ('$probe'/4): its
 %% service_down / service_up / service_check events (meta `service`), and

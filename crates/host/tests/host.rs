@@ -10,40 +10,9 @@ use std::time::Duration;
 use zkaudit_event::Event;
 use zkaudit_host::Sampler;
 
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/host/node-exporter-fixtures")
-}
-
-/// Unpacks a ttar archive (Prometheus' text tar: `Directory:`, `Path:` +
-/// `Lines: N` + N lines, `SymlinkTo:`, `Mode:`, `# ttar - - -` separators)
-/// under `into`.
-fn untar(archive: &Path, into: &Path) {
-    let text = std::fs::read_to_string(archive).unwrap();
-    let mut lines = text.lines();
-    let mut path: Option<PathBuf> = None;
-    while let Some(line) = lines.next() {
-        if let Some(d) = line.strip_prefix("Directory: ") {
-            std::fs::create_dir_all(into.join(d)).unwrap();
-        } else if let Some(p) = line.strip_prefix("Path: ") {
-            path = Some(into.join(p));
-        } else if let Some(n) = line.strip_prefix("Lines: ") {
-            let n: usize = n.parse().unwrap();
-            let body: Vec<&str> = (0..n).map(|_| lines.next().unwrap()).collect();
-            let mut content = body.join("\n");
-            if n > 0 {
-                content.push('\n');
-            }
-            let content = content.replace("NULLBYTE", "\0").replace("EOF\n", "");
-            let p = path.take().unwrap();
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, content).unwrap();
-        } else if let Some(t) = line.strip_prefix("SymlinkTo: ") {
-            let p = path.take().unwrap();
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(t, p).unwrap();
-        }
-    }
-}
+#[path = "../../../tests-support/ttar.rs"]
+mod ttar;
+use ttar::{fixture_tree, fixtures};
 
 /// node_exporter's values: metric name → (labels text → value).
 fn expected(metric: &str) -> BTreeMap<String, f64> {
@@ -67,11 +36,7 @@ fn num(e: &Event, key: &str) -> f64 {
 
 #[test]
 fn the_node_exporter_fixtures_give_node_exporters_values() {
-    let tmp = tempfile::tempdir().unwrap();
-    untar(&fixtures().join("sys.ttar"), tmp.path());
-    // The captured /proc, as a tree next to the unpacked /sys.
-    let status = Command::new("cp").arg("-r").arg(fixtures().join("proc")).arg(tmp.path().join("proc")).status().unwrap();
-    assert!(status.success());
+    let tmp = fixture_tree(true);
     let mut s = Sampler::new(tmp.path().to_owned());
     let events = s.sample();
     assert!(events.iter().all(|e| e.kind == "host_metrics"), "every source and sensor is in the fixtures: {:?}", s.unavailable());
@@ -125,9 +90,7 @@ fn the_node_exporter_fixtures_give_node_exporters_values() {
 fn a_machine_without_sensors_says_so_once_and_keeps_sampling() {
     // A root with /proc but no /sys at all, like this machine's missing
     // hwmon, thermal zones and powercap.
-    let tmp = tempfile::tempdir().unwrap();
-    let status = Command::new("cp").arg("-r").arg(fixtures().join("proc")).arg(tmp.path().join("proc")).status().unwrap();
-    assert!(status.success());
+    let tmp = fixture_tree(false);
     let mut s = Sampler::new(tmp.path().to_owned());
     let first = s.sample();
     let unavailable: Vec<&str> = first.iter().filter(|e| e.kind == "sensor_unavailable").map(|e| e.metadata["zkaudit.host.source"].as_str().unwrap()).collect();
