@@ -36,6 +36,9 @@ pub enum BenchCommand {
     /// Capture-file ingest (`zkaudit ingest pcap`) throughput in packets/s
     /// and MB/s on a synthetic capture (1 GiB by default), against tshark.
     Pcap(crate::bench_pcap::PcapArgs),
+    /// The host collector's CPU time per sample and its share of one core
+    /// at a 1 s interval.
+    Host(crate::bench_host::HostArgs),
 }
 
 #[derive(Args)]
@@ -105,6 +108,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&a)?,
         BenchCommand::Record(a) => crate::bench_record::bench_record(&a)?,
         BenchCommand::Pcap(a) => crate::bench_pcap::run(a)?,
+        BenchCommand::Host(a) => crate::bench_host::run(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

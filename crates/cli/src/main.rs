@@ -12,6 +12,7 @@
 mod audit_cmd;
 mod bench;
 mod bench_audit;
+mod bench_host;
 mod bench_pcap;
 mod bench_record;
 mod child_cmd;

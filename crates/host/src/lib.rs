@@ -167,7 +167,12 @@ fn metric_event(r: &Reading, derived: &[Point], ts: Timestamp) -> Event {
 /// # Errors
 /// The sink failed.
 pub fn run(opts: &Options, dest: Destination, stop: &AtomicBool, on_sample: &mut dyn FnMut(u64)) -> Result<Outcome, SinkError> {
-    let mut sink = Sink::open(dest, SinkOptions::new(COLLECTOR, Layer::Physical))?;
+    // Samples come seconds apart: commit several per batch (each commit
+    // is an fsync, a signed checkpoint and an index update). A stop
+    // flushes what is pending.
+    let mut sink_opts = SinkOptions::new(COLLECTOR, Layer::Physical);
+    sink_opts.linger = Duration::from_secs(5);
+    let mut sink = Sink::open(dest, sink_opts)?;
     let mut sampler = Sampler::new(opts.root.clone());
     let (mut samples, mut metric_events) = (0u64, 0u64);
     let mut next = Instant::now();
