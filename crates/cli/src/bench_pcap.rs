@@ -41,6 +41,9 @@ pub struct PcapArgs {
     /// Skip the tshark baseline.
     #[arg(long)]
     no_tshark: bool,
+    /// Skip the ingest into a ledger (ledger-bound, and slow on 1 GiB).
+    #[arg(long)]
+    no_ingest: bool,
     /// Print results as JSON lines.
     #[arg(long)]
     json: bool,
@@ -69,15 +72,19 @@ pub fn run(a: PcapArgs) -> Result<()> {
         if stats.packets != packets {
             bail!("read {} packets of {packets}", stats.packets);
         }
-        let ledger = scratch.path().join(format!("ledger-{rep}"));
-        zkaudit_tlog::init(&ledger, "bench.zkaudit.test/pcap")?;
-        let t = Instant::now();
-        let r = zkaudit_net::ingest::ingest_files(std::slice::from_ref(&file), zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None }, 0, &mut |_| {})?;
-        ingest.push(t.elapsed());
-        if r.sink.appended != r.sink.events {
-            bail!("{} of {} events appended", r.sink.appended, r.sink.events);
+        let mut events = 0;
+        if !a.no_ingest {
+            let ledger = scratch.path().join(format!("ledger-{rep}"));
+            zkaudit_tlog::init(&ledger, "bench.zkaudit.test/pcap")?;
+            let t = Instant::now();
+            let r = zkaudit_net::ingest::ingest_files(std::slice::from_ref(&file), zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None }, 0, &mut |_| {})?;
+            ingest.push(t.elapsed());
+            if r.sink.appended != r.sink.events {
+                bail!("{} of {} events appended", r.sink.appended, r.sink.events);
+            }
+            events = r.sink.events;
+            std::fs::remove_dir_all(&ledger)?;
         }
-        std::fs::remove_dir_all(&ledger)?;
         if tshark {
             let t = Instant::now();
             let st = Command::new("tshark").arg("-r").arg(&file).args(["-T", "fields", "-e", "frame.number"]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
@@ -87,17 +94,20 @@ pub fn run(a: PcapArgs) -> Result<()> {
             shark.push(t.elapsed());
         }
         if !a.json {
-            outln!("rep {}: analyze {:.2} s ({n} flows), ingest {:.2} s ({} events), tshark {}", rep + 1, analyze[rep].as_secs_f64(), ingest[rep].as_secs_f64(), r.sink.events, shark.get(rep).map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())));
+            let secs = |v: &Vec<Duration>| v.get(rep).map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
+            outln!("rep {}: analyze {} ({n} flows), ingest {} ({events} events), tshark {}", rep + 1, secs(&analyze), secs(&ingest), secs(&shark));
         }
     }
     let rate = |d: Duration| (packets as f64 / d.as_secs_f64(), bytes as f64 / d.as_secs_f64() / 1e6);
-    let (am, im) = (median(analyze), median(ingest));
     let sm = (!shark.is_empty()).then(|| median(shark));
     let row = |name: &str, d: Duration| {
         let (pps, mbs) = rate(d);
         json!({"reader": name, "median_s": d.as_secs_f64(), "packets_per_s": pps.round(), "mb_per_s": (mbs * 10.0).round() / 10.0, "x_tshark": sm.map(|s| (s.as_secs_f64() / d.as_secs_f64() * 10.0).round() / 10.0)})
     };
-    let mut rows = vec![row("analyze", am), row("ingest", im)];
+    let mut rows = vec![row("analyze", median(analyze))];
+    if !ingest.is_empty() {
+        rows.push(row("ingest", median(ingest)));
+    }
     if let Some(s) = sm {
         rows.push(row("tshark", s));
     }

@@ -162,6 +162,11 @@ fn a_truncated_capture_is_recorded_up_to_the_cut_with_a_gap_and_exit_1() {
     assert!(!query(&dir, "meta(I, 'zkaudit.capture.file', F), atom_concat(_, 'cut.pcap', F).").is_empty(), "flows before the cut are recorded");
     let files = query(&dir, "event(I, _, _, capture_file, In, _), meta(I, 'file.path', F).");
     assert_eq!(files.len(), 2);
+    // Each capture_file event's input is the file's SHA-256 as stored.
+    for (f, bytes) in [(&cut, std::fs::read(&cut).unwrap()), (&gz, std::fs::read(&gz).unwrap())] {
+        let b = files.iter().find(|b| b["F"] == f.display().to_string().as_str()).unwrap();
+        assert_eq!(b["In"], format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))).as_str());
+    }
 }
 
 /// The telecoms pack's uptime rule with its evidence taken from recorded

@@ -94,7 +94,7 @@ impl DnsState {
             self.open.insert(id, rec);
             return;
         }
-        let mut done = self.open.remove(&id).unwrap_or(rec.clone());
+        let mut done = self.open.remove(&id).unwrap_or_else(|| rec.clone());
         if done.ts_ns != ts_ns {
             done.rtt = Some((ts_ns - done.ts_ns) as f64 / 1e9);
         }

@@ -127,14 +127,29 @@ impl HttpState {
                     }
                 }
                 _ => {
-                    let mut input = std::mem::take(&mut self.side(from_client).buf);
-                    input.extend_from_slice(bytes);
-                    bytes = &[];
-                    let Some(used) = self.body_bytes(from_client, &input) else {
-                        self.side(from_client).buf = input;
+                    // Body bytes are counted, not kept: take them straight
+                    // from `bytes` when nothing is buffered.
+                    let buffered = !self.side(from_client).buf.is_empty();
+                    let owned;
+                    let input: &[u8] = if buffered {
+                        let mut b = std::mem::take(&mut self.side(from_client).buf);
+                        b.extend_from_slice(bytes);
+                        owned = b;
+                        &owned
+                    } else {
+                        bytes
+                    };
+                    let Some(used) = self.body_bytes(from_client, input) else {
+                        let rest = input.to_vec();
+                        self.side(from_client).buf = rest;
                         return;
                     };
-                    bytes_rest(&mut self.side(from_client).buf, &input[used..]);
+                    if buffered {
+                        bytes_rest(&mut self.side(from_client).buf, &input[used..]);
+                        bytes = &[];
+                    } else {
+                        bytes = &bytes[used..];
+                    }
                 }
             }
         }

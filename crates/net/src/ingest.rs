@@ -59,9 +59,19 @@ pub struct FileStats {
 }
 
 /// Reads the capture at `path` and hands each finished flow to `on_flow`,
-/// in the order flows end. Reading errors stop the file but keep what was
-/// read before them (its flows are finished and handed over).
+/// in the order flows end, while another thread takes the file's SHA-256.
+/// Reading errors stop the file but keep what was read before them (its
+/// flows are finished and handed over).
 pub fn analyze_file(path: &Path, seed: u16, on_flow: &mut dyn FnMut(FinishedFlow)) -> (FileStats, Option<CaptureError>) {
+    std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| file_sha256(path));
+        let (mut stats, err) = analyze_packets(path, seed, on_flow);
+        stats.sha256 = hashing.join().ok().and_then(Result::ok).map(|d| d.to_string());
+        (stats, err)
+    })
+}
+
+fn analyze_packets(path: &Path, seed: u16, on_flow: &mut dyn FnMut(FinishedFlow)) -> (FileStats, Option<CaptureError>) {
     let mut stats = FileStats { file: path.to_owned(), ..FileStats::default() };
     let mut table = FlowTable::new(seed);
     let result = read_packets(path, |p: &Packet<'_>| match decode(p.linktype, p.data) {
@@ -128,7 +138,6 @@ impl<'s> Ingest<'s> {
             return Err(e);
         }
         (stats.flows, stats.dns, stats.tls, stats.http) = counts;
-        stats.sha256 = file_sha256(path).ok().map(|d| d.to_string());
         if let Some(e) = &err {
             let packet = match e {
                 CaptureError::BadRecord { packet, .. } => *packet,
