@@ -52,4 +52,3 @@ fn untar(archive: &Path, into: &Path) {
         }
     }
 }
-

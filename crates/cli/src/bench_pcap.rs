@@ -51,7 +51,8 @@ pub struct PcapArgs {
 
 /// Runs the benchmark.
 pub fn run(a: PcapArgs) -> Result<()> {
-    let scratch = tempfile::Builder::new().prefix("zkaudit-bench-pcap").tempdir_in(&a.dir).with_context(|| format!("scratch directory in {}", a.dir.display()))?;
+    let scratch =
+        tempfile::Builder::new().prefix("zkaudit-bench-pcap").tempdir_in(&a.dir).with_context(|| format!("scratch directory in {}", a.dir.display()))?;
     let file = scratch.path().join("synthetic.pcap");
     let t = Instant::now();
     let (packets, flows) = write_capture(&file, a.size_mib << 20)?;
@@ -77,7 +78,12 @@ pub fn run(a: PcapArgs) -> Result<()> {
             let ledger = scratch.path().join(format!("ledger-{rep}"));
             zkaudit_tlog::init(&ledger, "bench.zkaudit.test/pcap")?;
             let t = Instant::now();
-            let r = zkaudit_net::ingest::ingest_files(std::slice::from_ref(&file), zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None }, 0, &mut |_| {})?;
+            let r = zkaudit_net::ingest::ingest_files(
+                std::slice::from_ref(&file),
+                zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None },
+                0,
+                &mut |_| {},
+            )?;
             ingest.push(t.elapsed());
             if r.sink.appended != r.sink.events {
                 bail!("{} of {} events appended", r.sink.appended, r.sink.events);
@@ -87,7 +93,13 @@ pub fn run(a: PcapArgs) -> Result<()> {
         }
         if tshark {
             let t = Instant::now();
-            let st = Command::new("tshark").arg("-r").arg(&file).args(["-T", "fields", "-e", "frame.number"]).stdout(Stdio::null()).stderr(Stdio::null()).status()?;
+            let st = Command::new("tshark")
+                .arg("-r")
+                .arg(&file)
+                .args(["-T", "fields", "-e", "frame.number"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
             if !st.success() {
                 bail!("tshark failed: {st}");
             }

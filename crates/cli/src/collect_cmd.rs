@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::output::{out, outln, print_json};
-use crate::record_cmd::SinkArgs;
+use crate::sink_args::SinkArgs;
 
 /// `zkaudit collect` subcommands.
 #[derive(Subcommand)]
@@ -106,7 +106,12 @@ fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
 
 fn net(a: NetArgs) -> Result<ExitCode> {
     let stop = stop_flag()?;
-    let opts = zkaudit_net::live::LiveOptions { interface: a.interface, filter: a.filter, duration: a.duration.map(std::time::Duration::from_secs_f64), snaplen: a.snaplen };
+    let opts = zkaudit_net::live::LiveOptions {
+        interface: a.interface,
+        filter: a.filter,
+        duration: a.duration.map(std::time::Duration::from_secs_f64),
+        snaplen: a.snaplen,
+    };
     let o = zkaudit_net::live::capture(&opts, a.sink.destination()?, &stop)?;
     if a.json {
         print_json(&o);
@@ -140,9 +145,9 @@ fn host(a: HostArgs) -> Result<ExitCode> {
 
 fn audit(a: AuditArgs) -> Result<ExitCode> {
     let opts = zkaudit_linux_audit::Options { watch: a.watch, backlog_limit: a.backlog_limit, duration: a.duration.map(std::time::Duration::from_secs_f64) };
-    let stop = zkaudit_linux_audit::netlink::stop_on_signals();
+    let stop = stop_flag()?;
     let json = a.json;
-    let o = zkaudit_linux_audit::run(&opts, a.sink.destination()?, stop, &mut |s| {
+    let o = zkaudit_linux_audit::run(&opts, a.sink.destination()?, &stop, &mut |s| {
         if !json {
             outln!("collecting: audit enabled={} backlog_limit={} pid={} (SIGTERM or Ctrl-C stops and restores)", s.enabled, s.backlog_limit, s.pid);
         }

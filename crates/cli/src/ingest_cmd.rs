@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::output::{print_json, progress};
-use crate::record_cmd::SinkArgs;
+use crate::sink_args::SinkArgs;
 
 /// `zkaudit ingest` subcommands.
 #[derive(Subcommand)]

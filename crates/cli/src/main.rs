@@ -23,6 +23,7 @@ mod output;
 mod plan_cmd;
 mod record_cmd;
 mod serve_cmd;
+mod sink_args;
 mod zk_cmd;
 
 use std::process::ExitCode;

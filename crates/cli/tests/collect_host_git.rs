@@ -2,40 +2,29 @@
 //! into real ledgers, asked about with the auditor's predicates.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
+#[path = "../../../tests-support/cli.rs"]
+mod cli;
+use cli::{ledger, query, run, ZKAUDIT};
+
 #[path = "../../../tests-support/ttar.rs"]
 mod ttar;
-
-const ZKAUDIT: &str = env!("CARGO_BIN_EXE_zkaudit");
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn ledger(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("ledger");
-    run(Command::new(ZKAUDIT).args(["log", "init"]).arg(&dir).args(["--origin", "test.example/host"]));
-    dir
-}
-
-fn query(dir: &Path, goal: &str) -> Vec<Value> {
-    let out = Command::new(ZKAUDIT).arg("query").arg(dir).arg(goal).args(["--json", "--max-answers", "1000"]).output().unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{goal}: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["answers"].as_array().unwrap().iter().map(|a| a["bindings"].clone()).collect()
-}
 
 #[test]
 fn collect_host_over_the_fixture_tree_and_this_machine() {
     let tree = ttar::fixture_tree(true);
     let tmp = tempfile::tempdir().unwrap();
     let dir = ledger(tmp.path());
-    let out = run(Command::new(ZKAUDIT).args(["collect", "host", "--ledger"]).arg(&dir).arg("--root").arg(tree.path()).args(["--interval", "0.2", "--count", "2", "--json"]));
+    let out = run(Command::new(ZKAUDIT).args(["collect", "host", "--ledger"]).arg(&dir).arg("--root").arg(tree.path()).args([
+        "--interval",
+        "0.2",
+        "--count",
+        "2",
+        "--json",
+    ]));
     let o: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((o["samples"].as_u64(), o["unavailable"].as_array().map(Vec::len)), (Some(2), Some(0)), "{o}");
     let e = query(&dir, "host_metric(I, rapl, 'hw.energy{zone=intel-rapl:0,name=package-0}', J).");
@@ -60,7 +49,15 @@ fn collect_host_over_the_fixture_tree_and_this_machine() {
 fn ingest_git_records_commits_once_and_links_them() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("repo");
-    let git = |args: &[&str]| run(Command::new("git").args(args).current_dir(&repo).env("GIT_AUTHOR_NAME", "Ada").env("GIT_AUTHOR_EMAIL", "ada@example.org").env("GIT_COMMITTER_NAME", "Ada").env("GIT_COMMITTER_EMAIL", "ada@example.org"));
+    let git = |args: &[&str]| {
+        run(Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .env("GIT_AUTHOR_NAME", "Ada")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+            .env("GIT_COMMITTER_NAME", "Ada")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.org"))
+    };
     std::fs::create_dir(&repo).unwrap();
     git(&["init", "-q"]);
     for i in 0..3 {

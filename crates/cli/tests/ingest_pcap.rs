@@ -6,35 +6,16 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-const ZKAUDIT: &str = env!("CARGO_BIN_EXE_zkaudit");
+#[path = "../../../tests-support/cli.rs"]
+mod cli;
+use cli::{ledger, query, run, ZKAUDIT};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn ledger(tmp: &Path) -> PathBuf {
-    let dir = tmp.join("ledger");
-    run(Command::new(ZKAUDIT).args(["log", "init"]).arg(&dir).args(["--origin", "test.example/pcap"]));
-    dir
-}
-
-/// The bindings of every answer to `goal` (`zkaudit query` exits 1 when
-/// there are none).
-fn query(dir: &Path, goal: &str) -> Vec<Value> {
-    let out = Command::new(ZKAUDIT).arg("query").arg(dir).arg(goal).args(["--json", "--max-answers", "1000"]).output().unwrap();
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{goal}: {}", String::from_utf8_lossy(&out.stderr));
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["answers"].as_array().unwrap().iter().map(|a| a["bindings"].clone()).collect()
 }
 
 /// tshark's packets (`-T json -e …`): each a map of field to its values.
@@ -79,11 +60,18 @@ fn loopback_traffic_matches_tshark() {
         let mut seen = BTreeSet::new();
         for p in tshark(&pcap, proto, &[field, "ip.src", &format!("{proto}.srcport"), "ip.dst", &format!("{proto}.dstport")]) {
             if seen.insert(first(&p, field)) {
-                theirs.insert((proto.to_owned(), first(&p, "ip.src"), first(&p, &format!("{proto}.srcport")), first(&p, "ip.dst"), first(&p, &format!("{proto}.dstport"))));
+                theirs.insert((
+                    proto.to_owned(),
+                    first(&p, "ip.src"),
+                    first(&p, &format!("{proto}.srcport")),
+                    first(&p, "ip.dst"),
+                    first(&p, &format!("{proto}.dstport")),
+                ));
             }
         }
     }
-    let ours: BTreeSet<_> = query(&dir, "flow(I, OH, OP, RH, RP, Pr).").iter().map(|b| (s(&b["Pr"]), s(&b["OH"]), s(&b["OP"]), s(&b["RH"]), s(&b["RP"]))).collect();
+    let ours: BTreeSet<_> =
+        query(&dir, "flow(I, OH, OP, RH, RP, Pr).").iter().map(|b| (s(&b["Pr"]), s(&b["OH"]), s(&b["OP"]), s(&b["RH"]), s(&b["RP"]))).collect();
     assert_eq!(ours, theirs);
 
     // DNS questions and answers.
@@ -97,8 +85,10 @@ fn loopback_traffic_matches_tshark() {
     assert!(answers.iter().any(|b| b["Q"] == "nx.example.invalid" && b["R"] == "REFUSED"));
 
     // TLS: SNI and JA3 of each ClientHello, and the certificate's SHA-256.
-    let theirs: BTreeSet<(String, String)> =
-        tshark(&pcap, "tls.handshake.type == 1", &["tls.handshake.extensions_server_name", "tls.handshake.ja3"]).iter().map(|p| (first(p, "tls.handshake.extensions_server_name"), first(p, "tls.handshake.ja3"))).collect();
+    let theirs: BTreeSet<(String, String)> = tshark(&pcap, "tls.handshake.type == 1", &["tls.handshake.extensions_server_name", "tls.handshake.ja3"])
+        .iter()
+        .map(|p| (first(p, "tls.handshake.extensions_server_name"), first(p, "tls.handshake.ja3")))
+        .collect();
     let ours: BTreeSet<(String, String)> = query(&dir, "tls_session(I, S, V, J4), meta(I, ja3, J3).").iter().map(|b| (s(&b["S"]), s(&b["J3"]))).collect();
     assert_eq!(ours, theirs);
     let cert_hex = first(&tshark(&pcap, "tls.handshake.type == 11", &["tls.handshake.certificate"])[0], "tls.handshake.certificate");
@@ -111,8 +101,10 @@ fn loopback_traffic_matches_tshark() {
     assert_eq!(query(&dir, "tls_session(I, 'sni.zkaudit.test', V, _), meta(I, client_alpn, P).")[0]["P"], serde_json::json!(["h2"]));
 
     // HTTP requests and response codes.
-    let theirs: BTreeSet<(String, String, String)> =
-        tshark(&pcap, "http.request", &["http.request.method", "http.host", "http.request.uri"]).iter().map(|p| (first(p, "http.request.method"), first(p, "http.host"), first(p, "http.request.uri"))).collect();
+    let theirs: BTreeSet<(String, String, String)> = tshark(&pcap, "http.request", &["http.request.method", "http.host", "http.request.uri"])
+        .iter()
+        .map(|p| (first(p, "http.request.method"), first(p, "http.host"), first(p, "http.request.uri")))
+        .collect();
     let reqs = query(&dir, "http_request(I, M, H, U, St).");
     let ours: BTreeSet<(String, String, String)> = reqs.iter().map(|b| (s(&b["M"]), s(&b["H"]), s(&b["U"]))).collect();
     assert_eq!(ours, theirs);
@@ -195,7 +187,13 @@ fn live_capture_on_loopback_records_flows_and_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = ledger(tmp.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
-    let mut server = Command::new("python3").args(["-m", "http.server", &port, "--bind", "127.0.0.1"]).current_dir(tmp.path()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut server = Command::new("python3")
+        .args(["-m", "http.server", &port, "--bind", "127.0.0.1"])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let collector = Command::new(ZKAUDIT)
         .args(["collect", "net", "--ledger"])
         .arg(&dir)

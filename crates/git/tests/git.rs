@@ -75,7 +75,8 @@ fn commits_become_linked_events_and_a_rerun_records_only_new_ones() {
     let body = Command::new("git").args(["cat-file", "commit", "HEAD"]).current_dir(&repo).output().unwrap().stdout;
     let obj = tmp.path().join("obj");
     std::fs::write(&obj, &body).unwrap();
-    let sha256 = Command::new("git").args(["hash-object", "--literally", "-t", "commit", "--object-format=sha256"]).arg(&obj).current_dir(tmp.path()).output().unwrap();
+    let sha256 =
+        Command::new("git").args(["hash-object", "--literally", "-t", "commit", "--object-format=sha256"]).arg(&obj).current_dir(tmp.path()).output().unwrap();
     if sha256.status.success() {
         assert_eq!(ev[1].input.to_string(), format!("sha256:{}", String::from_utf8_lossy(&sha256.stdout).trim()));
     } else {

@@ -34,7 +34,8 @@ pub struct Point {
 }
 
 fn point(name: &str, attrs: &[(&str, &str)], value: f64) -> Point {
-    let key = if attrs.is_empty() { name.to_owned() } else { format!("{name}{{{}}}", attrs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")) };
+    let key =
+        if attrs.is_empty() { name.to_owned() } else { format!("{name}{{{}}}", attrs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")) };
     Point { key, value }
 }
 

@@ -57,7 +57,12 @@ fn the_node_exporter_fixtures_give_node_exporters_values() {
     assert!((num(rapl, "hw.energy{zone=intel-rapl:0:0,name=core}") - core.values().next().unwrap()).abs() < 1e-6);
 
     // Temperatures: the same readings as node_exporter's, sensor for sensor.
-    let mut ours: Vec<i64> = by_source(&events, "hwmon").metadata.iter().filter(|(k, _)| k.starts_with("hw.temperature{")).map(|(_, v)| (v.as_f64().unwrap() * 1000.0).round() as i64).collect();
+    let mut ours: Vec<i64> = by_source(&events, "hwmon")
+        .metadata
+        .iter()
+        .filter(|(k, _)| k.starts_with("hw.temperature{"))
+        .map(|(_, v)| (v.as_f64().unwrap() * 1000.0).round() as i64)
+        .collect();
     let mut theirs: Vec<i64> = expected("node_hwmon_temp_celsius").values().map(|v| (v * 1000.0).round() as i64).collect();
     ours.sort_unstable();
     theirs.sort_unstable();
@@ -107,7 +112,14 @@ fn a_machine_without_sensors_says_so_once_and_keeps_sampling() {
 fn live_cpu_time_rises_under_stress_ng() {
     let mut s = Sampler::new(PathBuf::from("/"));
     let before = s.sample();
-    let total = |events: &[Event]| -> f64 { by_source(events, "cpu").metadata.iter().filter(|(k, _)| k.starts_with("system.cpu.time{") && !k.contains("mode=idle") && !k.contains("mode=iowait")).map(|(_, v)| v.as_f64().unwrap()).sum() };
+    let total = |events: &[Event]| -> f64 {
+        by_source(events, "cpu")
+            .metadata
+            .iter()
+            .filter(|(k, _)| k.starts_with("system.cpu.time{") && !k.contains("mode=idle") && !k.contains("mode=iowait"))
+            .map(|(_, v)| v.as_f64().unwrap())
+            .sum()
+    };
     let out = Command::new("stress-ng").args(["--cpu", "2", "--timeout", "3s", "--quiet"]).output().expect("stress-ng (Debian's stress-ng) runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let after = s.sample();

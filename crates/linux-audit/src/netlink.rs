@@ -314,25 +314,3 @@ impl Rule {
         out
     }
 }
-
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Makes SIGTERM and SIGINT set a flag instead of ending the process, so
-/// that a collector can put the audit settings back before it exits;
-/// returns the flag.
-pub fn stop_on_signals() -> &'static std::sync::atomic::AtomicBool {
-    for sig in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic (async-signal-safe).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_signal as *const () as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-    &STOP
-}

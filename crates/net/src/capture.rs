@@ -154,7 +154,14 @@ fn read_from(path: &Path, reader: Box<dyn Read + Send>, f: &mut dyn FnMut(&Packe
                         number += 1;
                         let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
                         let ts_ns = ng_ts_ns(units, iface);
-                        f(&Packet { number, ts_ns, linktype: iface.linktype, data: &epb.data[..epb.caplen as usize], orig_len: epb.origlen, snaplen: iface.snaplen });
+                        f(&Packet {
+                            number,
+                            ts_ns,
+                            linktype: iface.linktype,
+                            data: &epb.data[..epb.caplen as usize],
+                            orig_len: epb.origlen,
+                            snaplen: iface.snaplen,
+                        });
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
                         let Some(iface) = ifaces.first().copied() else { return Err(bad("simple packet block before any interface description".into())) };

@@ -82,7 +82,15 @@ fn icmp_counterpart(v6: bool, ty: u8) -> Option<u8> {
         // address mask.
         &[(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)]
     };
-    pairs.iter().find_map(|&(x, y)| if ty == x { Some(y) } else if ty == y { Some(x) } else { None })
+    pairs.iter().find_map(|&(x, y)| {
+        if ty == x {
+            Some(y)
+        } else if ty == y {
+            Some(x)
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]

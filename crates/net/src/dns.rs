@@ -135,7 +135,13 @@ fn rdata_text(r: &RData<'_>) -> String {
         RData::NS(n) => n.0.to_string(),
         RData::PTR(n) => n.0.to_string(),
         RData::MX(m) => m.exchange.to_string(),
-        RData::TXT(t) => format!("TXT {}", t.iter_raw().map(|(k, v)| String::from_utf8_lossy(k).into_owned() + &v.map(|v| format!("={}", String::from_utf8_lossy(v))).unwrap_or_default()).collect::<Vec<_>>().join(" ")),
+        RData::TXT(t) => format!(
+            "TXT {}",
+            t.iter_raw()
+                .map(|(k, v)| String::from_utf8_lossy(k).into_owned() + &v.map(|v| format!("={}", String::from_utf8_lossy(v))).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
         RData::SOA(s) => s.mname.to_string(),
         RData::SRV(s) => s.target.to_string(),
         other => format!("<{}>", type_name(u16::from(other.type_code()))),
@@ -197,11 +203,21 @@ mod tests {
     fn matches_a_response_to_its_query() {
         let mut q = simple_dns::Packet::new_query(0x1234);
         q.set_flags(simple_dns::PacketFlag::RECURSION_DESIRED);
-        q.questions.push(simple_dns::Question::new(simple_dns::Name::new_unchecked("example.org"), simple_dns::TYPE::A.into(), simple_dns::CLASS::IN.into(), false));
+        q.questions.push(simple_dns::Question::new(
+            simple_dns::Name::new_unchecked("example.org"),
+            simple_dns::TYPE::A.into(),
+            simple_dns::CLASS::IN.into(),
+            false,
+        ));
         let query = q.build_bytes_vec().unwrap();
         let mut r = q.clone().into_reply();
         r.set_flags(simple_dns::PacketFlag::RECURSION_AVAILABLE);
-        r.answers.push(simple_dns::ResourceRecord::new(simple_dns::Name::new_unchecked("example.org"), simple_dns::CLASS::IN, 300, RData::A(simple_dns::rdata::A { address: 0x5db8_d822 })));
+        r.answers.push(simple_dns::ResourceRecord::new(
+            simple_dns::Name::new_unchecked("example.org"),
+            simple_dns::CLASS::IN,
+            300,
+            RData::A(simple_dns::rdata::A { address: 0x5db8_d822 }),
+        ));
         let reply = r.build_bytes_vec().unwrap();
         let mut s = DnsState::default();
         s.on_message(1_000_000_000, &query);
@@ -210,7 +226,10 @@ mod tests {
         let out = s.finish();
         assert_eq!(out.len(), 1);
         let d = &out[0];
-        assert_eq!((d.trans_id, d.query.as_deref(), d.qtype_name.as_deref(), d.rcode_name.as_deref()), (0x1234, Some("example.org"), Some("A"), Some("NOERROR")));
+        assert_eq!(
+            (d.trans_id, d.query.as_deref(), d.qtype_name.as_deref(), d.rcode_name.as_deref()),
+            (0x1234, Some("example.org"), Some("A"), Some("NOERROR"))
+        );
         assert_eq!((d.rd, d.ra, d.answers.clone(), d.ttls.clone()), (true, true, vec!["93.184.216.34".to_owned()], vec![300.0]));
         assert!((d.rtt.unwrap() - 0.0025).abs() < 1e-9);
     }

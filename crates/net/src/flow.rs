@@ -264,7 +264,8 @@ impl FlowTable {
             .flows
             .iter()
             .filter(|(_, f)| {
-                all || f.closed_at.is_some_and(|c| now.saturating_sub(c) > CLOSE_DELAY_NS) || now.saturating_sub(f.last_ns) > if f.tuple.proto == 6 { TCP_TIMEOUT_NS } else { OTHER_TIMEOUT_NS }
+                all || f.closed_at.is_some_and(|c| now.saturating_sub(c) > CLOSE_DELAY_NS)
+                    || now.saturating_sub(f.last_ns) > if f.tuple.proto == 6 { TCP_TIMEOUT_NS } else { OTHER_TIMEOUT_NS }
             })
             .map(|(k, _)| *k)
             .collect();
@@ -420,7 +421,13 @@ impl Flow {
             1 | 58 => "icmp",
             _ => "unknown_transport",
         };
-        let conn_state = if self.tuple.proto == 6 { tcp_state(o, r) } else if r.seen { "SF" } else { "S0" };
+        let conn_state = if self.tuple.proto == 6 {
+            tcp_state(o, r)
+        } else if r.seen {
+            "SF"
+        } else {
+            "S0"
+        };
         let (mut dns, mut tls, mut http, mut service) = (Vec::new(), None, Vec::new(), None);
         match std::mem::replace(&mut self.app, App::None) {
             App::Dns(s) => {

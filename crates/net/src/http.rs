@@ -328,7 +328,8 @@ mod tests {
     #[test]
     fn pairs_pipelined_requests_with_responses_across_segments() {
         let mut s = HttpState::default();
-        let req = b"GET /a HTTP/1.1\r\nHost: example.org\r\nUser-Agent: curl/7.88.1\r\n\r\nPOST /b HTTP/1.1\r\nHost: example.org\r\nContent-Length: 5\r\n\r\nhello";
+        let req =
+            b"GET /a HTTP/1.1\r\nHost: example.org\r\nUser-Agent: curl/7.88.1\r\n\r\nPOST /b HTTP/1.1\r\nHost: example.org\r\nContent-Length: 5\r\n\r\nhello";
         for chunk in req.chunks(7) {
             s.on_data(true, 1, chunk);
         }
@@ -338,9 +339,15 @@ mod tests {
         }
         let t = s.finish();
         assert_eq!(t.len(), 2);
-        assert_eq!((t[0].method.as_str(), t[0].uri.as_str(), t[0].host.as_deref(), t[0].user_agent.as_deref()), ("GET", "/a", Some("example.org"), Some("curl/7.88.1")));
+        assert_eq!(
+            (t[0].method.as_str(), t[0].uri.as_str(), t[0].host.as_deref(), t[0].user_agent.as_deref()),
+            ("GET", "/a", Some("example.org"), Some("curl/7.88.1"))
+        );
         assert_eq!((t[0].status_code, t[0].response_body_len, t[0].resp_content_type.as_deref()), (Some(200), 7, Some("text/plain")));
-        assert_eq!((t[1].method.as_str(), t[1].request_body_len, t[1].status_code, t[1].status_msg.as_deref(), t[1].response_body_len), ("POST", 5, Some(404), Some("Not Found"), 2));
+        assert_eq!(
+            (t[1].method.as_str(), t[1].request_body_len, t[1].status_code, t[1].status_msg.as_deref(), t[1].response_body_len),
+            ("POST", 5, Some(404), Some("Not Found"), 2)
+        );
         assert_eq!((t[0].trans_depth, t[1].trans_depth), (1, 2));
     }
 }

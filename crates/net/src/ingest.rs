@@ -232,22 +232,29 @@ fn network_activity(state: &str) -> u32 {
 /// the flow's digest in `parents`.
 pub(crate) fn send_flow(sink: &mut Sink, origin: &Origin<'_>, f: FinishedFlow) -> Result<(), SinkError> {
     let c = &f.conn;
-    let flow = flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, origin)
-        .at(at(c.ts_ns))
-        .fields(as_map(c))
-        .field("event.duration", (c.duration * 1e9) as i64)
-        .into_event();
+    let flow =
+        flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, origin)
+            .at(at(c.ts_ns))
+            .fields(as_map(c))
+            .field("event.duration", (c.duration * 1e9) as i64)
+            .into_event();
     let parent = sink.send(&flow)?;
     for d in &f.dns {
         let activity = if d.rcode.is_some() { 2 } else { 1 };
-        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, origin).at(at(d.ts_ns)).fields(as_map(d)).parent(parent);
+        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, origin)
+            .at(at(d.ts_ns))
+            .fields(as_map(d))
+            .parent(parent);
         if let Some(q) = &d.query {
             o = o.field("dns.question.name", q.clone());
         }
         sink.send(&o.into_event())?;
     }
     if let Some(t) = &f.tls {
-        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, origin).at(at(t.ts_ns)).fields(as_map(t)).parent(parent);
+        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, origin)
+            .at(at(t.ts_ns))
+            .fields(as_map(t))
+            .parent(parent);
         if let Some(sni) = &t.server_name {
             o = o.field("tls.client.server_name", sni.clone());
         }

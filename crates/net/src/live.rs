@@ -71,7 +71,13 @@ pub fn drop_gaps(interface: &str, before: (u32, u32), now: (u32, u32)) -> Vec<zk
     for (what, b, n) in [("the kernel", before.0, now.0), ("the interface", before.1, now.1)] {
         let lost = n.wrapping_sub(b);
         if lost > 0 {
-            let mut g = gap(COLLECTOR, Layer::Network, GapReason::KernelLost, u64::from(lost), &format!("{lost} packets dropped by {what} on {interface} (pcap_stats)"));
+            let mut g = gap(
+                COLLECTOR,
+                Layer::Network,
+                GapReason::KernelLost,
+                u64::from(lost),
+                &format!("{lost} packets dropped by {what} on {interface} (pcap_stats)"),
+            );
             g.metadata.insert("observer.ingress.interface.name".into(), interface.into());
             out.push(g);
         }
@@ -92,7 +98,8 @@ pub fn capture(opts: &LiveOptions, dest: Destination, stop: &AtomicBool) -> Resu
     let cap = pcap::Capture::from_device(opts.interface.as_str()).map_err(pe("finding the device"))?;
     // Non-blocking: with no packets libpcap's read timeout may never fire,
     // and the clock must still tick (flows end, counters are read, stop).
-    let mut cap = cap.snaplen(opts.snaplen).immediate_mode(true).open().map_err(pe("opening a capture"))?.setnonblock().map_err(pe("setting non-blocking mode"))?;
+    let mut cap =
+        cap.snaplen(opts.snaplen).immediate_mode(true).open().map_err(pe("opening a capture"))?.setnonblock().map_err(pe("setting non-blocking mode"))?;
     if let Some(f) = &opts.filter {
         cap.filter(f, true).map_err(pe("compiling the BPF filter"))?;
     }

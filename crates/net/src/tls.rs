@@ -165,7 +165,9 @@ impl TlsState {
                     }
                 }
                 self.rec.version = Some(version_name(version));
-                self.rec.cipher = Some(tls_parser::TlsCipherSuite::from_id(sh.cipher.0).map(|c| c.name.to_owned()).unwrap_or_else(|| format!("unknown-{:#06x}", sh.cipher.0)));
+                self.rec.cipher = Some(
+                    tls_parser::TlsCipherSuite::from_id(sh.cipher.0).map(|c| c.name.to_owned()).unwrap_or_else(|| format!("unknown-{:#06x}", sh.cipher.0)),
+                );
             }
             TlsMessageHandshake::Certificate(c) if self.rec.cert_chain_fps.is_empty() => {
                 self.rec.cert_chain_fps = c.cert_chain.iter().map(|c| hex::encode(Sha256::digest(c.data))).collect();
@@ -212,7 +214,15 @@ struct ClientHelloFields {
 
 impl ClientHelloFields {
     fn new(version: u16, ciphers: Vec<u16>, exts: &[TlsExtension<'_>]) -> Self {
-        let mut f = Self { version, max_supported: None, ciphers: ciphers.into_iter().filter(|c| !is_grease(*c)).collect(), extensions: Vec::new(), groups: Vec::new(), point_formats: Vec::new(), sig_algs: Vec::new() };
+        let mut f = Self {
+            version,
+            max_supported: None,
+            ciphers: ciphers.into_iter().filter(|c| !is_grease(*c)).collect(),
+            extensions: Vec::new(),
+            groups: Vec::new(),
+            point_formats: Vec::new(),
+            sig_algs: Vec::new(),
+        };
         for e in exts {
             let ty = TlsExtensionType::from(e).0;
             if !is_grease(ty) {

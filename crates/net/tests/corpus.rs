@@ -51,7 +51,11 @@ fn community_ids_equal_the_spec_baseline() {
 #[test]
 fn every_tcpdump_test_capture_ingests_or_is_refused_clearly() {
     let dir = shared("pcap/tcpdump-tests");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "pcap" || e == "pcapng")).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
     files.sort();
     assert!(files.len() >= 800, "{} captures", files.len());
     let (mut ok, mut refused, mut packets, mut flows) = (0, 0, 0u64, 0u64);
