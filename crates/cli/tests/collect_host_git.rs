@@ -1,7 +1,6 @@
 //! `zkaudit collect host` and `zkaudit ingest git` as users run them,
 //! into real ledgers, asked about with the auditor's predicates.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;

@@ -83,7 +83,7 @@ impl<'r> Files<'r> {
         let mut v: Vec<String> = std::fs::read_dir(self.root.join(rel.trim_start_matches('/')))
             .map(|d| d.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).filter(|n| n.starts_with(prefix)).collect())
             .unwrap_or_default();
-        v.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        v.sort_by_key(|a| natural(a));
         v
     }
 

@@ -137,7 +137,8 @@ pub fn capture(opts: &LiveOptions, dest: Destination, stop: &AtomicBool) -> Resu
         match cap.next_packet() {
             Ok(p) => {
                 out.packets += 1;
-                let ts_ns = (p.header.ts.tv_sec as i64).saturating_mul(1_000_000_000).saturating_add(p.header.ts.tv_usec as i64 * 1000);
+                // time_t and suseconds_t are i64 on the 64-bit Linux targets this builds for.
+                let ts_ns = p.header.ts.tv_sec.saturating_mul(1_000_000_000).saturating_add(p.header.ts.tv_usec.saturating_mul(1000));
                 let pkt = Packet { number: out.packets, ts_ns, linktype, data: p.data, orig_len: p.header.len, snaplen };
                 if let Ok(d) = decode(linktype, pkt.data) {
                     table.add(&pkt, &d, &mut |f| finished.push(f));
