@@ -82,7 +82,9 @@ impl DnsState {
         if let Ok(p) = &parsed {
             if let Some(q) = p.questions.first() {
                 let qtype = u16::from(q.qtype);
-                rec.query = Some(q.qname.to_string());
+                let name = q.qname.to_string();
+                // The root zone prints as "." (as dig and Zeek show it).
+                rec.query = Some(if name.is_empty() { ".".to_owned() } else { name });
                 rec.qclass = Some(u16::from(q.qclass));
                 rec.qtype = Some(qtype);
                 rec.qtype_name = Some(type_name(qtype));
