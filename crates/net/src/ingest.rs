@@ -187,6 +187,7 @@ pub(crate) enum Origin<'a> {
     /// A capture file (`zkaudit.capture.file`).
     File(&'a str),
     /// A live interface (ECS `observer.ingress.interface.name`).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
     Interface(&'a str),
 }
 
