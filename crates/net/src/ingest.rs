@@ -10,13 +10,11 @@
 //! the packet where reading stopped.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
-use zkaudit_collect::shape::{gap, GapReason};
+use zkaudit_collect::shape::{digest_file, gap, GapReason};
 use zkaudit_collect::{Observation, OcsfClass, Sink, SinkError};
 use zkaudit_event::{Digest, Layer, Timestamp};
 
@@ -32,8 +30,9 @@ pub const COLLECTOR: &str = "zkaudit-net";
 pub struct FileStats {
     /// The file as given.
     pub file: PathBuf,
-    /// SHA-256 of the file's bytes as stored (compressed, if it is).
-    pub sha256: Option<String>,
+    /// SHA-256 of the file's bytes as stored (compressed, if it is);
+    /// `None` if the file could not be read.
+    pub sha256: Option<Digest>,
     /// Packets read.
     pub packets: u64,
     /// Bytes of the (decompressed) capture read.
@@ -64,9 +63,9 @@ pub struct FileStats {
 /// flows are finished and handed over).
 pub fn analyze_file(path: &Path, seed: u16, on_flow: &mut dyn FnMut(FinishedFlow)) -> (FileStats, Option<CaptureError>) {
     std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| file_sha256(path));
+        let hashing = scope.spawn(|| digest_file(path));
         let (mut stats, err) = analyze_packets(path, seed, on_flow);
-        stats.sha256 = hashing.join().ok().and_then(Result::ok).map(|d| d.to_string());
+        stats.sha256 = hashing.join().ok().and_then(Result::ok).map(|(d, _)| d);
         (stats, err)
     })
 }
@@ -143,35 +142,20 @@ impl<'s> Ingest<'s> {
                 CaptureError::BadRecord { packet, .. } => *packet,
                 _ => 1,
             };
-            let g = gap(COLLECTOR, Layer::Network, GapReason::Unreadable, 1, &e.to_string());
-            let mut g = g;
+            let mut g = gap(COLLECTOR, Layer::Network, GapReason::Unreadable, 1, &e.to_string());
             g.metadata.insert("file.path".into(), name.clone().into());
             g.metadata.insert("zkaudit.capture.packet".into(), packet.into());
             self.sink.send(&g)?;
         }
-        let summary = serde_json::to_value(&stats).ok().and_then(|v| if let Value::Object(m) = v { Some(m) } else { None }).unwrap_or_default();
         let mut obs = Observation::new("capture_file", Layer::Network, OcsfClass::NetworkActivity, 6, "capture_file").field("file.path", name);
-        for (k, v) in summary {
+        for (k, v) in as_map(&stats) {
             obs = obs.field(&format!("zkaudit.capture.{k}"), v);
         }
-        if let Some(d) = stats.sha256.as_deref().and_then(|s| Digest::parse(s).ok()) {
+        if let Some(d) = stats.sha256 {
             obs = obs.input(d);
         }
         self.sink.send(&obs.into_event())?;
         Ok(stats)
-    }
-}
-
-fn file_sha256(path: &Path) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(Digest(h.finalize().into()));
-        }
-        h.update(&buf[..n]);
     }
 }
 
