@@ -71,9 +71,9 @@ if ! command -v strace >/dev/null 2>&1 || ! command -v gcc >/dev/null 2>&1 || ! 
 fi
 if ! command -v tshark >/dev/null 2>&1 || ! command -v tcpdump >/dev/null 2>&1 || ! command -v dnsmasq >/dev/null 2>&1 ||
   ! command -v curl >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 ||
-  ! command -v stress-ng >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1; then
-  echo "setup: installing Debian's tshark, tcpdump, dnsmasq, curl, openssl (the capture tests), stress-ng (the host collector's live test) and git" >&2
-  apt_install tshark tcpdump dnsmasq-base curl openssl stress-ng git
+  ! command -v stress-ng >/dev/null 2>&1 || ! command -v git >/dev/null 2>&1 || ! command -v ssh-keygen >/dev/null 2>&1; then
+  echo "setup: installing Debian's tshark, tcpdump, dnsmasq, curl, openssl (the capture tests), stress-ng (the host collector's live test), git and openssh-client (git ingest's signing test)" >&2
+  apt_install tshark tcpdump dnsmasq-base curl openssl stress-ng git openssh-client
 fi
 if [ ! -e /usr/include/pcap/pcap.h ]; then
   echo "setup: installing Debian's libpcap-dev (zkaudit collect net links libpcap)" >&2

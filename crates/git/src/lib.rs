@@ -10,13 +10,16 @@
 //! * `metadata`: `vcs.ref.head.revision` (the commit ID), `vcs.repository.url.full`
 //!   (the path given), `git.tree.id`, `git.parents`, author and committer
 //!   (`git.author.name`, `.email`, `.time`, and the same for
-//!   `git.committer`), `git.message.summary`, `git.signature.status`
-//!   (`none`, or `unverified` with its `git.signature.format`; no key is
-//!   checked) and the paths changed against the first parent with their
-//!   status (`A`, `M`, `D`, `R`, `T`) and new blob IDs;
-//! * `parents`: the digests of the parent commits' events. An event is a
-//!   pure function of its commit, so a parent's digest is known even when
-//!   it was ingested by an earlier run.
+//!   `git.committer`), `git.message.summary`, the signature's
+//!   `git.signature.format` and `git.signature.status` as the `git`
+//!   command judges it with the repository's gpg / ssh configuration at
+//!   ingest time (`good`, `good_unknown_validity`, `bad`, `expired_*`,
+//!   `revoked_key`, `unverifiable`; `none` if unsigned; `unverified` if git
+//!   could not be asked) with `git.signature.key`, and the paths changed
+//!   against the first parent with their status (`A`, `M`, `D`, `R`, `T`)
+//!   and new blob IDs;
+//! * `parents`: the digests of the parent commits' events: as recorded, for
+//!   commits already in the ledger; as built now, otherwise.
 //!
 //! Commits come parents first. A commit whose event is already in a local
 //! ledger (found by its `input` in the index) is skipped, so a re-run
@@ -26,7 +29,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use git2::{Commit, Oid, Repository, Sort};
@@ -63,6 +66,14 @@ pub enum Error {
     /// The local ledger's index could not be read.
     #[error(transparent)]
     Ledger(#[from] zkaudit_app::Error),
+    /// A recorded commit event could not be read back from the ledger.
+    #[error("ledger entry {index}: {source}")]
+    Entry {
+        /// Leaf index.
+        index: u64,
+        /// The log's error.
+        source: zkaudit_tlog::Error,
+    },
     /// The sink failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -86,6 +97,8 @@ struct Events<'r> {
     repo: &'r Repository,
     url: String,
     digests: HashMap<Oid, Digest>,
+    /// `git log`'s verdict on each signed commit (`%G?` and `%GK`).
+    verdicts: HashMap<Oid, (char, String)>,
 }
 
 impl Events<'_> {
@@ -131,8 +144,16 @@ impl Events<'_> {
                 } else {
                     "x509"
                 };
-                set("git.signature.status", "unverified".into());
                 set("git.signature.format", format.into());
+                match self.verdicts.get(&c.id()) {
+                    Some((v, key)) => {
+                        set("git.signature.status", verdict_name(*v).into());
+                        if !key.is_empty() {
+                            set("git.signature.key", key.clone().into());
+                        }
+                    }
+                    None => set("git.signature.status", "unverified".into()),
+                }
             }
             Err(e) if e.code() == git2::ErrorCode::NotFound => set("git.signature.status", "none".into()),
             Err(e) => return Err(e),
@@ -200,6 +221,58 @@ impl Events<'_> {
     }
 }
 
+/// Git's verdict letters (`%G?` of git-log(1)) as words.
+fn verdict_name(v: char) -> &'static str {
+    match v {
+        'G' => "good",
+        'U' => "good_unknown_validity",
+        'B' => "bad",
+        'X' => "expired_signature",
+        'Y' => "expired_key",
+        'R' => "revoked_key",
+        'E' => "unverifiable",
+        'N' => "none",
+        _ => "unverified",
+    }
+}
+
+/// Asks the `git` command (with the repository's own gpg / ssh signer
+/// configuration) to check the signatures of `signed`, in one run of
+/// `git log --no-walk --stdin --format='%H %G? %GK'`. Empty when git
+/// cannot be run: those commits stay `unverified`.
+fn verify(repo: &Path, signed: &[Oid]) -> HashMap<Oid, (char, String)> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    if signed.is_empty() {
+        return HashMap::new();
+    }
+    let child = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["log", "--no-walk=unsorted", "--stdin", "--format=%H %G? %GK"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else { return HashMap::new() };
+    if let Some(mut stdin) = child.stdin.take() {
+        let ids: String = signed.iter().map(|o| format!("{o}\n")).collect();
+        if stdin.write_all(ids.as_bytes()).is_err() {
+            return HashMap::new();
+        }
+    }
+    let Ok(out) = child.wait_with_output() else { return HashMap::new() };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            let id = Oid::from_str(it.next()?).ok()?;
+            let v = it.next()?.chars().next()?;
+            Some((id, (v, it.next().unwrap_or_default().trim().to_owned())))
+        })
+        .collect()
+}
+
 /// `seconds` since the epoch at UTC offset `offset_min`, as RFC 3339.
 fn rfc3339(seconds: i64, offset_min: i32) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
@@ -224,25 +297,36 @@ pub fn ingest(repo_path: &Path, since: Option<&str>, dest: Destination, progress
         walk.hide(o.id()).map_err(git)?;
     }
     let oids: Vec<Oid> = walk.collect::<Result<_, _>>().map_err(git)?;
-    let recorded: HashSet<String> = match &dest {
+    // Commits already in a local ledger: input digest -> the recorded
+    // event's digest (a signature verdict may differ today, so the event is
+    // not recomputed).
+    let recorded: HashMap<String, Digest> = match &dest {
         Destination::Ledger { dir, index } => {
             let ledger = zkaudit_app::ledger::Ledger::open(dir, index.as_deref())?;
             let q = zkaudit_index::Query::new(zkaudit_index::Selector::Type("git_commit".into()));
-            ledger.select(&q)?.into_iter().map(|e| e.input).collect()
+            let reader = ledger.reader()?;
+            let mut m = HashMap::new();
+            for e in ledger.select(&q)? {
+                let bytes = reader.entry(e.leaf_index).map_err(|source| Error::Entry { index: e.leaf_index, source })?;
+                m.insert(e.input, digest_bytes(&bytes));
+            }
+            m
         }
-        Destination::Server { .. } => HashSet::new(),
+        Destination::Server { .. } => HashMap::new(),
     };
+    let signed: Vec<Oid> = oids.iter().copied().filter(|o| repo.extract_signature(o, None).is_ok()).collect();
+    let verdicts = verify(repo_path, &signed);
     let url = std::fs::canonicalize(repo_path).unwrap_or_else(|_| repo_path.to_owned()).display().to_string();
-    let mut events = Events { repo: &repo, url, digests: HashMap::new() };
+    let mut events = Events { repo: &repo, url, digests: HashMap::new(), verdicts };
     let mut sink = Sink::open(dest, SinkOptions::new(COLLECTOR, Layer::Application))?;
     let (mut ingested, mut already) = (0u64, 0u64);
     let total = oids.len() as u64;
     for (i, oid) in oids.iter().enumerate() {
         let c = repo.find_commit(*oid).map_err(git)?;
         let e = events.event(&c).map_err(git)?;
-        let d = if recorded.contains(&e.input.to_string()) {
+        let d = if let Some(d) = recorded.get(&e.input.to_string()) {
             already += 1;
-            digest_bytes(&e.canonical_bytes().map_err(|e| git(git2::Error::from_str(&e.to_string())))?)
+            *d
         } else {
             ingested += 1;
             sink.send(&e)?

@@ -132,3 +132,50 @@ fn this_projects_history_ingests() {
         seen.insert(zkaudit_collect::shape::digest_bytes(&e.canonical_bytes().unwrap()));
     }
 }
+
+/// Signed commits (git's SSH signing): the verdict of `git` with the
+/// repository's allowed-signers file is recorded, and a re-run keeps the
+/// recorded events as they are.
+#[test]
+fn signature_status_is_gits_verdict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    for k in ["trusted", "stranger"] {
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(tmp.path().join(k))
+            .status()
+            .expect("ssh-keygen (Debian's openssh-client)");
+        assert!(st.success());
+    }
+    let trusted_pub = std::fs::read_to_string(tmp.path().join("trusted.pub")).unwrap();
+    std::fs::write(tmp.path().join("allowed"), format!("bob@example.org {trusted_pub}")).unwrap();
+    git(&repo, &["config", "gpg.format", "ssh"]);
+    git(&repo, &["config", "gpg.ssh.allowedSignersFile", tmp.path().join("allowed").to_str().unwrap()]);
+    for (i, key) in [Some("trusted"), Some("stranger"), None].into_iter().enumerate() {
+        std::fs::write(repo.join("f"), format!("{i}\n")).unwrap();
+        git(&repo, &["add", "f"]);
+        match key {
+            Some(k) => git(&repo, &["-c", &format!("user.signingkey={}", tmp.path().join(k).display()), "commit", "-q", "-S", "-m", k]),
+            None => git(&repo, &["commit", "-q", "--no-gpg-sign", "-m", "unsigned"]),
+        };
+    }
+    let dest = ledger(tmp.path());
+    zkaudit_git::ingest(&repo, None, dest.clone(), &mut |_, _| {}).unwrap();
+    let ev = entries(&dest);
+    let status: Vec<&str> = ev.iter().map(|e| e.metadata["git.signature.status"].as_str().unwrap()).collect();
+    assert_eq!(status, ["good", "good_unknown_validity", "none"]);
+    assert_eq!(ev[0].metadata["git.signature.format"], "ssh");
+    assert!(ev[0].metadata["git.signature.key"].as_str().unwrap().starts_with("SHA256:"));
+    // Trust changes (the allowed-signers file is emptied); a re-run records
+    // nothing new, and a new commit links to the event as recorded.
+    std::fs::write(tmp.path().join("allowed"), "").unwrap();
+    git(&repo, &["commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "later"]);
+    let o = zkaudit_git::ingest(&repo, None, dest.clone(), &mut |_, _| {}).unwrap();
+    assert_eq!((o.ingested, o.already), (1, 3));
+    let ev = entries(&dest);
+    let d2 = zkaudit_collect::shape::digest_bytes(&ev[2].canonical_bytes().unwrap());
+    assert_eq!(ev[3].parents.as_deref(), Some(&[d2][..]));
+}
