@@ -143,6 +143,11 @@ fn a_truncated_capture_is_recorded_up_to_the_cut_with_a_gap_and_exit_1() {
     let cut = tmp.path().join("cut.pcap");
     std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
     let gz = root().join("../shared/data/pcap/community-id/pcaps/combined.pcap.gz");
+    // A path that does not exist: refused before anything is recorded.
+    let out = Command::new(ZKAUDIT).args(["ingest", "pcap", "--ledger"]).arg(&dir).arg(&gz).arg(tmp.path().join("missing.pcap")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.pcap: No such file"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(zkaudit_tlog::LogReader::open(&dir).unwrap().size(), 0);
     let out = Command::new(ZKAUDIT).args(["ingest", "pcap", "--ledger"]).arg(&dir).arg(&cut).arg(&gz).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -287,12 +287,37 @@ impl IngestReport {
     }
 }
 
+/// Why `ingest_files` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// A file named could not be opened; nothing was ingested.
+    #[error("{file}: {source}")]
+    Open {
+        /// The file.
+        file: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The sink failed.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
 /// Ingests `paths` in order into `dest` (one sink for all), calling
-/// `progress` after each file.
+/// `progress` after each file. Every file is opened first, so a wrong path
+/// records nothing.
 ///
 /// # Errors
-/// The sink failed.
-pub fn ingest_files(paths: &[PathBuf], dest: zkaudit_collect::Destination, seed: u16, progress: &mut dyn FnMut(&FileStats)) -> Result<IngestReport, SinkError> {
+/// [`IngestError`]: a file cannot be opened, or the sink failed.
+pub fn ingest_files(
+    paths: &[PathBuf],
+    dest: zkaudit_collect::Destination,
+    seed: u16,
+    progress: &mut dyn FnMut(&FileStats),
+) -> Result<IngestReport, IngestError> {
+    for p in paths {
+        std::fs::File::open(p).map_err(|source| IngestError::Open { file: p.clone(), source })?;
+    }
     let mut sink = Sink::open(dest, zkaudit_collect::SinkOptions::new(COLLECTOR, Layer::Network))?;
     let mut files = Vec::with_capacity(paths.len());
     let mut ingest = Ingest::new(&mut sink);
