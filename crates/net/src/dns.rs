@@ -1,5 +1,6 @@
-//! DNS over UDP (ports 53, 5353, 5355): queries matched to responses by
-//! transaction ID, in the fields of Zeek's `dns.log`. Messages are parsed
+//! DNS over UDP (ports 53, 5353, 5355) and over TCP (port 53, each message
+//! after a two-byte length, RFC 1035 §4.2.2): queries matched to responses
+//! by transaction ID, in the fields of Zeek's `dns.log`. Messages are parsed
 //! with the `simple-dns` crate; the header bits are read from the fixed
 //! 12-byte header (RFC 1035 §4.1.1).
 
@@ -61,14 +62,51 @@ pub struct DnsRecord {
     pub rejected: bool,
 }
 
+/// Largest DNS message over TCP, in bytes (the length prefix's range).
+const MAX_TCP_MESSAGE: usize = 65_535;
+
 /// Open transactions of one flow.
 #[derive(Debug, Default)]
 pub struct DnsState {
     open: BTreeMap<u16, DnsRecord>,
     done: Vec<DnsRecord>,
+    /// TCP only: stream bytes not yet framed, per direction (client, server).
+    tcp: [Vec<u8>; 2],
+    /// TCP only: a direction had a hole; its framing is lost.
+    tcp_lost: [bool; 2],
 }
 
 impl DnsState {
+    /// Takes in-order TCP stream bytes from the client or the server and
+    /// handles each complete length-prefixed message.
+    pub fn on_stream(&mut self, from_client: bool, ts_ns: i64, bytes: &[u8]) {
+        let d = usize::from(!from_client);
+        if self.tcp_lost[d] {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.tcp[d]);
+        buf.extend_from_slice(bytes);
+        let mut at = 0;
+        while let Some(len) = buf.get(at..at + 2).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) {
+            let Some(msg) = buf.get(at + 2..at + 2 + len) else { break };
+            self.on_message(ts_ns, msg);
+            at += 2 + len;
+        }
+        buf.drain(..at);
+        if buf.len() > MAX_TCP_MESSAGE + 2 {
+            self.tcp_lost[d] = true;
+            buf.clear();
+        }
+        self.tcp[d] = buf;
+    }
+
+    /// The TCP stream had a hole in this direction: stop framing it.
+    pub fn on_gap(&mut self, from_client: bool) {
+        let d = usize::from(!from_client);
+        self.tcp_lost[d] = true;
+        self.tcp[d].clear();
+    }
+
     /// Takes one UDP payload seen at `ts_ns`.
     pub fn on_message(&mut self, ts_ns: i64, msg: &[u8]) {
         if msg.len() < 12 {
@@ -234,5 +272,17 @@ mod tests {
         );
         assert_eq!((d.rd, d.ra, d.answers.clone(), d.ttls.clone()), (true, true, vec!["93.184.216.34".to_owned()], vec![300.0]));
         assert!((d.rtt.unwrap() - 0.0025).abs() < 1e-9);
+
+        // The same over TCP, length-prefixed, split across segments.
+        let mut s = DnsState::default();
+        let mut q = (query.len() as u16).to_be_bytes().to_vec();
+        q.extend(&query);
+        let mut r = (reply.len() as u16).to_be_bytes().to_vec();
+        r.extend(&reply);
+        s.on_stream(true, 1_000_000_000, &q[..3]);
+        s.on_stream(true, 1_000_000_000, &q[3..]);
+        s.on_stream(false, 1_001_000_000, &r);
+        let out = s.finish();
+        assert_eq!((out.len(), out[0].answers.clone()), (1, vec!["93.184.216.34".to_owned()]));
     }
 }

@@ -368,7 +368,10 @@ impl Flow {
 
     fn app_data(&mut self, dir: usize, ts: i64, bytes: &[u8]) {
         if matches!(self.app, App::Undecided) {
-            self.app = if dir != 0 {
+            let dns_port = self.tuple.a.1 == 53 || self.tuple.b.1 == 53;
+            self.app = if dns_port {
+                App::Dns(DnsState::default())
+            } else if dir != 0 {
                 App::None // the server spoke first: not a protocol we analyse
             } else if crate::tls::looks_like_tls(bytes) {
                 App::Tls(TlsState::default())
@@ -381,6 +384,7 @@ impl Flow {
         match &mut self.app {
             App::Tls(s) => s.on_data(dir == 0, ts, bytes),
             App::Http(s) => s.on_data(dir == 0, ts, bytes),
+            App::Dns(s) => s.on_stream(dir == 0, ts, bytes),
             _ => {}
         }
     }
@@ -389,6 +393,7 @@ impl Flow {
         match &mut self.app {
             App::Tls(s) => s.on_gap(dir == 0),
             App::Http(s) => s.on_gap(dir == 0),
+            App::Dns(s) => s.on_gap(dir == 0),
             _ => {}
         }
     }

@@ -116,3 +116,17 @@ fn a_truncated_capture_names_the_packet_where_it_stops() {
     let msg = err.unwrap().to_string();
     assert!(msg.contains("junk.pcap: not a pcap or pcapng capture"), "{msg}");
 }
+
+/// DNS over TCP (tcpdump's `dns_tcp.pcap`): the question and answers
+/// tshark sees, in one transaction with its response code.
+#[test]
+fn dns_over_tcp_is_analysed() {
+    let f = flows(&shared("pcap/tcpdump-tests/dns_tcp.pcap"));
+    let dns: Vec<_> = f.iter().flat_map(|f| f.dns.iter().map(move |d| (f.conn.proto, d))).collect();
+    assert_eq!(dns.len(), 1, "{dns:?}");
+    let (proto, d) = dns[0];
+    assert_eq!(proto, "tcp");
+    assert_eq!(d.query.as_deref(), Some("www.tcpdump.org"));
+    assert_eq!(d.rcode_name.as_deref(), Some("NOERROR"));
+    assert!(d.rtt.is_some());
+}
