@@ -34,11 +34,21 @@ pids+=($!)
 dnsmasq --no-daemon --port=53 --listen-address="$DNS_ADDR" --bind-interfaces --no-resolv --no-hosts \
   --address=/zkaudit.test/10.9.8.7 >/dev/null 2>&1 &
 pids+=($!)
-# Wait for tcpdump and the servers to listen.
-for _ in $(seq 100); do
-  grep -q "listening on" tcpdump.err 2>/dev/null && curl -s -o /dev/null "http://127.0.0.1:$HTTP_PORT/" && break
-  sleep 0.1
-done
+# Wait for tcpdump and the servers to listen (30 s at most each).
+wait_for() {
+  local what=$1
+  shift
+  for _ in $(seq 300); do
+    "$@" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  echo "capture.sh: $what did not come up" >&2
+  cat tcpdump.err >&2
+  exit 1
+}
+wait_for tcpdump grep -q "listening on" tcpdump.err
+wait_for "the HTTP server" python3 -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$HTTP_PORT"
+wait_for "the TLS server" python3 -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))))' "$TLS_PORT"
 
 curl -s -A zkaudit-test/1 "http://127.0.0.1:$HTTP_PORT/index.html" -o /dev/null
 curl -s -X POST -d 'abc=1' "http://127.0.0.1:$HTTP_PORT/" -o /dev/null
@@ -59,4 +69,12 @@ for i, name in enumerate(["www.zkaudit.test", "nx.example.invalid"]):
         except socket.timeout:
             pass
 PY
+# Stop tcpdump cleanly (it writes what it holds) and check it saw traffic.
 sleep 0.5
+kill -INT "${pids[0]}"
+wait "${pids[0]}" || true
+if [ "$(stat -c %s lo.pcap)" -le 24 ]; then
+  echo "capture.sh: tcpdump captured nothing" >&2
+  cat tcpdump.err >&2
+  exit 1
+fi

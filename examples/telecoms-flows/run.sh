@@ -33,7 +33,8 @@ start_web() {
 start_web
 tcpdump -i lo -U -w web.pcap "tcp port $PORT" 2>tcpdump.err &
 pids+=($!)
-for _ in $(seq 100); do grep -q "listening on" tcpdump.err 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "listening on" tcpdump.err 2>/dev/null && break; sleep 0.1; done
+grep -q "listening on" tcpdump.err || { echo "run.sh: tcpdump did not start" >&2; cat tcpdump.err >&2; exit 1; }
 for i in $(seq 30); do
   if [ "$i" -eq 11 ]; then kill "$web"; wait "$web" 2>/dev/null || true; fi
   if [ "$i" -eq 21 ]; then start_web; fi
@@ -42,7 +43,7 @@ for i in $(seq 30); do
 done
 kill "$web"
 sleep 0.5
-kill "${pids[0]}"
+kill -INT "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || true
 
 rm -rf ledger
