@@ -159,6 +159,12 @@ fn disk_baseline(dir: &Path, mib: usize) -> Result<f64> {
     Ok((mib << 20) as f64 / t.elapsed().as_secs_f64() / 1e6)
 }
 
+/// The median of `v` (the upper one of an even count; zero when empty).
+pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or_default()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

@@ -11,6 +11,7 @@ use zkaudit_audit::{Engine, Options};
 use zkaudit_index::{Backend, Query, Selector, Sqlite};
 use zkaudit_tlog::{Log, LogReader};
 
+use crate::bench::median;
 use crate::output::{out, outln, print_json, progress};
 
 #[derive(Args)]
@@ -66,11 +67,6 @@ fn background_event(i: u64, n: u64) -> Result<Vec<u8>> {
         "metadata": { "host": format!("node-{}", i % 64), "seq": i },
     });
     Ok(zkaudit_event::Event::from_entry(ev.to_string().as_bytes())?.canonical_bytes()?)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 fn timed<T>(repeat: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {

@@ -24,6 +24,7 @@ use clap::Args;
 use etherparse::PacketBuilder;
 use serde_json::json;
 
+use crate::bench::median;
 use crate::output::{out, outln, print_json};
 
 /// `zkaudit bench pcap` arguments.
@@ -138,11 +139,6 @@ pub fn run(a: PcapArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 /// Writes a classic pcap (microseconds, Ethernet) of about `target` bytes;

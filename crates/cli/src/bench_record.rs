@@ -19,6 +19,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Args;
 use serde_json::json;
 
+use crate::bench::median;
 use crate::output::{out, outln, print_json};
 
 /// `zkaudit bench record` arguments.
@@ -109,11 +110,6 @@ fn timed(cmd: &mut Command) -> Result<Duration> {
         bail!("workload failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     }
     Ok(d)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort_unstable();
-    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 /// `zkaudit bench record`.
