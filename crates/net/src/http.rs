@@ -175,7 +175,7 @@ impl HttpState {
                 return None;
             }
         };
-        let h = |name: &str| req.headers.iter().find(|x| x.name.eq_ignore_ascii_case(name)).map(|x| String::from_utf8_lossy(x.value).into_owned());
+        let h = |name: &str| header(req.headers, name);
         let framing = framing(&h("transfer-encoding"), &h("content-length"));
         let rec = HttpRecord {
             ts_ns,
@@ -207,7 +207,7 @@ impl HttpState {
             }
         };
         let code = resp.code.unwrap_or(0);
-        let h = |name: &str| resp.headers.iter().find(|x| x.name.eq_ignore_ascii_case(name)).map(|x| String::from_utf8_lossy(x.value).into_owned());
+        let h = |name: &str| header(resp.headers, name);
         if (100..200).contains(&code) {
             // Interim response: the final one follows.
             self.server.body = Body::Length(0);
@@ -305,6 +305,11 @@ impl HttpState {
     pub fn finish(self) -> Vec<HttpRecord> {
         self.txs
     }
+}
+
+/// The value of header `name` (case-insensitive), as text.
+fn header(headers: &[httparse::Header<'_>], name: &str) -> Option<String> {
+    headers.iter().find(|x| x.name.eq_ignore_ascii_case(name)).map(|x| String::from_utf8_lossy(x.value).into_owned())
 }
 
 fn bytes_rest(buf: &mut Vec<u8>, rest: &[u8]) {

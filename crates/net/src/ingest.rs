@@ -198,8 +198,17 @@ fn flow_fields(o: Observation, c: &ConnRecord, origin: &Origin<'_>) -> Observati
         .input(c.packets_digest)
 }
 
+/// The event timestamp of capture time `ts_ns`. Any i64 of nanoseconds
+/// lies in 1677–2262, inside what [`Timestamp::from_unix_nanos`] takes, so
+/// the fallback is never used.
 fn at(ts_ns: i64) -> Timestamp {
-    Timestamp::from_unix_nanos(i128::from(ts_ns)).unwrap_or_else(|| Timestamp::from_unix_nanos(0).unwrap_or_else(Timestamp::now))
+    Timestamp::from_unix_nanos(i128::from(ts_ns)).unwrap_or_else(Timestamp::now)
+}
+
+/// An event of flow `c` of type `kind` (also its ECS `event.action`), at
+/// `ts_ns`, with the Zeek fields of `record`.
+fn network_event(kind: &str, class: OcsfClass, activity: u32, c: &ConnRecord, origin: &Origin<'_>, ts_ns: i64, record: &impl Serialize) -> Observation {
+    flow_fields(Observation::new(kind, Layer::Network, class, activity, kind), c, origin).at(at(ts_ns)).fields(as_map(record))
 }
 
 /// The OCSF Network Activity `activity_id` of a connection state.
@@ -217,29 +226,20 @@ fn network_activity(state: &str) -> u32 {
 /// the flow's digest in `parents`.
 pub(crate) fn send_flow(sink: &mut Sink, origin: &Origin<'_>, f: FinishedFlow) -> Result<(), SinkError> {
     let c = &f.conn;
-    let flow =
-        flow_fields(Observation::new("network_flow", Layer::Network, OcsfClass::NetworkActivity, network_activity(c.conn_state), "network_flow"), c, origin)
-            .at(at(c.ts_ns))
-            .fields(as_map(c))
-            .field("event.duration", (c.duration * 1e9) as i64)
-            .into_event();
+    let flow = network_event("network_flow", OcsfClass::NetworkActivity, network_activity(c.conn_state), c, origin, c.ts_ns, c)
+        .field("event.duration", (c.duration * 1e9) as i64)
+        .into_event();
     let parent = sink.send(&flow)?;
     for d in &f.dns {
         let activity = if d.rcode.is_some() { 2 } else { 1 };
-        let mut o = flow_fields(Observation::new("dns_query", Layer::Network, OcsfClass::DnsActivity, activity, "dns_query"), c, origin)
-            .at(at(d.ts_ns))
-            .fields(as_map(d))
-            .parent(parent);
+        let mut o = network_event("dns_query", OcsfClass::DnsActivity, activity, c, origin, d.ts_ns, d).parent(parent);
         if let Some(q) = &d.query {
             o = o.field("dns.question.name", q.clone());
         }
         sink.send(&o.into_event())?;
     }
     if let Some(t) = &f.tls {
-        let mut o = flow_fields(Observation::new("tls_handshake", Layer::Network, OcsfClass::NetworkActivity, 6, "tls_handshake"), c, origin)
-            .at(at(t.ts_ns))
-            .fields(as_map(t))
-            .parent(parent);
+        let mut o = network_event("tls_handshake", OcsfClass::NetworkActivity, 6, c, origin, t.ts_ns, t).parent(parent);
         if let Some(sni) = &t.server_name {
             o = o.field("tls.client.server_name", sni.clone());
         }
@@ -257,9 +257,7 @@ pub(crate) fn send_flow(sink: &mut Sink, origin: &Origin<'_>, f: FinishedFlow) -
             "TRACE" => 8,
             _ => 99,
         };
-        let mut o = flow_fields(Observation::new("http_request", Layer::Network, OcsfClass::HttpActivity, activity, "http_request"), c, origin)
-            .at(at(h.ts_ns))
-            .fields(as_map(h))
+        let mut o = network_event("http_request", OcsfClass::HttpActivity, activity, c, origin, h.ts_ns, h)
             .field("http.request.method", h.method.clone())
             .field("url.original", h.uri.clone())
             .parent(parent);
