@@ -25,7 +25,10 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key
   -days 2 -subj /CN=zkaudit.test 2>/dev/null
 echo hello > index.html
 
-tcpdump -i lo -U -w lo.pcap "port $HTTP_PORT or port $TLS_PORT or (host $DNS_ADDR and port 53)" 2>tcpdump.err &
+# --immediate-mode: packets reach tcpdump as they arrive, not when a
+# kernel ring block fills or times out (a block still pending when tcpdump
+# stops is lost: the last second of traffic, or all of a short run).
+tcpdump -i lo --immediate-mode -U -w lo.pcap "port $HTTP_PORT or port $TLS_PORT or (host $DNS_ADDR and port 53)" 2>tcpdump.err &
 pids+=($!)
 python3 -m http.server "$HTTP_PORT" --bind 127.0.0.1 >/dev/null 2>&1 &
 pids+=($!)

@@ -31,7 +31,10 @@ start_web() {
   done
 }
 start_web
-tcpdump -i lo -U -w web.pcap "tcp port $PORT" 2>tcpdump.err &
+# --immediate-mode: packets reach tcpdump as they arrive, not when a
+# kernel ring block fills or times out (a block still pending when tcpdump
+# stops is lost: the last second of traffic, or all of a short run).
+tcpdump -i lo --immediate-mode -U -w web.pcap "tcp port $PORT" 2>tcpdump.err &
 pids+=($!)
 for _ in $(seq 300); do grep -q "listening on" tcpdump.err 2>/dev/null && break; sleep 0.1; done
 grep -q "listening on" tcpdump.err || { echo "run.sh: tcpdump did not start" >&2; cat tcpdump.err >&2; exit 1; }
