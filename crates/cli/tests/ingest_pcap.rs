@@ -119,12 +119,14 @@ fn loopback_traffic_matches_tshark() {
     // Every child event's flow, and the flow's input: the digest of its
     // packets as a pcap file, which tshark re-creates from the capture.
     assert_eq!(query(&dir, "flow_of(I, F).").len(), query(&dir, "member(T, [dns_query, tls_handshake, http_request]), event(I, _, _, T, _, _).").len());
-    let stream0 = tshark(&pcap, "tcp.stream == 0 && tcp.flags.syn == 1 && tcp.flags.ack == 0", &["tcp.srcport"]);
-    let port = first(&stream0[0], "tcp.srcport");
+    // Stream 0 by both ports: two connections to different servers may
+    // share a client port.
+    let stream0 = tshark(&pcap, "tcp.stream == 0 && tcp.flags.syn == 1 && tcp.flags.ack == 0", &["tcp.srcport", "tcp.dstport"]);
+    let (sport, dport) = (first(&stream0[0], "tcp.srcport"), first(&stream0[0], "tcp.dstport"));
     let flow_pcap = tmp.path().join("stream0.pcap");
     run(Command::new("tshark").arg("-r").arg(&pcap).args(["-Y", "tcp.stream == 0", "-F", "nsecpcap", "-w"]).arg(&flow_pcap));
     let digest = format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&flow_pcap).unwrap())));
-    let b = query(&dir, &format!("flow(I, _, {port}, _, _, tcp), event(I, _, _, _, In, _)."));
+    let b = query(&dir, &format!("flow(I, _, {sport}, _, {dport}, tcp), event(I, _, _, _, In, _)."));
     assert_eq!(b.len(), 1);
     assert_eq!(b[0]["In"], digest.as_str());
 
