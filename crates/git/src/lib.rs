@@ -131,7 +131,8 @@ impl Events<'_> {
         for (who, s) in [("author", c.author()), ("committer", c.committer())] {
             set(&format!("git.{who}.name"), String::from_utf8_lossy(s.name_bytes()).into_owned().into());
             set(&format!("git.{who}.email"), String::from_utf8_lossy(s.email_bytes()).into_owned().into());
-            set(&format!("git.{who}.time"), rfc3339(s.when().seconds(), s.when().offset_minutes()).into());
+            let time = rfc3339(s.when().seconds(), s.when().offset_minutes()).ok_or_else(|| bad_time(c.id(), who))?;
+            set(&format!("git.{who}.time"), time.into());
         }
         set("git.message.summary", String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned().into());
         match self.repo.extract_signature(&c.id(), None) {
@@ -184,7 +185,8 @@ impl Events<'_> {
         set("git.changes.blob", blobs.into());
         let when = c.committer().when();
         // Whole seconds, as git keeps them (the timestamp's precision says so).
-        let timestamp = Timestamp::parse(&rfc3339(when.seconds(), 0)).map_err(|e| git2::Error::from_str(&format!("commit {}: committer time: {e}", c.id())))?;
+        let utc = rfc3339(when.seconds(), 0).ok_or_else(|| bad_time(c.id(), "committer"))?;
+        let timestamp = Timestamp::parse(&utc).map_err(|e| git2::Error::from_str(&format!("commit {}: committer time: {e}", c.id())))?;
         Ok(Event {
             version: EVENT_VERSION.to_owned(),
             timestamp,
@@ -273,11 +275,18 @@ fn verify(repo: &Path, signed: &[Oid]) -> HashMap<Oid, (char, String)> {
         .collect()
 }
 
-/// `seconds` since the epoch at UTC offset `offset_min`, as RFC 3339.
-fn rfc3339(seconds: i64, offset_min: i32) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let off = time::UtcOffset::from_whole_seconds(offset_min * 60).unwrap_or(time::UtcOffset::UTC);
-    t.to_offset(off).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+/// `seconds` since the epoch at UTC offset `offset_min`, as RFC 3339;
+/// `None` when either is out of range (a malformed commit).
+fn rfc3339(seconds: i64, offset_min: i32) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(seconds).ok()?;
+    let off = time::UtcOffset::from_whole_seconds(offset_min.checked_mul(60)?).ok()?;
+    t.to_offset(off).format(&time::format_description::well_known::Rfc3339).ok()
+}
+
+/// The error for a commit whose `who` (author, committer) time cannot be
+/// written as a date.
+fn bad_time(id: Oid, who: &str) -> git2::Error {
+    git2::Error::from_str(&format!("commit {id}: {who} time out of range"))
 }
 
 /// Ingests the commits reachable from HEAD of the repository at `repo`
@@ -336,4 +345,16 @@ pub fn ingest(repo_path: &Path, since: Option<&str>, dest: Destination, progress
     }
     let sink = sink.finish()?;
     Ok(Outcome { commits: total, ingested, already, sink })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_times_out_of_range_are_none_not_the_epoch() {
+        assert_eq!(rfc3339(0, 120).as_deref(), Some("1970-01-01T02:00:00+02:00"));
+        assert_eq!(rfc3339(i64::MAX, 0), None);
+        assert_eq!(rfc3339(0, i32::MAX), None);
+    }
 }
