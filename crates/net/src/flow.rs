@@ -156,8 +156,6 @@ struct Stream {
     syn: bool,
     fin: bool,
     rst: bool,
-    /// Any packet at all.
-    seen: bool,
     /// Payload bytes (sequence space).
     bytes: u64,
 }
@@ -302,7 +300,6 @@ impl Flow {
             self.mark(dir, 'r');
         }
         let s = &mut self.streams[dir];
-        s.seen = true;
         s.syn |= t.syn;
         s.fin |= t.fin;
         s.rst |= t.rst;
@@ -402,7 +399,6 @@ impl Flow {
         if d.payload_len > 0 {
             self.mark(dir, 'd');
         }
-        self.streams[dir].seen = true;
         self.streams[dir].bytes += u64::from(d.payload_len);
         if matches!(self.app, App::Undecided) {
             let dns = d.proto == 17 && d.ports.is_some_and(|(s, t)| crate::dns::PORTS.contains(&s) || crate::dns::PORTS.contains(&t));
@@ -426,9 +422,10 @@ impl Flow {
             1 | 58 => "icmp",
             _ => "unknown_transport",
         };
+        let resp_seen = self.pkts[1] > 0;
         let conn_state = if self.tuple.proto == 6 {
-            tcp_state(o, r)
-        } else if r.seen {
+            tcp_state(o, r, resp_seen)
+        } else if resp_seen {
             "SF"
         } else {
             "S0"
@@ -478,11 +475,12 @@ impl Flow {
     }
 }
 
-/// Zeek's `conn_state` for a TCP connection.
-fn tcp_state(o: &Stream, r: &Stream) -> &'static str {
+/// Zeek's `conn_state` for a TCP connection whose responder sent a packet
+/// (`resp_seen`) or not.
+fn tcp_state(o: &Stream, r: &Stream, resp_seen: bool) -> &'static str {
     let (o_syn, r_synack) = (o.syn, r.syn);
     match () {
-        _ if o_syn && !r.seen => {
+        _ if o_syn && !resp_seen => {
             if o.rst {
                 "RSTOS0"
             } else if o.fin {
