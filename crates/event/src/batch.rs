@@ -41,7 +41,7 @@ impl fmt::Display for LineError {
 pub enum BatchError {
     /// One or more lines are malformed; at most [`MAX_REPORTED_ERRORS`] are
     /// listed, and `total` counts them all.
-    #[error("{} malformed event line(s); nothing was appended:\n{}", .total, .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error("{} malformed event line(s):\n{}", .total, .errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Malformed {
         /// The first malformed lines, in input order.
         errors: Vec<LineError>,
@@ -59,11 +59,52 @@ pub enum BatchError {
     },
 }
 
+/// Whether a line holds only whitespace (skipped, as blank lines are).
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Parses one line given as bytes: the common case straight from the
+/// bytes (serde_json checks the UTF-8 of what it reads), anything else
+/// through [`parse_line`] for its error (invalid UTF-8 is a bad line like
+/// any other, not a failed read).
+fn parse_line_bytes(source: &str, line_no: usize, line: &[u8]) -> Result<Vec<u8>, LineError> {
+    if let Ok(EventObject(event)) = serde_json::from_slice::<EventObject>(line) {
+        if let Ok(bytes) = event.canonical_bytes() {
+            if bytes.len() <= MAX_ENTRY_BYTES {
+                return Ok(bytes);
+            }
+        }
+    }
+    match std::str::from_utf8(line) {
+        Ok(text) => parse_line(source, line_no, text),
+        Err(e) => {
+            Err(LineError { source: source.to_owned(), line: line_no, column: Some(e.valid_up_to() + 1), field: None, message: "invalid UTF-8".to_owned() })
+        }
+    }
+}
+
 /// Parses one line into its entry bytes.
 fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineError> {
     let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
+    // The common case first; a bad line is parsed again for its field path.
+    let event = match serde_json::from_str::<EventObject>(line) {
+        Ok(EventObject(event)) => event,
+        Err(_) => return Err(explain(source, line_no, line)),
+    };
+    let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
+    if bytes.len() > MAX_ENTRY_BYTES {
+        return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len())));
+    }
+    Ok(bytes)
+}
+
+/// Why `line` is not an event: the parser's message with the line, column
+/// and field path of the error.
+fn explain(source: &str, line_no: usize, line: &str) -> LineError {
+    let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
     let mut de = serde_json::Deserializer::from_str(line);
-    let EventObject(event) = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let parsed: Result<EventObject, _> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         // `.` is the top level and `?` a position serde_path_to_error lost
@@ -75,13 +116,12 @@ fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineE
         let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_owned();
         let column = (inner.column() > 0).then_some(inner.column());
         err(column, missing_field(&msg, field.as_deref()).or(field), msg)
-    })?;
-    de.end().map_err(|e| err(Some(e.column()), None, "trailing characters after the event".into()))?;
-    let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
-    if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len())));
+    });
+    match parsed.and_then(|_| de.end().map_err(|e| err(Some(e.column()), None, "trailing characters after the event".into()))) {
+        Err(e) => e,
+        // Unreachable: the same parse failed without path tracking.
+        Ok(()) => err(None, None, "not a valid event".into()),
     }
-    Ok(bytes)
 }
 
 /// serde reports a missing field as "missing field `x`" at the parent path;
@@ -104,14 +144,10 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
     let mut total = 0;
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|error| BatchError::Io { source_name: source.to_owned(), error })?;
-        // Invalid UTF-8 is a bad line like any other, not a failed read.
-        let parsed = match std::str::from_utf8(&line) {
-            Ok(text) if text.trim().is_empty() => continue,
-            Ok(text) => parse_line(source, i + 1, text),
-            Err(e) => {
-                Err(LineError { source: source.to_owned(), line: i + 1, column: Some(e.valid_up_to() + 1), field: None, message: "invalid UTF-8".to_owned() })
-            }
-        };
+        if is_blank(&line) {
+            continue;
+        }
+        let parsed = parse_line_bytes(source, i + 1, &line);
         match parsed {
             Ok(b) if errors.is_empty() => entries.push(b),
             Ok(_) => {}
@@ -127,4 +163,161 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
         return Err(BatchError::Malformed { errors, total });
     }
     Ok(entries)
+}
+
+/// Bytes of input handed to a parsing thread at a time (whole lines; a
+/// longer line makes a longer block).
+const BLOCK_BYTES: usize = 1 << 20;
+
+/// A block of whole lines: its order in the input, the 1-based number of
+/// its first line, and its bytes.
+struct Block {
+    seq: u64,
+    first_line: usize,
+    bytes: Vec<u8>,
+}
+
+/// What a parsing thread made of one block.
+struct Parsed<T> {
+    seq: u64,
+    bytes: usize,
+    items: Vec<T>,
+    errors: Vec<LineError>,
+    bad: usize,
+}
+
+/// Reads JSON Lines like [`parse_jsonl`], streaming, on `threads` parsing
+/// threads: each line is parsed into its entry bytes (RFC 8785 canonical
+/// JSON) and passed through `map` on the parsing thread; `sink` then
+/// receives the mapped entries in input order, in blocks, with the input
+/// bytes consumed so far. Only a few blocks of about 1 MiB are in memory at
+/// once, whatever the input's size.
+///
+/// After the first malformed line `sink` is not called again, but the rest
+/// of the input is still read so that the error lists the first
+/// [`MAX_REPORTED_ERRORS`] bad lines and counts them all. `sink` returns
+/// `false` to stop reading (the caller keeps its own reason); the count of
+/// entries passed to `sink` is returned.
+///
+/// # Errors
+/// [`BatchError::Malformed`] or [`BatchError::Io`].
+pub fn parse_jsonl_parallel<R, T, M, S>(mut reader: R, source: &str, threads: usize, map: M, mut sink: S) -> Result<u64, BatchError>
+where
+    R: std::io::Read + Send,
+    T: Send,
+    M: Fn(Vec<u8>) -> T + Sync,
+    S: FnMut(Vec<T>, u64) -> bool,
+{
+    use std::collections::BTreeMap;
+    use std::sync::{mpsc, Mutex};
+
+    let threads = threads.max(1);
+    let (work_tx, work_rx) = mpsc::sync_channel::<Block>(threads * 2);
+    let work_rx = Mutex::new(work_rx);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (done_tx, done_rx) = mpsc::sync_channel::<Parsed<T>>(threads * 2);
+        let stop = &stop;
+        let reading = s.spawn(move || read_blocks(&mut reader, work_tx, stop));
+        let (work_rx, map) = (&work_rx, &map);
+        for _ in 0..threads {
+            let done_tx = done_tx.clone();
+            s.spawn(move || {
+                // The lock is held only to take a block, not while parsing it.
+                let next = || work_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                while let Some(block) = next() {
+                    if done_tx.send(parse_block(&block, source, map)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+
+        let (mut next, mut waiting, mut consumed, mut count) = (0u64, BTreeMap::new(), 0u64, 0u64);
+        let (mut errors, mut total) = (Vec::new(), 0usize);
+        for parsed in done_rx.iter() {
+            waiting.insert(parsed.seq, parsed);
+            while let Some(p) = waiting.remove(&next) {
+                next += 1;
+                consumed += p.bytes as u64;
+                total += p.bad;
+                errors.extend(p.errors.into_iter().take(MAX_REPORTED_ERRORS - errors.len()));
+                if total == 0 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    count += p.items.len() as u64;
+                    if !sink(p.items, consumed) {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        let read = reading.join().unwrap_or_else(|_| Err(std::io::Error::other("the reading thread panicked")));
+        read.map_err(|error| BatchError::Io { source_name: source.to_owned(), error })?;
+        if total > 0 {
+            return Err(BatchError::Malformed { errors, total });
+        }
+        Ok(count)
+    })
+}
+
+/// Splits the input into blocks of whole lines, numbering them and their
+/// first lines; stops early when `stop` is set.
+fn read_blocks(reader: &mut impl std::io::Read, work: std::sync::mpsc::SyncSender<Block>, stop: &std::sync::atomic::AtomicBool) -> std::io::Result<()> {
+    use std::io::Read as _;
+    let (mut seq, mut line, mut carry) = (0u64, 1usize, Vec::new());
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        buf.reserve(BLOCK_BYTES);
+        let n = reader.by_ref().take(BLOCK_BYTES as u64).read_to_end(&mut buf)?;
+        if n == 0 && buf.is_empty() {
+            return Ok(());
+        }
+        // Whole lines only: the tail after the last newline waits for more
+        // input (or is the last line, at the end).
+        if n > 0 {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(end) => carry = buf.split_off(end + 1),
+                None => {
+                    carry = buf;
+                    continue;
+                }
+            }
+        }
+        let lines = memchr::memchr_iter(b'\n', &buf).count();
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || work.send(Block { seq, first_line: line, bytes: buf }).is_err() {
+            return Ok(());
+        }
+        seq += 1;
+        line += lines;
+        if n == 0 {
+            return Ok(());
+        }
+    }
+}
+
+fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> Parsed<T> {
+    let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), items: Vec::new(), errors: Vec::new(), bad: 0 };
+    let mut start = 0;
+    let mut line_no = block.first_line;
+    let bytes = &block.bytes;
+    while start < bytes.len() {
+        let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
+        let line = &bytes[start..end];
+        start = end + 1;
+        line_no += 1;
+        if is_blank(line) {
+            continue;
+        }
+        match parse_line_bytes(source, line_no - 1, line) {
+            Ok(b) if p.bad == 0 => p.items.push(map(b)),
+            Ok(_) => {}
+            Err(e) => {
+                p.bad += 1;
+                if p.errors.len() < MAX_REPORTED_ERRORS {
+                    p.errors.push(e);
+                }
+            }
+        }
+    }
+    p
 }

@@ -46,11 +46,20 @@ impl Digest {
     /// Parses `sha256:<64 lowercase hex>`; the error says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
         let hexpart = s.strip_prefix("sha256:").ok_or_else(|| format!("digest {s:?} must start with \"sha256:\""))?;
-        if hexpart.len() != 64 || !hexpart.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits"));
+        let bad = || format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits");
+        if hexpart.len() != 64 {
+            return Err(bad());
         }
+        // Lowercase only: uppercase would be a second spelling of one digest.
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
         let mut out = [0u8; 32];
-        hex::decode_to_slice(hexpart, &mut out).map_err(|e| e.to_string())?;
+        for (o, pair) in out.iter_mut().zip(hexpart.as_bytes().chunks_exact(2)) {
+            *o = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+        }
         Ok(Self(out))
     }
 }
@@ -246,12 +255,52 @@ impl<'de> Deserialize<'de> for EventObject {
 }
 
 impl Event {
-    /// The entry bytes: RFC 8785 canonical JSON of this event.
+    /// The entry bytes: RFC 8785 canonical JSON of this event (members in
+    /// the order `input`, `layer`, `metadata`, `output`, `parents`,
+    /// `proof`, `timestamp`, `type`, `version`, which is RFC 8785's).
     ///
     /// Errors only if a number in `metadata` cannot be written, which the
     /// strict parser already excludes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json_canonicalizer::to_vec(self)
+        use crate::jcs::{digest, object, string};
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(b"{\"input\":");
+        digest(&mut out, &self.input);
+        out.extend_from_slice(b",\"layer\":");
+        string(&mut out, self.layer.as_str());
+        out.extend_from_slice(b",\"metadata\":");
+        object(&mut out, &self.metadata)?;
+        out.extend_from_slice(b",\"output\":");
+        digest(&mut out, &self.output);
+        if let Some(parents) = &self.parents {
+            out.extend_from_slice(b",\"parents\":[");
+            for (i, p) in parents.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                digest(&mut out, p);
+            }
+            out.push(b']');
+        }
+        if let Some(p) = &self.proof {
+            out.extend_from_slice(b",\"proof\":{\"image_id\":");
+            string(&mut out, &p.image_id);
+            out.extend_from_slice(b",\"journal_digest\":");
+            digest(&mut out, &p.journal_digest);
+            out.extend_from_slice(b",\"kind\":");
+            string(&mut out, &p.kind);
+            out.extend_from_slice(b",\"receipt_digest\":");
+            digest(&mut out, &p.receipt_digest);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"timestamp\":");
+        string(&mut out, self.timestamp.as_str());
+        out.extend_from_slice(b",\"type\":");
+        string(&mut out, &self.kind);
+        out.extend_from_slice(b",\"version\":");
+        string(&mut out, &self.version);
+        out.push(b'}');
+        Ok(out)
     }
 
     /// Parses entry bytes back into an event (used when reading the log).

@@ -13,7 +13,8 @@
 
 mod batch;
 mod event;
+pub mod jcs;
 mod strict;
 
-pub use batch::{parse_jsonl, BatchError, LineError, MAX_REPORTED_ERRORS};
+pub use batch::{parse_jsonl, parse_jsonl_parallel, BatchError, LineError, MAX_REPORTED_ERRORS};
 pub use event::{Digest, Event, Layer, ProofRef, Timestamp, EVENT_VERSION, MAX_ENTRY_BYTES};

@@ -407,7 +407,7 @@ fn batch_errors_list_every_bad_line_up_to_the_limit() {
 
     // The error's text names the count and every listed line.
     let err = parse(&lines.join("\n")).unwrap_err().to_string();
-    assert!(err.starts_with("3 malformed event line(s); nothing was appended:\n"), "{err}");
+    assert!(err.starts_with("3 malformed event line(s):\n"), "{err}");
     for n in [3, 6, 9] {
         assert!(err.contains(&format!("  {SOURCE}:{n}:")), "{err}");
     }
@@ -506,4 +506,150 @@ fn arrays_are_not_events() {
     let proof_array = good.replace(r#""metadata":{}"#, r#""metadata":{},"proof":["risc0","sha256:0000000000000000000000000000000000000000000000000000000000000000","00","sha256:0000000000000000000000000000000000000000000000000000000000000000"]"#);
     let err = parse_jsonl(proof_array.as_bytes(), "t").unwrap_err().to_string();
     assert!(err.contains("field `proof`") && err.contains("a JSON object"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// Our RFC 8785 writer against an independent implementation
+// ---------------------------------------------------------------------------
+
+/// A random JSON value of the kinds metadata holds, `depth` levels deep at most.
+fn random_value(rng: &mut impl rand::Rng, depth: u32) -> Value {
+    const NAMES: [&str; 10] = ["a", "B", "é", "😀", "｡", "\u{e000}", "k\u{1}", "tab\t", "\"q\"", "\u{7f}x"];
+    const FLOATS: [f64; 10] = [0.1, -0.0, 1e21, 1e-7, 5e-324, 123.456, -2.5e300, 1e22, 0.000001, 9007199254740991.0];
+    match rng.random_range(0..if depth == 0 { 5 } else { 7 }) {
+        0 => Value::Null,
+        1 => Value::Bool(rng.random()),
+        2 => json!(rng.random_range(-(1i64 << 53) + 1..(1i64 << 53))),
+        3 => json!(FLOATS[rng.random_range(0..FLOATS.len())]),
+        4 => {
+            let chars: String = (0..rng.random_range(0..12)).map(|_| NAMES[rng.random_range(0..NAMES.len())]).collect();
+            Value::String(chars + "\u{2028}\n\r\u{8}\u{c}\\/")
+        }
+        5 => Value::Array((0..rng.random_range(0..4)).map(|_| random_value(rng, depth - 1)).collect()),
+        _ => Value::Object((0..rng.random_range(0..6)).map(|_| (NAMES[rng.random_range(0..NAMES.len())].to_owned(), random_value(rng, depth - 1))).collect()),
+    }
+}
+
+#[test]
+fn entry_bytes_match_an_independent_rfc8785_implementation() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::rng().random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    for i in 0..2000 {
+        let mut v = event_value();
+        let Value::Object(meta) = random_value(&mut rng, 3) else { continue };
+        v["metadata"] = Value::Object(meta);
+        if i % 3 == 0 {
+            v["parents"] = json!([digest('c'), digest('d')]);
+        }
+        if i % 5 == 0 {
+            v["proof"] = json!({"kind": "risc0-composite\u{1}", "receipt_digest": digest('e'), "image_id": "f".repeat(64), "journal_digest": digest('0')});
+        }
+        v["type"] = json!(format!("t\u{0}{i}\u{e9}"));
+        let event = Event::from_entry(line_of(&v).as_bytes()).unwrap();
+        let ours = event.canonical_bytes().unwrap();
+        let theirs = serde_json_canonicalizer::to_vec(&event).unwrap();
+        assert_eq!(String::from_utf8_lossy(&ours), String::from_utf8_lossy(&theirs), "seed {seed}, event {i}");
+        assert_eq!(zkaudit_event::jcs::to_string(&v).unwrap(), serde_json_canonicalizer::to_string(&v).unwrap(), "seed {seed}, value {i}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The streaming, parallel reader
+// ---------------------------------------------------------------------------
+
+/// Runs the parallel reader and collects what its sink received.
+fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
+    let mut out = Vec::new();
+    let mut last_bytes = 0;
+    let n = zkaudit_event::parse_jsonl_parallel(
+        input,
+        SOURCE,
+        threads,
+        |b| b,
+        |block, bytes| {
+            assert!(bytes >= last_bytes, "progress goes forward");
+            last_bytes = bytes;
+            out.extend(block);
+            true
+        },
+    )?;
+    assert_eq!(n as usize, out.len());
+    assert_eq!(last_bytes as usize, input.len(), "progress reaches the end of the input");
+    Ok(out)
+}
+
+#[test]
+fn the_parallel_reader_equals_the_serial_one() {
+    // Several blocks of about 1 MiB, lines of varying length, blank lines,
+    // CRLF endings and no newline at the end.
+    let mut text = String::new();
+    for i in 0..12_000 {
+        let mut v = event_value();
+        v["metadata"] = json!({"i": i, "pad": "p".repeat(i % 300)});
+        text += &line_of(&v);
+        text += match i % 97 {
+            0 => "\r\n",
+            1 => "\n\n",
+            _ => "\n",
+        };
+    }
+    text.pop();
+    let serial = parse(&text).unwrap();
+    assert_eq!(serial.len(), 12_000);
+    for threads in [1, 2, 3] {
+        assert_eq!(parse_parallel(text.as_bytes(), threads).unwrap(), serial, "{threads} threads");
+    }
+    assert!(parse_parallel(b"", 2).unwrap().is_empty());
+}
+
+#[test]
+fn the_parallel_reader_reports_the_same_bad_lines_and_stops_feeding() {
+    let good = line_of(&event_value());
+    // Bad lines in the second and a later block: line numbers stay exact.
+    let mut lines: Vec<String> = (0..8000).map(|_| good.clone()).collect();
+    lines[4000] = "{not json".into();
+    lines[7000] = without("layer");
+    lines[7999] = "\u{0}".into();
+    let text = lines.join("\n");
+    let Err(BatchError::Malformed { errors: serial, total }) = parse(&text) else { panic!("serial parse accepted bad lines") };
+    assert_eq!(total, 3);
+    let mut fed = 0;
+    let r = zkaudit_event::parse_jsonl_parallel(
+        text.as_bytes(),
+        SOURCE,
+        2,
+        |b| b,
+        |block, _| {
+            fed += block.len();
+            true
+        },
+    );
+    let Err(BatchError::Malformed { errors, total }) = r else { panic!("parallel parse accepted bad lines") };
+    assert_eq!((errors, total), (serial, 3));
+    assert_eq!(errors_lines(&parse(&text)), [4001, 7001, 8000]);
+    assert!(fed <= 4000, "entries after the first bad line were fed: {fed}");
+    // A sink that says stop: reading ends early, without an error.
+    let mut blocks = 0;
+    let big: String = (0..20_000).map(|_| good.clone() + "\n").collect();
+    zkaudit_event::parse_jsonl_parallel(
+        big.as_bytes(),
+        SOURCE,
+        2,
+        |b| b,
+        |_, _| {
+            blocks += 1;
+            false
+        },
+    )
+    .unwrap();
+    assert_eq!(blocks, 1);
+}
+
+fn errors_lines(r: &Result<Vec<Vec<u8>>, BatchError>) -> Vec<usize> {
+    match r {
+        Err(BatchError::Malformed { errors, .. }) => errors.iter().map(|e| e.line).collect(),
+        _ => Vec::new(),
+    }
 }

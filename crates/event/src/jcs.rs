@@ -1,0 +1,127 @@
+//! RFC 8785 (JCS) canonical JSON, written directly for the shapes an event
+//! has, without the per-member buffers of a generic serde formatter.
+//!
+//! * Object members are sorted by their names as UTF-16 code units (§3.2.3).
+//! * Strings are escaped as ECMAScript's `JSON.stringify` does (§3.2.2.2):
+//!   `\"`, `\\`, `\b`, `\f`, `\n`, `\r`, `\t`, other controls as `\u00xx`
+//!   with lowercase hex; everything else is written as is.
+//! * Integers are written in decimal; other numbers as ECMAScript's
+//!   `Number.prototype.toString` (§3.2.2.3), through `serde_json_canonicalizer`.
+//!
+//! `tests/events.rs` checks every output against `serde_json_canonicalizer`
+//! as an independent implementation.
+
+use std::cmp::Ordering;
+
+use serde_json::{Map, Number, Value};
+
+/// Appends `s` as a JSON string.
+pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        if esc.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+fn number(out: &mut Vec<u8>, n: &Number) -> Result<(), serde_json::Error> {
+    if let Some(i) = n.as_i64() {
+        out.extend_from_slice(i.to_string().as_bytes());
+    } else if let Some(u) = n.as_u64() {
+        out.extend_from_slice(u.to_string().as_bytes());
+    } else {
+        out.extend_from_slice(&serde_json_canonicalizer::to_vec(n)?);
+    }
+    Ok(())
+}
+
+/// Appends `d` as a JSON string, `"sha256:<hex>"`.
+pub(crate) fn digest(out: &mut Vec<u8>, d: &crate::Digest) {
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    if hex::encode_to_slice(d.0, &mut hex).is_ok() {
+        out.extend_from_slice(b"\"sha256:");
+        out.extend_from_slice(&hex);
+        out.push(b'"');
+    }
+}
+
+/// Orders member names as RFC 8785 does: by UTF-16 code units.
+pub(crate) fn utf16_order(a: &str, b: &str) -> Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        return a.cmp(b);
+    }
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Appends the members of `map` as a JSON object, sorted.
+pub(crate) fn object(out: &mut Vec<u8>, map: &Map<String, Value>) -> Result<(), serde_json::Error> {
+    out.push(b'{');
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_by(|a, b| utf16_order(a.0, b.0));
+    for (i, (k, v)) in members.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, k);
+        out.push(b':');
+        value(out, v)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// Appends `v` in canonical form.
+pub(crate) fn value(out: &mut Vec<u8>, v: &Value) -> Result<(), serde_json::Error> {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => number(out, n)?,
+        Value::String(s) => string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(out, item)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => object(out, map)?,
+    }
+    Ok(())
+}
+
+/// The canonical JSON text of `v` (RFC 8785).
+///
+/// # Errors
+/// Only for a number that cannot be written (not finite), which parsing
+/// never produces.
+pub fn to_string(v: &Value) -> Result<String, serde_json::Error> {
+    let mut out = Vec::new();
+    value(&mut out, v)?;
+    String::from_utf8(out).map_err(<serde_json::Error as serde::ser::Error>::custom)
+}
