@@ -47,6 +47,10 @@ pub enum Error {
         /// Entry length in bytes.
         len: usize,
     },
+    /// A streamed append was dropped before it was finished; nothing of it
+    /// was committed.
+    #[error("the append was abandoned before its last entry; nothing of it was committed")]
+    Abandoned,
     /// A leaf index is not below the tree size.
     #[error("leaf index {index} is not below tree size {size}")]
     IndexOutOfRange {

@@ -41,6 +41,7 @@ mod writer;
 pub use bundle::BundleError;
 pub use dir::{read_signing_key, write_secret, write_signing_key, LedgerDir, KEY_FILE, LOCK_FILE, VKEY_FILE};
 pub use error::{Error, Result};
-pub use log::{init, read_vkey, Appended, Log, MAX_GROUP_ENTRIES};
+pub use log::{init, read_vkey, AppendStream, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
 pub use store::{TileStore, CHECKPOINT_FILE};
+pub use writer::Leaf;

@@ -2,10 +2,11 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
-use zkaudit_merkle::{empty_root, leaf_hash, Hash};
+use zkaudit_merkle::{empty_root, Hash};
 use zkaudit_note::{Checkpoint, Note, SigningKey, VerifierKey};
 
 use crate::dir::{read_signing_key, write_signing_key, LedgerDir};
@@ -35,10 +36,16 @@ pub struct Appended {
     pub root_hash: Hash,
 }
 
-struct Request {
-    leaves: Vec<Leaf>,
-    reply: mpsc::Sender<Result<Appended>>,
+/// Work for the sequencer.
+enum Request {
+    /// A batch, merged with others into one group commit.
+    Batch { leaves: Vec<Leaf>, reply: mpsc::Sender<Result<Appended>> },
+    /// A streamed batch, committed on its own as its leaves arrive.
+    Stream { blocks: mpsc::Receiver<Vec<Leaf>>, complete: Arc<AtomicBool>, reply: mpsc::Sender<Result<Appended>> },
 }
+
+/// Blocks of leaves a stream may have queued for the sequencer.
+const STREAM_QUEUE: usize = 4;
 
 /// Creates a new, empty log in `dir` with a fresh Ed25519 key named
 /// `origin`, and returns its verifier key.
@@ -124,11 +131,86 @@ impl Log {
         if let Some((position, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > usize::from(u16::MAX)) {
             return Err(Error::EntryTooLarge { position, len: e.len() });
         }
-        let leaves = entries.into_iter().map(|bytes| Leaf { hash: leaf_hash(&bytes), bytes }).collect();
+        let leaves = entries.into_iter().map(Leaf::new).collect();
         let (reply, rx) = mpsc::channel();
-        let gone = || Error::CommitFailed("the sequencer has stopped".into());
-        self.tx.as_ref().ok_or_else(gone)?.send(Request { leaves, reply }).map_err(|_| gone())?;
-        rx.recv().map_err(|_| gone())?
+        self.send(Request::Batch { leaves, reply })?;
+        rx.recv().map_err(|_| sequencer_gone())?
+    }
+
+    /// Starts one atomic append of any number of entries, fed in blocks
+    /// with [`AppendStream::push`] and committed by
+    /// [`AppendStream::finish`]; only a few blocks are held in memory at a
+    /// time. Other appends of this process wait until the stream ends.
+    pub fn stream(&self) -> Result<AppendStream> {
+        let (tx, blocks) = mpsc::sync_channel(STREAM_QUEUE);
+        let (reply, rx) = mpsc::channel();
+        let complete = Arc::new(AtomicBool::new(false));
+        self.send(Request::Stream { blocks, complete: Arc::clone(&complete), reply })?;
+        Ok(AppendStream { tx: Some(tx), complete, reply: rx, pushed: 0 })
+    }
+
+    fn send(&self, r: Request) -> Result<()> {
+        self.tx.as_ref().ok_or_else(sequencer_gone)?.send(r).map_err(|_| sequencer_gone())
+    }
+}
+
+fn sequencer_gone() -> Error {
+    Error::CommitFailed("the sequencer has stopped".into())
+}
+
+/// One atomic append in progress (see [`Log::stream`]). Dropping it
+/// without [`finish`](Self::finish) abandons it: nothing of it is committed.
+pub struct AppendStream {
+    tx: Option<mpsc::SyncSender<Vec<Leaf>>>,
+    complete: Arc<AtomicBool>,
+    reply: mpsc::Receiver<Result<Appended>>,
+    pushed: usize,
+}
+
+impl AppendStream {
+    /// Adds `leaves` to the append, waiting while the sequencer is behind.
+    /// Errors with [`Error::EntryTooLarge`] (its position in the whole
+    /// stream) for an entry over 65,535 bytes, which abandons the stream.
+    pub fn push(&mut self, leaves: Vec<Leaf>) -> Result<()> {
+        if let Some((i, l)) = leaves.iter().enumerate().find(|(_, l)| l.bytes.len() > usize::from(u16::MAX)) {
+            self.tx = None;
+            return Err(Error::EntryTooLarge { position: self.pushed + i, len: l.bytes.len() });
+        }
+        self.pushed += leaves.len();
+        let tx = self.tx.as_ref().ok_or_else(sequencer_gone)?;
+        // A closed channel means the commit already failed; `finish` says why.
+        let _ = tx.send(leaves);
+        Ok(())
+    }
+
+    /// Number of entries pushed so far.
+    pub fn len(&self) -> usize {
+        self.pushed
+    }
+
+    /// Whether nothing was pushed yet.
+    pub fn is_empty(&self) -> bool {
+        self.pushed == 0
+    }
+
+    /// Commits everything pushed as one batch and returns once it is
+    /// durable under a signed checkpoint.
+    ///
+    /// Errors with [`Error::Abandoned`] after a failed [`push`](Self::push).
+    pub fn finish(mut self) -> Result<Appended> {
+        if self.tx.is_none() {
+            return Err(Error::Abandoned);
+        }
+        self.complete.store(true, Ordering::Release);
+        drop(self.tx.take());
+        self.reply.recv().map_err(|_| sequencer_gone())?
+    }
+}
+
+impl Drop for AppendStream {
+    fn drop(&mut self) {
+        // Closing the channel without `complete` abandons the append.
+        drop(self.tx.take());
     }
 }
 
@@ -141,25 +223,38 @@ impl Drop for Log {
     }
 }
 
-/// The sequencer loop: take every waiting request (whole requests, up to
-/// [`MAX_GROUP_ENTRIES`] entries), commit them as one group, acknowledge each.
+/// The sequencer loop: take every waiting batch (whole batches, up to
+/// [`MAX_GROUP_ENTRIES`] entries), commit them as one group, acknowledge
+/// each; a stream is committed on its own.
 fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
-        let mut n = first.leaves.len();
-        let mut group = vec![first];
+    let mut next = None;
+    while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
+        let mut group = match first {
+            Request::Stream { blocks, complete, reply } => {
+                let committed = writer_commit(writer, blocks.iter().flatten(), || complete.load(Ordering::Acquire));
+                let _ = reply.send(committed.map(|(c, count)| Appended { first_index: c.first_index, count, tree_size: c.tree_size, root_hash: c.root }));
+                continue;
+            }
+            Request::Batch { leaves, reply } => vec![(leaves, reply)],
+        };
+        let mut n = group[0].0.len();
         while n < MAX_GROUP_ENTRIES {
             match rx.try_recv() {
-                Ok(r) => {
-                    n += r.leaves.len();
-                    group.push(r);
+                Ok(Request::Batch { leaves, reply }) => {
+                    n += leaves.len();
+                    group.push((leaves, reply));
+                }
+                Ok(stream) => {
+                    next = Some(stream);
+                    break;
                 }
                 Err(_) => break,
             }
         }
-        let (replies, batches): (Vec<_>, Vec<_>) = group.into_iter().map(|r| (r.reply, r.leaves)).unzip();
+        let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let counts: Vec<u64> = batches.iter().map(|b| b.len() as u64).collect();
-        match writer.commit(batches.into_iter().flatten()) {
-            Ok(c) => {
+        match writer_commit(writer, batches.into_iter().flatten(), || true) {
+            Ok((c, _)) => {
                 let mut first_index = c.first_index;
                 for (reply, count) in replies.into_iter().zip(counts) {
                     let _ = reply.send(Ok(Appended { first_index, count, tree_size: c.tree_size, root_hash: c.root }));
@@ -174,4 +269,11 @@ fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
             }
         }
     }
+}
+
+/// Commits `leaves`, returning the commit and how many leaves it took.
+fn writer_commit(writer: &mut Writer, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<(crate::writer::Committed, u64)> {
+    let mut count = 0u64;
+    let c = writer.commit(leaves.inspect(|_| count += 1), complete)?;
+    Ok((c, count))
 }

@@ -113,6 +113,12 @@ impl LogReader {
         self.store.for_each_entry(from, to, f)
     }
 
+    /// Calls `f(index, entry)` for each of `indices` (ascending, each below
+    /// the checkpoint's size), reading each entry bundle once.
+    pub fn entries_at(&self, indices: &[u64], f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        self.store.entries_at(indices, f)
+    }
+
     fn check_size(&self, size: u64) -> Result<()> {
         if size > self.size() {
             return Err(Error::BadSize { requested: size, reason: format!("the checkpoint's tree size is {}", self.size()) });

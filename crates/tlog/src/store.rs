@@ -128,6 +128,31 @@ impl TileStore {
     }
 }
 
+impl TileStore {
+    /// Calls `f(index, entry)` for each of `indices` (ascending, each below
+    /// the tree size), reading each entry bundle once. Errors as
+    /// [`TileStore::for_each_entry`].
+    pub fn entries_at(&self, indices: &[u64], mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+        let mut rest = indices;
+        while let Some(&first) = rest.first() {
+            // The run of indices that share `first`'s bundle.
+            let bundle_end = (first / TILE_WIDTH + 1) * TILE_WIDTH;
+            let n = rest.iter().take_while(|&&i| i < bundle_end).count();
+            let (run, tail) = rest.split_at(n);
+            let last = run[n - 1];
+            let mut want = run.iter().peekable();
+            self.for_each_entry(first, last + 1, |i, e| {
+                if want.next_if_eq(&&i).is_some() {
+                    f(i, e)?;
+                }
+                Ok(())
+            })?;
+            rest = tail;
+        }
+        Ok(())
+    }
+}
+
 impl SubtreeSource for TileStore {
     type Error = Error;
 

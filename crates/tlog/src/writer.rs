@@ -20,10 +20,20 @@ use crate::{Error, Result};
 /// beyond the checkpoint are invisible, so flushing early is safe.
 const FLUSH_BYTES: usize = 64 << 20;
 
-/// One entry ready to be sequenced: its bytes and leaf hash.
-pub(crate) struct Leaf {
-    pub bytes: Vec<u8>,
-    pub hash: Hash,
+/// One entry ready to be sequenced: its bytes and its RFC 9162 §2.1.1
+/// leaf hash, `SHA-256(0x00 ‖ entry)`, computed by [`Leaf::new`] on
+/// whichever thread makes it.
+pub struct Leaf {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) hash: Hash,
+}
+
+impl Leaf {
+    /// Hashes `bytes` as a leaf. The length limit (65,535 bytes) is checked
+    /// when the leaf is appended.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self { hash: zkaudit_merkle::leaf_hash(&bytes), bytes }
+    }
 }
 
 /// In-memory state for the tree at the last checkpoint.
@@ -126,11 +136,13 @@ impl Writer {
     }
 
     /// Appends `leaves` as one atomic batch: tiles and bundles are written
-    /// and fsynced, then the checkpoint is replaced. Holds the log's file
-    /// lock throughout, so processes sharing the directory are serialised.
-    pub fn commit(&mut self, leaves: impl Iterator<Item = Leaf>) -> Result<Committed> {
+    /// and fsynced, then the checkpoint is replaced, unless `complete()`
+    /// says after the last leaf that the batch was abandoned
+    /// ([`Error::Abandoned`], nothing committed). Holds the log's file lock
+    /// throughout, so processes sharing the directory are serialised.
+    pub fn commit(&mut self, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<Committed> {
         self.lock.lock().map_err(Error::io(self.dir.join(crate::LOCK_FILE)))?;
-        let res = self.commit_locked(leaves);
+        let res = self.commit_locked(leaves, complete);
         if res.is_err() {
             // Whatever was written is beyond the checkpoint; reload next time.
             self.seen = None;
@@ -141,7 +153,7 @@ impl Writer {
         Ok(c)
     }
 
-    fn commit_locked(&mut self, leaves: impl Iterator<Item = Leaf>) -> Result<Committed> {
+    fn commit_locked(&mut self, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<Committed> {
         let cp_path = self.dir.join(CHECKPOINT_FILE);
         let cp_bytes = std::fs::read(&cp_path).map_err(Error::io(&cp_path))?;
         let mut state = match self.seen.take() {
@@ -184,6 +196,9 @@ impl Writer {
                 files.clear();
                 pending_bytes = 0;
             }
+        }
+        if !complete() {
+            return Err(Error::Abandoned);
         }
         // The right edge: the partial bundle and each level's partial tile,
         // where this batch changed them.

@@ -1,0 +1,60 @@
+//! Streamed appends: many blocks committed as one atomic batch, an
+//! abandoned stream commits nothing, and batches and streams interleave.
+
+use std::sync::Arc;
+
+use zkaudit_tlog::{fsck, read_vkey, Error, Leaf, Log, LogReader};
+
+fn entries(tag: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("{tag} entry {i} {}", "x".repeat(i % 97)).into_bytes()).collect()
+}
+
+#[test]
+fn a_stream_is_one_atomic_commit_and_an_abandoned_one_commits_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    zkaudit_tlog::init(dir, "test.zkaudit.invalid/stream").unwrap();
+    let log = Arc::new(Log::open(dir).unwrap());
+    log.append(entries("before", 3)).unwrap();
+
+    // Abandoned after 70,000 entries (past the writer's mid-batch flush):
+    // the checkpoint does not move.
+    let mut s = log.stream().unwrap();
+    for block in entries("abandoned", 70_000).chunks(1000) {
+        s.push(block.iter().cloned().map(Leaf::new).collect()).unwrap();
+    }
+    assert_eq!(s.len(), 70_000);
+    drop(s);
+    assert_eq!(LogReader::open(dir).unwrap().size(), 3);
+
+    // A batch from another thread waits for a stream and lands after it.
+    let streamed = entries("streamed", 1000);
+    let mut s = log.stream().unwrap();
+    let other = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || log.append(entries("batch", 5)).unwrap())
+    };
+    for block in streamed.chunks(77) {
+        s.push(block.iter().cloned().map(Leaf::new).collect()).unwrap();
+    }
+    let a = s.finish().unwrap();
+    assert_eq!((a.first_index, a.count, a.tree_size), (3, 1000, 1003));
+    let b = other.join().unwrap();
+    assert_eq!((b.first_index, b.count, b.tree_size), (1003, 5, 1008));
+
+    let r = LogReader::open(dir).unwrap();
+    for (i, e) in streamed.iter().enumerate() {
+        assert_eq!(&r.entry(3 + i as u64).unwrap(), e);
+    }
+    fsck::verify(dir, &read_vkey(dir).unwrap(), |_| {}).unwrap();
+
+    // An entry over the limit names its position in the stream and abandons it.
+    let mut s = log.stream().unwrap();
+    s.push(entries("ok", 10).into_iter().map(Leaf::new).collect()).unwrap();
+    let e = s.push(vec![Leaf::new(vec![b'x'; 70_000])]).unwrap_err();
+    assert!(matches!(e, Error::EntryTooLarge { position: 10, len: 70_000 }), "{e}");
+    assert!(matches!(s.finish(), Err(Error::Abandoned)));
+    assert_eq!(LogReader::open(dir).unwrap().size(), 1008);
+    // The log still appends.
+    assert_eq!(log.append(entries("after", 1)).unwrap().first_index, 1008);
+}
