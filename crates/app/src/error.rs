@@ -21,21 +21,14 @@ pub enum Error {
         /// The index's error.
         source: zkaudit_index::Error,
     },
-    /// Events were appended and are durable (acknowledge them: `appended`),
-    /// but the index could not follow; the next append or query brings it
-    /// up to date, or `zkaudit log reindex` rebuilds it.
-    #[error(
-        "the events are appended (leaf indices {}..{}, tree size {}), but updating the index {spec} failed: {source} \
-         (the next append catches it up; `zkaudit log reindex` rebuilds it)",
-        appended.first_index, appended.first_index + appended.count, appended.tree_size
-    )]
-    IndexAfterAppend {
-        /// The acknowledgement of the durable append.
-        appended: Box<zkaudit_tlog::Appended>,
-        /// The index.
-        spec: String,
-        /// The index's error.
-        source: zkaudit_index::Error,
+    /// A JSON Lines input was rejected; `committed` says what of it was
+    /// committed before (nothing, unless it was cut into batches).
+    #[error("{error}\n({committed})")]
+    Input {
+        /// What is wrong with the input.
+        error: zkaudit_event::BatchError,
+        /// What was committed before.
+        committed: crate::ledger::CommittedBefore,
     },
     /// A plan or its data could not be loaded.
     #[error(transparent)]
@@ -85,16 +78,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The acknowledgement of entries that are durably appended despite
-    /// this error ([`Error::IndexAfterAppend`]): a caller must report them
-    /// as appended, never invite a retry that would duplicate them.
-    pub fn durable_append(&self) -> Option<zkaudit_tlog::Appended> {
-        match self {
-            Error::IndexAfterAppend { appended, .. } => Some(**appended),
-            _ => None,
-        }
-    }
-
     pub(crate) fn ledger(dir: &std::path::Path) -> impl FnOnce(zkaudit_tlog::Error) -> Error + '_ {
         move |source| Error::Ledger { dir: dir.to_owned(), source }
     }

@@ -1,6 +1,8 @@
-//! Appending to the ledger and keeping its index in step: the one
-//! append-and-index use case, for `zkaudit log append`, recorded proofs and
-//! `POST /v1/log/entries`, with idempotent retries for the latter.
+//! Appending to the ledger, with its index following behind: the one
+//! append use case, for `zkaudit log append` (streamed JSON Lines),
+//! recorded proofs, collectors and `POST /v1/log/entries` (with idempotent
+//! retries); the index follower of long-running appenders; and queries
+//! that first bring the index up to the checkpoint they answer from.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -64,6 +66,121 @@ pub struct Ledger {
     in_flight: Mutex<HashSet<(String, String)>>,
 }
 
+/// Brings an index up to its ledger's checkpoint from a background thread,
+/// whenever the log has grown, so that appends never wait for the index
+/// and queries find little left to catch up: for processes that append
+/// for long (the server, collectors). Stops when dropped.
+pub struct IndexFollower {
+    stop: std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>,
+    last_error: std::sync::Arc<Mutex<Option<String>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IndexFollower {
+    /// Follows the ledger in `dir` with the index `spec`, looking for new
+    /// entries every `every`.
+    ///
+    /// # Errors
+    /// [`Error::Ledger`] if the thread cannot be started.
+    pub fn spawn(dir: &Path, spec: &str, every: std::time::Duration) -> Result<Self, Error> {
+        let stop = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+        let last_error = std::sync::Arc::new(Mutex::new(None));
+        let (dir, spec, at) = (dir.to_owned(), spec.to_owned(), dir.to_owned());
+        let (stop2, last_error2) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&last_error));
+        let handle = std::thread::Builder::new()
+            .name("zkaudit-indexer".into())
+            .spawn(move || {
+                let mut index: Option<Box<dyn Backend>> = None;
+                let mut indexed = None;
+                loop {
+                    let size = LogReader::open(&dir).map(|r| r.size()).ok();
+                    if size.is_some() && size != indexed {
+                        let synced = LogReader::open(&dir).map_err(|e| e.to_string()).and_then(|reader| {
+                            let backend = match &mut index {
+                                Some(b) => b,
+                                None => index.insert(zkaudit_index::open(&spec).map_err(|e| e.to_string())?),
+                            };
+                            zkaudit_index::sync(backend.as_mut(), &reader, &mut |_| {}).map_err(|e| e.to_string())
+                        });
+                        let mut last = last_error2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        match synced {
+                            Ok(s) => {
+                                indexed = Some(s.position.tree_size);
+                                *last = None;
+                            }
+                            Err(e) => {
+                                // Reopen next time: the connection may be what failed.
+                                index = None;
+                                *last = Some(e);
+                            }
+                        }
+                    }
+                    let (lock, wake) = &*stop2;
+                    let stopped = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (stopped, _) = wake.wait_timeout_while(stopped, every, |s| !*s).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *stopped {
+                        return;
+                    }
+                }
+            })
+            .map_err(|source| Error::Ledger { dir: at.clone(), source: zkaudit_tlog::Error::Io { path: at, source } })?;
+        Ok(Self { stop, last_error, handle: Some(handle) })
+    }
+
+    /// The error of the follower's last attempt, if it failed (it retries).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+}
+
+impl Drop for IndexFollower {
+    fn drop(&mut self) {
+        let (lock, wake) = &*self.stop;
+        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        wake.notify_all();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// How [`Ledger::append_jsonl`] cuts and parses its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JsonlBatches {
+    /// Commit every this many events on their own (`None`: the whole input
+    /// is one atomic commit). Must not be 0.
+    pub size: Option<usize>,
+    /// Parsing threads.
+    pub threads: usize,
+}
+
+impl JsonlBatches {
+    /// The whole input as one commit, parsed on one thread per core.
+    pub fn whole() -> Self {
+        Self { size: None, threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) }
+    }
+}
+
+/// What an input had committed before it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommittedBefore {
+    /// Batches committed.
+    pub batches: usize,
+    /// Events in them.
+    pub events: u64,
+    /// Tree size after the last of them.
+    pub tree_size: Option<u64>,
+}
+
+impl std::fmt::Display for CommittedBefore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.tree_size {
+            Some(t) => write!(f, "{} earlier batch(es) of this input, {} events, were committed, up to tree size {t}", self.batches, self.events),
+            None => f.write_str("nothing from this input was appended"),
+        }
+    }
+}
+
 /// The outcome of [`Ledger::append_idempotent`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum IdempotentAppend {
@@ -108,20 +225,103 @@ impl Ledger {
     }
 
     /// Appends `entries` (canonical event bytes) as one atomic batch,
-    /// acknowledged once durable under a signed checkpoint, then brings the
-    /// index up to that checkpoint.
+    /// acknowledged once durable under a signed checkpoint. The index is
+    /// not waited for: it follows behind, and every query brings it up to
+    /// the checkpoint it answers from.
     ///
     /// # Errors
-    /// [`Error::Ledger`] if nothing was appended; [`Error::IndexAfterAppend`]
-    /// if the entries are appended (it holds their acknowledgement) but the
-    /// index could not follow.
+    /// [`Error::Ledger`] if nothing was appended.
     pub fn append(&self, entries: Vec<Vec<u8>>) -> Result<Appended, Error> {
-        let a = self.log.append(entries).map_err(Error::ledger(self.dir.root()))?;
-        self.sync_index().map_err(|e| match e {
-            Error::Index { spec, source } => Error::IndexAfterAppend { appended: Box::new(a), spec, source },
-            other => other,
-        })?;
-        Ok(a)
+        self.log.append(entries).map_err(Error::ledger(self.dir.root()))
+    }
+
+    /// Appends the events of a JSON Lines input (`source` names it in
+    /// errors), parsed and hashed on `threads` threads while the sequencer
+    /// writes, streaming: memory stays bounded whatever the input's size.
+    ///
+    /// Without `batch_size` the whole input is one atomic commit: a
+    /// malformed line leaves the log as it was. With it, every
+    /// `batch_size` events are committed on their own and reported to
+    /// `committed` as they are; a malformed line stops the input, and the
+    /// error says what was committed before it. `progress` hears the input
+    /// bytes consumed so far. Returns the acknowledgement of the whole
+    /// input (its first index, event count, and the last checkpoint).
+    ///
+    /// # Errors
+    /// [`Error::Input`] (with what was committed) or [`Error::Ledger`].
+    pub fn append_jsonl(
+        &self,
+        input: impl std::io::Read + Send,
+        source: &str,
+        batch: JsonlBatches,
+        committed: &mut dyn FnMut(&Appended),
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Appended, Error> {
+        let ledger_err = |source| Error::Ledger { dir: self.dir.root().to_owned(), source };
+        let mut acks: Vec<Appended> = Vec::new();
+        let mut stream = None;
+        let mut failed = None;
+        let parsed = zkaudit_event::parse_jsonl_parallel(input, source, batch.threads, zkaudit_tlog::Leaf::new, |mut leaves, bytes| {
+            progress(bytes);
+            let mut step = || -> Result<(), zkaudit_tlog::Error> {
+                while !leaves.is_empty() {
+                    let s = match &mut stream {
+                        Some(s) => s,
+                        None => stream.insert(self.log.stream()?),
+                    };
+                    let room = batch.size.map_or(leaves.len(), |b| b - s.len()).min(leaves.len());
+                    let rest = leaves.split_off(room);
+                    s.push(std::mem::replace(&mut leaves, rest))?;
+                    if batch.size.is_some_and(|b| s.len() >= b) {
+                        let a = stream.take().map(zkaudit_tlog::AppendStream::finish).transpose()?;
+                        if let Some(a) = a {
+                            committed(&a);
+                            acks.push(a);
+                        }
+                    }
+                }
+                Ok(())
+            };
+            match step() {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        });
+        let summary = |acks: &[Appended]| CommittedBefore {
+            batches: acks.len(),
+            events: acks.iter().map(|a| a.count).sum(),
+            tree_size: acks.last().map(|a| a.tree_size),
+        };
+        if let Some(e) = failed {
+            return Err(ledger_err(e));
+        }
+        if let Err(source) = parsed {
+            // Dropping an unfinished stream abandons it.
+            drop(stream);
+            return Err(Error::Input { error: source, committed: summary(&acks) });
+        }
+        let last = match stream {
+            Some(s) if !s.is_empty() || acks.is_empty() => {
+                let a = s.finish().map_err(ledger_err)?;
+                committed(&a);
+                acks.push(a);
+                a
+            }
+            Some(_) | None => match acks.last() {
+                Some(a) => *a,
+                None => {
+                    // An empty input: nothing to commit.
+                    let cp = self.reader()?;
+                    let cp = cp.checkpoint();
+                    return Ok(Appended { first_index: cp.size, count: 0, tree_size: cp.size, root_hash: cp.root });
+                }
+            },
+        };
+        let first_index = acks.first().map_or(last.first_index, |a| a.first_index);
+        Ok(Appended { first_index, count: acks.iter().map(|a| a.count).sum(), ..last })
     }
 
     /// Brings the index up to the latest checkpoint.
@@ -129,20 +329,22 @@ impl Ledger {
     /// # Errors
     /// [`Error::Index`], or [`Error::Ledger`] if the checkpoint is unreadable.
     pub fn sync_index(&self) -> Result<(), Error> {
-        self.with_synced_index(|_| Ok(()))
+        self.with_synced_index(|_, _| Ok(()))
     }
 
-    /// The indexed events `query` selects, with the index first brought up
-    /// to the latest checkpoint (on the ledger's one index connection).
+    /// The indexed events `query` selects as of the latest checkpoint, with
+    /// the index first brought up to it (on the ledger's one index
+    /// connection).
     ///
     /// # Errors
     /// As [`sync_index`](Self::sync_index).
     pub fn select(&self, query: &Query) -> Result<Vec<IndexedEvent>, Error> {
-        self.with_synced_index(|index| index.select(query))
+        self.with_synced_index(|index, reader| zkaudit_index::select(index, reader, query))
     }
 
-    /// Runs `f` on the index once it is synced to the latest checkpoint.
-    fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {
+    /// Runs `f` on the index once it is synced to the latest checkpoint,
+    /// with a reader at that checkpoint.
+    fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend, &LogReader) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {
         let reader = self.reader()?;
         let err = |source| Error::Index { spec: self.index_spec.clone(), source };
         let mut slot = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -150,7 +352,7 @@ impl Ledger {
             Some(index) => index,
             None => slot.insert(zkaudit_index::open(&self.index_spec).map_err(err)?),
         };
-        match zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}).and_then(|_| f(index.as_mut())) {
+        match zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}).and_then(|_| f(index.as_mut(), &reader)) {
             Ok(t) => Ok(t),
             Err(e) => {
                 // Reopen next time: the connection may be what failed.
@@ -170,8 +372,7 @@ impl Ledger {
     /// still running in this process gets [`IdempotentAppend::InProgress`].
     ///
     /// # Errors
-    /// As [`Ledger::append`] (with [`Error::IndexAfterAppend`] the answer is
-    /// stored, so a retry replays it), and [`Error::Store`].
+    /// As [`Ledger::append`], and [`Error::Store`].
     pub fn append_idempotent(&self, store: &Store, tenant: &str, key: &str, request: &[u8], entries: Vec<Vec<u8>>) -> Result<IdempotentAppend, Error> {
         let id = (tenant.to_owned(), key.to_owned());
         {
@@ -200,28 +401,19 @@ impl Ledger {
             // that took it stopped: the batch may or may not be in the log.
             Idempotent::Pending { tree_size_before } => self.find_batch(tree_size_before, &entries)?,
         };
-        let (ack, fresh, lagging) = match found {
-            Some(ack) => (ack, false, None),
+        let (ack, fresh) = match found {
+            Some(ack) => (ack, false),
             None => match self.append(entries) {
-                Ok(a) => (a, true, None),
-                Err(e) => match e.durable_append() {
-                    // Durable: the answer is stored below like any other.
-                    Some(a) => (a, true, Some(e)),
-                    None => {
-                        if matches!(e, Error::Ledger { .. }) {
-                            // Nothing was appended: let a retry try again.
-                            store.release_idempotency_key(tenant, key)?;
-                        }
-                        return Err(e);
-                    }
-                },
+                Ok(a) => (a, true),
+                Err(e) => {
+                    // Nothing was appended: let a retry try again.
+                    store.release_idempotency_key(tenant, key)?;
+                    return Err(e);
+                }
             },
         };
         let v = serde_json::to_value(ack).map_err(|e| Error::Job { job: format!("idempotency key {key}"), reason: e.to_string() })?;
         store.complete_idempotency_key(tenant, key, &v)?;
-        if let Some(e) = lagging {
-            return Err(e);
-        }
         Ok(if fresh { IdempotentAppend::Appended(ack) } else { IdempotentAppend::Replayed(ack) })
     }
 

@@ -3,8 +3,8 @@
 //!
 //! It owns:
 //!
-//! * appending events and keeping the index in step, with idempotent
-//!   retries ([`ledger`]);
+//! * appending events (streamed, or with idempotent retries), with the
+//!   index following behind and brought up to date by queries ([`ledger`]);
 //! * loading a plan with its data, from files or from request bytes ([`plans`]);
 //! * prove → verify → record, for the CLI's proofs and for the jobs the
 //!   server's workers prove ([`proof`]), and the typed proof event

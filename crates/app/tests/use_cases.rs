@@ -28,21 +28,42 @@ fn setup() -> (tempfile::TempDir, Ledger, Store) {
     (tmp, ledger, store)
 }
 
+/// Events in the index as it stands (no catching up).
 fn indexed(ledger: &Ledger) -> u64 {
     let mut index = zkaudit_index::open(ledger.index_spec()).unwrap();
-    index.count(&Query::new(Selector::All)).unwrap()
+    index.count(&Query::new(Selector::All), u64::MAX).unwrap()
 }
 
 #[test]
-fn appends_are_indexed_as_they_are_acknowledged() {
+fn appends_do_not_wait_for_the_index_and_queries_catch_it_up() {
     let (_tmp, ledger, _) = setup();
     let a = ledger.append(vec![event(0), event(1), event(2)]).unwrap();
     assert_eq!((a.first_index, a.count, a.tree_size), (0, 3, 3));
+    assert_eq!(indexed(&ledger), 0, "acknowledged before the index");
+    assert_eq!(ledger.select(&Query::new(Selector::All)).unwrap().len(), 3);
     assert_eq!(indexed(&ledger), 3);
     let b = ledger.append(vec![event(3)]).unwrap();
     assert_eq!((b.first_index, b.tree_size), (3, 4));
+    assert_eq!(indexed(&ledger), 3);
+    let all = ledger.select(&Query::new(Selector::All)).unwrap();
+    assert_eq!(all.iter().map(|e| e.leaf_index).collect::<Vec<_>>(), [0, 1, 2, 3]);
     assert_eq!(indexed(&ledger), 4);
     assert_eq!(ledger.dir().index_sqlite(), ledger.dir().root().join("index.sqlite"));
+}
+
+#[test]
+fn an_index_follower_keeps_up_off_the_append_path() {
+    let (_tmp, ledger, _) = setup();
+    let follower = zkaudit_app::ledger::IndexFollower::spawn(ledger.dir().root(), ledger.index_spec(), std::time::Duration::from_millis(20)).unwrap();
+    ledger.append((0..1000).map(event).collect()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while indexed(&ledger) < 1000 {
+        assert!(std::time::Instant::now() < deadline, "the follower did not index the append: {:?}", follower.last_error());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(follower.last_error(), None);
+    drop(follower);
+    assert_eq!(indexed(&ledger), 1000);
 }
 
 #[test]
@@ -61,7 +82,7 @@ fn idempotent_appends_happen_once_per_key_and_body() {
     assert_eq!(ledger.reader().unwrap().size(), 2);
     let bob = ledger.append_idempotent(&store, "bob", "k1", body, vec![event(5)]).unwrap();
     assert!(matches!(bob, IdempotentAppend::Appended(a) if a.first_index == 2), "{bob:?}");
-    assert_eq!(indexed(&ledger), 3);
+    assert_eq!(ledger.select(&Query::new(Selector::All)).unwrap().len(), 3);
 }
 
 #[test]

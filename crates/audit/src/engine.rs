@@ -330,11 +330,11 @@ impl Engine {
                     q.to_ns = self.opts.to_ns;
                 }
                 let room = self.opts.max_events.saturating_sub(self.loaded.len() as u64);
-                let n = self.index.count(&q)?;
+                let n = zkaudit_index::count(self.index.as_mut(), &self.reader, &q)?;
                 if n > room {
                     return Err(QueryError::TooManyEvents { needed: self.loaded.len() as u64 + n, what: key_text, limit: self.opts.max_events });
                 }
-                for e in self.index.select(&q)? {
+                for e in zkaudit_index::select(self.index.as_mut(), &self.reader, &q)? {
                     if self.loaded.insert(e.leaf_index) {
                         event_facts(&e, &mut facts);
                     }
@@ -348,7 +348,7 @@ impl Engine {
     /// `valid`, `missing`, `unchecked` or `invalid('reason')` for the
     /// receipt of the proof event at `index`, read from `DIR/receipts/`.
     fn verify_receipt(&mut self, index: u64) -> Result<String, QueryError> {
-        let Some(e) = self.index.select(&Query::new(Selector::Index(index)))?.into_iter().next() else {
+        let Some(e) = zkaudit_index::select(self.index.as_mut(), &self.reader, &Query::new(Selector::Index(index)))?.into_iter().next() else {
             return Ok(format!("invalid({})", quote_atom("no such event")));
         };
         let Some(p) = &e.proof else {

@@ -21,6 +21,10 @@ use crate::output::{out, outln, print_json, progress};
 pub enum BenchCommand {
     /// Durable appends: events/s and per-batch latency percentiles, fsync on.
     Append(AppendArgs),
+    /// `zkaudit log append` of a large JSON Lines file end to end (wall time,
+    /// against a same-run disk baseline), the first query after it, and the
+    /// index's build rate and bytes per event.
+    LogAppend(crate::bench_log_append::LogAppendArgs),
     /// Inclusion-proof generation and verification time at several tree sizes.
     Proof(ProofArgs),
     /// zkVM cycles per input record of a plan, from execute-only runs over
@@ -103,6 +107,7 @@ pub struct ProofArgs {
 pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
     match cmd {
         BenchCommand::Append(a) => bench_append(&a)?,
+        BenchCommand::LogAppend(a) => crate::bench_log_append::run(a)?,
         BenchCommand::Proof(a) => bench_proof(&a)?,
         BenchCommand::Cycles(a) => bench_cycles(&a)?,
         BenchCommand::Audit(a) => crate::bench_audit::bench_audit(&a)?,

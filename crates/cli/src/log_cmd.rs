@@ -1,17 +1,17 @@
 //! `zkaudit log …`: the ledger commands.
 
-use std::io::{BufRead, BufReader};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
-use zkaudit_app::ledger::Ledger;
+use zkaudit_app::ledger::{JsonlBatches, Ledger};
 use zkaudit_note::VerifierKey;
 use zkaudit_tlog::{fsck, LogReader};
 
-use crate::output::{out, outln, print_json, progress};
+use crate::output::{out, outln, print_json, progress, progress_bytes};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -30,10 +30,11 @@ pub enum LogCommand {
     },
     /// Append events from JSON Lines (one event per line) and print where they landed.
     ///
-    /// The input is validated as a whole first: if any line is malformed, every bad
-    /// line is reported with line, column and field, and nothing is appended. The
-    /// batch is then appended atomically and acknowledged only once it is durable
-    /// and covered by a signed checkpoint.
+    /// The input is streamed (parsed on every core while it is written) and appended
+    /// as one atomic batch, acknowledged only once it is durable and covered by a
+    /// signed checkpoint. If any line is malformed, the first 20 bad lines are
+    /// reported with line, column and field, and nothing is appended. The index is
+    /// not waited for: the next query brings it up to date.
     Append {
         /// Log directory.
         dir: PathBuf,
@@ -41,7 +42,8 @@ pub enum LogCommand {
         #[arg(default_value = "-")]
         file: String,
         /// Split the input into atomic commits of at most this many events
-        /// (default: the whole input is one atomic commit).
+        /// (default: the whole input is one atomic commit). A malformed line then
+        /// stops the input, and the batches before it stay committed.
         #[arg(long)]
         batch_size: Option<usize>,
         /// Print {"first_index","count","tree_size","root_hash"} as JSON; with
@@ -203,57 +205,45 @@ pub(crate) fn load_vkey(arg: &str) -> Result<VerifierKey> {
 }
 
 fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Result<()> {
-    let reader: Box<dyn BufRead> = if file == "-" {
-        Box::new(BufReader::new(std::io::stdin().lock()))
+    let (input, len): (Box<dyn Read + Send>, u64) = if file == "-" {
+        (Box::new(std::io::stdin()), 0)
     } else {
-        Box::new(BufReader::new(std::fs::File::open(file).with_context(|| format!("opening {file}"))?))
+        let f = std::fs::File::open(file).with_context(|| format!("opening {file}"))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), len)
     };
     let source = if file == "-" { "<stdin>" } else { file };
-    let entries = zkaudit_event::parse_jsonl(reader, source)?;
     let ledger = Ledger::open(dir, None)?;
-    let total = entries.len();
+    let batch = JsonlBatches { size: batch_size.filter(|&b| b > 0), ..JsonlBatches::whole() };
+    let pb = progress_bytes(len, "appending");
     // With --batch-size each commit is acknowledged (and, with --json,
-    // printed as one JSON line) as soon as it is durable and indexed.
-    let per_batch = batch_size.filter(|&b| b > 0);
-    let chunk = per_batch.unwrap_or(total).max(1);
-    let pb = progress(total as u64, "appending");
-    let mut first = None;
-    let mut last = None;
-    let mut entries = entries.into_iter().peekable();
-    while last.is_none() || entries.peek().is_some() {
-        let batch: Vec<Vec<u8>> = entries.by_ref().take(chunk).collect();
-        let n = batch.len();
-        let a = match ledger.append(batch) {
-            Ok(a) => a,
-            // Durable: acknowledged, and the index catches up on the next append.
-            Err(e) => match e.durable_append() {
-                Some(appended) => {
-                    pb.suspend(|| eprintln!("warning: {e}"));
-                    appended
-                }
-                None => {
-                    return Err(e).with_context(|| match &last {
-                        Some(zkaudit_tlog::Appended { tree_size, .. }) => format!("earlier batches of this input were committed, up to tree size {tree_size}"),
-                        None => "no entries from this input were committed".to_owned(),
-                    })
-                }
-            },
-        };
-        if json && per_batch.is_some() {
-            pb.suspend(|| print_json(&a));
-        }
-        first.get_or_insert(a.first_index);
-        last = Some(a);
-        pb.inc(n as u64);
-    }
+    // printed as one JSON line) as soon as it is durable.
+    let a = ledger.append_jsonl(
+        input,
+        source,
+        batch,
+        &mut |a| {
+            if json && batch.size.is_some() {
+                pb.suspend(|| print_json(a));
+            }
+        },
+        &mut |bytes| pb.set_position(bytes),
+    );
     pb.finish_and_clear();
-    let (Some(first_index), Some(a)) = (first, last) else { bail!("nothing appended") };
+    let a = a?;
     if json {
-        if per_batch.is_none() {
-            print_json(&zkaudit_tlog::Appended { first_index, count: total as u64, ..a });
+        if batch.size.is_none() {
+            print_json(&a);
         }
     } else {
-        outln!("appended {total} events at indices {first_index}..{}; tree_size={} root={}", first_index + total as u64, a.tree_size, hex::encode(a.root_hash));
+        outln!(
+            "appended {} events at indices {}..{}; tree_size={} root={}",
+            a.count,
+            a.first_index,
+            a.first_index + a.count,
+            a.tree_size,
+            hex::encode(a.root_hash)
+        );
     }
     Ok(())
 }

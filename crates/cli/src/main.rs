@@ -13,6 +13,7 @@ mod audit_cmd;
 mod bench;
 mod bench_audit;
 mod bench_host;
+mod bench_log_append;
 mod bench_pcap;
 mod bench_record;
 mod child_cmd;

@@ -132,3 +132,100 @@ fn sigkill_during_appends_loses_nothing_acknowledged() {
     }
     eprintln!("{} acknowledged entries checked; {partial_rounds} kills landed mid-input; final size {}", expected.len(), reader.size());
 }
+
+/// The index's position, read as another process would (`None` while empty).
+fn index_position(path: &Path) -> Option<u64> {
+    use zkaudit_index::Backend as _;
+    let mut index = zkaudit_index::Sqlite::open(path).ok()?;
+    index.position().ok().flatten().map(|p| p.tree_size)
+}
+
+/// The auditor's answers to `goal` as JSON, from the index `index`.
+fn answers(dir: &Path, index: &Path, goal: &str) -> serde_json::Value {
+    let out = Command::new(BIN).arg("query").arg(dir).arg(goal).arg("--index").arg(index).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{goal}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["answers"].clone()
+}
+
+/// A query's catch-up of the index is killed with SIGKILL part way: the
+/// next query finishes it by itself, and every answer equals that of an
+/// index rebuilt from the tiles alone.
+#[test]
+fn sigkill_during_an_index_catch_up_recovers_by_itself() {
+    use zkaudit_index::Backend as _;
+    const N: usize = 400_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    assert!(Command::new(BIN).args(["log", "init"]).arg(&dir).args(["--origin", "crash.test/index"]).status().unwrap().success());
+    let input = tmp.path().join("events.jsonl");
+    let text: String = (0..N)
+        .map(|i| {
+            let kind = if i.is_multiple_of(10_000) { "rare".to_owned() } else { format!("t{}", i % 7) };
+            let flag = if i.is_multiple_of(50_000) { r#","flag":true"# } else { "" };
+            format!(
+                r#"{{"version":"1.0","timestamp":"2026-11-21T10:{:02}:{:02}.{:09}Z","layer":"{}","type":"{kind}","input":"sha256:{:064x}","output":"sha256:{:064x}","metadata":{{"i":{i}{flag}}}}}"#,
+                (i / 60) % 60,
+                i % 60,
+                i,
+                ["application", "network"][i % 2],
+                i,
+                i / 3,
+            ) + "\n"
+        })
+        .collect();
+    std::fs::write(&input, text).unwrap();
+    assert!(Command::new(BIN).args(["log", "append"]).arg(&dir).arg(&input).status().unwrap().success());
+
+    let index = dir.join("index.sqlite");
+    let mut killed_at = None;
+    for _attempt in 0..5 {
+        let _ = std::fs::remove_file(&index);
+        let mut child = Command::new(BIN).arg("query").arg(&dir).arg("true.").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        // Kill it once the index holds some, not all, of the log.
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            match index_position(&index) {
+                Some(p) if p > 0 && p < N as u64 => {
+                    child.kill().unwrap();
+                    break;
+                }
+                Some(_) => break,
+                None if Instant::now() > deadline => panic!("the catch-up never started"),
+                None => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+        child.wait().unwrap();
+        match index_position(&index) {
+            Some(p) if p < N as u64 => {
+                killed_at = Some(p);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    let killed_at = killed_at.expect("no kill landed during the catch-up in 5 attempts");
+    eprintln!("killed the catch-up at tree size {killed_at} of {N}");
+
+    // The next query catches up by itself; a rebuilt index answers the same.
+    let rebuilt = tmp.path().join("rebuilt.sqlite");
+    assert!(Command::new(BIN).args(["log", "reindex"]).arg(&dir).arg("--index").arg(&rebuilt).status().unwrap().success());
+    for goal in [
+        "findall(I, event(I, _, _, rare, _, _), L), length(L, N).",
+        "findall(I-V, meta(I, flag, V), L).",
+        "event(I, T, L, Ty, 'sha256:0000000000000000000000000000000000000000000000000000000000030d3f', O).",
+    ] {
+        let (got, want) = (answers(&dir, &index, goal), answers(&dir, &rebuilt, goal));
+        assert_eq!(got, want, "{goal}");
+        assert!(!got.as_array().unwrap().is_empty(), "{goal}: no answers");
+    }
+    assert_eq!(index_position(&index), Some(N as u64));
+    let mut a = zkaudit_index::Sqlite::open(&index).unwrap();
+    let mut b = zkaudit_index::Sqlite::open(&rebuilt).unwrap();
+    let all = zkaudit_index::Query::new(zkaudit_index::Selector::All);
+    assert_eq!(a.count(&all, u64::MAX).unwrap(), N as u64, "no event indexed twice or lost");
+    assert_eq!(a.candidates(&all, u64::MAX).unwrap(), b.candidates(&all, u64::MAX).unwrap());
+    for t in 0..7 {
+        let q = zkaudit_index::Query::new(zkaudit_index::Selector::Type(format!("t{t}")));
+        assert_eq!(a.count(&q, u64::MAX).unwrap(), b.count(&q, u64::MAX).unwrap(), "t{t}");
+    }
+}

@@ -27,7 +27,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use zkaudit_app::ledger::Ledger;
+use zkaudit_app::ledger::{IndexFollower, Ledger};
 use zkaudit_event::{Digest, Event, Layer, MAX_ENTRY_BYTES};
 use zkaudit_tlog::Appended;
 
@@ -173,7 +173,11 @@ impl Sink {
     /// [`SinkError::Ledger`] or [`SinkError::Spool`].
     pub fn open(dest: Destination, opts: SinkOptions) -> Result<Sink, SinkError> {
         let target: Box<dyn Target> = match dest {
-            Destination::Ledger { dir, index } => Box::new(LedgerTarget { ledger: Ledger::open(&dir, index.as_deref())?, report: Report::default() }),
+            Destination::Ledger { dir, index } => {
+                let ledger = Ledger::open(&dir, index.as_deref())?;
+                let indexer = IndexFollower::spawn(&dir, ledger.index_spec(), INDEX_EVERY)?;
+                Box::new(LedgerTarget { ledger, report: Report::default(), _indexer: indexer })
+            }
             Destination::Server { url, token, spool } => Box::new(ServerTarget::new(url, token, Spool::open(&spool)?, &opts)),
         };
         let (tx, rx) = mpsc::sync_channel(opts.channel_capacity);
@@ -284,21 +288,19 @@ fn note_ack(report: &mut Report, a: &Appended) {
     report.batches += 1;
 }
 
+/// How often a local ledger's index follower looks for new entries.
+const INDEX_EVERY: Duration = Duration::from_secs(1);
+
 struct LedgerTarget {
     ledger: Ledger,
     report: Report,
+    /// Keeps the index following the appends, off their path.
+    _indexer: IndexFollower,
 }
 
 impl Target for LedgerTarget {
     fn write(&mut self, batch: Vec<Vec<u8>>) -> Result<(), SinkError> {
-        let a = match self.ledger.append(batch) {
-            Ok(a) => a,
-            // Durable: acknowledged; the index catches up on the next append.
-            Err(e) => match e.durable_append() {
-                Some(a) => a,
-                None => return Err(e.into()),
-            },
-        };
+        let a = self.ledger.append(batch)?;
         note_ack(&mut self.report, &a);
         Ok(())
     }

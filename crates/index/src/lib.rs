@@ -1,16 +1,20 @@
 //! The secondary index of the zkaudit ledger.
 //!
-//! This crate owns the index database: one row per event with its leaf
-//! index, timestamp in nanoseconds, layer, type, input and output digests,
-//! proof fields, parents and top-level metadata values, and the position
-//! (tree size and root hash) of the log it was built from. Two backends sit
-//! behind one trait, [`Backend`]: SQLite for the embedded default
-//! ([`Sqlite`]) and PostgreSQL for scale-out ([`Postgres`]).
+//! This crate owns the index database: per event only what selects it
+//! ([`Row`]: leaf index, timestamp in nanoseconds, layer, type, 8-byte keys
+//! of the input, output and parent digests, whether it has a proof, and its
+//! set of top-level metadata keys), and the position (tree size and root
+//! hash) of the log it was built from. Answers are read back from the log's
+//! entry bundles ([`select`]), so the index stores no value twice and a
+//! digest-key collision never changes an answer. Two backends sit behind
+//! one trait, [`Backend`]: SQLite for the embedded default ([`Sqlite`]) and
+//! PostgreSQL for scale-out ([`Postgres`]).
 //!
 //! The log stays the source of truth: [`sync`] only ever reads entries from
 //! the tiles (via `zkaudit-tlog`) and refuses an index whose position does
 //! not match the log's tree, and [`rebuild`] recreates the index from the
-//! tiles alone.
+//! tiles alone. The index follows the log: appends do not wait for it, and
+//! a query brings it up to the checkpoint it answers from.
 //!
 //! It must not write to the log, interpret events beyond their fields, or
 //! answer audit questions; those belong to `zkaudit-tlog` and
@@ -22,14 +26,20 @@ mod pg;
 mod sql;
 mod sqlite;
 
-use zkaudit_event::Event;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use zkaudit_event::{Event, Timestamp};
 use zkaudit_tlog::LogReader;
 
 pub use pg::Postgres;
 pub use sqlite::Sqlite;
 
 /// Events written per index transaction while syncing.
-pub const SYNC_CHUNK: u64 = 10_000;
+pub const SYNC_CHUNK: u64 = 50_000;
+
+/// Fewest events a sync adds for it to be a bulk load ([`Backend::bulk_load`]).
+pub const BULK_LOAD_MIN: u64 = 100_000;
 
 /// Errors from the index.
 #[derive(Debug, thiserror::Error)]
@@ -129,7 +139,7 @@ impl IndexedEvent {
         let metadata = e
             .metadata
             .iter()
-            .map(|(k, v)| Ok((k.clone(), serde_json_canonicalizer::to_string(v).map_err(|e| bad(e.to_string()))?)))
+            .map(|(k, v)| Ok((k.clone(), zkaudit_event::jcs::to_string(v).map_err(|e| bad(e.to_string()))?)))
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Self {
             leaf_index,
@@ -206,23 +216,193 @@ impl Query {
     }
 }
 
-/// An index database. Both backends keep the same schema and answer
-/// [`Query`]s identically.
+/// What the index stores about one event: only what selects it. The
+/// event itself is read back from the log's entry bundles, so the index
+/// holds no copy of any value an answer returns.
+///
+/// Digests are kept as [`digest_key`]s (their first 8 bytes): two digests
+/// sharing a key are told apart by the entry, in [`select`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Leaf index in the log.
+    pub leaf_index: u64,
+    /// Timestamp as nanoseconds since the Unix epoch (UTC).
+    pub timestamp_ns: i64,
+    /// Layer (`application`, `computation`, `network`, `physical`).
+    pub layer: String,
+    /// Event type.
+    pub kind: String,
+    /// [`digest_key`] of the input digest.
+    pub input: i64,
+    /// [`digest_key`] of the output digest.
+    pub output: i64,
+    /// [`digest_key`]s of the parent digests (lineage), in event order.
+    pub parents: Vec<i64>,
+    /// Whether the event carries a proof.
+    pub proof: bool,
+    /// Top-level metadata keys, sorted and distinct.
+    pub keys: Vec<String>,
+}
+
+/// The part of an event [`Row::from_entry`] reads: strings borrowed from
+/// the entry where it has no escapes, values that are not indexed skipped.
+#[derive(serde::Deserialize)]
+struct Skim<'a> {
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    layer: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    input: Cow<'a, str>,
+    #[serde(borrow)]
+    output: Cow<'a, str>,
+    #[serde(default, borrow)]
+    parents: Option<Vec<Cow<'a, str>>>,
+    #[serde(default)]
+    proof: Option<serde::de::IgnoredAny>,
+    #[serde(borrow)]
+    metadata: BTreeMap<Cow<'a, str>, serde::de::IgnoredAny>,
+}
+
+/// The 64-bit key under which the index files a digest: its first 8
+/// bytes, big-endian, as a signed integer (both databases' integer type).
+/// `None` if `digest` is not `sha256:` and 64 hex digits.
+pub fn digest_key(digest: &str) -> Option<i64> {
+    let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let mut b = [0u8; 8];
+    hex::decode_to_slice(&hex[..16], &mut b).ok()?;
+    Some(i64::from_be_bytes(b))
+}
+
+impl Row {
+    /// Reads the indexed fields of the entry bytes at `leaf_index`.
+    ///
+    /// This reads only the fields it indexes: entries were validated as
+    /// whole events when they were appended. Errors with
+    /// [`Error::BadEntry`] if the bytes lack a field, a digest is
+    /// malformed, or the timestamp is not RFC 3339 within the i64
+    /// nanosecond range (years 1677–2262).
+    pub fn from_entry(leaf_index: u64, bytes: &[u8]) -> Result<Self, Error> {
+        let bad = |reason: String| Error::BadEntry { index: leaf_index, reason };
+        let e: Skim<'_> = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        let ts = Timestamp::parse(&e.timestamp).map_err(bad)?;
+        let timestamp_ns = i64::try_from(ts.unix_nanos()).map_err(|_| bad(format!("timestamp {} is outside the i64 nanosecond range", ts.as_str())))?;
+        let key = |d: &str| digest_key(d).ok_or_else(|| bad(format!("{d:?} is not a sha256: digest")));
+        let mut keys: Vec<String> = e.metadata.into_keys().map(Cow::into_owned).collect();
+        keys.sort_unstable();
+        Ok(Self {
+            leaf_index,
+            timestamp_ns,
+            layer: e.layer.into_owned(),
+            kind: e.kind.into_owned(),
+            input: key(&e.input)?,
+            output: key(&e.output)?,
+            parents: e.parents.unwrap_or_default().iter().map(|p| key(p)).collect::<Result<_, _>>()?,
+            proof: e.proof.is_some(),
+            keys,
+        })
+    }
+}
+
+impl Query {
+    /// Whether `e` is selected by this query's selector and window (the
+    /// exact test behind the index's digest keys).
+    pub fn matches(&self, e: &IndexedEvent) -> bool {
+        let selected = match &self.selector {
+            Selector::All => true,
+            Selector::Index(i) => e.leaf_index == *i,
+            Selector::Type(t) => e.kind == *t,
+            Selector::Layer(l) => e.layer == *l,
+            Selector::Input(d) => e.input == *d,
+            Selector::Output(d) => e.output == *d,
+            Selector::Parent(d) => e.parents.contains(d),
+            Selector::MetaKey(k) => e.metadata.iter().any(|(key, _)| key == k),
+            Selector::WithProof => e.proof.is_some(),
+        };
+        selected && self.from_ns.is_none_or(|f| e.timestamp_ns >= f) && self.to_ns.is_none_or(|t| e.timestamp_ns < t)
+    }
+
+    /// Whether the index can only narrow this query down to candidates
+    /// (it selects by a digest key), so the entries decide.
+    fn by_digest_key(&self) -> bool {
+        matches!(self.selector, Selector::Input(_) | Selector::Output(_) | Selector::Parent(_))
+    }
+}
+
+/// An index database. Both backends keep the same schema and give the
+/// same answers.
 pub trait Backend: Send {
     /// The position the index has reached, or `None` if it is empty.
     fn position(&mut self) -> Result<Option<Position>, Error>;
-    /// Adds `events` (which must continue from the position read before)
+    /// Adds `rows` (which must continue from the position read before)
     /// and moves the position to `to`, in one transaction. Several
     /// processes may sync one index at once (each appender of a shared
     /// ledger does): the transaction holds the index's write lock, and the
-    /// events another process has indexed since are skipped, not repeated.
-    fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error>;
+    /// rows another process has indexed since are skipped, not repeated.
+    fn write(&mut self, rows: &[Row], to: Position) -> Result<(), Error>;
+    /// Called with `true` before a load at least as large as the index
+    /// already is (and at least [`BULK_LOAD_MIN`] events), and with `false`
+    /// after it: a backend may drop its secondary indexes meanwhile and
+    /// build them once at the end, which is faster than inserting into
+    /// them row by row. Queries stay exact meanwhile, only slower; a
+    /// backend must rebuild indexes a killed load left dropped when it is
+    /// next opened. The default does nothing.
+    fn bulk_load(&mut self, starting: bool) -> Result<(), Error> {
+        let _ = starting;
+        Ok(())
+    }
     /// Deletes every row, leaving an empty index.
     fn reset(&mut self) -> Result<(), Error>;
-    /// The events `q` selects, in leaf-index order.
-    fn select(&mut self, q: &Query) -> Result<Vec<IndexedEvent>, Error>;
-    /// Number of events `q` selects (ignoring its limit).
-    fn count(&mut self, q: &Query) -> Result<u64, Error>;
+    /// Leaf indices below `below` of the events `q` may select, ascending:
+    /// exactly those, except that a digest selector also returns events
+    /// whose digest merely shares its [`digest_key`].
+    fn candidates(&mut self, q: &Query, below: u64) -> Result<Vec<u64>, Error>;
+    /// Number of [`candidates`](Self::candidates) of `q` below `below`,
+    /// ignoring its limit.
+    fn count(&mut self, q: &Query, below: u64) -> Result<u64, Error>;
+}
+
+/// The events `q` selects from the log `log` as of its checkpoint, in
+/// leaf-index order: the index names them, the entry bundles give them.
+///
+/// The index must have been synced to at least `log`'s size for the
+/// answer to be complete (see [`sync`]). Errors with [`Error::BadEntry`]
+/// if a selected entry is not a valid event.
+pub fn select(index: &mut dyn Backend, log: &LogReader, q: &Query) -> Result<Vec<IndexedEvent>, Error> {
+    let ids = index.candidates(q, log.size())?;
+    let mut out = Vec::with_capacity(ids.len());
+    let mut bad = None;
+    log.entries_at(&ids, |i, bytes| {
+        match IndexedEvent::from_entry(i, bytes) {
+            Ok(e) if q.matches(&e) => out.push(e),
+            Ok(_) => {}
+            Err(e) => bad = bad.take().or(Some(e)),
+        }
+        Ok(())
+    })?;
+    if let Some(e) = bad {
+        return Err(e);
+    }
+    if out.len() < ids.len() && q.limit.is_some() {
+        // Key collisions took the place of matches under the limit.
+        let mut all = select(index, log, &Query { limit: None, ..q.clone() })?;
+        all.truncate(q.limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX)));
+        return Ok(all);
+    }
+    Ok(out)
+}
+
+/// Number of events `q` selects from `log` (ignoring its limit).
+///
+/// # Errors
+/// As [`select`].
+pub fn count(index: &mut dyn Backend, log: &LogReader, q: &Query) -> Result<u64, Error> {
+    if q.by_digest_key() {
+        return Ok(select(index, log, &Query { limit: None, ..q.clone() })?.len() as u64);
+    }
+    index.count(q, log.size())
 }
 
 /// Opens the index named by `spec`: a `postgres://` or `postgresql://` URL,
@@ -245,8 +425,9 @@ pub struct Synced {
 }
 
 /// Brings the index up to the log's checkpoint, reading only the entries
-/// it does not have yet, [`SYNC_CHUNK`] per transaction. `progress` gets
-/// the number of entries added so far.
+/// it does not have yet, [`SYNC_CHUNK`] per transaction. Entries are read
+/// and parsed on the calling thread while another writes the previous
+/// chunk. `progress` gets the number of entries added so far.
 ///
 /// Refuses an index that is ahead of the log ([`Error::Ahead`]) or whose
 /// recorded root hash differs from the log's at that size
@@ -254,7 +435,7 @@ pub struct Synced {
 /// [`Error::BadEntry`], with everything before it kept.
 pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u64)) -> Result<Synced, Error> {
     let size = log.size();
-    let mut position = match index.position()? {
+    let position = match index.position()? {
         None => Position { tree_size: 0, root_hash: log.root_at(0)? },
         Some(p) if p.tree_size > size => return Err(Error::Ahead { indexed: p.tree_size, log: size }),
         Some(p) => {
@@ -266,6 +447,41 @@ pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u
         }
     };
     let start = position.tree_size;
+    if start == size {
+        return Ok(Synced { added: 0, position });
+    }
+    let bulk = size - start >= BULK_LOAD_MIN.max(start);
+    if bulk {
+        index.bulk_load(true)?;
+    }
+    let synced = std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<Row>, Position)>(1);
+        let index = &mut *index;
+        let writer = s.spawn(move || rx.iter().try_for_each(|(rows, to)| index.write(&rows, to)));
+        let read = read_chunks(log, position, size, &tx, progress);
+        drop(tx);
+        let written = writer.join().unwrap_or_else(|_| Err(Error::Corrupt("the index writer thread panicked".into())));
+        // A write error explains a read that stopped because the writer did.
+        written?;
+        read
+    });
+    if bulk {
+        index.bulk_load(false)?;
+    }
+    synced
+}
+
+/// Reads and parses the entries from `position` to `size` in chunks,
+/// sending each to the writer; stops at the first bad entry, after sending
+/// what came before it.
+fn read_chunks(
+    log: &LogReader,
+    mut position: Position,
+    size: u64,
+    tx: &std::sync::mpsc::SyncSender<(Vec<Row>, Position)>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Synced, Error> {
+    let start = position.tree_size;
     let mut at = start;
     while at < size {
         let end = size.min(at + SYNC_CHUNK);
@@ -273,7 +489,7 @@ pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u
         let mut bad = None;
         log.for_each_entry(at, end, |i, bytes| {
             if bad.is_none() {
-                match IndexedEvent::from_entry(i, bytes) {
+                match Row::from_entry(i, bytes) {
                     Ok(r) => rows.push(r),
                     Err(e) => bad = Some(e),
                 }
@@ -283,8 +499,12 @@ pub fn sync(index: &mut dyn Backend, log: &LogReader, progress: &mut dyn FnMut(u
         // Keep everything before a bad entry, then report it.
         let stop = at + rows.len() as u64;
         if stop > at {
-            position = Position { tree_size: stop, root_hash: log.root_at(stop)? };
-            index.write(&rows, position)?;
+            let to = Position { tree_size: stop, root_hash: log.root_at(stop)? };
+            if tx.send((rows, to)).is_err() {
+                // The writer failed; it reports why.
+                return Err(Error::Corrupt("the index writer stopped".into()));
+            }
+            position = to;
         }
         if let Some(e) = bad {
             return Err(e);

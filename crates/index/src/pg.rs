@@ -1,23 +1,36 @@
 //! The scale-out backend: PostgreSQL, same schema and answers as SQLite.
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, Transaction};
 
-use crate::sql::{self, Assembler, Param};
-use crate::{Backend, Error, IndexedEvent, Position, Query};
+use crate::sql::{self, Dictionary, Param};
+use crate::{Backend, Error, Position, Query, Row};
+
+/// Advisory lock key held by the index's writers (and schema changes).
+const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(7268411)";
 
 /// An index in a PostgreSQL database.
 pub struct Postgres {
     client: Client,
+    dictionary: Dictionary,
 }
 
 impl Postgres {
     /// Connects to `url` (`postgres://user@host:port/db`, no TLS) and
-    /// creates the schema if it is missing.
+    /// creates the schema if it is missing; an index of an older schema
+    /// is emptied, to be rebuilt from the log.
     pub fn connect(url: &str) -> Result<Self, Error> {
         let mut client = Client::connect(url, NoTls)?;
-        client.batch_execute(&sql::schema("BIGINT"))?;
-        Ok(Self { client })
+        let mut tx = client.transaction()?;
+        tx.execute(WRITE_LOCK, &[])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")?;
+        let version: Option<i64> = tx.query_opt(sql::READ_VERSION, &[])?.map(|r| r.try_get(0)).transpose()?;
+        if version != Some(sql::SCHEMA_VERSION) {
+            tx.batch_execute(&sql::drop_all())?;
+            tx.batch_execute(&sql::schema("BIGINT", ""))?;
+        }
+        tx.commit()?;
+        Ok(Self { client, dictionary: Dictionary::default() })
     }
 }
 
@@ -31,6 +44,64 @@ fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
         .collect()
 }
 
+/// Finds `text` with `find`, or adds it with `add`, calling `added` with
+/// a new id (under the write lock: no other writer adds it in between).
+fn find_or_add(
+    tx: &mut Transaction<'_>,
+    find: &str,
+    add: &str,
+    text: &str,
+    added: impl FnOnce(&mut Transaction<'_>, i64) -> Result<(), Error>,
+) -> Result<i64, Error> {
+    if let Some(r) = tx.query_opt(find, &[&text])? {
+        return Ok(r.try_get(0)?);
+    }
+    let id: i64 = tx.query_one(add, &[&text])?.try_get(0)?;
+    added(tx, id)?;
+    Ok(id)
+}
+
+fn write_rows(tx: &mut Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row], done: u64) -> Result<(), Error> {
+    // Column-wise arrays, so each table takes one statement per chunk.
+    let rows: Vec<&Row> = rows.iter().filter(|r| r.leaf_index >= done).collect();
+    let mut cols: [Vec<i64>; 8] = Default::default();
+    let (mut parent_digest, mut parent_leaf) = (Vec::new(), Vec::new());
+    for r in rows {
+        let type_id = dictionary.name(&r.kind, |n| find_or_add(tx, sql::FIND_NAME, sql::ADD_NAME, n, |_, _| Ok(())))?;
+        let layer_id = dictionary.name(&r.layer, |n| find_or_add(tx, sql::FIND_NAME, sql::ADD_NAME, n, |_, _| Ok(())))?;
+        let keyset_id = dictionary.keyset(&r.keys, |keys, text| {
+            find_or_add(tx, sql::FIND_KEYSET, sql::ADD_KEYSET, text, |tx, id| {
+                for k in keys {
+                    tx.execute(sql::ADD_KEYSET_KEY, &[k as &(dyn ToSql + Sync), &id])?;
+                }
+                Ok(())
+            })
+        })?;
+        let leaf = r.leaf_index as i64;
+        for (col, v) in cols.iter_mut().zip([leaf, r.timestamp_ns, type_id, layer_id, r.input, r.output, keyset_id, i64::from(r.proof)]) {
+            col.push(v);
+        }
+        for d in &r.parents {
+            parent_digest.push(*d);
+            parent_leaf.push(leaf);
+        }
+    }
+    let [c0, c1, c2, c3, c4, c5, c6, c7] = &cols;
+    tx.execute(
+        &format!(
+            "INSERT INTO events ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[],
+             $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[])",
+            sql::EVENT_COLUMNS
+        ),
+        &[c0, c1, c2, c3, c4, c5, c6, c7],
+    )?;
+    tx.execute(
+        "INSERT INTO parents (digest, leaf_index) SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+        &[&parent_digest, &parent_leaf],
+    )?;
+    Ok(())
+}
+
 impl Backend for Postgres {
     fn position(&mut self) -> Result<Option<Position>, Error> {
         let row = self.client.query_opt(sql::POSITION, &[])?;
@@ -40,52 +111,23 @@ impl Backend for Postgres {
         }
     }
 
-    fn write(&mut self, events: &[IndexedEvent], to: Position) -> Result<(), Error> {
+    fn write(&mut self, rows: &[Row], to: Position) -> Result<(), Error> {
         let mut tx = self.client.transaction()?;
         // One writer at a time (held to the end of the transaction), then
         // skip what another has indexed meanwhile.
-        tx.execute("SELECT pg_advisory_xact_lock(7268411)", &[])?;
+        tx.execute(WRITE_LOCK, &[])?;
         let done = tx.query_opt(sql::POSITION, &[])?.map(|r| r.try_get::<_, i64>(0)).transpose()?.map_or(0, |n| n as u64);
         if to.tree_size <= done {
             return Ok(());
         }
-        let events: Vec<&IndexedEvent> = events.iter().filter(|e| e.leaf_index >= done).collect();
-        // Column-wise arrays, so each table takes one statement per chunk.
-        let rows: Vec<sql::EventRow> = events.iter().copied().map(sql::event_row).collect();
-        macro_rules! col {
-            ($i:tt) => {
-                rows.iter().map(|r| r.$i.clone()).collect::<Vec<_>>()
-            };
+        let written = write_rows(&mut tx, &mut self.dictionary, rows, done)
+            .and_then(|()| Ok(tx.execute(sql::SET_POSITION, &[&(to.tree_size as i64), &hex::encode(to.root_hash)])?))
+            .and_then(|_| Ok(tx.commit()?));
+        if written.is_err() {
+            // Ids added in the rolled-back transaction do not exist.
+            self.dictionary.clear();
         }
-        let (c0, c1, c2, c3, c4, c5) = (col!(0), col!(1), col!(2), col!(3), col!(4), col!(5));
-        let (c6, c7, c8, c9, c10, c11) = (col!(6), col!(7), col!(8), col!(9), col!(10), col!(11));
-        let (mut pl, mut pp, mut pd) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut ml, mut mk, mut mv) = (Vec::new(), Vec::new(), Vec::new());
-        for e in events {
-            for (i, d) in e.parents.iter().enumerate() {
-                pl.push(e.leaf_index as i64);
-                pp.push(i as i64);
-                pd.push(d.as_str());
-            }
-            for (k, v) in &e.metadata {
-                ml.push(e.leaf_index as i64);
-                mk.push(k.as_str());
-                mv.push(v.as_str());
-            }
-        }
-        tx.execute(
-            &format!(
-                "INSERT INTO events ({}) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::bigint[],
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
-                sql::EVENT_COLUMNS
-            ),
-            &[&c0, &c1, &c2, &c3, &c4, &c5, &c6, &c7, &c8, &c9, &c10, &c11],
-        )?;
-        tx.execute("INSERT INTO parents (leaf_index, position, digest) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::text[])", &[&pl, &pp, &pd])?;
-        tx.execute("INSERT INTO meta (leaf_index, key, value) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[])", &[&ml, &mk, &mv])?;
-        tx.execute(sql::SET_POSITION, &[&(to.tree_size as i64), &hex::encode(to.root_hash)])?;
-        tx.commit()?;
-        Ok(())
+        written
     }
 
     fn reset(&mut self) -> Result<(), Error> {
@@ -95,40 +137,13 @@ impl Backend for Postgres {
         Ok(())
     }
 
-    fn select(&mut self, q: &Query) -> Result<Vec<IndexedEvent>, Error> {
-        let ([events, parents, meta], params) = sql::select(q);
-        let p = refs(&params);
-        // One snapshot for the three statements.
-        let mut tx = self.client.build_transaction().isolation_level(postgres::IsolationLevel::RepeatableRead).start()?;
-        let mut a = Assembler::default();
-        for r in tx.query(&events, &p)? {
-            a.event((
-                r.try_get(0)?,
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                r.try_get(4)?,
-                r.try_get(5)?,
-                r.try_get(6)?,
-                r.try_get(7)?,
-                r.try_get(8)?,
-                r.try_get(9)?,
-                r.try_get(10)?,
-                r.try_get(11)?,
-            ))?;
-        }
-        for r in tx.query(&parents, &p)? {
-            a.parent(r.try_get(0)?, r.get(2))?;
-        }
-        for r in tx.query(&meta, &p)? {
-            a.meta(r.try_get(0)?, r.try_get(1)?, r.get(2))?;
-        }
-        tx.commit()?;
-        Ok(a.finish())
+    fn candidates(&mut self, q: &Query, below: u64) -> Result<Vec<u64>, Error> {
+        let (text, params) = sql::candidates(q, below);
+        self.client.query(&text, &refs(&params))?.iter().map(|r| sql::leaf_index(r.try_get(0)?)).collect()
     }
 
-    fn count(&mut self, q: &Query) -> Result<u64, Error> {
-        let (text, params) = sql::count(q);
+    fn count(&mut self, q: &Query, below: u64) -> Result<u64, Error> {
+        let (text, params) = sql::count(q, below);
         let n: i64 = self.client.query_one(&text, &refs(&params))?.try_get(0)?;
         Ok(n as u64)
     }

@@ -1,62 +1,111 @@
 //! SQL shared by both backends: the schema, the WHERE clause of a
-//! [`Query`], and assembling rows back into [`IndexedEvent`]s.
+//! [`Query`], and the dictionaries of names and metadata key sets.
 //!
 //! Placeholders are written `$1`, `$2`, …: PostgreSQL's syntax, which SQLite
 //! also accepts (as named parameters bound by position).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use crate::{Error, IndexedEvent, Position, ProofFields, Query, Selector};
+use crate::{digest_key, Error, Position, Query, Selector};
 
-/// The schema, with `{int}` for the 64-bit integer column type.
+/// Version of [`SCHEMA`]; an index of another version is dropped and
+/// rebuilt from the log when opened.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The schema, with `{int}` for the 64-bit integer column type and
+/// `{clustered}` for what makes a table stored in its primary key's order.
+///
+/// One narrow `events` row per event: types and layers are ids into
+/// `names`, the set of top-level metadata keys an id into `keysets`, and
+/// digests their [`digest_key`]s.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     leaf_index {int} PRIMARY KEY,
     ts_ns {int} NOT NULL,
-    ts TEXT NOT NULL,
-    precision_ns {int} NOT NULL,
-    layer TEXT NOT NULL,
-    type TEXT NOT NULL,
-    input TEXT NOT NULL,
-    output TEXT NOT NULL,
-    proof_kind TEXT,
-    receipt_digest TEXT,
-    image_id TEXT,
-    journal_digest TEXT
+    type_id {int} NOT NULL,
+    layer_id {int} NOT NULL,
+    input {int} NOT NULL,
+    output {int} NOT NULL,
+    keyset_id {int} NOT NULL,
+    proof {int} NOT NULL
 );
 CREATE TABLE IF NOT EXISTS parents (
+    digest {int} NOT NULL,
     leaf_index {int} NOT NULL,
-    position {int} NOT NULL,
-    digest TEXT NOT NULL,
-    PRIMARY KEY (leaf_index, position)
+    PRIMARY KEY (digest, leaf_index)
+){clustered};
+CREATE TABLE IF NOT EXISTS names (
+    id {int} PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS meta (
-    leaf_index {int} NOT NULL,
+CREATE TABLE IF NOT EXISTS keysets (
+    id {int} PRIMARY KEY,
+    keys TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS keyset_keys (
     key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (leaf_index, key)
-);
+    keyset_id {int} NOT NULL,
+    PRIMARY KEY (key, keyset_id)
+){clustered};
 CREATE TABLE IF NOT EXISTS position (
     id {int} PRIMARY KEY CHECK (id = 1),
     tree_size {int} NOT NULL,
     root_hash TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_ts ON events (ts_ns);
-CREATE INDEX IF NOT EXISTS events_type_ts ON events (type, ts_ns);
-CREATE INDEX IF NOT EXISTS events_layer_ts ON events (layer, ts_ns);
-CREATE INDEX IF NOT EXISTS events_input ON events (input);
-CREATE INDEX IF NOT EXISTS events_output ON events (output);
-CREATE INDEX IF NOT EXISTS parents_digest ON parents (digest);
-CREATE INDEX IF NOT EXISTS meta_key ON meta (key, value);
+CREATE TABLE IF NOT EXISTS schema_version (
+    id {int} PRIMARY KEY CHECK (id = 1),
+    version {int} NOT NULL
+);
 ";
 
-/// The schema for a database whose 64-bit integer type is `int`.
-pub(crate) fn schema(int: &str) -> String {
-    SCHEMA.replace("{int}", int)
+/// The secondary indexes of `events`: (name, definition).
+const SECONDARY: [(&str, &str); 7] = [
+    ("events_ts", "events (ts_ns)"),
+    ("events_type_ts", "events (type_id, ts_ns)"),
+    ("events_layer_ts", "events (layer_id, ts_ns)"),
+    ("events_input", "events (input)"),
+    ("events_output", "events (output)"),
+    ("events_keyset", "events (keyset_id)"),
+    ("events_proof", "events (leaf_index) WHERE proof = 1"),
+];
+
+/// Creates the secondary indexes that are missing: all of them on a new
+/// database, or those a bulk load dropped and did not get to recreate.
+pub(crate) fn create_secondary() -> String {
+    SECONDARY.iter().map(|(name, on)| format!("CREATE INDEX IF NOT EXISTS {name} ON {on};")).collect::<Vec<_>>().join("\n")
 }
 
-/// Empties every table.
-pub(crate) const RESET: &str = "DELETE FROM events; DELETE FROM parents; DELETE FROM meta; DELETE FROM position;";
+/// Drops the secondary indexes before a bulk load ([`create_secondary`]
+/// builds them again after it, sorting once instead of inserting into
+/// each index row by row).
+pub(crate) fn drop_secondary() -> String {
+    SECONDARY.iter().map(|(name, _)| format!("DROP INDEX IF EXISTS {name};")).collect::<Vec<_>>().join("\n")
+}
+
+/// Every table any schema version created, dropped by [`DROP_ALL`].
+const TABLES: [&str; 8] = ["events", "parents", "meta", "names", "keysets", "keyset_keys", "position", "schema_version"];
+
+/// The schema for a database whose 64-bit integer type is `int` and whose
+/// clustered-table suffix is `clustered` (SQLite's ` WITHOUT ROWID`).
+pub(crate) fn schema(int: &str, clustered: &str) -> String {
+    format!(
+        "{}\n{}\nINSERT INTO schema_version (id, version) VALUES (1, {SCHEMA_VERSION});",
+        SCHEMA.replace("{int}", int).replace("{clustered}", clustered),
+        create_secondary()
+    )
+}
+
+/// Reads the schema version; fails on a database without the table.
+pub(crate) const READ_VERSION: &str = "SELECT version FROM schema_version WHERE id = 1";
+
+/// Drops every table of every schema version.
+pub(crate) fn drop_all() -> String {
+    TABLES.iter().map(|t| format!("DROP TABLE IF EXISTS {t};")).collect::<Vec<_>>().join("\n")
+}
+
+/// Empties the tables of events and the position. The dictionaries stay:
+/// their ids are cached by every open connection.
+pub(crate) const RESET: &str = "DELETE FROM events; DELETE FROM parents; DELETE FROM position;";
 
 /// Reads the position row.
 pub(crate) const POSITION: &str = "SELECT tree_size, root_hash FROM position WHERE id = 1";
@@ -65,6 +114,24 @@ pub(crate) const POSITION: &str = "SELECT tree_size, root_hash FROM position WHE
 pub(crate) const SET_POSITION: &str = "INSERT INTO position (id, tree_size, root_hash) VALUES (1, $1, $2)
      ON CONFLICT (id) DO UPDATE SET tree_size = excluded.tree_size, root_hash = excluded.root_hash";
 
+/// Columns of `events`, in insertion order.
+pub(crate) const EVENT_COLUMNS: &str = "leaf_index, ts_ns, type_id, layer_id, input, output, keyset_id, proof";
+
+/// Inserts one parent link: `$1` digest key, `$2` leaf index (an event
+/// naming one parent twice links it once).
+pub(crate) const INSERT_PARENT: &str = "INSERT INTO parents (digest, leaf_index) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+
+/// Finds a name's id: `$1` the name.
+pub(crate) const FIND_NAME: &str = "SELECT id FROM names WHERE name = $1";
+/// Adds a name under the next id and returns it: `$1` the name.
+pub(crate) const ADD_NAME: &str = "INSERT INTO names (id, name) SELECT COALESCE(MAX(id), 0) + 1, CAST($1 AS TEXT) FROM names RETURNING id";
+/// Finds a key set's id: `$1` its keys as a JSON array.
+pub(crate) const FIND_KEYSET: &str = "SELECT id FROM keysets WHERE keys = $1";
+/// Adds a key set under the next id and returns it: `$1` its keys as a JSON array.
+pub(crate) const ADD_KEYSET: &str = "INSERT INTO keysets (id, keys) SELECT COALESCE(MAX(id), 0) + 1, CAST($1 AS TEXT) FROM keysets RETURNING id";
+/// Files one key under a key set: `$1` the key, `$2` the key set's id.
+pub(crate) const ADD_KEYSET_KEY: &str = "INSERT INTO keyset_keys (key, keyset_id) VALUES ($1, $2)";
+
 /// A bound parameter.
 #[derive(Clone, Debug)]
 pub(crate) enum Param {
@@ -72,51 +139,79 @@ pub(crate) enum Param {
     Text(String),
 }
 
-/// Columns of `events`, in the order of [`EventRow`].
-pub(crate) const EVENT_COLUMNS: &str = "leaf_index, ts_ns, ts, precision_ns, layer, type, input, output, proof_kind, receipt_digest, image_id, journal_digest";
-
-/// One `events` row as read from either backend.
-pub(crate) type EventRow = (i64, i64, String, i64, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
-
-/// The three statements that answer `q` (events, their parents, their
-/// metadata) and their shared parameters.
-pub(crate) fn select(q: &Query) -> ([String; 3], Vec<Param>) {
-    let (filter, params) = filter(q);
-    let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
-    let chosen = format!("SELECT leaf_index FROM events WHERE {filter} ORDER BY leaf_index{limit}");
-    (
-        [
-            format!("SELECT {EVENT_COLUMNS} FROM events WHERE {filter} ORDER BY leaf_index{limit}"),
-            format!("SELECT leaf_index, position, digest FROM parents WHERE leaf_index IN ({chosen}) ORDER BY leaf_index, position"),
-            format!("SELECT leaf_index, key, value FROM meta WHERE leaf_index IN ({chosen}) ORDER BY leaf_index, key"),
-        ],
-        params,
-    )
+/// The ids of names and key sets seen by one connection. Ids are never
+/// reused or deleted (not even by a reset), so a cached id stays right;
+/// what a failed transaction added is forgotten ([`Dictionary::clear`]).
+#[derive(Default)]
+pub(crate) struct Dictionary {
+    names: HashMap<String, i64>,
+    keysets: HashMap<Vec<String>, i64>,
 }
 
-/// `SELECT count(*)` for `q`, ignoring its limit.
-pub(crate) fn count(q: &Query) -> (String, Vec<Param>) {
-    let (filter, params) = filter(q);
+impl Dictionary {
+    /// The id of `name`, from the cache or from `find_or_add(name)`.
+    pub(crate) fn name(&mut self, name: &str, find_or_add: impl FnOnce(&str) -> Result<i64, Error>) -> Result<i64, Error> {
+        if let Some(&id) = self.names.get(name) {
+            return Ok(id);
+        }
+        let id = find_or_add(name)?;
+        self.names.insert(name.to_owned(), id);
+        Ok(id)
+    }
+
+    /// The id of the key set `keys`, from the cache or from
+    /// `find_or_add(keys, keys as a JSON array)`.
+    pub(crate) fn keyset(&mut self, keys: &[String], find_or_add: impl FnOnce(&[String], &str) -> Result<i64, Error>) -> Result<i64, Error> {
+        if let Some(&id) = self.keysets.get(keys) {
+            return Ok(id);
+        }
+        let text = serde_json::to_string(keys).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let id = find_or_add(keys, &text)?;
+        self.keysets.insert(keys.to_vec(), id);
+        Ok(id)
+    }
+
+    /// Forgets every cached id (after a rolled-back transaction).
+    pub(crate) fn clear(&mut self) {
+        self.names.clear();
+        self.keysets.clear();
+    }
+}
+
+/// `SELECT leaf_index` of the candidates of `q` below leaf index `below`,
+/// ascending, with its limit.
+pub(crate) fn candidates(q: &Query, below: u64) -> (String, Vec<Param>) {
+    let (filter, params) = filter(q, below);
+    let limit = q.limit.map(|l| format!(" LIMIT {l}")).unwrap_or_default();
+    (format!("SELECT leaf_index FROM events WHERE {filter} ORDER BY leaf_index{limit}"), params)
+}
+
+/// `SELECT count(*)` of the candidates of `q` below `below`, ignoring its limit.
+pub(crate) fn count(q: &Query, below: u64) -> (String, Vec<Param>) {
+    let (filter, params) = filter(q, below);
     (format!("SELECT count(*) FROM events WHERE {filter}"), params)
 }
 
-fn filter(q: &Query) -> (String, Vec<Param>) {
+fn filter(q: &Query, below: u64) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     let mut bind = |p: Param| {
         params.push(p);
         format!("${}", params.len())
     };
-    let mut terms = vec![match &q.selector {
+    // A malformed digest selects nothing (no digest has that key).
+    let selector = match &q.selector {
         Selector::All => "TRUE".to_owned(),
-        Selector::Index(i) => format!("leaf_index = {}", bind(Param::Int(*i as i64))),
-        Selector::Type(t) => format!("type = {}", bind(Param::Text(t.clone()))),
-        Selector::Layer(l) => format!("layer = {}", bind(Param::Text(l.clone()))),
-        Selector::Input(d) => format!("input = {}", bind(Param::Text(d.clone()))),
-        Selector::Output(d) => format!("output = {}", bind(Param::Text(d.clone()))),
-        Selector::Parent(d) => format!("leaf_index IN (SELECT leaf_index FROM parents WHERE digest = {})", bind(Param::Text(d.clone()))),
-        Selector::WithProof => "proof_kind IS NOT NULL".to_owned(),
-        Selector::MetaKey(k) => format!("leaf_index IN (SELECT leaf_index FROM meta WHERE key = {})", bind(Param::Text(k.clone()))),
-    }];
+        Selector::Index(i) => format!("leaf_index = {}", bind(Param::Int(i64::try_from(*i).unwrap_or(i64::MAX)))),
+        Selector::Type(t) => format!("type_id = (SELECT id FROM names WHERE name = {})", bind(Param::Text(t.clone()))),
+        Selector::Layer(l) => format!("layer_id = (SELECT id FROM names WHERE name = {})", bind(Param::Text(l.clone()))),
+        Selector::Input(d) => digest_key(d).map_or_else(|| "FALSE".to_owned(), |k| format!("input = {}", bind(Param::Int(k)))),
+        Selector::Output(d) => digest_key(d).map_or_else(|| "FALSE".to_owned(), |k| format!("output = {}", bind(Param::Int(k)))),
+        Selector::Parent(d) => digest_key(d)
+            .map_or_else(|| "FALSE".to_owned(), |k| format!("leaf_index IN (SELECT leaf_index FROM parents WHERE digest = {})", bind(Param::Int(k)))),
+        Selector::WithProof => "proof = 1".to_owned(),
+        Selector::MetaKey(k) => format!("keyset_id IN (SELECT keyset_id FROM keyset_keys WHERE key = {})", bind(Param::Text(k.clone()))),
+    };
+    let mut terms = vec![selector, format!("leaf_index < {}", bind(Param::Int(i64::try_from(below).unwrap_or(i64::MAX))))];
     if let Some(from) = q.from_ns {
         terms.push(format!("ts_ns >= {}", bind(Param::Int(from))));
     }
@@ -126,57 +221,13 @@ fn filter(q: &Query) -> (String, Vec<Param>) {
     (terms.join(" AND "), params)
 }
 
-/// Puts rows of the three [`select`] statements back together.
-#[derive(Default)]
-pub(crate) struct Assembler {
-    events: BTreeMap<i64, IndexedEvent>,
-}
-
 fn unsigned(v: i64, what: &str) -> Result<u64, Error> {
     u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative {what} {v}")))
 }
 
-impl Assembler {
-    pub(crate) fn event(&mut self, r: EventRow) -> Result<(), Error> {
-        let proof = match (r.8, r.9, r.10, r.11) {
-            (Some(kind), Some(receipt_digest), Some(image_id), Some(journal_digest)) => Some(ProofFields { kind, receipt_digest, image_id, journal_digest }),
-            (None, None, None, None) => None,
-            _ => return Err(Error::Corrupt(format!("leaf index {}: partial proof fields", r.0))),
-        };
-        let e = IndexedEvent {
-            leaf_index: unsigned(r.0, "leaf index")?,
-            timestamp_ns: r.1,
-            timestamp: r.2,
-            precision_ns: unsigned(r.3, "precision")?,
-            layer: r.4,
-            kind: r.5,
-            input: r.6,
-            output: r.7,
-            parents: Vec::new(),
-            proof,
-            metadata: Vec::new(),
-        };
-        self.events.insert(r.0, e);
-        Ok(())
-    }
-
-    fn get(&mut self, leaf: i64) -> Result<&mut IndexedEvent, Error> {
-        self.events.get_mut(&leaf).ok_or_else(|| Error::Corrupt(format!("a row for leaf index {leaf}, which has no event row")))
-    }
-
-    pub(crate) fn parent(&mut self, leaf: i64, digest: String) -> Result<(), Error> {
-        self.get(leaf)?.parents.push(digest);
-        Ok(())
-    }
-
-    pub(crate) fn meta(&mut self, leaf: i64, key: String, value: String) -> Result<(), Error> {
-        self.get(leaf)?.metadata.push((key, value));
-        Ok(())
-    }
-
-    pub(crate) fn finish(self) -> Vec<IndexedEvent> {
-        self.events.into_values().collect()
-    }
+/// Decodes a leaf index read from the index.
+pub(crate) fn leaf_index(v: i64) -> Result<u64, Error> {
+    unsigned(v, "leaf index")
 }
 
 /// Decodes the position row.
@@ -184,23 +235,4 @@ pub(crate) fn position(tree_size: i64, root_hex: &str) -> Result<Position, Error
     let mut root_hash = [0u8; 32];
     hex::decode_to_slice(root_hex, &mut root_hash).map_err(|e| Error::Corrupt(format!("position root hash {root_hex:?}: {e}")))?;
     Ok(Position { tree_size: unsigned(tree_size, "tree size")?, root_hash })
-}
-
-/// The `events` row values of `e`.
-pub(crate) fn event_row(e: &IndexedEvent) -> EventRow {
-    let p = e.proof.as_ref();
-    (
-        e.leaf_index as i64,
-        e.timestamp_ns,
-        e.timestamp.clone(),
-        e.precision_ns as i64,
-        e.layer.clone(),
-        e.kind.clone(),
-        e.input.clone(),
-        e.output.clone(),
-        p.map(|p| p.kind.clone()),
-        p.map(|p| p.receipt_digest.clone()),
-        p.map(|p| p.image_id.clone()),
-        p.map(|p| p.journal_digest.clone()),
-    )
 }

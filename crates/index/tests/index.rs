@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use zkaudit_index::{Backend, Error, Postgres, Query, Selector, Sqlite};
+use zkaudit_index::{Backend, Error, IndexedEvent, Postgres, Query, Row, Selector, Sqlite};
 use zkaudit_tlog::{Log, LogReader};
 
 #[path = "../../../tests-support/events.rs"]
@@ -21,8 +21,37 @@ fn sync(index: &mut dyn Backend, dir: &Path) -> zkaudit_index::Synced {
     zkaudit_index::sync(index, &LogReader::open(dir).unwrap(), &mut |_| {}).unwrap()
 }
 
+/// An index with the log it answers from.
+struct At<'a>(&'a mut dyn Backend, LogReader);
+
+impl At<'_> {
+    fn select(&mut self, q: &Query) -> Result<Vec<IndexedEvent>, Error> {
+        zkaudit_index::select(self.0, &self.1, q)
+    }
+    fn count(&mut self, q: &Query) -> Result<u64, Error> {
+        zkaudit_index::count(self.0, &self.1, q)
+    }
+}
+
+fn at<'a>(index: &'a mut dyn Backend, dir: &Path) -> At<'a> {
+    At(index, LogReader::open(dir).unwrap())
+}
+
+/// The index rows of every entry of the log in `dir`.
+fn rows(dir: &Path) -> Vec<Row> {
+    let log = LogReader::open(dir).unwrap();
+    let mut rows = Vec::new();
+    log.for_each_entry(0, log.size(), |i, b| {
+        rows.push(Row::from_entry(i, b).unwrap());
+        Ok(())
+    })
+    .unwrap();
+    rows
+}
+
 /// Every lookup the auditor uses, over the telecoms and trading streams.
-fn check_lookups(index: &mut dyn Backend) {
+fn check_lookups(index: &mut dyn Backend, dir: &Path) {
+    let index = &mut at(index, dir);
     let all = index.select(&Query::new(Selector::All)).unwrap();
     assert_eq!(all.len(), 71 + 14);
     assert!(all.windows(2).all(|w| w[0].leaf_index + 1 == w[1].leaf_index));
@@ -74,13 +103,13 @@ fn incremental_equals_rebuild(index: &mut dyn Backend, dir: &Path) {
     let s = sync(index, dir);
     assert_eq!((s.added, s.position.tree_size), (14, 85));
     assert_eq!(sync(index, dir).added, 0, "a second sync adds nothing");
-    check_lookups(index);
-    let incremental = index.select(&Query::new(Selector::All)).unwrap();
+    check_lookups(index, dir);
+    let incremental = at(index, dir).select(&Query::new(Selector::All)).unwrap();
     // ... and rebuilt from the tiles alone: identical.
     let r = zkaudit_index::rebuild(index, &LogReader::open(dir).unwrap(), &mut |_| {}).unwrap();
     assert_eq!(r.added, 85);
-    assert_eq!(index.select(&Query::new(Selector::All)).unwrap(), incremental);
-    check_lookups(index);
+    assert_eq!(at(index, dir).select(&Query::new(Selector::All)).unwrap(), incremental);
+    check_lookups(index, dir);
 }
 
 /// Two processes appending to one ledger both sync its index: the one
@@ -89,17 +118,20 @@ fn a_stale_writer_skips_what_is_indexed(a: &mut dyn Backend, b: &mut dyn Backend
     append_stream(dir, "gmp");
     assert_eq!(b.position().unwrap(), None, "b reads the position first");
     sync(a, dir);
-    let rows = a.select(&Query::new(Selector::All)).unwrap();
+    let first = rows(dir);
     let to = a.position().unwrap().unwrap();
-    b.write(&rows, to).unwrap();
-    assert_eq!(b.select(&Query::new(Selector::All)).unwrap(), rows);
-    assert_eq!(b.count(&Query::new(Selector::MetaKey("batch_id".into()))).unwrap(), a.count(&Query::new(Selector::MetaKey("batch_id".into()))).unwrap());
+    b.write(&first, to).unwrap();
+    let all_a = at(a, dir).select(&Query::new(Selector::All)).unwrap();
+    assert_eq!(at(b, dir).select(&Query::new(Selector::All)).unwrap(), all_a);
+    let batch = Query::new(Selector::MetaKey("batch_id".into()));
+    assert_eq!(at(b, dir).count(&batch).unwrap(), at(a, dir).count(&batch).unwrap());
     // Half stale: rows from the middle on, past the end.
     append_stream(dir, "itil");
     sync(a, dir);
-    let all = a.select(&Query::new(Selector::All)).unwrap();
-    b.write(&all[rows.len() / 2..], a.position().unwrap().unwrap()).unwrap();
-    assert_eq!(b.select(&Query::new(Selector::All)).unwrap(), all);
+    let all = rows(dir);
+    b.write(&all[first.len() / 2..], a.position().unwrap().unwrap()).unwrap();
+    assert_eq!(at(b, dir).select(&Query::new(Selector::All)).unwrap(), at(a, dir).select(&Query::new(Selector::All)).unwrap());
+    assert_eq!(b.count(&Query::new(Selector::All), u64::MAX).unwrap(), all.len() as u64, "nothing indexed twice");
 }
 
 #[test]
@@ -116,7 +148,7 @@ fn sqlite_incremental_rebuild_and_deleted_index() {
     let path = tmp.path().join("index.sqlite");
     let mut index = Sqlite::open(&path).unwrap();
     incremental_equals_rebuild(&mut index, &dir);
-    let before = index.select(&Query::new(Selector::All)).unwrap();
+    let before = at(&mut index, &dir).select(&Query::new(Selector::All)).unwrap();
     drop(index);
     // Delete the index files; a new one built from the log answers the same.
     for ext in ["", "-wal", "-shm"] {
@@ -125,7 +157,7 @@ fn sqlite_incremental_rebuild_and_deleted_index() {
     let mut index = Sqlite::open(&path).unwrap();
     assert_eq!(index.position().unwrap(), None);
     sync(&mut index, &dir);
-    assert_eq!(index.select(&Query::new(Selector::All)).unwrap(), before);
+    assert_eq!(at(&mut index, &dir).select(&Query::new(Selector::All)).unwrap(), before);
 }
 
 #[test]
@@ -147,7 +179,7 @@ fn an_index_from_another_log_is_refused() {
     let e = zkaudit_index::sync(&mut index, &LogReader::open(&small).unwrap(), &mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::Ahead { indexed: 14, log: 0 }), "{e}");
     // Nothing was changed by the refusals.
-    assert_eq!(index.count(&Query::new(Selector::Type("batch_record".into()))).unwrap(), 3);
+    assert_eq!(at(&mut index, &dir).count(&Query::new(Selector::Type("batch_record".into()))).unwrap(), 3);
 }
 
 #[test]
@@ -176,7 +208,7 @@ fn postgres_answers_exactly_as_sqlite() {
     sync(&mut lite, &dir);
     for sel in [Selector::All, Selector::Type("order_executed".into()), Selector::MetaKey("service".into()), Selector::Layer("network".into())] {
         let q = Query::new(sel);
-        assert_eq!(index.select(&q).unwrap(), lite.select(&q).unwrap(), "{q:?}");
+        assert_eq!(at(&mut index, &dir).select(&q).unwrap(), at(&mut lite, &dir).select(&q).unwrap(), "{q:?}");
     }
     // The opener picks PostgreSQL for a URL.
     let mut opened = zkaudit_index::open(&pg.url).unwrap();
@@ -188,4 +220,63 @@ fn postgres_answers_exactly_as_sqlite() {
     c.reset().unwrap();
     let mut d = Postgres::connect(&pg.url).unwrap();
     a_stale_writer_skips_what_is_indexed(&mut c, &mut d, &dir2);
+}
+
+/// Canonical entry bytes of an event with these digests.
+fn entry(kind: &str, input: &str, output: &str, parents: &[&str]) -> Vec<u8> {
+    let line = serde_json::json!({
+        "version": "1.0", "timestamp": "2026-12-03T10:00:00Z", "layer": "application", "type": kind,
+        "input": input, "output": output, "metadata": {"k": 1}, "parents": parents,
+    })
+    .to_string();
+    zkaudit_event::parse_jsonl(line.as_bytes(), "test").unwrap().remove(0)
+}
+
+#[test]
+fn digests_sharing_their_index_key_are_told_apart_by_the_entries() {
+    let (tmp, dir) = new_log();
+    // The index files digests under their first 8 bytes: these two share them.
+    let a = format!("sha256:{}{}", "ab".repeat(8), "00".repeat(24));
+    let b = format!("sha256:{}{}", "ab".repeat(8), "11".repeat(24));
+    assert_eq!(zkaudit_index::digest_key(&a), zkaudit_index::digest_key(&b));
+    let other = format!("sha256:{}", "cd".repeat(32));
+    Log::open(&dir).unwrap().append(vec![entry("first", &a, &a, &[&a]), entry("second", &b, &b, &[&b]), entry("third", &other, &other, &[])]).unwrap();
+    let mut index = Sqlite::open(&tmp.path().join("index.sqlite")).unwrap();
+    sync(&mut index, &dir);
+    let mut index = at(&mut index, &dir);
+    for (digest, kind) in [(&a, "first"), (&b, "second")] {
+        for sel in [Selector::Input(digest.clone()), Selector::Output(digest.clone()), Selector::Parent(digest.clone())] {
+            let got = index.select(&Query::new(sel.clone())).unwrap();
+            assert_eq!(got.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), [kind], "{sel:?}");
+            assert_eq!(index.count(&Query::new(sel.clone())).unwrap(), 1, "{sel:?}");
+            // Under a limit of one, the collision does not take the match's place.
+            let limited = Query { limit: Some(1), ..Query::new(sel.clone()) };
+            assert_eq!(index.select(&limited).unwrap()[0].kind, kind, "{sel:?}");
+        }
+    }
+    // A malformed digest selects nothing.
+    assert!(index.select(&Query::new(Selector::Input("sha256:abab".into()))).unwrap().is_empty());
+}
+
+#[test]
+fn an_index_of_the_previous_schema_is_replaced_and_rebuilt() {
+    let (tmp, dir) = new_log();
+    append_stream(&dir, "gmp");
+    let path = tmp.path().join("index.sqlite");
+    // The first schema: text columns, one metadata row per key.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE events (leaf_index INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL, ts TEXT NOT NULL, precision_ns INTEGER NOT NULL,
+           layer TEXT NOT NULL, type TEXT NOT NULL, input TEXT NOT NULL, output TEXT NOT NULL, proof_kind TEXT, receipt_digest TEXT,
+           image_id TEXT, journal_digest TEXT);
+         CREATE TABLE meta (leaf_index INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (leaf_index, key));
+         CREATE TABLE position (id INTEGER PRIMARY KEY CHECK (id = 1), tree_size INTEGER NOT NULL, root_hash TEXT NOT NULL);
+         INSERT INTO position VALUES (1, 14, 'ff');",
+    )
+    .unwrap();
+    drop(old);
+    let mut index = Sqlite::open(&path).unwrap();
+    assert_eq!(index.position().unwrap(), None, "the old index is dropped");
+    assert_eq!(sync(&mut index, &dir).added, 14);
+    assert_eq!(at(&mut index, &dir).count(&Query::new(Selector::Type("batch_record".into()))).unwrap(), 3);
 }

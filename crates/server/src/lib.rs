@@ -196,6 +196,16 @@ impl AppState {
         Ok(state)
     }
 
+    /// Starts the thread that keeps the ledger's index following the
+    /// appends, off their path ([`zkaudit_app::ledger::IndexFollower`]);
+    /// it stops when dropped.
+    ///
+    /// # Errors
+    /// [`StartError::Ledger`] if the thread cannot start.
+    pub fn follow_index(&self) -> Result<zkaudit_app::ledger::IndexFollower, StartError> {
+        Ok(zkaudit_app::ledger::IndexFollower::spawn(self.ledger.dir().root(), self.ledger.index_spec(), INDEX_EVERY)?)
+    }
+
     /// Records the proof events of succeeded jobs not yet in the ledger.
     fn record_proofs(&self) {
         let _one = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -232,6 +242,8 @@ pub struct Running {
     shutdown: tokio::sync::watch::Sender<bool>,
     threads: Vec<std::thread::JoinHandle<()>>,
     serve: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Keeps the index following the appends, off their path.
+    indexer: zkaudit_app::ledger::IndexFollower,
 }
 
 impl Running {
@@ -266,9 +278,14 @@ impl Running {
         for t in self.threads {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+        let indexer = self.indexer;
+        let _ = tokio::task::spawn_blocking(move || drop(indexer)).await;
         r
     }
 }
+
+/// How often the index follower looks for new entries.
+const INDEX_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a worker may go without a heartbeat before its job is
 /// re-queued (only matters with workers on other machines).
@@ -303,6 +320,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         threads.push(t);
     }
     threads.push(upkeep(Arc::clone(&state), Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting upkeep".into(), error })?);
+    let indexer = state.follow_index()?;
     let (shutdown, mut rx) = tokio::sync::watch::channel(false);
     let app = router(Arc::clone(&state));
     let serve = tokio::spawn(async move {
@@ -312,7 +330,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
             .await
     });
-    Ok(Running { addr, stop, shutdown, threads, serve })
+    Ok(Running { addr, stop, shutdown, threads, serve, indexer })
 }
 
 /// Every few seconds: re-queue jobs of workers that stopped sending

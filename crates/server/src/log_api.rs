@@ -77,17 +77,7 @@ pub async fn append(State(state): State<Arc<AppState>>, caller: Caller, headers:
             None => st.ledger.append(entries).map(IdempotentAppend::Appended),
             Some(k) => st.ledger.append_idempotent(&st.store, &token.tenant, k, &body, entries),
         };
-        let outcome = match outcome {
-            Ok(o) => o,
-            // Durable, so acknowledged: answering 500 would invite a duplicate.
-            Err(e) => match e.durable_append() {
-                Some(appended) => {
-                    eprintln!("POST /v1/log/entries: {e}");
-                    IdempotentAppend::Appended(appended)
-                }
-                None => return Err(ApiError::internal(e)),
-            },
-        };
+        let outcome = outcome.map_err(ApiError::internal)?;
         if let IdempotentAppend::Appended(a) = &outcome {
             // Who appended what, for the operator; the append itself is
             // durable already, so a failure here must not turn it into a 500.

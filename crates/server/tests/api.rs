@@ -33,13 +33,15 @@ struct Api {
     app: Router,
     dir: PathBuf,
     secrets: Vec<String>,
+    /// The index follower `zkaudit_server::start` runs beside the router.
+    _indexer: zkaudit_app::ledger::IndexFollower,
     _tmp: tempfile::TempDir,
 }
 
 /// Makes a ledger and job store, creates `tokens` (scope, tenant), and
 /// opens the API's state, all on the blocking pool (it blocks).
 async fn api(max_body_bytes: usize, tokens: &'static [(Scope, &'static str)]) -> Api {
-    let (tmp, dir, state, secrets) = tokio::task::spawn_blocking(move || {
+    let (tmp, dir, state, secrets, indexer) = tokio::task::spawn_blocking(move || {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ledger");
         zkaudit_tlog::init(&dir, "test.example/server").unwrap();
@@ -64,11 +66,12 @@ async fn api(max_body_bytes: usize, tokens: &'static [(Scope, &'static str)]) ->
             registry: zkaudit_zkvm::Registry::embedded(),
         })
         .unwrap();
-        (tmp, dir, state, secrets)
+        let indexer = state.follow_index().unwrap();
+        (tmp, dir, state, secrets, indexer)
     })
     .await
     .unwrap();
-    Api { app: zkaudit_server::router(state), dir, secrets, _tmp: tmp }
+    Api { app: zkaudit_server::router(state), dir, secrets, _indexer: indexer, _tmp: tmp }
 }
 
 /// An answer: status, headers, the body as JSON (or as a JSON string when
@@ -118,20 +121,23 @@ async fn checkpoint(app: &Router, token: &str) -> (u64, String) {
     (r.body["tree_size"].as_u64().unwrap(), r.body["root_hash"].as_str().unwrap().to_owned())
 }
 
-/// Checks that the ledger's index (`DIR/index.sqlite`) has reached the
-/// checkpoint: its position is the checkpoint's tree size and root.
+/// Checks that the ledger's index (`DIR/index.sqlite`) reaches the
+/// checkpoint, its position the checkpoint's tree size and root: the
+/// server's index follower brings it there after the appends (it does not
+/// hold them up), so this waits for it, up to 30 s.
 async fn assert_indexed(api: &Api, token: &str) {
     let (size, root) = checkpoint(&api.app, token).await;
-    let path = api.dir.join("index.sqlite");
-    let position = tokio::task::spawn_blocking(move || {
-        let mut index = zkaudit_index::open(path.to_str().unwrap()).unwrap();
-        index.position().unwrap()
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|| panic!("the index is empty; the log has {size} entries"));
-    assert_eq!(position.tree_size, size, "the index lags the log");
-    assert_eq!(hex::encode(position.root_hash), root);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let path = api.dir.join("index.sqlite");
+        let position = tokio::task::spawn_blocking(move || zkaudit_index::open(path.to_str().unwrap()).unwrap().position().unwrap()).await.unwrap();
+        if let Some(p) = position.filter(|p| p.tree_size == size) {
+            assert_eq!(hex::encode(p.root_hash), root);
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "the index lags the log: {position:?}, log size {size}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// A valid event; `n` makes its digests, so different `n` are different
@@ -350,7 +356,7 @@ async fn idempotency_keys_are_per_tenant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appends_are_indexed_when_acknowledged() {
+async fn appends_are_indexed_after_they_are_acknowledged() {
     let api = api(1 << 20, &[(Scope::Submit, "alice")]).await;
     let (app, t) = (&api.app, api.secrets[0].as_str());
     let a = append(app, t, None, &events(0..5)).await;

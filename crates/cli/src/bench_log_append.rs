@@ -1,0 +1,181 @@
+//! `zkaudit bench log-append`: `zkaudit log append` of a large JSON Lines
+//! file as a user runs it (the binary, wall time), against a same-run disk
+//! baseline; then the first query, which brings the index up to the log,
+//! the index's build rate and size, and the parser's rate on one and on
+//! every core.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use clap::Args;
+use serde_json::json;
+
+use crate::bench::median;
+use crate::output::{out, outln, print_json};
+
+#[derive(Args)]
+pub struct LogAppendArgs {
+    /// Directory for the input file and scratch logs (removed afterwards).
+    /// It must be on the file system you want to measure.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Events in the input.
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    /// Approximate size of each event's canonical JSON, in bytes.
+    #[arg(long, default_value_t = 300)]
+    event_bytes: usize,
+    /// Runs (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Print results as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Event types of the input, cycled.
+const TYPES: [&str; 8] = ["rpc_call", "db_write", "db_read", "login", "file_upload", "dns_lookup", "api_request", "metric_flush"];
+
+/// One input line: an event of about `target` bytes as canonical JSON
+/// (keys written out of order, as a producer might).
+fn line(i: u64, target: usize) -> String {
+    let head = format!(
+        r#"{{"type":"{}","version":"1.0","timestamp":"2026-11-21T{:02}:{:02}:{:02}.{:09}Z","layer":"{}","input":"sha256:{:064x}","output":"sha256:{:064x}","metadata":{{"seq":{i},"host":"node-{}","pad":""#,
+        TYPES[(i % 8) as usize],
+        (i / 3600) % 24,
+        (i / 60) % 60,
+        i % 60,
+        i % 1_000_000_000,
+        if i.is_multiple_of(3) { "network" } else { "application" },
+        i,
+        i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        i % 64,
+    );
+    let pad = target.saturating_sub(head.len() + 4);
+    format!("{head}{}\"}}}}\n", "x".repeat(pad))
+}
+
+/// Wall time of the zkaudit binary running `args`.
+fn run_timed(args: &[&std::ffi::OsStr]) -> Result<Duration> {
+    let exe = std::env::current_exe().context("finding the zkaudit binary")?;
+    let t = Instant::now();
+    let out = Command::new(&exe).args(args).output().with_context(|| format!("running {}", exe.display()))?;
+    let d = t.elapsed();
+    ensure!(out.status.success(), "zkaudit {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(d)
+}
+
+/// Seconds to write `bytes` sequentially and fdatasync them: the least a
+/// durable append of that much data can take on this file system.
+fn disk_seconds(dir: &Path, bytes: u64) -> Result<f64> {
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    let chunk = vec![0x5au8; 1 << 20];
+    let t = Instant::now();
+    let mut f = tmp.as_file();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    f.sync_data()?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+fn parse_rate(input: &Path, threads: usize) -> Result<f64> {
+    let t = Instant::now();
+    let n = zkaudit_event::parse_jsonl_parallel(std::fs::File::open(input)?, "bench", threads, zkaudit_tlog::Leaf::new, |_, _| true)?;
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+pub fn run(a: LogAppendArgs) -> Result<()> {
+    let scratch = tempfile::Builder::new().prefix("zkaudit-bench-").tempdir_in(&a.dir)?;
+    let input = scratch.path().join("events.jsonl");
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&input)?);
+        for i in 0..a.events {
+            w.write_all(line(i, a.event_bytes).as_bytes())?;
+        }
+        w.flush()?;
+    }
+    let input_bytes = std::fs::metadata(&input)?.len();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let n = a.events as f64;
+    let (mut appends, mut disks, mut firsts, mut seconds, mut builds, mut parse1, mut parse_all) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut log_bytes, mut index_bytes) = (0u64, 0u64);
+    for rep in 0..a.reps.max(1) {
+        let dir = scratch.path().join(format!("log{rep}"));
+        zkaudit_tlog::init(&dir, "bench.zkaudit.invalid/log-append")?;
+        let d = run_timed(&["log".as_ref(), "append".as_ref(), dir.as_os_str(), input.as_os_str()])?;
+        appends.push(d);
+        let size = zkaudit_tlog::LogReader::open(&dir)?.size();
+        ensure!(size == a.events, "the log holds {size} entries, not {}", a.events);
+        log_bytes = dir_bytes(&dir)?;
+        // The baseline: as many bytes as the log wrote, written once and synced.
+        disks.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes)?));
+        let goal = "event(0, T, L, Ty, I, O).";
+        firsts.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
+        seconds.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
+        let index_path = zkaudit_tlog::LedgerDir::new(&dir).index_sqlite();
+        index_bytes = crate::bench_audit::sqlite_bytes(&index_path);
+        // The index build alone, in this process, into a fresh file.
+        let fresh = scratch.path().join(format!("rebuild{rep}.sqlite"));
+        let mut index = zkaudit_index::Sqlite::open(&fresh)?;
+        let t = Instant::now();
+        zkaudit_index::rebuild(&mut index, &zkaudit_tlog::LogReader::open(&dir)?, &mut |_| {})?;
+        builds.push(t.elapsed());
+        parse1.push(Duration::from_secs_f64(1.0 / parse_rate(&input, 1)?));
+        parse_all.push(Duration::from_secs_f64(1.0 / parse_rate(&input, cores)?));
+        // Free the space before the next run.
+        std::fs::remove_dir_all(&dir)?;
+        std::fs::remove_file(&fresh)?;
+    }
+    let (append, disk, first, second, build) = (median(appends), median(disks), median(firsts), median(seconds), median(builds));
+    let rate = |d: Duration| n / d.as_secs_f64();
+    let inv = |d: Duration| 1.0 / d.as_secs_f64();
+    let target = 1e6f64.min(0.9 * rate(disk));
+    if a.json {
+        print_json(&json!({
+            "bench": "log-append", "events": a.events, "input_bytes": input_bytes, "log_bytes": log_bytes, "reps": a.reps,
+            "append_s": append.as_secs_f64(), "append_events_per_s": rate(append),
+            "disk_baseline_s": disk.as_secs_f64(), "disk_baseline_events_per_s": rate(disk), "target_events_per_s": target,
+            "first_query_s": first.as_secs_f64(), "append_then_first_query_s": (append + first).as_secs_f64(), "synced_query_s": second.as_secs_f64(),
+            "index_build_events_per_s": rate(build), "index_bytes": index_bytes, "index_bytes_per_event": index_bytes as f64 / n,
+            "parse_events_per_s_1_thread": inv(median(parse1)), "parse_events_per_s_all": inv(median(parse_all)), "cores": cores,
+        }));
+        return Ok(());
+    }
+    outln!("{} events, {:.0} bytes per input line, {} runs (medians); dir {}", a.events, input_bytes as f64 / n, a.reps, a.dir.display());
+    outln!("zkaudit log append (wall)            {:>8.2} s  {:>12.0} events/s", append.as_secs_f64(), rate(append));
+    outln!(
+        "disk baseline ({:.0} MB, write+sync)  {:>8.2} s  {:>12.0} events/s  (target: {:.0} events/s, {:.0}% reached)",
+        log_bytes as f64 / 1e6,
+        disk.as_secs_f64(),
+        rate(disk),
+        target,
+        100.0 * rate(append) / target
+    );
+    outln!("first query (index catches up)      {:>8.2} s", first.as_secs_f64());
+    outln!("append, then first query answers    {:>8.2} s", (append + first).as_secs_f64());
+    outln!("query on a synced index             {:>8.2} s", second.as_secs_f64());
+    outln!("index build (SQLite, in process)    {:>8.2} s  {:>12.0} events/s", build.as_secs_f64(), rate(build));
+    outln!("index size                          {:>8.1} MB  {:>11.1} bytes/event", index_bytes as f64 / 1e6, index_bytes as f64 / n);
+    outln!("parse + RFC 8785 + leaf hash, 1 thread  {:>12.0} events/s", inv(median(parse1)));
+    outln!("parse + RFC 8785 + leaf hash, {cores} threads {:>12.0} events/s", inv(median(parse_all)));
+    Ok(())
+}
+
+/// Bytes of the files under `dir`.
+fn dir_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let m = e.metadata()?;
+        total += if m.is_dir() { dir_bytes(&e.path())? } else { m.len() };
+    }
+    Ok(total)
+}
