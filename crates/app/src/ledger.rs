@@ -6,7 +6,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 use zkaudit_index::{Backend, IndexedEvent, Query};
@@ -71,8 +72,8 @@ pub struct Ledger {
 /// and queries find little left to catch up: for processes that append
 /// for long (the server, collectors). Stops when dropped.
 pub struct IndexFollower {
-    stop: std::sync::Arc<(Mutex<bool>, std::sync::Condvar)>,
-    last_error: std::sync::Arc<Mutex<Option<String>>>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    last_error: Arc<Mutex<Option<String>>>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -82,61 +83,58 @@ impl IndexFollower {
     ///
     /// # Errors
     /// [`Error::Ledger`] if the thread cannot be started.
-    pub fn spawn(dir: &Path, spec: &str, every: std::time::Duration) -> Result<Self, Error> {
-        let stop = std::sync::Arc::new((Mutex::new(false), std::sync::Condvar::new()));
-        let last_error = std::sync::Arc::new(Mutex::new(None));
-        let (dir, spec, at) = (dir.to_owned(), spec.to_owned(), dir.to_owned());
-        let (stop2, last_error2) = (std::sync::Arc::clone(&stop), std::sync::Arc::clone(&last_error));
+    pub fn spawn(dir: &Path, spec: &str, every: Duration) -> Result<Self, Error> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let last_error = Arc::new(Mutex::new(None));
+        let (stopping, errors) = (Arc::clone(&stop), Arc::clone(&last_error));
+        let (root, spec) = (dir.to_owned(), spec.to_owned());
         let handle = std::thread::Builder::new()
             .name("zkaudit-indexer".into())
             .spawn(move || {
                 let mut index: Option<Box<dyn Backend>> = None;
                 let mut indexed = None;
                 loop {
-                    let size = LogReader::open(&dir).map(|r| r.size()).ok();
-                    if size.is_some() && size != indexed {
-                        let synced = LogReader::open(&dir).map_err(|e| e.to_string()).and_then(|reader| {
-                            let backend = match &mut index {
-                                Some(b) => b,
-                                None => index.insert(zkaudit_index::open(&spec).map_err(|e| e.to_string())?),
+                    if let Ok(reader) = LogReader::open(&root) {
+                        if Some(reader.size()) != indexed {
+                            let backend = match index.take() {
+                                Some(b) => Ok(b),
+                                None => zkaudit_index::open(&spec),
                             };
-                            zkaudit_index::sync(backend.as_mut(), &reader, &mut |_| {}).map_err(|e| e.to_string())
-                        });
-                        let mut last = last_error2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        match synced {
-                            Ok(s) => {
-                                indexed = Some(s.position.tree_size);
-                                *last = None;
-                            }
-                            Err(e) => {
-                                // Reopen next time: the connection may be what failed.
-                                index = None;
-                                *last = Some(e);
+                            let synced = backend.and_then(|mut b| zkaudit_index::sync(b.as_mut(), &reader, &mut |_| {}).map(|s| (b, s)));
+                            let mut last = errors.lock().unwrap_or_else(PoisonError::into_inner);
+                            match synced {
+                                Ok((b, s)) => {
+                                    index = Some(b);
+                                    indexed = Some(s.position.tree_size);
+                                    *last = None;
+                                }
+                                // Reopened next time: the connection may be what failed.
+                                Err(e) => *last = Some(e.to_string()),
                             }
                         }
                     }
-                    let (lock, wake) = &*stop2;
-                    let stopped = lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    let (stopped, _) = wake.wait_timeout_while(stopped, every, |s| !*s).unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (lock, wake) = &*stopping;
+                    let stopped = lock.lock().unwrap_or_else(PoisonError::into_inner);
+                    let (stopped, _) = wake.wait_timeout_while(stopped, every, |s| !*s).unwrap_or_else(PoisonError::into_inner);
                     if *stopped {
                         return;
                     }
                 }
             })
-            .map_err(|source| Error::Ledger { dir: at.clone(), source: zkaudit_tlog::Error::Io { path: at, source } })?;
+            .map_err(|source| Error::Ledger { dir: dir.to_owned(), source: zkaudit_tlog::Error::Io { path: dir.to_owned(), source } })?;
         Ok(Self { stop, last_error, handle: Some(handle) })
     }
 
     /// The error of the follower's last attempt, if it failed (it retries).
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.last_error.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
 impl Drop for IndexFollower {
     fn drop(&mut self) {
         let (lock, wake) = &*self.stop;
-        *lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *lock.lock().unwrap_or_else(PoisonError::into_inner) = true;
         wake.notify_all();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
@@ -236,12 +234,13 @@ impl Ledger {
     }
 
     /// Appends the events of a JSON Lines input (`source` names it in
-    /// errors), parsed and hashed on `threads` threads while the sequencer
-    /// writes, streaming: memory stays bounded whatever the input's size.
+    /// errors), parsed and hashed on `batch.threads` threads while the
+    /// sequencer writes, streaming: memory stays bounded whatever the
+    /// input's size.
     ///
-    /// Without `batch_size` the whole input is one atomic commit: a
+    /// Without `batch.size` the whole input is one atomic commit: a
     /// malformed line leaves the log as it was. With it, every
-    /// `batch_size` events are committed on their own and reported to
+    /// `batch.size` events are committed on their own and reported to
     /// `committed` as they are; a malformed line stops the input, and the
     /// error says what was committed before it. `progress` hears the input
     /// bytes consumed so far. Returns the acknowledgement of the whole
@@ -290,35 +289,29 @@ impl Ledger {
                 }
             }
         });
-        let summary = |acks: &[Appended]| CommittedBefore {
-            batches: acks.len(),
-            events: acks.iter().map(|a| a.count).sum(),
-            tree_size: acks.last().map(|a| a.tree_size),
-        };
         if let Some(e) = failed {
             return Err(ledger_err(e));
         }
-        if let Err(source) = parsed {
+        if let Err(error) = parsed {
             // Dropping an unfinished stream abandons it.
             drop(stream);
-            return Err(Error::Input { error: source, committed: summary(&acks) });
+            let committed = CommittedBefore { batches: acks.len(), events: acks.iter().map(|a| a.count).sum(), tree_size: acks.last().map(|a| a.tree_size) };
+            return Err(Error::Input { error, committed });
         }
-        let last = match stream {
-            Some(s) if !s.is_empty() || acks.is_empty() => {
+        let last = match (stream, acks.last()) {
+            (Some(s), _) => {
                 let a = s.finish().map_err(ledger_err)?;
                 committed(&a);
                 acks.push(a);
                 a
             }
-            Some(_) | None => match acks.last() {
-                Some(a) => *a,
-                None => {
-                    // An empty input: nothing to commit.
-                    let cp = self.reader()?;
-                    let cp = cp.checkpoint();
-                    return Ok(Appended { first_index: cp.size, count: 0, tree_size: cp.size, root_hash: cp.root });
-                }
-            },
+            (None, Some(a)) => *a,
+            (None, None) => {
+                // An empty input: nothing to commit.
+                let reader = self.reader()?;
+                let cp = reader.checkpoint();
+                return Ok(Appended { first_index: cp.size, count: 0, tree_size: cp.size, root_hash: cp.root });
+            }
         };
         let first_index = acks.first().map_or(last.first_index, |a| a.first_index);
         Ok(Appended { first_index, count: acks.iter().map(|a| a.count).sum(), ..last })
@@ -347,7 +340,7 @@ impl Ledger {
     fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend, &LogReader) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {
         let reader = self.reader()?;
         let err = |source| Error::Index { spec: self.index_spec.clone(), source };
-        let mut slot = self.index.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.index.lock().unwrap_or_else(PoisonError::into_inner);
         let index = match slot.as_mut() {
             Some(index) => index,
             None => slot.insert(zkaudit_index::open(&self.index_spec).map_err(err)?),
@@ -376,13 +369,13 @@ impl Ledger {
     pub fn append_idempotent(&self, store: &Store, tenant: &str, key: &str, request: &[u8], entries: Vec<Vec<u8>>) -> Result<IdempotentAppend, Error> {
         let id = (tenant.to_owned(), key.to_owned());
         {
-            let mut running = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut running = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
             if !running.insert(id.clone()) {
                 return Ok(IdempotentAppend::InProgress);
             }
         }
         let r = self.append_once(store, tenant, key, request, entries);
-        self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&id);
+        self.in_flight.lock().unwrap_or_else(PoisonError::into_inner).remove(&id);
         r
     }
 

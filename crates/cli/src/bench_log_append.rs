@@ -92,6 +92,8 @@ fn parse_rate(input: &Path, threads: usize) -> Result<f64> {
 }
 
 pub fn run(a: LogAppendArgs) -> Result<()> {
+    // Scratch logs are removed only at exit: mass deletion slows inode
+    // allocation on ext4 for minutes and would distort the next run.
     let scratch = tempfile::Builder::new().prefix("zkaudit-bench-").tempdir_in(&a.dir)?;
     let input = scratch.path().join("events.jsonl");
     {
@@ -130,9 +132,6 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         builds.push(t.elapsed());
         parse1.push(Duration::from_secs_f64(1.0 / parse_rate(&input, 1)?));
         parse_all.push(Duration::from_secs_f64(1.0 / parse_rate(&input, cores)?));
-        // Free the space before the next run.
-        std::fs::remove_dir_all(&dir)?;
-        std::fs::remove_file(&fresh)?;
     }
     let (append, disk, first, second, build) = (median(appends), median(disks), median(firsts), median(seconds), median(builds));
     let rate = |d: Duration| n / d.as_secs_f64();

@@ -164,3 +164,39 @@ fn malformed_batch_is_rejected_whole_with_line_and_field() {
     assert_eq!(std::fs::read(d.join("log/checkpoint")).unwrap(), before, "nothing from the bad batch was written");
     assert!(!d.join("log/tile").exists());
 }
+
+/// An input of many 1 MiB blocks is streamed into one commit whose entries
+/// are exactly the serial parser's; with --batch-size, a bad line deep in
+/// the input stops it after the batches before it, and the error says so.
+#[test]
+fn large_inputs_stream_and_batches_before_a_bad_line_stay_committed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&["log", "init", "log", "--origin", "example.com/audit"], d);
+    let n = 30_000;
+    let text: String = (0..n).map(|i| event(i) + "\n").collect();
+    assert!(text.len() > 8 << 20, "several parser blocks");
+    std::fs::write(d.join("big.jsonl"), &text).unwrap();
+    let a: serde_json::Value = serde_json::from_str(&ok(&["log", "append", "log", "big.jsonl", "--json"], d)).unwrap();
+    assert_eq!((a["first_index"].as_u64(), a["count"].as_u64(), a["tree_size"].as_u64()), (Some(0), Some(n as u64), Some(n as u64)));
+    let want = zkaudit_event::parse_jsonl(text.as_bytes(), "big").unwrap();
+    let reader = zkaudit_tlog::LogReader::open(&d.join("log")).unwrap();
+    reader
+        .for_each_entry(0, n as u64, |i, e| {
+            assert_eq!(e, &want[i as usize][..], "entry {i}");
+            Ok(())
+        })
+        .unwrap();
+
+    // A bad line at line 25,001 with batches of 10,000: two batches commit.
+    let mut lines: Vec<String> = (0..n).map(event).collect();
+    lines[25_000] = "{not json".into();
+    std::fs::write(d.join("bad.jsonl"), lines.join("\n")).unwrap();
+    let out = run(&["log", "append", "log", "bad.jsonl", "--batch-size", "10000", "--json"], d);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.jsonl:25001:") && err.contains("up to tree size 50000"), "{err}");
+    let acks: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(acks.iter().map(|a| a["tree_size"].as_u64().unwrap()).collect::<Vec<_>>(), [40_000, 50_000]);
+    assert_eq!(zkaudit_tlog::LogReader::open(&d.join("log")).unwrap().size(), 50_000);
+}

@@ -290,8 +290,8 @@ impl Row {
         let ts = Timestamp::parse(&e.timestamp).map_err(bad)?;
         let timestamp_ns = i64::try_from(ts.unix_nanos()).map_err(|_| bad(format!("timestamp {} is outside the i64 nanosecond range", ts.as_str())))?;
         let key = |d: &str| digest_key(d).ok_or_else(|| bad(format!("{d:?} is not a sha256: digest")));
-        let mut keys: Vec<String> = e.metadata.into_keys().map(Cow::into_owned).collect();
-        keys.sort_unstable();
+        // A BTreeMap's keys come sorted and distinct.
+        let keys: Vec<String> = e.metadata.into_keys().map(Cow::into_owned).collect();
         Ok(Self {
             leaf_index,
             timestamp_ns,
