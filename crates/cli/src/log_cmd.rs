@@ -46,6 +46,9 @@ pub enum LogCommand {
         /// stops the input, and the batches before it stay committed.
         #[arg(long)]
         batch_size: Option<usize>,
+        /// Parsing threads (default: one per core).
+        #[arg(long, short = 'j')]
+        threads: Option<usize>,
         /// Print {"first_index","count","tree_size","root_hash"} as JSON; with
         /// --batch-size, one such line per committed batch, as it is committed.
         #[arg(long)]
@@ -146,7 +149,7 @@ pub fn run(cmd: LogCommand) -> Result<ExitCode> {
             outln!("{vkey}");
             eprintln!("created log {origin:?} in {}; private key in {} (mode 0600)", dir.display(), zkaudit_tlog::LedgerDir::new(&dir).log_key().display());
         }
-        LogCommand::Append { dir, file, batch_size, json } => append(&dir, &file, batch_size, json)?,
+        LogCommand::Append { dir, file, batch_size, threads, json } => append(&dir, &file, batch_size, threads, json)?,
         LogCommand::Checkpoint { dir } => {
             let r = LogReader::open(&dir)?;
             out!("{}", String::from_utf8_lossy(r.checkpoint_note()));
@@ -204,7 +207,7 @@ pub(crate) fn load_vkey(arg: &str) -> Result<VerifierKey> {
     }
 }
 
-fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Result<()> {
+fn append(dir: &Path, file: &str, batch_size: Option<usize>, threads: Option<usize>, json: bool) -> Result<()> {
     let (input, len): (Box<dyn Read + Send>, u64) = if file == "-" {
         (Box::new(std::io::stdin()), 0)
     } else {
@@ -214,7 +217,8 @@ fn append(dir: &Path, file: &str, batch_size: Option<usize>, json: bool) -> Resu
     };
     let source = if file == "-" { "<stdin>" } else { file };
     let ledger = Ledger::open(dir, None)?;
-    let batch = JsonlBatches { size: batch_size.filter(|&b| b > 0), ..JsonlBatches::whole() };
+    let whole = JsonlBatches::whole();
+    let batch = JsonlBatches { size: batch_size.filter(|&b| b > 0), threads: threads.unwrap_or(whole.threads).max(1) };
     let pb = progress_bytes(len, "appending");
     // With --batch-size each commit is acknowledged (and, with --json,
     // printed as one JSON line) as soon as it is durable.

@@ -140,7 +140,9 @@ impl Log {
     /// Starts one atomic append of any number of entries, fed in blocks
     /// with [`AppendStream::push`] and committed by
     /// [`AppendStream::finish`]; only a few blocks are held in memory at a
-    /// time. Other appends of this process wait until the stream ends.
+    /// time. The stream holds the sequencer and the log's file lock until
+    /// it ends: other appends, of this process or another, wait for it (a
+    /// thread holding a stream must not append otherwise).
     pub fn stream(&self) -> Result<AppendStream> {
         let (tx, blocks) = mpsc::sync_channel(STREAM_QUEUE);
         let (reply, rx) = mpsc::channel();
@@ -159,7 +161,8 @@ fn sequencer_gone() -> Error {
 }
 
 /// One atomic append in progress (see [`Log::stream`]). Dropping it
-/// without [`finish`](Self::finish) abandons it: nothing of it is committed.
+/// without [`finish`](Self::finish) closes its channel with the append
+/// not marked complete, which abandons it: nothing of it is committed.
 pub struct AppendStream {
     tx: Option<mpsc::SyncSender<Vec<Leaf>>>,
     complete: Arc<AtomicBool>,
@@ -204,13 +207,6 @@ impl AppendStream {
         self.complete.store(true, Ordering::Release);
         drop(self.tx.take());
         self.reply.recv().map_err(|_| sequencer_gone())?
-    }
-}
-
-impl Drop for AppendStream {
-    fn drop(&mut self) {
-        // Closing the channel without `complete` abandons the append.
-        drop(self.tx.take());
     }
 }
 
