@@ -99,7 +99,9 @@ pub struct ProofFields {
     pub journal_digest: String,
 }
 
-/// One indexed event: what the index stores about the entry at `leaf_index`.
+/// One event as a query returns it ([`select`]): the fields of the entry at
+/// `leaf_index`, decoded from the log's entry bundle (the index itself
+/// keeps only a [`Row`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexedEvent {
     /// Leaf index in the log.
@@ -127,7 +129,7 @@ pub struct IndexedEvent {
 }
 
 impl IndexedEvent {
-    /// Parses the entry bytes at `leaf_index` into the indexed fields.
+    /// Parses the entry bytes at `leaf_index` into a query's fields.
     ///
     /// Errors with [`Error::BadEntry`] if the bytes are not a valid event or
     /// the timestamp does not fit in i64 nanoseconds (years 1677–2262).
