@@ -52,20 +52,17 @@ pub fn print_json(v: &impl serde::Serialize) {
 /// unknown, 0), on standard error.
 pub fn progress_bytes(len: u64, what: &str) -> ProgressBar {
     let pb = if len > 0 { ProgressBar::new(len) } else { ProgressBar::new_spinner() };
-    let style = ProgressStyle::with_template("{spinner} {msg:12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-    pb.set_style(style);
-    pb.set_message(what.to_owned());
-    pb
+    styled(pb, what, "{spinner} {msg:12} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, eta {eta})")
 }
 
 /// A progress bar on stderr that hides itself when stderr is not a terminal.
 pub fn progress(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::new(len);
-    let style = ProgressStyle::with_template("{spinner} {msg:12} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    styled(ProgressBar::new(len), what, "{spinner} {msg:12} [{bar:40}] {human_pos}/{human_len} ({per_sec}, eta {eta})")
+}
+
+/// `pb` drawn with `template`, labelled `what`.
+fn styled(pb: ProgressBar, what: &str, template: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
     pb.set_style(style);
     pb.set_message(what.to_owned());
     pb

@@ -1,7 +1,10 @@
 //! Reading a batch of events from JSON Lines.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use crate::event::{EventObject, MAX_ENTRY_BYTES};
 
@@ -64,33 +67,20 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-/// Parses one line given as bytes: the common case straight from the
-/// bytes (serde_json checks the UTF-8 of what it reads), anything else
-/// through [`parse_line`] for its error (invalid UTF-8 is a bad line like
-/// any other, not a failed read).
-fn parse_line_bytes(source: &str, line_no: usize, line: &[u8]) -> Result<Vec<u8>, LineError> {
-    if let Ok(EventObject(event)) = serde_json::from_slice::<EventObject>(line) {
-        if let Ok(bytes) = event.canonical_bytes() {
-            if bytes.len() <= MAX_ENTRY_BYTES {
-                return Ok(bytes);
-            }
-        }
-    }
-    match std::str::from_utf8(line) {
-        Ok(text) => parse_line(source, line_no, text),
-        Err(e) => {
-            Err(LineError { source: source.to_owned(), line: line_no, column: Some(e.valid_up_to() + 1), field: None, message: "invalid UTF-8".to_owned() })
-        }
-    }
-}
-
-/// Parses one line into its entry bytes.
-fn parse_line(source: &str, line_no: usize, line: &str) -> Result<Vec<u8>, LineError> {
+/// Parses one line into its entry bytes. The common case goes straight
+/// from the bytes (serde_json checks the UTF-8 of the strings it reads); a
+/// bad line is parsed again, as text, for the field path of its error
+/// (invalid UTF-8 is a bad line like any other, not a failed read).
+fn parse_line(source: &str, line_no: usize, line: &[u8]) -> Result<Vec<u8>, LineError> {
     let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
-    // The common case first; a bad line is parsed again for its field path.
-    let event = match serde_json::from_str::<EventObject>(line) {
+    let event = match serde_json::from_slice::<EventObject>(line) {
         Ok(EventObject(event)) => event,
-        Err(_) => return Err(explain(source, line_no, line)),
+        Err(_) => {
+            return Err(match std::str::from_utf8(line) {
+                Ok(text) => explain(source, line_no, text),
+                Err(e) => err(Some(e.valid_up_to() + 1), None, "invalid UTF-8".to_owned()),
+            })
+        }
     };
     let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
     if bytes.len() > MAX_ENTRY_BYTES {
@@ -147,7 +137,7 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
         if is_blank(&line) {
             continue;
         }
-        let parsed = parse_line_bytes(source, i + 1, &line);
+        let parsed = parse_line(source, i + 1, &line);
         match parsed {
             Ok(b) if errors.is_empty() => entries.push(b),
             Ok(_) => {}
@@ -208,13 +198,10 @@ where
     M: Fn(Vec<u8>) -> T + Sync,
     S: FnMut(Vec<T>, u64) -> bool,
 {
-    use std::collections::BTreeMap;
-    use std::sync::{mpsc, Mutex};
-
     let threads = threads.max(1);
     let (work_tx, work_rx) = mpsc::sync_channel::<Block>(threads * 2);
     let work_rx = Mutex::new(work_rx);
-    let stop = std::sync::atomic::AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let (done_tx, done_rx) = mpsc::sync_channel::<Parsed<T>>(threads * 2);
         let stop = &stop;
@@ -243,10 +230,10 @@ where
                 consumed += p.bytes as u64;
                 total += p.bad;
                 errors.extend(p.errors.into_iter().take(MAX_REPORTED_ERRORS - errors.len()));
-                if total == 0 && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if total == 0 && !stop.load(Ordering::Relaxed) {
                     count += p.items.len() as u64;
                     if !sink(p.items, consumed) {
-                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        stop.store(true, Ordering::Relaxed);
                     }
                 }
             }
@@ -262,7 +249,7 @@ where
 
 /// Splits the input into blocks of whole lines, numbering them and their
 /// first lines; stops early when `stop` is set.
-fn read_blocks(reader: &mut impl std::io::Read, work: std::sync::mpsc::SyncSender<Block>, stop: &std::sync::atomic::AtomicBool) -> std::io::Result<()> {
+fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, stop: &AtomicBool) -> std::io::Result<()> {
     use std::io::Read as _;
     let (mut seq, mut line, mut carry) = (0u64, 1usize, Vec::new());
     loop {
@@ -284,7 +271,7 @@ fn read_blocks(reader: &mut impl std::io::Read, work: std::sync::mpsc::SyncSende
             }
         }
         let lines = memchr::memchr_iter(b'\n', &buf).count();
-        if stop.load(std::sync::atomic::Ordering::Relaxed) || work.send(Block { seq, first_line: line, bytes: buf }).is_err() {
+        if stop.load(Ordering::Relaxed) || work.send(Block { seq, first_line: line, bytes: buf }).is_err() {
             return Ok(());
         }
         seq += 1;
@@ -298,17 +285,17 @@ fn read_blocks(reader: &mut impl std::io::Read, work: std::sync::mpsc::SyncSende
 fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> Parsed<T> {
     let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), items: Vec::new(), errors: Vec::new(), bad: 0 };
     let mut start = 0;
-    let mut line_no = block.first_line;
+    let mut next_line = block.first_line;
     let bytes = &block.bytes;
     while start < bytes.len() {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        let line = &bytes[start..end];
+        let (line, line_no) = (&bytes[start..end], next_line);
         start = end + 1;
-        line_no += 1;
+        next_line += 1;
         if is_blank(line) {
             continue;
         }
-        match parse_line_bytes(source, line_no - 1, line) {
+        match parse_line(source, line_no, line) {
             Ok(b) if p.bad == 0 => p.items.push(map(b)),
             Ok(_) => {}
             Err(e) => {

@@ -29,7 +29,7 @@ mod sqlite;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use zkaudit_event::{Event, Timestamp};
+use zkaudit_event::{Digest, Event, Timestamp};
 use zkaudit_tlog::LogReader;
 
 pub use pg::Postgres;
@@ -270,11 +270,12 @@ struct Skim<'a> {
 
 /// The 64-bit key under which the index files a digest: its first 8
 /// bytes, big-endian, as a signed integer (both databases' integer type).
-/// `None` if `digest` is not `sha256:` and 64 hex digits.
+/// `None` if `digest` is not a valid digest (`sha256:` and 64 lowercase hex
+/// digits, [`Digest::parse`]).
 pub fn digest_key(digest: &str) -> Option<i64> {
-    let hex = digest.strip_prefix("sha256:").filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))?;
+    let d = Digest::parse(digest).ok()?;
     let mut b = [0u8; 8];
-    hex::decode_to_slice(&hex[..16], &mut b).ok()?;
+    b.copy_from_slice(&d.0[..8]);
     Some(i64::from_be_bytes(b))
 }
 

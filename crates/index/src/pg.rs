@@ -23,7 +23,7 @@ impl Postgres {
         let mut client = Client::connect(url, NoTls)?;
         let mut tx = client.transaction()?;
         tx.execute(WRITE_LOCK, &[])?;
-        tx.batch_execute("CREATE TABLE IF NOT EXISTS schema_version (id BIGINT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")?;
+        tx.batch_execute(&sql::version_table("BIGINT"))?;
         let version: Option<i64> = tx.query_opt(sql::READ_VERSION, &[])?.map(|r| r.try_get(0)).transpose()?;
         if version != Some(sql::SCHEMA_VERSION) {
             tx.batch_execute(&sql::drop_all())?;

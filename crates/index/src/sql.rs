@@ -52,11 +52,17 @@ CREATE TABLE IF NOT EXISTS position (
     tree_size {int} NOT NULL,
     root_hash TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS schema_version (
-    id {int} PRIMARY KEY CHECK (id = 1),
-    version {int} NOT NULL
-);
 ";
+
+/// The table holding [`SCHEMA_VERSION`], with `{int}` as in [`SCHEMA`].
+/// PostgreSQL creates it before reading it (a failed read would abort the
+/// transaction that checks it).
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_version (id {int} PRIMARY KEY CHECK (id = 1), version {int} NOT NULL);";
+
+/// [`VERSION_TABLE`] for a database whose 64-bit integer type is `int`.
+pub(crate) fn version_table(int: &str) -> String {
+    VERSION_TABLE.replace("{int}", int)
+}
 
 /// The secondary indexes of `events`: (name, definition).
 const SECONDARY: [(&str, &str); 7] = [
@@ -82,15 +88,16 @@ pub(crate) fn drop_secondary() -> String {
     SECONDARY.iter().map(|(name, _)| format!("DROP INDEX IF EXISTS {name};")).collect::<Vec<_>>().join("\n")
 }
 
-/// Every table any schema version created, dropped by [`DROP_ALL`].
+/// Every table any schema version created, dropped by [`drop_all`].
 const TABLES: [&str; 8] = ["events", "parents", "meta", "names", "keysets", "keyset_keys", "position", "schema_version"];
 
 /// The schema for a database whose 64-bit integer type is `int` and whose
 /// clustered-table suffix is `clustered` (SQLite's ` WITHOUT ROWID`).
 pub(crate) fn schema(int: &str, clustered: &str) -> String {
     format!(
-        "{}\n{}\nINSERT INTO schema_version (id, version) VALUES (1, {SCHEMA_VERSION});",
+        "{}\n{}\n{}\nINSERT INTO schema_version (id, version) VALUES (1, {SCHEMA_VERSION});",
         SCHEMA.replace("{int}", int).replace("{clustered}", clustered),
+        version_table(int),
         create_secondary()
     )
 }

@@ -126,9 +126,7 @@ impl TileStore {
         }
         Ok(())
     }
-}
 
-impl TileStore {
     /// Calls `f(index, entry)` for each of `indices` (ascending, each below
     /// the tree size), reading each entry bundle once. Errors as
     /// [`TileStore::for_each_entry`].
