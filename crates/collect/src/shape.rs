@@ -32,6 +32,9 @@ pub enum OcsfClass {
     HttpActivity,
     /// DNS Activity (4003), Network Activity category.
     DnsActivity,
+    /// API Activity (6003), Application Activity category: a call to a
+    /// service's API, such as an LLM provider's.
+    ApiActivity,
 }
 
 impl OcsfClass {
@@ -43,6 +46,7 @@ impl OcsfClass {
             OcsfClass::NetworkActivity => 4001,
             OcsfClass::HttpActivity => 4002,
             OcsfClass::DnsActivity => 4003,
+            OcsfClass::ApiActivity => 6003,
         }
     }
 
@@ -52,6 +56,7 @@ impl OcsfClass {
             OcsfClass::FileSystemActivity => "file",
             OcsfClass::ProcessActivity => "process",
             OcsfClass::NetworkActivity | OcsfClass::HttpActivity | OcsfClass::DnsActivity => "network",
+            OcsfClass::ApiActivity => "web",
         }
     }
 }
