@@ -31,6 +31,7 @@ pub const PACKS: &[BuiltinPack] = &[
     BuiltinPack { name: "trading", file: "packs/trading.pl", source: include_str!("../../../packs/trading.pl") },
     BuiltinPack { name: "gmp", file: "packs/gmp.pl", source: include_str!("../../../packs/gmp.pl") },
     BuiltinPack { name: "itil", file: "packs/itil.pl", source: include_str!("../../../packs/itil.pl") },
+    BuiltinPack { name: "llm", file: "packs/llm.pl", source: include_str!("../../../packs/llm.pl") },
 ];
 
 /// Loads a built-in pack by name, or a pack file by path; returns it and

@@ -312,6 +312,84 @@ git_commit(I, R, A, S) :-
     '$meta'(I, 'git.author.email', A),
     '$meta'(I, 'git.message.summary', S).
 
+%% llm_call(?Index, ?CallId, ?TokenId, ?RequestedModel, ?ServedModel, ?Status):
+%% a call through the LLM gateway: the caller's token ID, the model asked
+%% for and the one the upstream said it served (`none` when unknown), and
+%% the HTTP status the caller got.
+llm_call(I, C, Tok, Req, Served, St) :-
+    event(I, _, _, llm_call, _, _),
+    '$meta'(I, 'event.id', C),
+    '$meta'(I, 'user.id', Tok),
+    (   '$meta'(I, 'gen_ai.request.model', R0) -> Req = R0 ; Req = none ),
+    (   '$meta'(I, 'gen_ai.response.model', S0) -> Served = S0 ; Served = none ),
+    '$meta'(I, 'http.response.status_code', St).
+
+%% llm_completion(?Index, ?State): how a call ended: complete, rejected,
+%% blocked, upstream_error, upstream_unreachable, upstream_broken or
+%% client_aborted.
+llm_completion(I, S) :-
+    event(I, _, _, llm_call, _, _),
+    '$meta'(I, 'zkaudit.llm.completion', S).
+
+%% llm_usage(?Index, ?InputTokens, ?OutputTokens): token counts as the
+%% upstream gave them (`none` when it gave none).
+llm_usage(I, In, Out) :-
+    event(I, _, _, llm_call, _, _),
+    (   '$meta'(I, 'gen_ai.usage.input_tokens', In0) -> In = In0 ; In = none ),
+    (   '$meta'(I, 'gen_ai.usage.output_tokens', Out0) -> Out = Out0 ; Out = none ).
+
+%% llm_decision(?Index, ?Rule, ?Decision): a policy rule the call was
+%% checked against (model_allowlist.request, rate_limit.requests,
+%% rate_limit.tokens, pii.request, model_allowlist.response, pii.response)
+%% and what it decided (allow, deny, redact, block).
+llm_decision(I, R, D) :-
+    event(I, _, _, llm_call, _, _),
+    '$meta'(I, 'zkaudit.llm.policy.decisions', L),
+    member(X, L),
+    '$split_atom'(X, '=', [R, D]).
+
+%% llm_pii(?Index, ?Where, ?Entity, ?Count, ?Action): personal data or
+%% secrets found in a call's request or response (Where), of a kind
+%% (email, phone, card_number, iban, us_ssn, secret), how many, and what
+%% the policy did (block, redact, flag). The matched text is never logged.
+llm_pii(I, W, E, N, A) :-
+    event(I, _, _, llm_call, _, _),
+    '$meta'(I, 'zkaudit.llm.pii.findings', L),
+    member(X, L),
+    '$split_atom'(X, '/', [W, E, NA, A]),
+    atom_chars(NA, NC), number_chars(N, NC).
+
+%% llm_policy(?Index, ?Digest, ?AllowedModels, ?RequestsPerMinute, ?TokensPerMinute):
+%% a policy the gateway put in force (its digest is the calls'
+%% `zkaudit.llm.policy.digest`).
+llm_policy(I, D, Allow, Rpm, Tpm) :-
+    event(I, _, _, llm_policy, D, _),
+    '$meta'(I, 'zkaudit.llm.models.allow', Allow),
+    '$meta'(I, 'zkaudit.llm.rate_limits.requests_per_minute', Rpm),
+    '$meta'(I, 'zkaudit.llm.rate_limits.tokens_per_minute', Tpm).
+
+%% llm_policy_of(?Call, ?Policy): the policy event in force for a call.
+llm_policy_of(I, P) :-
+    event(I, _, _, llm_call, _, _),
+    '$meta'(I, 'zkaudit.llm.policy.digest', D),
+    event(P, _, _, llm_policy, D, _).
+
+%% llm_model_allowed(+Model, +Allow): Model is on the allowlist Allow
+%% (exact names, or prefixes ending in `*`).
+llm_model_allowed(M, Allow) :-
+    member(A, Allow),
+    atom_chars(A, Cs),
+    (   append(P, ['*'], Cs) -> atom_chars(M, Ms), append(P, _, Ms) ; A == M ),
+    !.
+
+'$split_atom'(A, Sep, Parts) :-
+    atom_chars(A, Cs), atom_chars(Sep, [S]),
+    '$split_chars'(Cs, S, Css),
+    findall(P, ( member(C, Css), atom_chars(P, C) ), Parts).
+
+'$split_chars'(Cs, S, [W|Ws]) :-
+    (   append(W, [S|Rest], Cs) -> '$split_chars'(Rest, S, Ws) ; W = Cs, Ws = [] ).
+
 %% availability(+Service, -Percent, -Outages, -Used): the share of time
 %% Service was up, from its availability observations ('$probe'/4): its
 %% service_down / service_up / service_check events (meta `service`), and

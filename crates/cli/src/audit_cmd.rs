@@ -64,7 +64,7 @@ pub struct QueryArgs {
     #[command(flatten)]
     pub limits: QueryLimits,
     /// Load a Prolog file first (a compliance pack or your own rules); repeatable.
-    /// Built-in pack names (telecoms, trading, gmp, itil) work too.
+    /// Built-in pack names (telecoms, trading, gmp, itil, llm) work too.
     #[arg(long, value_name = "FILE")]
     pub consult: Vec<String>,
     /// Answers printed at most.
@@ -80,7 +80,7 @@ pub struct QueryArgs {
 pub struct ComplianceArgs {
     /// Log directory.
     pub dir: PathBuf,
-    /// A built-in pack (telecoms, trading, gmp, itil) or a pack file.
+    /// A built-in pack (telecoms, trading, gmp, itil, llm) or a pack file.
     #[arg(long)]
     pub pack: String,
     /// Override a pack parameter, NAME=VALUE (repeatable).

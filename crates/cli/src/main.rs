@@ -19,6 +19,7 @@ mod bench_record;
 mod child_cmd;
 mod collect_cmd;
 mod ingest_cmd;
+mod llm_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
@@ -104,6 +105,12 @@ enum Command {
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
     Compliance(audit_cmd::ComplianceArgs),
+    /// An OpenAI-compatible gateway that enforces a policy (models, rate
+    /// limits, PII) and records every LLM call with salted commitments.
+    LlmGateway(llm_cmd::GatewayArgs),
+    /// Disclose, check or shred the LLM calls a gateway recorded.
+    #[command(subcommand)]
+    Llm(llm_cmd::LlmCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -137,6 +144,8 @@ fn main() -> ExitCode {
         Command::Ingest(c) => ingest_cmd::run(c),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
+        Command::LlmGateway(a) => llm_cmd::gateway(a),
+        Command::Llm(c) => llm_cmd::run(c),
         Command::Serve(a) => serve_cmd::serve(a),
         Command::Worker(a) => serve_cmd::worker(a),
         Command::Token(c) => serve_cmd::token(c),

@@ -122,6 +122,12 @@ impl LedgerDir {
         self.root.join("jobs.sqlite")
     }
 
+    /// `private/llm-calls.sqlite`: the LLM gateway's default call store
+    /// (commitment salts and call contents; never part of the log).
+    pub fn llm_calls_sqlite(&self) -> PathBuf {
+        self.private_dir().join("llm-calls.sqlite")
+    }
+
     /// Creates `private/` with mode 0700 if it is missing.
     ///
     /// # Errors
