@@ -80,3 +80,15 @@ if [ ! -e /usr/include/pcap/pcap.h ]; then
   apt_install libpcap-dev
 fi
 mkdir -p "$CARGO_TARGET_DIR"
+
+# The LLM gateway's tests drive it with the official `openai` Python client
+# (PyPI), kept in a virtual environment beside the build.
+export ZKAUDIT_PYTHON="$CARGO_TARGET_DIR/py-openai/bin/python"
+if ! "$ZKAUDIT_PYTHON" -c 'import openai' >/dev/null 2>&1; then
+  echo "setup: installing the openai Python client (PyPI) into $CARGO_TARGET_DIR/py-openai" >&2
+  python3 -m venv "$CARGO_TARGET_DIR/py-openai" >/dev/null 2>&1 || {
+    apt_install python3-venv
+    python3 -m venv "$CARGO_TARGET_DIR/py-openai"
+  }
+  "$CARGO_TARGET_DIR/py-openai/bin/pip" install -q 'openai==2.54.0'
+fi

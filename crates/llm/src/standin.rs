@@ -176,6 +176,10 @@ async fn answer(seen: &Seen, headers: &HeaderMap, body: Value, chat: bool) -> Re
                 if i == 0 && slow {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
+                if cut != usize::MAX {
+                    // Let what comes before the break reach the wire first.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 Some((Ok::<Bytes, std::io::Error>(Bytes::from(format!("data: {e}\n\n"))), (it, slow, false)))
             }
             None => Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), (it, slow, true))),
