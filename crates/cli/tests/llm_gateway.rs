@@ -228,7 +228,8 @@ fn policy_decisions_and_failures_are_answered_and_recorded() {
     let (st, body, slow) = chat(&s, json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "[[slow]] wait"}]}));
     assert_eq!(st, 200, "{body}");
     // A stream that breaks halfway: the client gets an error event.
-    let (st, body, broken) = chat(&s, json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "[[break]] one two three four five six"}]}));
+    let (st, body, broken) =
+        chat(&s, json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": "[[break]] one two three four five six"}]}));
     assert_eq!(st, 200);
     assert!(body.as_str().unwrap().contains("upstream_broken"), "{body}");
     // A client that reads the headers of a slow stream and hangs up.
@@ -289,7 +290,13 @@ fn abort_mid_stream(s: &Setup) -> String {
     let mut sock = TcpStream::connect(addr).unwrap();
     let words = "word ".repeat(20_000);
     let body = json!({"model": "gpt-4o-mini", "stream": true, "messages": [{"role": "user", "content": format!("[[slow]] {words}")}]}).to_string();
-    write!(sock, "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", s.token, body.len()).unwrap();
+    write!(
+        sock,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        s.token,
+        body.len()
+    )
+    .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -429,7 +436,10 @@ fn malformed_requests_get_openai_errors() {
         let shown = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
         assert!((400..500).contains(&st), "{path} {shown}: HTTP {st} {v}");
         let e = &v["error"];
-        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()) && e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(), "{path} {shown}: {v}");
+        assert!(
+            e["message"].as_str().is_some_and(|m| !m.is_empty()) && e["type"].is_string() && e.get("param").is_some() && e.get("code").is_some(),
+            "{path} {shown}: {v}"
+        );
     }
     // Without a token, or with a bad one: 401.
     assert_eq!(post_raw(&s, "/v1/chat/completions", None, "application/json", b"{}").0, 401);

@@ -390,7 +390,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("private/llm-calls.sqlite");
         let mut s = CallStore::open(&path).unwrap();
-        let call = StoredCall { call_id: "c1".into(), request: Opening::new(&serde_json::json!({"q": 1})), response: Opening::new(&serde_json::json!({"a": 2})) };
+        let call =
+            StoredCall { call_id: "c1".into(), request: Opening::new(&serde_json::json!({"q": 1})), response: Opening::new(&serde_json::json!({"a": 2})) };
         s.put(std::slice::from_ref(&call)).unwrap();
         let got = s.get("c1").unwrap();
         assert_eq!(got.request.commitment(REQUEST_TAG), call.request.commitment(REQUEST_TAG));

@@ -51,7 +51,9 @@ pub fn disclose(ledger_dir: &Path, index: Option<&str>, store: &Path, call_id: &
     let reader = ledger.reader()?;
     let entry = reader.entry(event.leaf_index).map_err(|e| DiscloseError::Log(e.to_string()))?;
     let proof = reader.inclusion(event.leaf_index, None).map_err(|e| DiscloseError::Log(e.to_string()))?;
-    let parse = |s: &str| serde_json::from_str::<Value>(s).map_err(|e| StoreError::Corrupt { path: store.to_owned(), call_id: call_id.to_owned(), what: e.to_string() });
+    let parse = |s: &str| {
+        serde_json::from_str::<Value>(s).map_err(|e| StoreError::Corrupt { path: store.to_owned(), call_id: call_id.to_owned(), what: e.to_string() })
+    };
     Ok(Disclosure {
         call_id: call_id.to_owned(),
         request: parse(&stored.request.canonical)?,

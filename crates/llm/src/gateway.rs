@@ -344,7 +344,9 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         let store_errors = Arc::clone(&shared.store_errors);
         drop(shared);
         let sink_report = match sink {
-            Some(s) => tokio::task::spawn_blocking(move || s.finish()).await.map_err(|e| GatewayError::Upstream { url: String::new(), why: e.to_string() })??,
+            Some(s) => {
+                tokio::task::spawn_blocking(move || s.finish()).await.map_err(|e| GatewayError::Upstream { url: String::new(), why: e.to_string() })??
+            }
             None => zkaudit_collect::Report::default(),
         };
         let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
@@ -387,7 +389,11 @@ async fn embeddings(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", "unknown endpoint; the gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        "unknown endpoint; the gateway serves /v1/chat/completions, /v1/completions, /v1/embeddings and /v1/models",
+    )
 }
 
 /// The caller's token: 401 without a known one, 403 without the submit scope.
@@ -554,10 +560,7 @@ impl CallRecord {
             .field("zkaudit.llm.completion", self.completion.as_str())
             .field("zkaudit.llm.policy.digest", self.policy.digest.to_string())
             .field("zkaudit.llm.policy.decisions", self.decisions.clone())
-            .field(
-                "zkaudit.llm.pii.findings",
-                self.pii.iter().map(|((place, e, a), n)| format!("{place}/{e}/{n}/{}", a.as_str())).collect::<Vec<_>>(),
-            )
+            .field("zkaudit.llm.pii.findings", self.pii.iter().map(|((place, e, a), n)| format!("{place}/{e}/{n}/{}", a.as_str())).collect::<Vec<_>>())
             .outcome(self.completion == Completion::Complete && self.status < 400);
         if let Some(f) = &self.facts {
             o = o.field("gen_ai.request.model", f.model.as_str());
@@ -668,7 +671,8 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
             let too_large = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
             rec.request["error"] = json!(if too_large { format!("body over {limit} bytes (not kept)") } else { format!("body unreadable: {e}") });
             let err = if too_large {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the request body is larger than {limit} bytes")).code("request_too_large")
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the request body is larger than {limit} bytes"))
+                    .code("request_too_large")
             } else {
                 ApiError::invalid(None, format!("the request body could not be read: {e}"))
             };
@@ -693,7 +697,8 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
 
     if !policy.policy.model_allowed(&facts.model) {
         rec.decide("model_allowlist.request", "deny");
-        let e = ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("the policy does not allow model `{}`", facts.model)).code("model_not_allowed");
+        let e =
+            ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("the policy does not allow model `{}`", facts.model)).code("model_not_allowed");
         return refuse(rec, ApiError { param: Some("model".into()), ..e }, Completion::Rejected);
     }
     rec.decide("model_allowlist.request", "allow");
@@ -718,7 +723,10 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
         };
         if let Some(wait) = verdict {
             rec.decide("rate_limit.tokens", "deny");
-            let e = rate_limited(format!("token {} is over {} tokens per minute (this call: about {estimate})", rec.token.id, policy.policy.rate_limits.tokens_per_minute), wait);
+            let e = rate_limited(
+                format!("token {} is over {} tokens per minute (this call: about {estimate})", rec.token.id, policy.policy.rate_limits.tokens_per_minute),
+                wait,
+            );
             return refuse(rec, e, Completion::Rejected);
         }
         rec.decide("rate_limit.tokens", "allow");
@@ -780,7 +788,8 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
         }
     };
     let Ok(mut answer_body) = serde_json::from_slice::<Value>(&bytes) else {
-        let err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", format!("the upstream answered HTTP {status} with a body that is not JSON")).code("upstream_broken");
+        let err = ApiError::new(StatusCode::BAD_GATEWAY, "server_error", format!("the upstream answered HTTP {status} with a body that is not JSON"))
+            .code("upstream_broken");
         return refuse(rec, err, Completion::UpstreamBroken);
     };
     if !status.is_success() {
@@ -840,7 +849,14 @@ fn served_model_refused(rec: &mut CallRecord, policy: &Active) -> Option<ApiErro
         return None;
     }
     rec.decide("model_allowlist.response", "deny");
-    Some(ApiError::new(StatusCode::BAD_GATEWAY, "server_error", format!("the upstream served model `{served}`, which the policy does not allow; its answer was withheld")).code("model_not_allowed"))
+    Some(
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            format!("the upstream served model `{served}`, which the policy does not allow; its answer was withheld"),
+        )
+        .code("model_not_allowed"),
+    )
 }
 
 fn rate_limited(message: String, wait: Duration) -> ApiError {

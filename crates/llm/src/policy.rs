@@ -222,7 +222,13 @@ fn default_provider() -> String {
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { provider: default_provider(), models: Models::default(), rate_limits: RateLimits::default(), pii: PiiRules::default(), limits: Limits::default() }
+        Self {
+            provider: default_provider(),
+            models: Models::default(),
+            rate_limits: RateLimits::default(),
+            pii: PiiRules::default(),
+            limits: Limits::default(),
+        }
     }
 }
 

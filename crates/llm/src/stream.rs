@@ -160,8 +160,7 @@ impl<'a> SseFilter<'a> {
     pub fn feed(&mut self, bytes: &[u8]) -> Step {
         self.buf.extend_from_slice(bytes);
         let mut out = Vec::new();
-        loop {
-            let Some((end, sep)) = find_event_end(&self.buf) else { break };
+        while let Some((end, sep)) = find_event_end(&self.buf) {
             let raw: Vec<u8> = self.buf.drain(..end + sep).collect();
             let text = String::from_utf8_lossy(&raw[..end]).into_owned();
             let data: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data:")).map(|d| d.strip_prefix(' ').unwrap_or(d)).collect();
