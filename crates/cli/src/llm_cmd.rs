@@ -27,7 +27,7 @@ pub struct GatewayArgs {
     /// File holding the upstream's API key (one line).
     #[arg(long, value_name = "FILE")]
     upstream_key_file: Option<PathBuf>,
-    /// Policy file (TOML: [models] allow, [rate_limits], [pii], [limits]);
+    /// Policy file (TOML: tables models, rate_limits, pii and limits);
     /// without one, the safe defaults, which allow no model. Changes to the
     /// file are picked up and recorded.
     #[arg(long, value_name = "FILE")]

@@ -96,6 +96,9 @@ pub enum GatewayError {
         /// What is wrong.
         why: String,
     },
+    /// The gateway's own task failed (a panic in it).
+    #[error("the gateway's task failed: {0}")]
+    Task(String),
     /// Listening failed.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -227,7 +230,7 @@ impl Running {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        self.task.await.map_err(|e| GatewayError::Upstream { url: String::new(), why: format!("gateway task: {e}") })?
+        self.task.await.map_err(|e| GatewayError::Task(e.to_string()))?
     }
 }
 
@@ -344,9 +347,7 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         let store_errors = Arc::clone(&shared.store_errors);
         drop(shared);
         let sink_report = match sink {
-            Some(s) => {
-                tokio::task::spawn_blocking(move || s.finish()).await.map_err(|e| GatewayError::Upstream { url: String::new(), why: e.to_string() })??
-            }
+            Some(s) => tokio::task::spawn_blocking(move || s.finish()).await.map_err(|e| GatewayError::Task(e.to_string()))??,
             None => zkaudit_collect::Report::default(),
         };
         let _ = tokio::task::spawn_blocking(move || store_thread.join()).await;
@@ -637,8 +638,12 @@ async fn call(s: Arc<Shared>, op: Operation, headers: HeaderMap, body: Body) -> 
     }
 }
 
-/// Sends `response` to the client; notes an abort if the client is gone.
-fn answer(rec: &mut CallRecord, tx: oneshot::Sender<Response>, response: Response) {
+/// Sends `response` to the client with the call's ID in
+/// `x-zkaudit-call-id`; notes an abort if the client is gone.
+fn answer(rec: &mut CallRecord, tx: oneshot::Sender<Response>, mut response: Response) {
+    if let Ok(v) = HeaderValue::from_str(&rec.id) {
+        response.headers_mut().insert("x-zkaudit-call-id", v);
+    }
     if tx.send(response).is_err() && rec.completion == Completion::Complete {
         rec.completion = Completion::ClientAborted;
     }
@@ -828,11 +833,7 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
         rec.decide("pii.response", if rec.pii.keys().any(|(p, _, a)| *p == "response" && *a == Action::Redact) { "redact" } else { "allow" });
     }
     rec.response = json!({"status": rec.status, "body": answer_body});
-    let mut r = (status, axum::Json(answer_body)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&rec.id) {
-        r.headers_mut().insert("x-zkaudit-call-id", v);
-    }
-    Some(r)
+    Some((status, axum::Json(answer_body)).into_response())
 }
 
 fn merge(into: &mut Counts, from: Counts) {
@@ -869,15 +870,12 @@ fn rate_limited(message: String, wait: Duration) -> ApiError {
 async fn pump_stream(s: &Shared, rec: &mut CallRecord, mut upstream: hyper::body::Incoming, tx: oneshot::Sender<Response>, policy: &Active) {
     let (client_tx, client_rx) = mpsc::channel::<Result<Bytes, Infallible>>(64);
     let stream = futures_util::stream::unfold(client_rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
-    let mut response = Response::builder()
+    let response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
         .body(Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
-    if let Ok(v) = HeaderValue::from_str(&rec.id) {
-        response.headers_mut().insert("x-zkaudit-call-id", v);
-    }
     answer(rec, tx, response);
     let guard = policy.policy.pii.scan_responses.then(|| Guard::new(&s.scanner, policy.policy.pii, "response"));
     let include_usage = rec.facts.as_ref().is_some_and(|f| f.include_usage);
