@@ -88,6 +88,7 @@ if ! "$ZKAUDIT_PYTHON" -c 'import openai' >/dev/null 2>&1; then
   echo "setup: installing the openai Python client (PyPI) into $CARGO_TARGET_DIR/py-openai" >&2
   python3 -m venv "$CARGO_TARGET_DIR/py-openai" >/dev/null 2>&1 || {
     apt_install python3-venv
+    rm -rf "$CARGO_TARGET_DIR/py-openai"
     python3 -m venv "$CARGO_TARGET_DIR/py-openai"
   }
   "$CARGO_TARGET_DIR/py-openai/bin/pip" install -q 'openai==2.54.0'
