@@ -711,8 +711,10 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
     if let Some(l) = &policy.requests {
         if let Err(not_until) = l.check_key(&rec.token.id) {
             rec.decide("rate_limit.requests", "deny");
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            let e = rate_limited(format!("token {} is over {} requests per minute", rec.token.id, policy.policy.rate_limits.requests_per_minute), wait);
+            let e = rate_limited(
+                format!("token {} is over {} requests per minute", rec.token.id, policy.policy.rate_limits.requests_per_minute),
+                wait_of(&not_until),
+            );
             return refuse(rec, e, Completion::Rejected);
         }
         rec.decide("rate_limit.requests", "allow");
@@ -723,7 +725,7 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
         let n = NonZeroU32::new(u32::try_from(estimate.max(1)).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
         let verdict = match l.check_key_n(&rec.token.id, n) {
             Ok(Ok(())) => None,
-            Ok(Err(not_until)) => Some(not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))),
+            Ok(Err(not_until)) => Some(wait_of(&not_until)),
             Err(_) => Some(Duration::from_secs(60)),
         };
         if let Some(wait) = verdict {
@@ -739,12 +741,7 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
 
     if policy.policy.pii.scan_requests {
         let mut guard = Guard::new(&s.scanner, policy.policy.pii, "request");
-        let mut blocked = None;
-        request_texts(rec.op, &mut body, &mut |text| match guard.whole(text) {
-            Ok(Some(redacted)) => *text = redacted,
-            Ok(None) => {}
-            Err(e) => blocked = blocked.or(Some(e)),
-        });
+        let blocked = guard.apply(|each| request_texts(rec.op, &mut body, each));
         rec.pii = guard.counts;
         if let Some(entity) = blocked {
             rec.decide("pii.request", "block");
@@ -818,12 +815,7 @@ async fn prepare_and_forward(s: &Shared, rec: &mut CallRecord, body: Body, tx: &
     }
     if policy.policy.pii.scan_responses {
         let mut guard = Guard::new(&s.scanner, policy.policy.pii, "response");
-        let mut blocked = None;
-        response_texts(&mut answer_body, &mut |text| match guard.whole(text) {
-            Ok(Some(redacted)) => *text = redacted,
-            Ok(None) => {}
-            Err(e) => blocked = blocked.or(Some(e)),
-        });
+        let blocked = guard.apply(|each| response_texts(&mut answer_body, each));
         merge(&mut rec.pii, guard.counts);
         if let Some(entity) = blocked {
             rec.decide("pii.response", "block");
@@ -858,6 +850,11 @@ fn served_model_refused(rec: &mut CallRecord, policy: &Active) -> Option<ApiErro
         )
         .code("model_not_allowed"),
     )
+}
+
+/// How long until a limiter that said no would say yes.
+fn wait_of(n: &governor::NotUntil<<governor::clock::DefaultClock as governor::clock::Clock>::Instant>) -> Duration {
+    n.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()))
 }
 
 fn rate_limited(message: String, wait: Duration) -> ApiError {

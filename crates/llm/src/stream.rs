@@ -65,6 +65,19 @@ impl<'a> Guard<'a> {
         }
     }
 
+    /// Runs [`Guard::whole`] on each text `visit` hands it, redacting in
+    /// place; the first entity a `block` rule matched, if any (every text
+    /// is still checked and counted).
+    pub fn apply(&mut self, visit: impl FnOnce(&mut dyn FnMut(&mut String))) -> Option<Entity> {
+        let mut blocked = None;
+        visit(&mut |text| match self.whole(text) {
+            Ok(Some(redacted)) => *text = redacted,
+            Ok(None) => {}
+            Err(e) => blocked = blocked.or(Some(e)),
+        });
+        blocked
+    }
+
     /// Takes what of `pending` is safe to release (all of it when `last`),
     /// redacted; `Err(entity)` as soon as a `block` finding is anywhere in it.
     pub fn release(&mut self, pending: &mut String, last: bool) -> Result<String, Entity> {
