@@ -128,6 +128,12 @@ impl LedgerDir {
         self.private_dir().join("llm-calls.sqlite")
     }
 
+    /// `quarantine/`: the registry gateway's quarantine store (artifacts
+    /// its policy held back, by SHA-256, mode 0400; never part of the log).
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
     /// Creates `private/` with mode 0700 if it is missing.
     ///
     /// # Errors
