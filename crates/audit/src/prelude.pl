@@ -312,6 +312,45 @@ git_commit(I, R, A, S) :-
     '$meta'(I, 'git.author.email', A),
     '$meta'(I, 'git.message.summary', S).
 
+%% downloaded(?Index, ?Purl, ?Digest, ?Decision): an artifact the registry
+%% gateway was asked for: its purl (`pkg:npm/ms@2.1.3`), the SHA-256 of
+%% the bytes as fetched, and the policy's decision: allow, warn, released
+%% (held once, released by an admin) or quarantine (not served).
+downloaded(I, P, D, Dec) :-
+    event(I, _, _, download, D, _),
+    '$meta'(I, 'zkaudit.download.purl', P),
+    '$meta'(I, 'zkaudit.download.decision', Dec).
+
+%% download_integrity(?Index, ?Matched): whether the bytes matched the
+%% registry's declared digest (true, false, or none when it declares none).
+download_integrity(I, M) :-
+    event(I, _, _, download, _, _),
+    '$meta'(I, 'zkaudit.download.decision', _),
+    (   '$meta'(I, 'zkaudit.download.digest_match', M0) -> M = M0 ; M = none ).
+
+%% download_failed(?Index, ?PackageName, ?Stage, ?Message): a request the
+%% gateway could not serve because the upstream failed (Stage `metadata`
+%% or `artifact`); nothing was served.
+download_failed(I, N, St, Msg) :-
+    event(I, _, _, download, _, _),
+    '$meta'(I, 'event.action', download_failed),
+    '$meta'(I, 'package.name', N),
+    '$meta'(I, 'zkaudit.download.stage', St),
+    '$meta'(I, 'error.message', Msg).
+
+%% quarantined(?Index, ?Purl, ?Digest): a download the policy held back.
+quarantined(I, P, D) :- downloaded(I, P, D, quarantine).
+
+%% tainted(+Digest, ?Source): Digest derives from a download: it is the
+%% bytes of one, or a lineage path (zkaudit_trace/3) leads from them to it.
+%% Source is the download's purl; the download event and the path are
+%% cited as evidence.
+tainted(D, Src) :-
+    atom(D),
+    downloaded(I, Src, X, _),
+    (   X == D -> true ; once(zkaudit_trace(X, D, _)) ),
+    cite([I]).
+
 %% llm_call(?Index, ?CallId, ?TokenId, ?RequestedModel, ?ServedModel, ?Status):
 %% a call through the LLM gateway: the caller's token ID, the model asked
 %% for and the one the upstream said it served (`none` when unknown), and

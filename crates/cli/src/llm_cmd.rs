@@ -11,7 +11,7 @@ use zkaudit_collect::Destination;
 use zkaudit_llm::commit::{CallStore, Disclosure};
 
 use crate::output::{out, outln, print_json};
-use crate::sink_args::SinkArgs;
+use crate::sink_args::{until_signal, SinkArgs};
 
 /// `zkaudit llm-gateway` arguments.
 #[derive(Args)]
@@ -105,15 +105,6 @@ fn call_store(ledger: Option<&Path>, given: Option<PathBuf>) -> Result<PathBuf> 
         (None, Some(dir)) => Ok(zkaudit_tlog::LedgerDir::new(dir).llm_calls_sqlite()),
         (None, None) => bail!("give --call-store FILE (the gateway's salts and contents)"),
     }
-}
-
-async fn until_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
 
 /// `zkaudit llm-gateway`: serves until SIGTERM or SIGINT.

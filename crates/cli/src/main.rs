@@ -24,6 +24,7 @@ mod log_cmd;
 mod output;
 mod plan_cmd;
 mod record_cmd;
+mod registry_cmd;
 mod serve_cmd;
 mod sink_args;
 mod zk_cmd;
@@ -111,6 +112,13 @@ enum Command {
     /// Disclose, check or shred the LLM calls a gateway recorded.
     #[command(subcommand)]
     Llm(llm_cmd::LlmCommand),
+    /// A gateway in front of the npm, PyPI and crates.io registries that
+    /// records every download with its digests, provenance and OSV
+    /// matches, and quarantines what its policy refuses.
+    RegistryGateway(registry_cmd::GatewayArgs),
+    /// List, show, release or purge what the registry gateway quarantined.
+    #[command(subcommand)]
+    Quarantine(registry_cmd::QuarantineCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -146,6 +154,8 @@ fn main() -> ExitCode {
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
+        Command::RegistryGateway(a) => registry_cmd::gateway(a),
+        Command::Quarantine(c) => registry_cmd::quarantine(c),
         Command::Serve(a) => serve_cmd::serve(a),
         Command::Worker(a) => serve_cmd::worker(a),
         Command::Token(c) => serve_cmd::token(c),

@@ -1,5 +1,6 @@
 //! Where a collector's events go: the `--ledger` / `--server` arguments
-//! every collector and ingest command shares.
+//! every collector and ingest command shares, and how a serving collector
+//! (the gateways) waits to be stopped.
 
 use std::path::PathBuf;
 
@@ -41,4 +42,17 @@ impl SinkArgs {
             (None, None) => bail!("give --ledger DIR or --server URL"),
         })
     }
+}
+
+/// Resolves on SIGINT or SIGTERM: how a gateway waits to be stopped.
+///
+/// # Errors
+/// If the signal handler cannot be installed.
+pub async fn until_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    Ok(())
 }

@@ -661,6 +661,8 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
     let mut o = s
         .observation(if decision == Action::Quarantine { "package_quarantined" } else { "package_downloaded" })
         .input(sha)
+        // What was served is the output; a held artifact served nothing.
+        .output(if decision == Action::Quarantine { zkaudit_collect::shape::empty_digest() } else { sha })
         .outcome(decision != Action::Quarantine)
         .field("package.type", eco.purl_type())
         .field("package.name", a.package.name.as_str())

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use zkaudit_event::Digest;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use zkaudit_collect::{Destination, Observation, OcsfClass, Sink, SinkOptions};
+use zkaudit_event::{Digest, Layer};
 
 use crate::package::Package;
 
@@ -225,6 +228,104 @@ impl Store {
         }
         std::fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(Self::io(&self.dir))?;
         Ok(e)
+    }
+}
+
+/// Why an admin operation on the store was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] QuarantineError),
+    /// The token store could not be read.
+    #[error("token store: {0}")]
+    Tokens(#[from] zkaudit_jobs::Error),
+    /// The token is unknown, revoked or not of the admin scope.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A release needs a reason.
+    #[error("a release needs a reason (--reason)")]
+    NoReason,
+    /// The event could not be recorded, so nothing was changed.
+    #[error("recording the {kind} event failed, nothing was changed: {why}")]
+    Record {
+        /// The event type.
+        kind: &'static str,
+        /// The sink's error.
+        why: String,
+    },
+}
+
+/// Who may release or purge: an admin token's secret, checked against a
+/// job store (`zkaudit token create DIR --scope admin` makes one).
+pub struct Admin<'a> {
+    /// The job store that holds the tokens.
+    pub tokens: &'a zkaudit_jobs::Store,
+    /// The token's secret.
+    pub secret: &'a str,
+}
+
+impl Admin<'_> {
+    fn check(&self) -> Result<zkaudit_jobs::Token, AdminError> {
+        match self.tokens.token(self.secret)? {
+            Some(t) if t.scope.allows(zkaudit_jobs::Scope::Admin) => Ok(t),
+            Some(t) => Err(AdminError::Forbidden(format!("token {} has the {} scope; releasing and purging need admin", t.id, t.scope))),
+            None => Err(AdminError::Forbidden("the token is unknown or revoked".into())),
+        }
+    }
+}
+
+/// Records one admin event about `entry` (its `parents` name the download
+/// event) and returns its digest once the destination has it.
+fn record_admin(dest: Destination, kind: &'static str, action: &str, activity: u32, entry: &Entry, token: &zkaudit_jobs::Token, reason: &str) -> Result<Digest, AdminError> {
+    let o = Observation::new(kind, Layer::Application, OcsfClass::ApiActivity, activity, action)
+        .input(entry.sha256)
+        .parent(entry.event)
+        .outcome(true)
+        .field("user.id", token.id.as_str())
+        .field("zkaudit.download.purl", entry.purl.as_str())
+        .field("file.name", entry.file.as_str())
+        .field("file.hash.sha256", hex::encode(entry.sha256.0))
+        .field("zkaudit.quarantine.reason", reason)
+        .field("zkaudit.quarantine.reasons_held", entry.reasons.clone());
+    let fail = |why: String| AdminError::Record { kind, why };
+    let mut sink = Sink::open(dest, SinkOptions::new(crate::gateway::COLLECTOR, Layer::Application)).map_err(|e| fail(e.to_string()))?;
+    let digest = sink.send(&o.into_event()).map_err(|e| fail(e.to_string()))?;
+    let report = sink.finish().map_err(|e| fail(e.to_string()))?;
+    if report.appended == 0 && report.left_in_spool == 0 {
+        return Err(fail(report.last_error.unwrap_or_else(|| "the destination acknowledged nothing".into())));
+    }
+    Ok(digest)
+}
+
+impl Store {
+    /// Releases `digest` on `admin`'s authority: records a
+    /// `quarantine_release` event (who, why; `parents`: the download
+    /// event), then marks the entry, so the gateway serves it from then on.
+    ///
+    /// # Errors
+    /// [`AdminError`]; nothing is changed unless the event was recorded.
+    pub fn release_as(&self, admin: &Admin<'_>, dest: Destination, digest: &str, reason: &str) -> Result<Entry, AdminError> {
+        let token = admin.check()?;
+        if reason.trim().is_empty() {
+            return Err(AdminError::NoReason);
+        }
+        let entry = self.get(digest)?.ok_or_else(|| QuarantineError::NotFound(digest.to_owned()))?;
+        let event = record_admin(dest, "quarantine_release", "quarantine_released", 3, &entry, &token, reason)?;
+        let at = OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default();
+        Ok(self.release(digest, Release { by: token.id, reason: reason.to_owned(), at, event })?)
+    }
+
+    /// Purges `digest` on `admin`'s authority: records a
+    /// `quarantine_purge` event, then deletes the bytes and the entry.
+    ///
+    /// # Errors
+    /// [`AdminError`]; nothing is deleted unless the event was recorded.
+    pub fn purge_as(&self, admin: &Admin<'_>, dest: Destination, digest: &str, reason: &str) -> Result<Entry, AdminError> {
+        let token = admin.check()?;
+        let entry = self.get(digest)?.ok_or_else(|| QuarantineError::NotFound(digest.to_owned()))?;
+        record_admin(dest, "quarantine_purge", "quarantine_purged", 4, &entry, &token, reason)?;
+        Ok(self.purge(digest)?)
     }
 }
 

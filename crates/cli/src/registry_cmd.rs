@@ -1,0 +1,222 @@
+//! `zkaudit registry-gateway` and `zkaudit quarantine …`: the package
+//! registry gateway, and managing what it held back.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use zkaudit_collect::Destination;
+use zkaudit_registry::quarantine::{Admin, Store};
+use zkaudit_registry::upstream::Upstreams;
+
+use crate::output::{out, outln, print_json};
+use crate::sink_args::{until_signal, SinkArgs};
+
+/// `zkaudit registry-gateway` arguments.
+#[derive(Args)]
+pub struct GatewayArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:4873")]
+    listen: SocketAddr,
+    /// npm registry to forward to (default: `npm config get registry`).
+    #[arg(long, value_name = "URL")]
+    upstream_npm: Option<String>,
+    /// PyPI simple-API base to forward to (default: pip's configured
+    /// index-url, else pip's built-in default).
+    #[arg(long, value_name = "URL")]
+    upstream_pypi: Option<String>,
+    /// Sparse cargo index to forward to, without `sparse+` (default: a
+    /// sparse replacement of crates.io in $CARGO_HOME/config.toml).
+    #[arg(long, value_name = "URL")]
+    upstream_cargo: Option<String>,
+    /// Policy file (TOML: tables on, provenance, age, deny); without one,
+    /// the defaults (quarantine digest mismatches, malicious packages and
+    /// the deny list; warn on the rest).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A directory of OSV advisories (JSON, as osv.dev exports them) to check against.
+    #[arg(long, value_name = "DIR")]
+    osv: Option<PathBuf>,
+    /// The quarantine store (default DIR/quarantine with --ledger; needed with --server).
+    #[arg(long, value_name = "DIR")]
+    quarantine: Option<PathBuf>,
+    #[command(flatten)]
+    sink: SinkArgs,
+    /// Print the run's report as one JSON object when it stops.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Where the quarantine store is: given, or the ledger's own.
+fn quarantine_dir(given: Option<PathBuf>, dest: &Destination) -> Result<PathBuf> {
+    match (given, dest) {
+        (Some(d), _) => Ok(d),
+        (None, Destination::Ledger { dir, .. }) => Ok(zkaudit_tlog::LedgerDir::new(dir).quarantine_dir()),
+        (None, Destination::Server { .. }) => bail!("with --server, give --quarantine DIR"),
+    }
+}
+
+/// `zkaudit registry-gateway`: serves until SIGTERM or SIGINT.
+pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
+    let destination = a.sink.destination()?;
+    let mut upstreams = Upstreams { npm: a.upstream_npm, pypi: a.upstream_pypi, cargo: a.upstream_cargo };
+    for (eco, why) in upstreams.discover() {
+        eprintln!("registry-gateway: /{eco}/ is off: {why}");
+    }
+    let config = zkaudit_registry::Config {
+        listen: a.listen,
+        upstreams,
+        quarantine_dir: quarantine_dir(a.quarantine, &destination)?,
+        destination,
+        policy_file: a.policy,
+        osv_dir: a.osv,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let report = rt.block_on(async {
+        let running = zkaudit_registry::start(config).await?;
+        // Scripts and tests read the address from this line.
+        outln!("listening on http://{}", running.addr);
+        for eco in zkaudit_registry::package::Ecosystem::ALL {
+            if let Some(u) = running.upstreams.get(eco) {
+                eprintln!("registry-gateway: /{eco}/ → {u}");
+            }
+        }
+        until_signal().await?;
+        eprintln!("registry-gateway: stopping; recording the downloads in flight");
+        anyhow::Ok(running.stop().await?)
+    })?;
+    if a.json {
+        print_json(&report);
+    } else {
+        eprintln!(
+            "registry-gateway: {} downloads recorded ({} served, {} quarantined), {} failed upstream; {} events appended, {} batches left in the spool",
+            report.downloads, report.served, report.quarantined, report.failed, report.sink.appended, report.sink.left_in_spool
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the store is and who acts on it.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The ledger whose quarantine store (DIR/quarantine) and token store to use.
+    #[arg(long, value_name = "DIR", required_unless_present = "quarantine")]
+    ledger: Option<PathBuf>,
+    /// The quarantine store directory.
+    #[arg(long, value_name = "DIR")]
+    quarantine: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn store(&self) -> Result<Store> {
+        match (&self.quarantine, &self.ledger) {
+            (Some(q), _) => Ok(Store::new(q)),
+            (None, Some(l)) => Ok(Store::new(zkaudit_tlog::LedgerDir::new(l).quarantine_dir())),
+            (None, None) => bail!("give --ledger DIR or --quarantine DIR"),
+        }
+    }
+}
+
+/// Who releases or purges, and where that is recorded.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// An admin token (`zkaudit token create DIR --scope admin`).
+    #[arg(long, env = "ZKAUDIT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// The job store holding the tokens (default DIR/jobs.sqlite of --ledger).
+    #[arg(long, value_name = "SPEC")]
+    tokens: Option<String>,
+    /// Why (recorded in the event).
+    #[arg(long)]
+    reason: String,
+    /// Record to this ledger (default: --ledger).
+    #[arg(long = "record-ledger", value_name = "DIR")]
+    record_ledger: Option<PathBuf>,
+}
+
+/// `zkaudit quarantine` subcommands.
+#[derive(Subcommand)]
+pub enum QuarantineCommand {
+    /// List the quarantined artifacts.
+    List {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one artifact's entry (why it was held, its download event).
+    Show {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// Its SHA-256 (`sha256:<hex>` or hex).
+        digest: String,
+    },
+    /// Release an artifact: the gateway serves it from now on. Needs an
+    /// admin token and a reason; recorded as a `quarantine_release` event.
+    Release {
+        #[command(flatten)]
+        at: StoreArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Its SHA-256.
+        digest: String,
+    },
+    /// Delete an artifact from the store for good. Needs an admin token;
+    /// recorded as a `quarantine_purge` event.
+    Purge {
+        #[command(flatten)]
+        at: StoreArgs,
+        #[command(flatten)]
+        admin: AdminArgs,
+        /// Its SHA-256.
+        digest: String,
+    },
+}
+
+/// The token store and the ledger an admin operation records to.
+fn admin_context(at: &StoreArgs, admin: &AdminArgs) -> Result<(zkaudit_jobs::Store, Destination)> {
+    let ledger = admin.record_ledger.clone().or_else(|| at.ledger.clone());
+    let Some(ledger) = ledger else { bail!("give --ledger DIR (or --record-ledger DIR): releases and purges are recorded") };
+    let spec = admin.tokens.clone().unwrap_or_else(|| zkaudit_tlog::LedgerDir::new(&ledger).jobs_sqlite().display().to_string());
+    let tokens = zkaudit_jobs::Store::open(&spec).with_context(|| format!("token store {spec}"))?;
+    Ok((tokens, Destination::Ledger { dir: ledger, index: None }))
+}
+
+/// `zkaudit quarantine …`.
+pub fn quarantine(c: QuarantineCommand) -> Result<ExitCode> {
+    match c {
+        QuarantineCommand::List { at, json } => {
+            let entries = at.store()?.list()?;
+            if json {
+                print_json(&entries);
+            } else if entries.is_empty() {
+                outln!("nothing is quarantined");
+            } else {
+                for e in entries {
+                    let state = if e.released.is_some() { "released" } else { "held" };
+                    outln!("{}  {state:8}  {}  {}  {}", e.sha256, e.purl, e.at, e.reasons.join("; "));
+                }
+            }
+        }
+        QuarantineCommand::Show { at, digest } => {
+            let store = at.store()?;
+            let Some(e) = store.get(&digest)? else { bail!("no quarantined artifact has digest {digest} in {}", store.dir().display()) };
+            print_json(&e);
+        }
+        QuarantineCommand::Release { at, admin, digest } => {
+            let (tokens, dest) = admin_context(&at, &admin)?;
+            let e = at.store()?.release_as(&Admin { tokens: &tokens, secret: &admin.admin_token }, dest, &digest, &admin.reason)?;
+            let r = e.released.as_ref().map(|r| r.event.to_string()).unwrap_or_default();
+            outln!("released {} ({}); recorded as {r}", e.purl, e.sha256);
+        }
+        QuarantineCommand::Purge { at, admin, digest } => {
+            let (tokens, dest) = admin_context(&at, &admin)?;
+            let e = at.store()?.purge_as(&Admin { tokens: &tokens, secret: &admin.admin_token }, dest, &digest, &admin.reason)?;
+            outln!("purged {} ({}) from the quarantine store", e.purl, e.sha256);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
