@@ -159,7 +159,7 @@ pub struct Report {
 
 /// A running sink; call [`Sink::finish`] to flush and stop it.
 pub struct Sink {
-    tx: Option<SyncSender<Vec<u8>>>,
+    tx: Option<SyncSender<Queued>>,
     worker: Option<JoinHandle<Result<Report, SinkError>>>,
     events: u64,
 }
@@ -201,7 +201,28 @@ impl Sink {
             return Err(SinkError::TooLarge { kind: event.kind.clone(), len: bytes.len() });
         }
         let digest = digest_bytes(&bytes);
-        self.tx.as_ref().ok_or(SinkError::Stopped)?.send(bytes).map_err(|_| SinkError::Stopped)?;
+        self.tx.as_ref().ok_or(SinkError::Stopped)?.send(Queued { bytes, durable: None }).map_err(|_| SinkError::Stopped)?;
+        self.events += 1;
+        Ok(digest)
+    }
+
+    /// Like [`Sink::send`], and calls `durable` once the batch holding the
+    /// event is durable: appended to the local ledger, or written to the
+    /// spool (and perhaps already delivered) for a server. For callers
+    /// that must not act on an event before it is kept, such as a gateway
+    /// that serves what it recorded. `durable` gets the error instead if
+    /// the batch failed; it is dropped uncalled if the sink stops first.
+    ///
+    /// # Errors
+    /// As [`Sink::send`].
+    pub fn send_then(&mut self, event: &Event, durable: impl FnOnce(Result<(), String>) + Send + 'static) -> Result<Digest, SinkError> {
+        let bytes = event.canonical_bytes()?;
+        if bytes.len() > MAX_ENTRY_BYTES {
+            return Err(SinkError::TooLarge { kind: event.kind.clone(), len: bytes.len() });
+        }
+        let digest = digest_bytes(&bytes);
+        let q = Queued { bytes, durable: Some(Box::new(durable)) };
+        self.tx.as_ref().ok_or(SinkError::Stopped)?.send(q).map_err(|_| SinkError::Stopped)?;
         self.events += 1;
         Ok(digest)
     }
@@ -241,8 +262,28 @@ trait Target: Send {
     fn finish(self: Box<Self>, timeout: Duration) -> Result<Report, SinkError>;
 }
 
-fn batcher(mut target: Box<dyn Target>, rx: Receiver<Vec<u8>>, o: SinkOptions) -> Result<Report, SinkError> {
+/// One event on its way to the batching thread, and whom to tell once it is durable.
+struct Queued {
+    bytes: Vec<u8>,
+    durable: Option<Durable>,
+}
+
+/// A [`Sink::send_then`] callback.
+type Durable = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Writes `batch` and tells its callbacks how that went.
+fn flush(target: &mut dyn Target, batch: &mut Vec<Vec<u8>>, waiting: &mut Vec<Durable>) -> Result<(), SinkError> {
+    let result = target.write(std::mem::take(batch));
+    let told = result.as_ref().map(|_| ()).map_err(ToString::to_string);
+    for d in waiting.drain(..) {
+        d(told.clone());
+    }
+    result
+}
+
+fn batcher(mut target: Box<dyn Target>, rx: Receiver<Queued>, o: SinkOptions) -> Result<Report, SinkError> {
     let mut batch: Vec<Vec<u8>> = Vec::new();
+    let mut waiting: Vec<Durable> = Vec::new();
     let mut bytes = 0usize;
     let mut started: Option<Instant> = None;
     loop {
@@ -256,18 +297,19 @@ fn batcher(mut target: Box<dyn Target>, rx: Receiver<Vec<u8>>, o: SinkOptions) -
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match got {
-            Ok(e) => {
+            Ok(q) => {
                 started.get_or_insert_with(Instant::now);
-                bytes += e.len() + 1;
-                batch.push(e);
+                bytes += q.bytes.len() + 1;
+                batch.push(q.bytes);
+                waiting.extend(q.durable);
                 if batch.len() >= o.max_batch_events || bytes >= o.max_batch_bytes {
-                    target.write(std::mem::take(&mut batch))?;
+                    flush(target.as_mut(), &mut batch, &mut waiting)?;
                     (bytes, started) = (0, None);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 if started.is_some_and(|s| s.elapsed() >= o.linger) {
-                    target.write(std::mem::take(&mut batch))?;
+                    flush(target.as_mut(), &mut batch, &mut waiting)?;
                     (bytes, started) = (0, None);
                 }
                 target.poll()?;
@@ -276,7 +318,7 @@ fn batcher(mut target: Box<dyn Target>, rx: Receiver<Vec<u8>>, o: SinkOptions) -
         }
     }
     if !batch.is_empty() {
-        target.write(batch)?;
+        flush(target.as_mut(), &mut batch, &mut waiting)?;
     }
     target.finish(o.drain_timeout)
 }

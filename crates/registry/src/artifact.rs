@@ -85,7 +85,8 @@ impl Digests {
             Declared::Sha1Hex(h) => h.eq_ignore_ascii_case(&hex::encode(self.sha1)),
             Declared::Sha256Hex(h) => h.eq_ignore_ascii_case(&hex::encode(self.sha256)),
             Declared::Sri(s) => {
-                let tokens: Vec<(&str, &str)> = s.split_whitespace().filter_map(|t| t.split_once('-')).map(|(a, v)| (a, v.split('?').next().unwrap_or(v))).collect();
+                let tokens: Vec<(&str, &str)> =
+                    s.split_whitespace().filter_map(|t| t.split_once('-')).map(|(a, v)| (a, v.split('?').next().unwrap_or(v))).collect();
                 for alg in ["sha512", "sha256", "sha1"] {
                     let mine = match alg {
                         "sha512" => b64(&self.sha512),

@@ -46,7 +46,11 @@ pub fn download_url(dl: &str, name: &str, version: &str, cksum: &str) -> String 
         3 => format!("3/{}", &name[..1]),
         _ => format!("{}/{}", &name[..2], &name[2..4]),
     };
-    dl.replace("{crate}", name).replace("{version}", version).replace("{prefix}", &orig_prefix).replace("{lowerprefix}", prefix).replace("{sha256-checksum}", cksum)
+    dl.replace("{crate}", name)
+        .replace("{version}", version)
+        .replace("{prefix}", &orig_prefix)
+        .replace("{lowerprefix}", prefix)
+        .replace("{sha256-checksum}", cksum)
 }
 
 /// The index line of `version` in index file `text`.
@@ -84,7 +88,10 @@ mod tests {
         assert_eq!(index_path("abc"), "3/a/abc");
         assert_eq!(index_path("Serde"), "se/rd/serde");
         assert_eq!(download_url("https://dl.example/crates", "serde", "1.0.0", "x"), "https://dl.example/crates/serde/1.0.0/download");
-        assert_eq!(download_url("https://dl.example/{lowerprefix}/{crate}-{version}.crate", "Serde", "1.0.0", "x"), "https://dl.example/se/rd/Serde-1.0.0.crate");
+        assert_eq!(
+            download_url("https://dl.example/{lowerprefix}/{crate}-{version}.crate", "Serde", "1.0.0", "x"),
+            "https://dl.example/se/rd/Serde-1.0.0.crate"
+        );
         let text = "{\"name\":\"tiny\",\"vers\":\"0.1.0\",\"deps\":[],\"cksum\":\"ab\",\"features\":{},\"yanked\":false}\n{\"name\":\"tiny\",\"vers\":\"0.2.0\",\"deps\":[],\"cksum\":\"cd\",\"features\":{},\"yanked\":false,\"pubtime\":\"2025-01-02T03:04:05Z\"}\n";
         let a = artifact(text, "http://up/dl", "tiny", "0.2.0").unwrap();
         assert_eq!(a.declared, Some(Declared::Sha256Hex("cd".into())));

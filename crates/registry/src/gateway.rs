@@ -45,6 +45,8 @@ pub const COLLECTOR: &str = "registry-gateway";
 const META_TTL: Duration = Duration::from_secs(60);
 /// Longest request path accepted, in bytes.
 const MAX_PATH_BYTES: usize = 2048;
+/// Most header bytes a request may carry (package clients send a few hundred).
+const MAX_HEADER_BYTES: usize = 16 << 10;
 
 /// How the gateway is set up.
 #[derive(Clone, Debug)]
@@ -209,10 +211,38 @@ impl Shared {
         }
     }
 
+    /// Records `o` and waits until it is durable (appended, or spooled for
+    /// a server): the digest, or `None` if it could not be kept.
+    async fn record_durably(&self, o: Observation) -> Option<Digest> {
+        let event = o.into_event();
+        let (tx, rx) = oneshot::channel();
+        let sent = {
+            let mut sink = self.sink.lock().ok()?;
+            sink.as_mut()?.send_then(&event, move |r| {
+                let _ = tx.send(r);
+            })
+        };
+        let digest = match sent {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("registry-gateway: recording a {} event failed: {e}", event.kind);
+                return None;
+            }
+        };
+        match rx.await {
+            Ok(Ok(())) => Some(digest),
+            Ok(Err(e)) => {
+                eprintln!("registry-gateway: a {} event could not be kept: {e}", event.kind);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
     fn upstream(&self, eco: Ecosystem) -> Result<&str, Refusal> {
-        self.upstreams.get(eco).ok_or_else(|| {
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, format!("no {eco} upstream is configured (give --upstream-{eco})")).of(eco)
-        })
+        self.upstreams
+            .get(eco)
+            .ok_or_else(|| Refusal::new(StatusCode::SERVICE_UNAVAILABLE, format!("no {eco} upstream is configured (give --upstream-{eco})")).of(eco))
     }
 
     fn cached(&self, eco: Ecosystem, key: &str) -> Option<Meta> {
@@ -246,7 +276,7 @@ impl Shared {
             Ok(f) => f,
             Err(e) => {
                 if !matches!(e, FetchError::Status { status: 404 | 410, .. }) {
-                    self.record_failure(eco, name, None, &url, "metadata", &e);
+                    self.record_failure(eco, name, None, &url, "metadata", &e).await;
                 }
                 return Err(fetch_refusal(&e).of(eco));
             }
@@ -269,8 +299,9 @@ impl Shared {
         Ok(meta)
     }
 
-    /// Records a request that failed before anything could be served.
-    fn record_failure(&self, eco: Ecosystem, name: &str, artifact: Option<&Artifact>, url: &str, stage: &str, e: &FetchError) {
+    /// Records a request that failed before anything could be served,
+    /// and waits for the event to be kept.
+    async fn record_failure(&self, eco: Ecosystem, name: &str, artifact: Option<&Artifact>, url: &str, stage: &str, e: &FetchError) {
         self.failed.fetch_add(1, Ordering::Relaxed);
         let mut o = self.observation("download_failed").outcome(false);
         o = o
@@ -285,7 +316,8 @@ impl Shared {
         if let Some(a) = artifact {
             o = o.field("package.version", a.package.version.as_str()).field("zkaudit.download.purl", a.package.purl()).field("file.name", a.file.as_str());
         }
-        self.record(o);
+        // Answered only once kept, like a download.
+        self.record_durably(o).await;
     }
 
     fn observation(&self, action: &str) -> Observation {
@@ -315,7 +347,8 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
     }
     let fetcher = Fetcher::new().map_err(GatewayError::Client)?;
     let mut opts = SinkOptions::new(COLLECTOR, Layer::Application);
-    opts.linger = Duration::from_millis(20);
+    // Downloads wait for their event to be durable: keep batches short.
+    opts.linger = Duration::from_millis(2);
     let sink = Sink::open(config.destination.clone(), opts)?;
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| GatewayError::Listen { addr: config.listen, source })?;
@@ -437,9 +470,10 @@ fn segments(path: &str) -> Result<Vec<String>, Refusal> {
 /// The base URL clients reach the gateway at: the `Host` they used if it
 /// is a plain host\[:port\], else the listening address.
 fn self_base(s: &Shared, headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| {
-        !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    });
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.len() <= 255 && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b)));
     match host {
         Some(h) => format!("http://{h}"),
         None => format!("http://{}", s.listen),
@@ -449,6 +483,14 @@ fn self_base(s: &Shared, headers: &HeaderMap) -> String {
 async fn route(State(s): State<Arc<Shared>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     if method != Method::GET && method != Method::HEAD {
         return (StatusCode::METHOD_NOT_ALLOWED, [(header::ALLOW, "GET, HEAD")], "zkaudit registry gateway: only GET and HEAD\n").into_response();
+    }
+    let header_bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Refusal::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request's headers take {header_bytes} bytes, more than {MAX_HEADER_BYTES}"),
+        )
+        .into_response();
     }
     if uri.path().len() > MAX_PATH_BYTES {
         return Refusal::new(StatusCode::URI_TOO_LONG, format!("the path is longer than {MAX_PATH_BYTES} bytes")).into_response();
@@ -631,7 +673,7 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
     let fetched: Fetched = match s.fetcher.get(&a.url, "*/*").await {
         Ok(f) => f,
         Err(e) => {
-            s.record_failure(eco, &a.package.name, Some(&a), &a.url, "artifact", &e);
+            s.record_failure(eco, &a.package.name, Some(&a), &a.url, "artifact", &e).await;
             return fetch_refusal(&e).of(eco).into_response();
         }
     };
@@ -703,9 +745,9 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
     if let Some(h) = &held {
         o = o.parent(h.event);
     }
-    // Recorded before anything is served: an artifact whose event could
-    // not be handed to the sink is not served at all.
-    let Some(event) = s.record(o) else {
+    // Recorded durably before anything is served: an artifact whose event
+    // could not be kept is not served at all.
+    let Some(event) = s.record_durably(o).await else {
         return Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "the download could not be recorded, so it is not served; try again").of(eco).into_response();
     };
     s.downloads.fetch_add(1, Ordering::Relaxed);
@@ -728,7 +770,11 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
         if let Err(e) = s.quarantine.put(&entry, &fetched.body) {
             eprintln!("registry-gateway: keeping {purl} in quarantine failed: {e}");
         }
-        let msg = format!("{purl} ({}) is quarantined: {}; event {event}; an admin can release it with `zkaudit quarantine release {sha}`", a.file, reasons.join("; "));
+        let msg = format!(
+            "{purl} ({}) is quarantined: {}; event {event}; an admin can release it with `zkaudit quarantine release {sha}`",
+            a.file,
+            reasons.join("; ")
+        );
         return Refusal::new(StatusCode::FORBIDDEN, msg).of(eco).into_response();
     }
     s.served.fetch_add(1, Ordering::Relaxed);
@@ -769,7 +815,11 @@ fn assess(s: &Shared, a: &Artifact, purl: &str, d: &Digests, prov: &Provenance) 
     if let Some(decl) = &a.declared {
         if !d.matches(decl) {
             let (alg, value) = decl.parts();
-            add("digest_mismatch", on.digest_mismatch, format!("the bytes fetched (sha256 {}) do not match the registry's {alg} {value}", hex::encode(d.sha256)));
+            add(
+                "digest_mismatch",
+                on.digest_mismatch,
+                format!("the bytes fetched (sha256 {}) do not match the registry's {alg} {value}", hex::encode(d.sha256)),
+            );
         }
     }
     for m in s.osv.matches(&a.package) {
@@ -787,8 +837,14 @@ fn assess(s: &Shared, a: &Artifact, purl: &str, d: &Digests, prov: &Provenance) 
         let min = time::Duration::hours(s.policy.age.min_hours as i64);
         match a.published {
             Some(p) if OffsetDateTime::now_utc() - p >= min => {}
-            Some(p) => add("too_new", on.too_new, format!("published {} , less than {} hours ago", p.format(&Rfc3339).unwrap_or_default(), s.policy.age.min_hours)),
-            None => add("too_new", on.too_new, format!("the registry gives no publication time, so the {}-hour minimum age cannot be checked", s.policy.age.min_hours)),
+            Some(p) => {
+                add("too_new", on.too_new, format!("published {} , less than {} hours ago", p.format(&Rfc3339).unwrap_or_default(), s.policy.age.min_hours))
+            }
+            None => add(
+                "too_new",
+                on.too_new,
+                format!("the registry gives no publication time, so the {}-hour minimum age cannot be checked", s.policy.age.min_hours),
+            ),
         }
     }
     if !a.install_scripts.is_empty() {

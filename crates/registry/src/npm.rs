@@ -50,7 +50,10 @@ pub fn artifact(doc: &Value, name: &str, file: &str) -> Option<Artifact> {
         (None, Some(s)) => Some(Declared::Sha1Hex(s.to_owned())),
         (None, None) => None,
     };
-    let published = doc.pointer(&format!("/time/{}", version.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_str).and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+    let published = doc
+        .pointer(&format!("/time/{}", version.replace('~', "~0").replace('/', "~1")))
+        .and_then(Value::as_str)
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
     let scripts = v.get("scripts").and_then(Value::as_object);
     let install_scripts = INSTALL_SCRIPTS.iter().filter(|s| scripts.is_some_and(|m| m.contains_key(**s))).map(|s| (*s).to_owned()).collect();
     Some(Artifact {

@@ -130,8 +130,7 @@ impl Osv {
                 } else if path.extension().is_some_and(|e| e == "json") {
                     let bytes = std::fs::read(&path).map_err(|source| OsvError::Io { path: path.clone(), source })?;
                     let mut de = serde_json::Deserializer::from_slice(&bytes);
-                    let record: Record =
-                        serde_path_to_error::deserialize(&mut de).map_err(|e| OsvError::Parse { path: path.clone(), why: e.to_string() })?;
+                    let record: Record = serde_path_to_error::deserialize(&mut de).map_err(|e| OsvError::Parse { path: path.clone(), why: e.to_string() })?;
                     osv.add(record);
                 }
             }
@@ -171,8 +170,8 @@ impl Osv {
         let eco = pkg.ecosystem;
         let mut out: Vec<Match> = Vec::new();
         for e in self.by_package.get(&(eco, eco.normalize(&pkg.name))).into_iter().flatten() {
-            let hit = e.versions.iter().any(|v| compare(eco, v, &pkg.version) == Some(Ordering::Equal))
-                || e.ranges.iter().any(|r| in_range(eco, r, &pkg.version));
+            let hit =
+                e.versions.iter().any(|v| compare(eco, v, &pkg.version) == Some(Ordering::Equal)) || e.ranges.iter().any(|r| in_range(eco, r, &pkg.version));
             if hit && !out.iter().any(|m| m.id == e.id) {
                 out.push(Match { id: e.id.clone(), summary: e.summary.clone() });
             }

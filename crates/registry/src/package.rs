@@ -144,10 +144,7 @@ impl fmt::Display for Ecosystem {
 /// # Errors
 /// A sentence saying what is wrong with `version`.
 pub fn check_version(version: &str) -> Result<(), String> {
-    let ok = !version.is_empty()
-        && version.len() <= 128
-        && !version.contains("..")
-        && version.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\');
+    let ok = !version.is_empty() && version.len() <= 128 && !version.contains("..") && version.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\');
     if ok {
         Ok(())
     } else {

@@ -61,7 +61,10 @@ pub fn for_client(doc: &Value, project: &str, self_base: &str) -> Value {
 /// `data-requires-python` / `data-yanked` attributes.
 pub fn html(doc: &Value, project: &str) -> String {
     let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
-    let mut out = format!("<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {0}</title></head><body><h1>Links for {0}</h1>\n", esc(project));
+    let mut out = format!(
+        "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.1\"><title>Links for {0}</title></head><body><h1>Links for {0}</h1>\n",
+        esc(project)
+    );
     for f in doc.get("files").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
         let (Some(name), Some(url)) = (f.get("filename").and_then(Value::as_str), f.get("url").and_then(Value::as_str)) else { continue };
         let frag = f.pointer("/hashes/sha256").and_then(Value::as_str).map(|h| format!("#sha256={h}")).unwrap_or_default();

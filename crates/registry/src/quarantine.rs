@@ -277,7 +277,15 @@ impl Admin<'_> {
 
 /// Records one admin event about `entry` (its `parents` name the download
 /// event) and returns its digest once the destination has it.
-fn record_admin(dest: Destination, kind: &'static str, action: &str, activity: u32, entry: &Entry, token: &zkaudit_jobs::Token, reason: &str) -> Result<Digest, AdminError> {
+fn record_admin(
+    dest: Destination,
+    kind: &'static str,
+    action: &str,
+    activity: u32,
+    entry: &Entry,
+    token: &zkaudit_jobs::Token,
+    reason: &str,
+) -> Result<Digest, AdminError> {
     let o = Observation::new(kind, Layer::Application, OcsfClass::ApiActivity, activity, action)
         .input(entry.sha256)
         .parent(entry.event)

@@ -218,7 +218,11 @@ impl Fetcher {
         let final_url = resp.url().to_string();
         let content_type = resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+        let broke = |got: usize, e: reqwest::Error| FetchError::Unreachable {
+            url: url.to_owned(),
+            why: format!("the body ended after {got} of {} bytes: {}", declared.map_or_else(|| "?".to_owned(), |n| n.to_string()), error_chain(&e)),
+        };
+        while let Some(chunk) = resp.chunk().await.map_err(|e| broke(body.len(), e))? {
             if (body.len() + chunk.len()) as u64 > MAX_BODY_BYTES {
                 return Err(FetchError::TooLarge { url: url.to_owned() });
             }
