@@ -79,6 +79,10 @@ if [ ! -e /usr/include/pcap/pcap.h ]; then
   echo "setup: installing Debian's libpcap-dev (zkaudit collect net links libpcap)" >&2
   apt_install libpcap-dev
 fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: installing Debian's npm (the registry gateway's tests install through it)" >&2
+  apt_install npm
+fi
 mkdir -p "$CARGO_TARGET_DIR"
 
 # The LLM gateway's tests drive it with the official `openai` Python client

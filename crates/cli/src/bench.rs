@@ -43,6 +43,9 @@ pub enum BenchCommand {
     /// The host collector's CPU time per sample and its share of one core
     /// at a 1 s interval.
     Host(crate::bench_host::HostArgs),
+    /// Artifact downloads and metadata requests through the registry
+    /// gateway against the same requests straight to a local upstream.
+    Registry(crate::bench_registry::RegistryArgs),
 }
 
 #[derive(Args)]
@@ -114,6 +117,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Record(a) => crate::bench_record::bench_record(&a)?,
         BenchCommand::Pcap(a) => crate::bench_pcap::run(a)?,
         BenchCommand::Host(a) => crate::bench_host::run(a)?,
+        BenchCommand::Registry(a) => crate::bench_registry::run(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -16,6 +16,7 @@ mod bench_host;
 mod bench_log_append;
 mod bench_pcap;
 mod bench_record;
+mod bench_registry;
 mod child_cmd;
 mod collect_cmd;
 mod ingest_cmd;

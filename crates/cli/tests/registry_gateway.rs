@@ -363,8 +363,27 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
         .to_string(),
     )
     .unwrap();
+    // Provenance as npm publishes it: a Sigstore bundle whose DSSE payload
+    // is an in-toto Statement with a SLSA v1 predicate about the tarball.
+    let prov = npm_tarball(t, "provpkg");
+    up.npm("provpkg", &prov, Reply { status: 200, body: prov.clone(), cut: false }, json!({}));
+    let statement = json!({"_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "pkg:npm/provpkg@1.0.0", "digest": {"sha512": hex::encode(Sha512::digest(&prov))}}],
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "predicate": {"buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"repository": "https://github.com/example/provpkg", "path": ".github/workflows/release.yml", "ref": "refs/tags/v1.0.0"}},
+            "resolvedDependencies": [{"uri": "git+https://github.com/example/provpkg@refs/tags/v1.0.0", "digest": {"gitCommit": "4f2b1e0c9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"}}]},
+            "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}}});
+    let payload = base64::engine::general_purpose::STANDARD.encode(statement.to_string());
+    let bundle = json!({"attestations": [{"predicateType": "https://slsa.dev/provenance/v1",
+        "bundle": {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": {"payload": payload, "payloadType": "application/vnd.in-toto+json", "signatures": [{"sig": "AA=="}]}}}]});
+    up.set("/attestations/provpkg@1.0.0", 200, bundle.to_string().into_bytes(), false);
+    let mut doc: Value = serde_json::from_slice(&up.routes.lock().unwrap()["/npm/provpkg"].body).unwrap();
+    doc["versions"]["1.0.0"]["dist"]["attestations"] = json!({"url": format!("{}/attestations/provpkg@1.0.0", up.url)});
+    up.set("/npm/provpkg", 200, doc.to_string().into_bytes(), false);
+
     let policy = t.join("policy.toml");
-    std::fs::write(&policy, "[on]\ninstall_scripts = \"warn\"\n").unwrap();
+    std::fs::write(&policy, "[on]\ninstall_scripts = \"warn\"\n[provenance]\nrequire = [\"pkg:npm/okpkg\", \"pkg:npm/provpkg\"]\n").unwrap();
     let gw = Daemon::start(
         Command::new(ZKAUDIT)
             .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
@@ -385,6 +404,19 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
     assert_eq!(doc["versions"]["1.0.0"]["dist"]["tarball"], format!("{}/npm/okpkg/-/okpkg-1.0.0.tgz", gw.url));
     let (status, body) = get(&gw.url, "/npm/okpkg/-/okpkg-1.0.0.tgz");
     assert_eq!((status, body == ok), (200, true));
+
+    // Provenance: read and matched to the bytes where published, a
+    // warning where required and missing.
+    assert_eq!(get(&gw.url, "/npm/provpkg/-/provpkg-1.0.0.tgz").0, 200);
+    let i = downloads(&ledger, "pkg:npm/provpkg@1.0.0")[0]["I"].as_u64().unwrap();
+    let p = query(&ledger, &format!("meta({i}, 'zkaudit.provenance.present', P), meta({i}, 'zkaudit.provenance.source.repository', R), meta({i}, 'zkaudit.provenance.source.commit', C), meta({i}, 'zkaudit.provenance.verified', V), meta({i}, 'zkaudit.download.decision', D)."));
+    assert_eq!(p[0]["P"], "true");
+    assert_eq!(p[0]["R"], "https://github.com/example/provpkg");
+    assert_eq!(p[0]["C"], "4f2b1e0c9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c");
+    assert_eq!(p[0]["V"], "false", "signatures are not verified, and the event says so");
+    assert_eq!(p[0]["D"], "allow");
+    let ok_dl = downloads(&ledger, "pkg:npm/okpkg@1.0.0");
+    assert_eq!(ok_dl[0]["Dec"], "warn", "okpkg has no provenance and the policy requires it");
 
     // A flipped byte: the digest check holds it back.
     let (status, body) = get(&gw.url, "/npm/flippkg/-/flippkg-1.0.0.tgz");

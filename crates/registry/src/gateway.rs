@@ -678,7 +678,9 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
         }
     };
     let body = fetched.body.clone();
-    let digests = match tokio::task::spawn_blocking(move || Digests::of(&body)).await {
+    let declared = a.declared.clone();
+    let npm = eco == Ecosystem::Npm;
+    let digests = match tokio::task::spawn_blocking(move || Digests::for_declared(&body, declared.as_ref(), npm)).await {
         Ok(d) => d,
         Err(e) => return Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, format!("hashing failed: {e}")).into_response(),
     };
@@ -714,8 +716,6 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
         .field("file.name", a.file.as_str())
         .field("file.size", digests.size)
         .field("file.hash.sha256", hex::encode(digests.sha256))
-        .field("file.hash.sha512", hex::encode(digests.sha512))
-        .field("zkaudit.download.integrity", digests.sri_sha512())
         .field("url.full", fetched.url.as_str())
         .field("client.address", peer.ip().to_string())
         .field("http.response.status_code", status)
@@ -729,6 +729,9 @@ async fn decide_and_record(s: Arc<Shared>, a: Artifact, peer: SocketAddr) -> Res
         .field("zkaudit.intoto.subject.name", purl.as_str())
         .field("zkaudit.intoto.subject.digest.sha256", hex::encode(digests.sha256))
         .fields(prov.fields());
+    if let (Some(d), Some(sri)) = (digests.sha512, digests.sri_sha512()) {
+        o = o.field("file.hash.sha512", hex::encode(d)).field("zkaudit.download.integrity", sri);
+    }
     if let Some(d) = &a.declared {
         let (alg, value) = d.parts();
         o = o.field("zkaudit.download.declared.algorithm", alg).field("zkaudit.download.declared.value", value);
@@ -797,7 +800,10 @@ async fn read_provenance(s: &Shared, a: &Artifact, d: &Digests) -> (Provenance, 
         Err(e) => return (Provenance::default(), Some(e.to_string())),
     };
     let read = match a.package.ecosystem {
-        Ecosystem::Npm => provenance::from_npm(&body, &d.sha512),
+        Ecosystem::Npm => match &d.sha512 {
+            Some(sha512) => provenance::from_npm(&body, sha512),
+            None => Err("no SHA-512 was computed to match the attestations' subjects".into()),
+        },
         Ecosystem::Pypi => provenance::from_pep740(&body, &d.sha256),
         Ecosystem::Cargo => return (Provenance::default(), None),
     };

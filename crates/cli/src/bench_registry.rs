@@ -1,0 +1,227 @@
+//! `zkaudit bench registry`: artifact downloads and metadata requests
+//! through the registry gateway against the same requests sent straight to
+//! its upstream, in one run.
+//!
+//! The upstream is served locally (a keep-alive HTTP/1.1 server in this
+//! process, answering an npm packument and one tarball of `--size-kib`
+//! random bytes from memory), so the network is out of the figures. The
+//! gateway is the real one, recording into a fresh local ledger, so each
+//! download includes fetching the whole artifact, hashing it (SHA-256,
+//! SHA-512), the checks, and waiting for its event to be durable.
+//!
+//! * downloads: `--clients` threads GET the tarball for `--seconds`,
+//!   direct, then through the gateway: downloads/s, MB/s, latency p50/p99;
+//! * metadata: one client GETs the packument for `--seconds`, direct, then
+//!   through the gateway (which fetches it from the upstream each time):
+//!   latency p50/p99, and the gateway's added latency at each.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Args;
+use serde_json::json;
+
+use crate::output::{out, outln, print_json};
+
+/// `zkaudit bench registry` arguments.
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// Seconds per measurement (four of them).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent download clients.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Tarball size in KiB.
+    #[arg(long, default_value_t = 256)]
+    size_kib: usize,
+    /// Scratch directory for the ledger (removed afterwards).
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    /// Print results as JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Serves the routes `routes_at` makes for its address (exact path →
+/// body) over keep-alive HTTP/1.1, one thread per connection.
+fn upstream(routes_at: impl FnOnce(SocketAddr) -> HashMap<String, Arc<Vec<u8>>>) -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0")?;
+    let addr = l.local_addr()?;
+    let routes = Arc::new(routes_at(addr));
+    std::thread::spawn(move || {
+        for conn in l.incoming().flatten() {
+            let routes = Arc::clone(&routes);
+            std::thread::spawn(move || {
+                let _ = conn.set_nodelay(true);
+                let Ok(read) = conn.try_clone() else { return };
+                let mut reader = BufReader::new(read);
+                let mut conn = std::io::BufWriter::new(conn);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let (status, body) = match routes.get(&path) {
+                        Some(b) => ("200 OK", Arc::clone(b)),
+                        None => ("404 Not Found", Arc::new(Vec::new())),
+                    };
+                    let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\n\r\n", body.len());
+                    if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body)).and_then(|_| conn.flush()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// What one measurement saw.
+struct Run {
+    requests: u64,
+    bytes: u64,
+    seconds: f64,
+    latencies_ms: Vec<f64>,
+    errors: u64,
+}
+
+impl Run {
+    fn pct(&self, p: f64) -> f64 {
+        let mut l = self.latencies_ms.clone();
+        l.sort_by(f64::total_cmp);
+        if l.is_empty() {
+            return f64::NAN;
+        }
+        l[((l.len() - 1) as f64 * p).round() as usize]
+    }
+}
+
+/// `clients` threads GET `url` for `seconds`.
+fn load(url: &str, clients: usize, seconds: u64) -> Run {
+    let stop = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = url.to_owned();
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(Duration::from_secs(60))).build().into();
+                let (mut n, mut bytes, mut errors, mut lat) = (0u64, 0u64, 0u64, Vec::new());
+                while Instant::now() < stop {
+                    let t = Instant::now();
+                    match agent.get(&url).call() {
+                        Ok(mut r) if r.status() == 200 => match r.body_mut().with_config().limit(1 << 30).read_to_vec() {
+                            Ok(b) => {
+                                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                                n += 1;
+                                bytes += b.len() as u64;
+                            }
+                            Err(_) => errors += 1,
+                        },
+                        _ => errors += 1,
+                    }
+                }
+                (n, bytes, errors, lat)
+            })
+        })
+        .collect();
+    let mut run = Run { requests: 0, bytes: 0, seconds: 0.0, latencies_ms: Vec::new(), errors: 0 };
+    for t in threads {
+        if let Ok((n, b, e, l)) = t.join() {
+            run.requests += n;
+            run.bytes += b;
+            run.errors += e;
+            run.latencies_ms.extend(l);
+        }
+    }
+    run.seconds = started.elapsed().as_secs_f64();
+    run
+}
+
+/// `zkaudit bench registry`.
+pub fn run(a: RegistryArgs) -> Result<()> {
+    let blob: Vec<u8> = (0..a.size_kib * 1024).map(|_| rand::random::<u8>()).collect();
+    let scratch = tempfile::Builder::new().prefix("zkaudit-bench-registry").tempdir_in(&a.dir)?;
+    let ledger = scratch.path().join("ledger");
+    zkaudit_tlog::init(&ledger, "bench.zkaudit.test/registry")?;
+
+    let tgz = "/npm/benchpkg/-/benchpkg-1.0.0.tgz";
+    let integrity = format!("sha512-{}", base64_sha512(&blob));
+    let blob = Arc::new(blob);
+    let up = upstream(|addr| {
+        let packument = json!({"name": "benchpkg", "dist-tags": {"latest": "1.0.0"},
+            "versions": {"1.0.0": {"name": "benchpkg", "version": "1.0.0", "dist": {"tarball": format!("http://{addr}{tgz}"), "integrity": integrity}}},
+            "time": {"1.0.0": "2020-01-01T00:00:00.000Z"}});
+        HashMap::from([(tgz.to_owned(), Arc::clone(&blob)), ("/npm/benchpkg".to_owned(), Arc::new(packument.to_string().into_bytes()))])
+    })?;
+    let upstream_base = format!("http://{up}");
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let running = rt.block_on(zkaudit_registry::start(zkaudit_registry::Config {
+        listen: "127.0.0.1:0".parse()?,
+        upstreams: zkaudit_registry::upstream::Upstreams { npm: Some(format!("{upstream_base}/npm")), pypi: None, cargo: None },
+        destination: zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None },
+        policy_file: None,
+        osv_dir: None,
+        quarantine_dir: zkaudit_tlog::LedgerDir::new(&ledger).quarantine_dir(),
+    }))?;
+    let gw = format!("http://{}", running.addr);
+
+    let report = |name: &str, value: f64, unit: &str, note: String| {
+        if a.json {
+            print_json(&json!({ "bench": name, "value": value, "unit": unit, "note": note }));
+        } else {
+            outln!("{name:<40} {value:>12.2} {unit:<11} {note}");
+        }
+    };
+    let direct = load(&format!("{upstream_base}{tgz}"), a.clients, a.seconds);
+    let via = load(&format!("{gw}{tgz}"), a.clients, a.seconds);
+    if direct.errors + via.errors > 0 {
+        eprintln!("bench registry: {} direct and {} gateway requests failed", direct.errors, via.errors);
+    }
+    for (name, r) in [("downloads direct", &direct), ("downloads through the gateway", &via)] {
+        report(
+            name,
+            r.requests as f64 / r.seconds,
+            "downloads/s",
+            format!("{:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms", r.bytes as f64 / r.seconds / 1e6, r.pct(0.5), r.pct(0.99)),
+        );
+    }
+    let ratio = (via.requests as f64 / via.seconds) / (direct.requests as f64 / direct.seconds);
+    report("gateway throughput / direct", ratio * 100.0, "%", format!("{} clients, {} KiB tarball", a.clients, a.size_kib));
+
+    let meta_direct = load(&format!("{upstream_base}/npm/benchpkg"), 1, a.seconds);
+    let meta_via = load(&format!("{gw}/npm/benchpkg"), 1, a.seconds);
+    for (name, p) in [("metadata added latency p50", 0.5), ("metadata added latency p99", 0.99)] {
+        report(name, meta_via.pct(p) - meta_direct.pct(p), "ms", format!("direct {:.3} ms, through the gateway {:.3} ms", meta_direct.pct(p), meta_via.pct(p)));
+    }
+
+    let r = rt.block_on(running.stop())?;
+    report(
+        "download events recorded",
+        r.downloads as f64,
+        "events",
+        format!("{} downloads answered 200; {} events appended in all", via.requests, r.sink.appended),
+    );
+    if r.downloads < via.requests {
+        bail!("{} downloads were served but only {} recorded", via.requests, r.downloads);
+    }
+    Ok(())
+}
+
+fn base64_sha512(b: &[u8]) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha512::digest(b))
+}
