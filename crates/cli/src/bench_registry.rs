@@ -9,8 +9,10 @@
 //! download includes fetching the whole artifact, hashing it (SHA-256,
 //! SHA-512), the checks, and waiting for its event to be durable.
 //!
-//! * downloads: `--clients` threads GET the tarball for `--seconds`,
-//!   direct, then through the gateway: downloads/s, MB/s, latency p50/p99;
+//! * downloads: `--clients` threads GET the artifact for `--seconds`,
+//!   direct, then through the gateway as an npm tarball (checked against
+//!   its SHA-512 integrity) and as a crate (checked against its SHA-256
+//!   `cksum`): downloads/s, MB/s, latency p50/p99;
 //! * metadata: one client GETs the packument for `--seconds`, direct, then
 //!   through the gateway (which fetches it from the upstream each time):
 //!   latency p50/p99, and the gateway's added latency at each.
@@ -31,13 +33,13 @@ use crate::output::{out, outln, print_json};
 /// `zkaudit bench registry` arguments.
 #[derive(Args)]
 pub struct RegistryArgs {
-    /// Seconds per measurement (four of them).
+    /// Seconds per measurement (five of them).
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Concurrent download clients.
     #[arg(long, default_value_t = 8)]
     clients: usize,
-    /// Tarball size in KiB.
+    /// Artifact size in KiB.
     #[arg(long, default_value_t = 256)]
     size_kib: usize,
     /// Scratch directory for the ledger (removed afterwards).
@@ -158,19 +160,32 @@ pub fn run(a: RegistryArgs) -> Result<()> {
     zkaudit_tlog::init(&ledger, "bench.zkaudit.test/registry")?;
 
     let tgz = "/npm/benchpkg/-/benchpkg-1.0.0.tgz";
+    let krate = "/cargo-dl/benchcrate/1.0.0/download";
     let integrity = format!("sha512-{}", base64_sha512(&blob));
+    let cksum = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&blob));
     let blob = Arc::new(blob);
     let up = upstream(|addr| {
         let packument = json!({"name": "benchpkg", "dist-tags": {"latest": "1.0.0"},
             "versions": {"1.0.0": {"name": "benchpkg", "version": "1.0.0", "dist": {"tarball": format!("http://{addr}{tgz}"), "integrity": integrity}}},
             "time": {"1.0.0": "2020-01-01T00:00:00.000Z"}});
-        HashMap::from([(tgz.to_owned(), Arc::clone(&blob)), ("/npm/benchpkg".to_owned(), Arc::new(packument.to_string().into_bytes()))])
+        let line = json!({"name": "benchcrate", "vers": "1.0.0", "deps": [], "cksum": cksum, "features": {}, "yanked": false});
+        HashMap::from([
+            (tgz.to_owned(), Arc::clone(&blob)),
+            (krate.to_owned(), Arc::clone(&blob)),
+            ("/npm/benchpkg".to_owned(), Arc::new(packument.to_string().into_bytes())),
+            ("/cargo/config.json".to_owned(), Arc::new(json!({"dl": format!("http://{addr}/cargo-dl")}).to_string().into_bytes())),
+            ("/cargo/be/nc/benchcrate".to_owned(), Arc::new(format!("{line}\n").into_bytes())),
+        ])
     })?;
     let upstream_base = format!("http://{up}");
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let running = rt.block_on(zkaudit_registry::start(zkaudit_registry::Config {
         listen: "127.0.0.1:0".parse()?,
-        upstreams: zkaudit_registry::upstream::Upstreams { npm: Some(format!("{upstream_base}/npm")), pypi: None, cargo: None },
+        upstreams: zkaudit_registry::upstream::Upstreams {
+            npm: Some(format!("{upstream_base}/npm")),
+            pypi: None,
+            cargo: Some(format!("{upstream_base}/cargo")),
+        },
         destination: zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None },
         policy_file: None,
         osv_dir: None,
@@ -186,20 +201,20 @@ pub fn run(a: RegistryArgs) -> Result<()> {
         }
     };
     let direct = load(&format!("{upstream_base}{tgz}"), a.clients, a.seconds);
-    let via = load(&format!("{gw}{tgz}"), a.clients, a.seconds);
-    if direct.errors + via.errors > 0 {
-        eprintln!("bench registry: {} direct and {} gateway requests failed", direct.errors, via.errors);
+    let via_npm = load(&format!("{gw}{tgz}"), a.clients, a.seconds);
+    let via_cargo = load(&format!("{gw}/cargo/dl/benchcrate/1.0.0/download"), a.clients, a.seconds);
+    let failed = direct.errors + via_npm.errors + via_cargo.errors;
+    if failed > 0 {
+        eprintln!("bench registry: {failed} requests failed");
     }
-    for (name, r) in [("downloads direct", &direct), ("downloads through the gateway", &via)] {
-        report(
-            name,
-            r.requests as f64 / r.seconds,
-            "downloads/s",
-            format!("{:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms", r.bytes as f64 / r.seconds / 1e6, r.pct(0.5), r.pct(0.99)),
-        );
+    let rate = |r: &Run| r.requests as f64 / r.seconds;
+    for (name, r) in [("downloads direct", &direct), ("downloads via gateway, npm (SHA-512)", &via_npm), ("downloads via gateway, cargo (SHA-256)", &via_cargo)]
+    {
+        report(name, rate(r), "downloads/s", format!("{:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms", r.bytes as f64 / r.seconds / 1e6, r.pct(0.5), r.pct(0.99)));
     }
-    let ratio = (via.requests as f64 / via.seconds) / (direct.requests as f64 / direct.seconds);
-    report("gateway throughput / direct", ratio * 100.0, "%", format!("{} clients, {} KiB tarball", a.clients, a.size_kib));
+    for (name, r) in [("npm through the gateway / direct", &via_npm), ("cargo through the gateway / direct", &via_cargo)] {
+        report(name, rate(r) / rate(&direct) * 100.0, "%", format!("{} clients, {} KiB artifact", a.clients, a.size_kib));
+    }
 
     let meta_direct = load(&format!("{upstream_base}/npm/benchpkg"), 1, a.seconds);
     let meta_via = load(&format!("{gw}/npm/benchpkg"), 1, a.seconds);
@@ -208,14 +223,10 @@ pub fn run(a: RegistryArgs) -> Result<()> {
     }
 
     let r = rt.block_on(running.stop())?;
-    report(
-        "download events recorded",
-        r.downloads as f64,
-        "events",
-        format!("{} downloads answered 200; {} events appended in all", via.requests, r.sink.appended),
-    );
-    if r.downloads < via.requests {
-        bail!("{} downloads were served but only {} recorded", via.requests, r.downloads);
+    let served = via_npm.requests + via_cargo.requests;
+    report("download events recorded", r.downloads as f64, "events", format!("{served} downloads answered 200; {} events appended in all", r.sink.appended));
+    if r.downloads < served {
+        bail!("{served} downloads were served but only {} recorded", r.downloads);
     }
     Ok(())
 }

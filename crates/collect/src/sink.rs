@@ -516,3 +516,39 @@ impl Target for ServerTarget {
         Ok(self.report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::shape::Observation;
+    use crate::OcsfClass;
+
+    #[test]
+    fn send_then_is_told_only_once_the_event_is_in_the_ledger() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ledger");
+        zkaudit_tlog::init(&dir, "test.example/sink").unwrap();
+        let mut opts = SinkOptions::new("test", Layer::Application);
+        opts.linger = Duration::from_millis(50);
+        let mut sink = Sink::open(Destination::Ledger { dir: dir.clone(), index: None }, opts).unwrap();
+        let (tx, rx) = mpsc::channel();
+        for i in 0..3u64 {
+            let (tx, dir) = (tx.clone(), dir.clone());
+            let e = Observation::new("probe", Layer::Application, OcsfClass::ApiActivity, 1, "probe").field("n", i).into_event();
+            sink.send_then(&e, move |r| {
+                // Durable means a fresh reader already sees it.
+                let size = zkaudit_tlog::LogReader::open(&dir).map(|l| l.size()).unwrap_or(0);
+                tx.send((i, r, size)).unwrap();
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let told: Vec<_> = rx.iter().collect();
+        assert_eq!(told.len(), 3);
+        assert!(told.iter().all(|(i, r, size)| r.is_ok() && *size > *i), "{told:?}");
+        assert_eq!(sink.finish().unwrap().appended, 3);
+        assert_eq!(zkaudit_tlog::LogReader::open(&dir).unwrap().size(), 3);
+    }
+}

@@ -299,6 +299,15 @@ impl Shared {
         Ok(meta)
     }
 
+    /// The artifact `find` picks from `name`'s metadata: from the cached
+    /// copy, else from a fresh one (a version published since it was cached).
+    async fn find_artifact(&self, eco: Ecosystem, name: &str, find: impl Fn(&Meta) -> Option<Artifact>) -> Result<Option<Artifact>, Refusal> {
+        if let Some(a) = find(&self.meta(eco, name, false).await?) {
+            return Ok(Some(a));
+        }
+        Ok(find(&self.meta(eco, name, true).await?))
+    }
+
     /// Records a request that failed before anything could be served,
     /// and waits for the event to be kept.
     async fn record_failure(&self, eco: Ecosystem, name: &str, artifact: Option<&Artifact>, url: &str, stage: &str, e: &FetchError) {
@@ -553,11 +562,10 @@ async fn npm_route(s: &Arc<Shared>, rest: &[&str], base: &str, peer: SocketAddr)
                 Meta::Json(d) => npm::artifact(d, &name, file),
                 Meta::Text(_) => None,
             };
-            let mut artifact = find(&s.meta(Ecosystem::Npm, &name, false).await?);
-            if artifact.is_none() {
-                artifact = find(&s.meta(Ecosystem::Npm, &name, true).await?);
-            }
-            let a = artifact.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("no version of {name} has the tarball {file}")))?;
+            let a = s
+                .find_artifact(Ecosystem::Npm, &name, find)
+                .await?
+                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("no version of {name} has the tarball {file}")))?;
             Ok(download(s, a, peer).await)
         }
         _ => Err(Refusal::new(StatusCode::NOT_FOUND, format!("unknown npm path under {name}; packuments are /npm/NAME, tarballs /npm/NAME/-/FILE.tgz"))),
@@ -585,11 +593,10 @@ async fn pypi_route(s: &Arc<Shared>, rest: &[&str], base: &str, accept: &str, pe
                 Meta::Json(d) => pypi::artifact(d, &normalized, file),
                 Meta::Text(_) => None,
             };
-            let mut artifact = find(&s.meta(Ecosystem::Pypi, &normalized, false).await?);
-            if artifact.is_none() {
-                artifact = find(&s.meta(Ecosystem::Pypi, &normalized, true).await?);
-            }
-            let a = artifact.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("{normalized} has no file {file}")))?;
+            let a = s
+                .find_artifact(Ecosystem::Pypi, &normalized, find)
+                .await?
+                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("{normalized} has no file {file}")))?;
             check_version(&a.package.version).map_err(|why| Refusal::new(StatusCode::BAD_REQUEST, why))?;
             Ok(download(s, a, peer).await)
         }
@@ -609,12 +616,10 @@ async fn cargo_route(s: &Arc<Shared>, rest: &[&str], base: &str, peer: SocketAdd
                 Meta::Text(t) => cargo::artifact(t, &dl, name, version),
                 Meta::Json(_) => None,
             };
-            let key = name.to_ascii_lowercase();
-            let mut artifact = find(&s.meta(Ecosystem::Cargo, &key, false).await?);
-            if artifact.is_none() {
-                artifact = find(&s.meta(Ecosystem::Cargo, &key, true).await?);
-            }
-            let a = artifact.ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("the index has no version {version} of {name}")))?;
+            let a = s
+                .find_artifact(Ecosystem::Cargo, &name.to_ascii_lowercase(), find)
+                .await?
+                .ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, format!("the index has no version {version} of {name}")))?;
             Ok(download(s, a, peer).await)
         }
         [.., name] => {
