@@ -7,7 +7,8 @@
 #   used by crates/zkvm/build.rs under /usr/bin;
 # * PostgreSQL's server binaries (Debian's postgresql), which the index,
 #   job-store and server tests start on loopback in temporary directories;
-# * shellcheck (Debian's), a gate of scripts/test.sh.
+# * shellcheck (Debian's), a gate of scripts/test.sh;
+# * Debian's chromium and playwright-core (npm) for the dashboard's tests.
 # Nothing is downloaded outside the package registries. Works as root (no
 # sudo needed) and as a user with sudo.
 #
@@ -83,7 +84,21 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "setup: installing Debian's npm (the registry gateway's tests install through it)" >&2
   apt_install npm
 fi
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup: installing Debian's chromium (the dashboard's tests drive it)" >&2
+  apt_install chromium
+fi
 mkdir -p "$CARGO_TARGET_DIR"
+
+# The dashboard's tests drive chromium with playwright-core (npm), installed
+# from tests-browser/package-lock.json beside the build.
+export ZKAUDIT_NODE_PATH="$CARGO_TARGET_DIR/browser/node_modules"
+if ! cmp -s tests-browser/package-lock.json "$CARGO_TARGET_DIR/browser/package-lock.json" || [ ! -d "$ZKAUDIT_NODE_PATH/playwright-core" ]; then
+  echo "setup: installing playwright-core (npm) into $CARGO_TARGET_DIR/browser" >&2
+  mkdir -p "$CARGO_TARGET_DIR/browser"
+  cp tests-browser/package.json tests-browser/package-lock.json "$CARGO_TARGET_DIR/browser/"
+  npm ci --prefix "$CARGO_TARGET_DIR/browser" --no-audit --no-fund --loglevel=error >/dev/null
+fi
 
 # The LLM gateway's tests drive it with the official `openai` Python client
 # (PyPI), kept in a virtual environment beside the build.

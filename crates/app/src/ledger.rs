@@ -335,6 +335,36 @@ impl Ledger {
         self.with_synced_index(|index, reader| zkaudit_index::select(index, reader, query))
     }
 
+    /// Events per time bucket, layer and type in `[from_ns, to_ns)` as of
+    /// the latest checkpoint ([`zkaudit_index::activity`]), with the index
+    /// first brought up to it.
+    ///
+    /// # Errors
+    /// As [`sync_index`](Self::sync_index); [`Error::Index`] with
+    /// `zkaudit_index::Error::Range` for a window or bucket it refuses.
+    pub fn activity(&self, from_ns: i64, to_ns: i64, bucket_ns: i64) -> Result<Vec<zkaudit_index::ActivityCount>, Error> {
+        self.with_synced_index(|index, reader| zkaudit_index::activity(index, reader, from_ns, to_ns, bucket_ns))
+    }
+
+    /// The earliest and latest event timestamps (ns since the epoch), with
+    /// the index first brought up to the latest checkpoint; `None` for an
+    /// empty ledger.
+    ///
+    /// # Errors
+    /// As [`sync_index`](Self::sync_index).
+    pub fn time_span(&self) -> Result<Option<(i64, i64)>, Error> {
+        self.with_synced_index(|index, _| index.time_span())
+    }
+
+    /// Number of events `query` selects as of the latest checkpoint
+    /// (ignoring its limit), with the index first brought up to it.
+    ///
+    /// # Errors
+    /// As [`sync_index`](Self::sync_index).
+    pub fn count(&self, query: &Query) -> Result<u64, Error> {
+        self.with_synced_index(|index, reader| zkaudit_index::count(index, reader, query))
+    }
+
     /// Runs `f` on the index once it is synced to the latest checkpoint,
     /// with a reader at that checkpoint.
     fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend, &LogReader) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {

@@ -19,6 +19,7 @@ mod bench_record;
 mod bench_registry;
 mod child_cmd;
 mod collect_cmd;
+mod detect_cmd;
 mod ingest_cmd;
 mod llm_cmd;
 mod log_cmd;
@@ -107,6 +108,10 @@ enum Command {
     Query(audit_cmd::QueryArgs),
     /// Evaluate a compliance pack over the ledger and report a verdict per rule.
     Compliance(audit_cmd::ComplianceArgs),
+    /// Look for anomalies (rate spikes, first-seen executables, destinations
+    /// and process pairs, threshold rules, host metric outliers) and record
+    /// each as a finding event that names its evidence.
+    Detect(detect_cmd::DetectArgs),
     /// An OpenAI-compatible gateway that enforces a policy (models, rate
     /// limits, PII) and records every LLM call with salted commitments.
     LlmGateway(llm_cmd::GatewayArgs),
@@ -153,6 +158,7 @@ fn main() -> ExitCode {
         Command::Ingest(c) => ingest_cmd::run(c),
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
+        Command::Detect(a) => detect_cmd::detect(a),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

@@ -184,7 +184,16 @@ fn jobs_run_and_tenants_see_only_their_own() {
 
     // The OpenAPI document lists every route the server answers.
     let api = get(&format!("{}/v1/openapi.json", s.url), None).body;
-    for p in ["/v1/jobs", "/v1/jobs/{id}", "/v1/prove/income-threshold", "/v1/verify/batch", "/v1/log/entries", "/tile/{path}", "/metrics"] {
+    for p in [
+        "/v1/jobs",
+        "/v1/jobs/{id}",
+        "/v1/prove/income-threshold",
+        "/v1/verify/batch",
+        "/v1/log/entries",
+        "/tile/{path}",
+        "/metrics",
+        "/v1/dashboard/events/{index}",
+    ] {
         assert!(api["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
     }
 

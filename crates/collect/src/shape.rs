@@ -35,6 +35,9 @@ pub enum OcsfClass {
     /// API Activity (6003), Application Activity category: a call to a
     /// service's API, such as an LLM provider's.
     ApiActivity,
+    /// Detection Finding (2004), Findings category: an anomaly or rule
+    /// match found in what was recorded.
+    DetectionFinding,
 }
 
 impl OcsfClass {
@@ -47,6 +50,7 @@ impl OcsfClass {
             OcsfClass::HttpActivity => 4002,
             OcsfClass::DnsActivity => 4003,
             OcsfClass::ApiActivity => 6003,
+            OcsfClass::DetectionFinding => 2004,
         }
     }
 
@@ -57,6 +61,7 @@ impl OcsfClass {
             OcsfClass::ProcessActivity => "process",
             OcsfClass::NetworkActivity | OcsfClass::HttpActivity | OcsfClass::DnsActivity => "network",
             OcsfClass::ApiActivity => "web",
+            OcsfClass::DetectionFinding => "intrusion_detection",
         }
     }
 }

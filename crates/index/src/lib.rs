@@ -81,6 +81,9 @@ pub enum Error {
         /// Root hash of the log at that size (hex).
         log: String,
     },
+    /// A window or bucket width that selects nothing or too much.
+    #[error("activity: {0}")]
+    Range(String),
     /// A stored value cannot be read back (a damaged index).
     #[error("the index database holds an invalid value: {0}; run `zkaudit log reindex`")]
     Corrupt(String),
@@ -365,7 +368,51 @@ pub trait Backend: Send {
     /// Number of [`candidates`](Self::candidates) of `q` below `below`,
     /// ignoring its limit.
     fn count(&mut self, q: &Query, below: u64) -> Result<u64, Error>;
+    /// Events per time bucket, layer and type with timestamps in
+    /// `[from_ns, to_ns)` and leaf indices below `below`, in bucket, layer
+    /// and type order; buckets are `bucket_ns` wide, numbered from
+    /// `from_ns`. Empty buckets are left out.
+    fn activity(&mut self, from_ns: i64, to_ns: i64, bucket_ns: i64, below: u64) -> Result<Vec<ActivityCount>, Error>;
+    /// The earliest and latest timestamps indexed (ns since the epoch), or
+    /// `None` for an empty index. Read from the timestamp index, so it may
+    /// include events appended after the checkpoint a caller reads.
+    fn time_span(&mut self) -> Result<Option<(i64, i64)>, Error>;
 }
+
+/// Events of one layer and type in one time bucket ([`activity`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ActivityCount {
+    /// Bucket number: the bucket starts at `from_ns + bucket · bucket_ns`.
+    pub bucket: u64,
+    /// Layer (`application`, `computation`, `network`, `physical`).
+    pub layer: String,
+    /// Event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Events in the bucket.
+    pub count: u64,
+}
+
+/// Events per `bucket_ns`-wide time bucket, layer and type in
+/// `[from_ns, to_ns)`, as of `log`'s checkpoint (the index must be synced
+/// to it). At most 10,000 buckets: a finer `bucket_ns` is an error.
+///
+/// # Errors
+/// [`Error::Range`] for an empty window, a bucket ≤ 0 or too many
+/// buckets; database errors.
+pub fn activity(index: &mut dyn Backend, log: &LogReader, from_ns: i64, to_ns: i64, bucket_ns: i64) -> Result<Vec<ActivityCount>, Error> {
+    if to_ns <= from_ns || bucket_ns <= 0 {
+        return Err(Error::Range(format!("window [{from_ns}, {to_ns}) ns with buckets of {bucket_ns} ns")));
+    }
+    let buckets = (i128::from(to_ns) - i128::from(from_ns) + i128::from(bucket_ns) - 1) / i128::from(bucket_ns);
+    if buckets > MAX_BUCKETS {
+        return Err(Error::Range(format!("{buckets} buckets of {bucket_ns} ns; at most {MAX_BUCKETS}")));
+    }
+    index.activity(from_ns, to_ns, bucket_ns, log.size())
+}
+
+/// Most buckets [`activity`] returns.
+const MAX_BUCKETS: i128 = 10_000;
 
 /// The events `q` selects from the log `log` as of its checkpoint, in
 /// leaf-index order: the index names them, the entry bundles give them.

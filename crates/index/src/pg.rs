@@ -4,7 +4,7 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
 
 use crate::sql::{self, Dictionary, Param};
-use crate::{Backend, Error, Position, Query, Row};
+use crate::{ActivityCount, Backend, Error, Position, Query, Row};
 
 /// Advisory lock key held by the index's writers (and schema changes).
 const WRITE_LOCK: &str = "SELECT pg_advisory_xact_lock(7268411)";
@@ -146,5 +146,15 @@ impl Backend for Postgres {
         let (text, params) = sql::count(q, below);
         let n: i64 = self.client.query_one(&text, &refs(&params))?.try_get(0)?;
         Ok(n as u64)
+    }
+
+    fn time_span(&mut self) -> Result<Option<(i64, i64)>, Error> {
+        let r = self.client.query_one(sql::TIME_SPAN, &[])?;
+        Ok(r.try_get::<_, Option<i64>>(0)?.zip(r.try_get::<_, Option<i64>>(1)?))
+    }
+
+    fn activity(&mut self, from_ns: i64, to_ns: i64, bucket_ns: i64, below: u64) -> Result<Vec<ActivityCount>, Error> {
+        let (text, params) = sql::activity(from_ns, to_ns, bucket_ns, below);
+        self.client.query(&text, &refs(&params))?.iter().map(|r| sql::activity_count(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)).collect()
     }
 }

@@ -199,6 +199,21 @@ pub(crate) fn count(q: &Query, below: u64) -> (String, Vec<Param>) {
     (format!("SELECT count(*) FROM events WHERE {filter}"), params)
 }
 
+/// Events per (time bucket, layer, type) with timestamps in
+/// `[from_ns, to_ns)` below leaf index `below`: rows of (bucket number from
+/// `from_ns`, layer name, type name, count). The buckets are `bucket_ns`
+/// wide (> 0).
+pub(crate) fn activity(from_ns: i64, to_ns: i64, bucket_ns: i64, below: u64) -> (String, Vec<Param>) {
+    let text = "SELECT b, l.name, t.name, n FROM (\
+        SELECT (ts_ns - $1) / $2 AS b, layer_id, type_id, count(*) AS n FROM events \
+        WHERE ts_ns >= $1 AND ts_ns < $3 AND leaf_index < $4 GROUP BY 1, 2, 3) AS a \
+        JOIN names AS l ON l.id = a.layer_id JOIN names AS t ON t.id = a.type_id ORDER BY 1, 2, 3";
+    (
+        text.to_owned(), // SQLite numbers `$N` parameters in the order they first appear.
+        vec![Param::Int(from_ns), Param::Int(bucket_ns), Param::Int(to_ns), Param::Int(i64::try_from(below).unwrap_or(i64::MAX))],
+    )
+}
+
 fn filter(q: &Query, below: u64) -> (String, Vec<Param>) {
     let mut params = Vec::new();
     let mut bind = |p: Param| {
@@ -230,6 +245,14 @@ fn filter(q: &Query, below: u64) -> (String, Vec<Param>) {
 
 fn unsigned(v: i64, what: &str) -> Result<u64, Error> {
     u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative {what} {v}")))
+}
+
+/// The earliest and latest timestamps indexed (both NULL when empty).
+pub(crate) const TIME_SPAN: &str = "SELECT min(ts_ns), max(ts_ns) FROM events";
+
+/// Decodes a row of [`activity`].
+pub(crate) fn activity_count(bucket: i64, layer: String, kind: String, count: i64) -> Result<crate::ActivityCount, Error> {
+    Ok(crate::ActivityCount { bucket: unsigned(bucket, "bucket")?, layer, kind, count: unsigned(count, "count")? })
 }
 
 /// Decodes a leaf index read from the index.

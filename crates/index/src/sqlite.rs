@@ -6,7 +6,7 @@ use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
 use crate::sql::{self, Dictionary, Param};
-use crate::{Backend, Error, Position, Query, Row};
+use crate::{ActivityCount, Backend, Error, Position, Query, Row};
 
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -142,5 +142,22 @@ impl Backend for Sqlite {
         let (text, params) = sql::count(q, below);
         let n: i64 = self.conn.query_row(&text, params_from_iter(&params), |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn time_span(&mut self) -> Result<Option<(i64, i64)>, Error> {
+        let (lo, hi): (Option<i64>, Option<i64>) = self.conn.query_row(sql::TIME_SPAN, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(lo.zip(hi))
+    }
+
+    fn activity(&mut self, from_ns: i64, to_ns: i64, bucket_ns: i64, below: u64) -> Result<Vec<ActivityCount>, Error> {
+        let (text, params) = sql::activity(from_ns, to_ns, bucket_ns, below);
+        let mut st = self.conn.prepare_cached(&text)?;
+        let rows =
+            st.query_map(params_from_iter(&params), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
+        rows.map(|r| {
+            let (b, layer, kind, n) = r?;
+            sql::activity_count(b, layer, kind, n)
+        })
+        .collect()
     }
 }

@@ -88,10 +88,32 @@ fn check_lookups(index: &mut dyn Backend, dir: &Path) {
     let coarse: Vec<u64> = executed.iter().map(|e| e.precision_ns).collect();
     assert_eq!(coarse, [1, 1, 1, 1_000_000, 1_000]);
     assert_eq!(index.count(&Query::new(Selector::WithProof)).unwrap(), 0);
+    check_activity(index, &all);
     let one = index.select(&Query::new(Selector::Index(5))).unwrap();
     assert_eq!(one.len(), 1);
     assert_eq!(one[0].leaf_index, 5);
     assert!(index.select(&Query::new(Selector::Index(10_000))).unwrap().is_empty());
+}
+
+/// The activity histogram equals counting the selected events by hand,
+/// and a window or bucket that makes no sense is refused.
+fn check_activity(index: &mut At<'_>, all: &[IndexedEvent]) {
+    const DAY: i64 = 86_400_000_000_000;
+    let (from, to) = (1_768_003_200_000_000_000, 1_768_867_200_000_000_000);
+    let got = zkaudit_index::activity(index.0, &index.1, from, to, DAY).unwrap();
+    let mut want = std::collections::BTreeMap::<(u64, String, String), u64>::new();
+    for e in all.iter().filter(|e| (from..to).contains(&e.timestamp_ns)) {
+        *want.entry((((e.timestamp_ns - from) / DAY) as u64, e.layer.clone(), e.kind.clone())).or_default() += 1;
+    }
+    let got_map: std::collections::BTreeMap<_, _> = got.iter().map(|c| ((c.bucket, c.layer.clone(), c.kind.clone()), c.count)).collect();
+    assert_eq!(got_map, want);
+    assert_eq!(got.iter().map(|c| c.count).sum::<u64>(), 25);
+    let span = (all.iter().map(|e| e.timestamp_ns).min().unwrap(), all.iter().map(|e| e.timestamp_ns).max().unwrap());
+    assert_eq!(index.0.time_span().unwrap(), Some(span));
+    assert!(got.iter().all(|c| c.bucket < 10));
+    assert!(matches!(zkaudit_index::activity(index.0, &index.1, to, from, DAY), Err(Error::Range(_))));
+    assert!(matches!(zkaudit_index::activity(index.0, &index.1, from, to, 0), Err(Error::Range(_))));
+    assert!(matches!(zkaudit_index::activity(index.0, &index.1, from, to, 1), Err(Error::Range(_))), "10^14 buckets are refused");
 }
 
 fn incremental_equals_rebuild(index: &mut dyn Backend, dir: &Path) {

@@ -77,6 +77,16 @@ pub struct Stats {
     pub recent_cycles_per_second: Option<f64>,
 }
 
+impl Stats {
+    /// Seconds a job submitted now would wait: the mean of recent job
+    /// times, times the jobs ahead of it per worker. `None` before any job
+    /// has finished.
+    pub fn estimated_wait_seconds(&self, workers: usize) -> Option<f64> {
+        let per_job = self.recent_job_seconds?;
+        Some(per_job * (self.queued + self.running) as f64 / workers.max(1) as f64)
+    }
+}
+
 /// A final state reported by a worker.
 #[derive(Clone, Debug)]
 pub struct Finish {

@@ -136,7 +136,9 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Generates a fresh key from the operating system's random source.
+    /// Generates a fresh key from the operating system's random source
+    /// (feature `keygen`, on by default).
+    #[cfg(feature = "keygen")]
     pub fn generate(name: &str) -> Result<Self, KeyError> {
         if !valid_key_name(name) {
             return Err(KeyError::BadName(name.to_owned()));

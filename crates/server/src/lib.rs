@@ -4,7 +4,7 @@
 //! This crate owns the HTTP surface: routing, request parsing and its
 //! errors, bearer-token checks, the built-in `income-threshold` job, the
 //! signed attestation document, Prometheus metrics, the OpenAPI document,
-//! and serving the ledger (appends, checkpoint, proofs and the C2SP
+//! the SOC dashboard (page, assets and panel data), and serving the ledger (appends, checkpoint, proofs and the C2SP
 //! tlog-tiles files). It also runs the in-process workers and the upkeep
 //! (re-queueing jobs of dead workers, TTL cleanup).
 //!
@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod dashboard_api;
 mod error;
 mod jobs_api;
 mod log_api;
@@ -88,6 +89,8 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     /// One recorder of finished proofs at a time (workers and upkeep both call it).
     recording: std::sync::Mutex<()>,
+    /// The SOC dashboard's remembered checks.
+    dashboard: zkaudit_dashboard::Dashboard,
 }
 
 /// Runs `f` on the blocking pool (store, ledger and verifier calls block).
@@ -121,6 +124,18 @@ pub enum StartError {
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
+        .route("/", get(dashboard_api::index))
+        .route("/assets/{file}", get(dashboard_api::asset))
+        .route("/v1/dashboard/integrity", get(dashboard_api::integrity))
+        .route("/v1/dashboard/integrity/check", post(dashboard_api::check_log))
+        .route("/v1/dashboard/activity", get(dashboard_api::activity))
+        .route("/v1/dashboard/compliance", get(dashboard_api::compliance))
+        .route("/v1/dashboard/proofs", get(dashboard_api::proofs))
+        .route("/v1/dashboard/findings", get(dashboard_api::findings))
+        .route("/v1/dashboard/events/{index}", get(dashboard_api::event))
+        .route("/v1/dashboard/lineage", get(dashboard_api::lineage))
+        .route("/v1/dashboard/report.html", get(dashboard_api::report_html))
+        .route("/v1/dashboard/stream", get(dashboard_api::stream))
         .route("/v1/health", get(status::health))
         .route("/v1/ready", get(status::ready))
         .route("/v1/attestation", get(status::attestation))
@@ -189,6 +204,7 @@ impl AppState {
             tokens: auth::TokenCache::default(),
             metrics: Arc::new(metrics::Metrics::default()),
             recording: std::sync::Mutex::default(),
+            dashboard: zkaudit_dashboard::Dashboard::new(),
             config,
         });
         // Proofs finished while no server ran (remote workers) go in now.

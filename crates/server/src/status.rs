@@ -20,12 +20,9 @@ async fn stats(state: &Arc<AppState>) -> Result<Stats, ApiError> {
     Ok(s)
 }
 
-/// Seconds a new job would wait: the mean of recent job times, times the
-/// jobs ahead of it per worker. `None` before any job has finished.
+/// Whole seconds a new job would wait ([`Stats::estimated_wait_seconds`]).
 fn estimated_wait(s: &Stats, workers: usize) -> Option<u64> {
-    let per_job = s.recent_job_seconds?;
-    let ahead = (s.queued + s.running) as f64;
-    Some((per_job * ahead / workers.max(1) as f64).ceil() as u64)
+    s.estimated_wait_seconds(workers).map(|w| w.ceil() as u64)
 }
 
 /// `GET /v1/health`: status, version, queue, capacity and estimated wait.

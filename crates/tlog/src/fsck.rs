@@ -5,10 +5,10 @@ use std::path::Path;
 use zkaudit_merkle::{leaf_hash, CompactRange, Hash, HASH_SIZE};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 
-use crate::bundle::{split_bundle_prefix, BundleError};
 use crate::layout::{bundle_for_entry, collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_optional, CHECKPOINT_FILE};
 use crate::Error;
+use zkaudit_verify::bundle::{split_bundle_prefix, BundleError};
 
 /// A verified log.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -69,6 +69,12 @@ pub struct InclusionJson {
     pub root_hash: Hash,
 }
 
+impl From<InclusionJson> for InclusionProof {
+    fn from(p: InclusionJson) -> Self {
+        Self { leaf_index: p.leaf_index, tree_size: p.tree_size, leaf_hash: p.leaf_hash, hashes: p.hashes, root_hash: p.root_hash }
+    }
+}
+
 impl From<&InclusionProof> for InclusionJson {
     fn from(p: &InclusionProof) -> Self {
         Self { leaf_index: p.leaf_index, tree_size: p.tree_size, leaf_hash: p.leaf_hash, hashes: p.hashes.clone(), root_hash: p.root_hash }

@@ -26,7 +26,6 @@
 
 #![forbid(unsafe_code)]
 
-mod bundle;
 mod dir;
 mod durable;
 mod error;
@@ -38,10 +37,10 @@ mod reader;
 mod store;
 mod writer;
 
-pub use bundle::BundleError;
 pub use dir::{read_signing_key, write_secret, write_signing_key, LedgerDir, KEY_FILE, LOCK_FILE, VKEY_FILE};
 pub use error::{Error, Result};
 pub use log::{init, read_vkey, AppendStream, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
 pub use store::{TileStore, CHECKPOINT_FILE};
 pub use writer::Leaf;
+pub use zkaudit_verify::bundle::BundleError;

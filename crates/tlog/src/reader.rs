@@ -8,20 +8,7 @@ use zkaudit_note::{Checkpoint, Note, VerifierKey};
 use crate::store::{TileStore, CHECKPOINT_FILE};
 use crate::{Error, Result};
 
-/// An RFC 9162 §2.1.3 inclusion proof with the values it binds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InclusionProof {
-    /// Index of the leaf.
-    pub leaf_index: u64,
-    /// Size of the tree the proof is for.
-    pub tree_size: u64,
-    /// Leaf hash of the entry, `SHA-256(0x00 ‖ entry)`.
-    pub leaf_hash: Hash,
-    /// Audit path, deepest sibling first.
-    pub hashes: Vec<Hash>,
-    /// Root hash of the tree of `tree_size` leaves.
-    pub root_hash: Hash,
-}
+pub use zkaudit_verify::InclusionProof;
 
 /// An RFC 9162 §2.1.4 consistency proof with the values it binds.
 #[derive(Clone, Debug, PartialEq, Eq)]

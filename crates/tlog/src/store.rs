@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use zkaudit_merkle::{node_hash, Hash, SubtreeSource, HASH_SIZE};
 
-use crate::bundle::split_bundle;
 use crate::layout::{bundle_for_entry, tile_for_hash, TileId, TILE_HEIGHT, TILE_WIDTH};
 use crate::{Error, Result};
+use zkaudit_verify::bundle::split_bundle;
 
 /// File name of the checkpoint inside the log directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint";

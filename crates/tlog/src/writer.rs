@@ -10,11 +10,11 @@ use std::thread::JoinHandle;
 use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
 use zkaudit_note::{Checkpoint, Note, SigningKey};
 
-use crate::bundle::{push_entry, split_bundle};
 use crate::durable::{rename_durably, write_all_durably};
 use crate::layout::{collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE};
 use crate::{Error, Result};
+use zkaudit_verify::bundle::{push_entry, split_bundle};
 
 /// Bytes of tiles buffered before they are written out mid-batch. Files
 /// beyond the checkpoint are invisible, so flushing early is safe.
