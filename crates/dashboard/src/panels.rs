@@ -15,8 +15,10 @@ use zkaudit_jobs::Store;
 use zkaudit_tlog::layout::{TileId, TILE_WIDTH};
 use zkaudit_tlog::LogReader;
 
-/// Buckets an activity chart aims for.
+/// Buckets an activity chart aims for (at most).
 const CHART_BUCKETS: i64 = 60;
+/// One hour, ns.
+const HOUR_NS: i64 = 3_600_000_000_000;
 /// Events a panel lists at most (the counts are always complete).
 const LIST_MAX: u64 = 200;
 /// Events a lineage graph holds at most.
@@ -456,8 +458,8 @@ impl Dashboard {
     }
 
     /// The window `[from_ns, to_ns)`; where one end is not given, the
-    /// ledger's: from its earliest event to just after its latest (the
-    /// last hour for an empty ledger).
+    /// ledger's: from the whole hour before its earliest event to just
+    /// after its latest (the last hour for an empty ledger).
     ///
     /// # Errors
     /// [`Error::BadRequest`] for an empty window.
@@ -466,7 +468,9 @@ impl Dashboard {
             (Some(f), Some(t)) => (f, t),
             (f, t) => {
                 let (lo, hi) = match ledger.time_span()? {
-                    Some((lo, hi)) => (lo, hi.saturating_add(1)),
+                    // From the whole hour before the earliest event, so
+                    // hourly buckets line up with the index's hourly counts.
+                    Some((lo, hi)) => (lo.div_euclid(HOUR_NS) * HOUR_NS, hi.saturating_add(1)),
                     None => (now_ns() - 3_600_000_000_000, now_ns()),
                 };
                 (f.unwrap_or(lo), t.unwrap_or(hi))
@@ -560,7 +564,11 @@ impl Dashboard {
     /// [`Error::App`].
     pub fn activity(&self, ledger: &Ledger, window: Window) -> Result<Activity> {
         let span = i128::from(window.to_ns) - i128::from(window.from_ns);
-        let bucket_ns = i64::try_from((span + i128::from(CHART_BUCKETS) - 1) / i128::from(CHART_BUCKETS)).unwrap_or(i64::MAX).max(1);
+        let mut bucket_ns = i64::try_from((span + i128::from(CHART_BUCKETS) - 1) / i128::from(CHART_BUCKETS)).unwrap_or(i64::MAX).max(1);
+        if bucket_ns > HOUR_NS {
+            // Whole hours: the index answers them from its hourly counts.
+            bucket_ns = (bucket_ns / HOUR_NS + i64::from(bucket_ns % HOUR_NS != 0)).saturating_mul(HOUR_NS);
+        }
         let buckets = u64::try_from((span + i128::from(bucket_ns) - 1) / i128::from(bucket_ns)).unwrap_or(0);
         let counts = ledger.activity(window.from_ns, window.to_ns, bucket_ns)?;
         let tree_size = ledger.reader()?.size();

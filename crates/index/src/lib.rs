@@ -373,6 +373,10 @@ pub trait Backend: Send {
     /// and type order; buckets are `bucket_ns` wide, numbered from
     /// `from_ns`. Empty buckets are left out.
     fn activity(&mut self, from_ns: i64, to_ns: i64, bucket_ns: i64, below: u64) -> Result<Vec<ActivityCount>, Error>;
+    /// Events per hour (since the epoch), layer and type for hours
+    /// `[from_hour, to_hour)`, from the hourly counts kept with the rows:
+    /// everything indexed, whatever checkpoint a caller reads.
+    fn hours(&mut self, from_hour: i64, to_hour: i64) -> Result<Vec<(i64, String, String, u64)>, Error>;
     /// The earliest and latest timestamps indexed (ns since the epoch), or
     /// `None` for an empty index. Read from the timestamp index, so it may
     /// include events appended after the checkpoint a caller reads.
@@ -397,6 +401,12 @@ pub struct ActivityCount {
 /// `[from_ns, to_ns)`, as of `log`'s checkpoint (the index must be synced
 /// to it). At most 10,000 buckets: a finer `bucket_ns` is an error.
 ///
+/// When `from_ns` falls on a whole hour (since the epoch), `bucket_ns` is
+/// a whole number of hours and the index stands at `log`'s checkpoint,
+/// the whole hours are read from the hourly counts the index keeps
+/// (hundreds of rows for a month, whatever the number of events); else
+/// the events themselves are counted.
+///
 /// # Errors
 /// [`Error::Range`] for an empty window, a bucket ≤ 0 or too many
 /// buckets; database errors.
@@ -408,7 +418,25 @@ pub fn activity(index: &mut dyn Backend, log: &LogReader, from_ns: i64, to_ns: i
     if buckets > MAX_BUCKETS {
         return Err(Error::Range(format!("{buckets} buckets of {bucket_ns} ns; at most {MAX_BUCKETS}")));
     }
-    index.activity(from_ns, to_ns, bucket_ns, log.size())
+    let hour = sql::HOUR_NS;
+    let at_checkpoint = index.position()?.is_some_and(|p| p.tree_size == log.size());
+    if !(at_checkpoint && bucket_ns % hour == 0 && from_ns.rem_euclid(hour) == 0 && to_ns - from_ns >= hour) {
+        return index.activity(from_ns, to_ns, bucket_ns, log.size());
+    }
+    // Whole hours from the hourly counts; the last, partial hour (if any)
+    // from the events, as one bucket of its own.
+    let whole_end = from_ns + (to_ns - from_ns) / hour * hour;
+    let bucket_of = |start_ns: i64| u64::try_from((start_ns - from_ns) / bucket_ns).unwrap_or(0);
+    let mut sums: BTreeMap<(u64, String, String), u64> = BTreeMap::new();
+    for (h, layer, kind, n) in index.hours(from_ns / hour, whole_end / hour)? {
+        *sums.entry((bucket_of(h * hour), layer, kind)).or_default() += n;
+    }
+    if whole_end < to_ns {
+        for c in index.activity(whole_end, to_ns, hour, log.size())? {
+            *sums.entry((bucket_of(whole_end), c.layer, c.kind)).or_default() += c.count;
+        }
+    }
+    Ok(sums.into_iter().map(|((bucket, layer, kind), count)| ActivityCount { bucket, layer, kind, count }).collect())
 }
 
 /// Most buckets [`activity`] returns.

@@ -66,6 +66,7 @@ fn write_rows(tx: &mut Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row
     let rows: Vec<&Row> = rows.iter().filter(|r| r.leaf_index >= done).collect();
     let mut cols: [Vec<i64>; 8] = Default::default();
     let (mut parent_digest, mut parent_leaf) = (Vec::new(), Vec::new());
+    let mut hours = Vec::new();
     for r in rows {
         let type_id = dictionary.name(&r.kind, |n| find_or_add(tx, sql::FIND_NAME, sql::ADD_NAME, n, |_, _| Ok(())))?;
         let layer_id = dictionary.name(&r.layer, |n| find_or_add(tx, sql::FIND_NAME, sql::ADD_NAME, n, |_, _| Ok(())))?;
@@ -85,6 +86,7 @@ fn write_rows(tx: &mut Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row
             parent_digest.push(*d);
             parent_leaf.push(leaf);
         }
+        hours.push((r.timestamp_ns, layer_id, type_id));
     }
     let [c0, c1, c2, c3, c4, c5, c6, c7] = &cols;
     tx.execute(
@@ -98,6 +100,19 @@ fn write_rows(tx: &mut Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row
     tx.execute(
         "INSERT INTO parents (digest, leaf_index) SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
         &[&parent_digest, &parent_leaf],
+    )?;
+    // One row per key: ON CONFLICT may not touch a row twice in a statement.
+    let mut h: [Vec<i64>; 4] = Default::default();
+    for ((hour, layer, kind), n) in sql::hour_counts(hours.into_iter()) {
+        for (col, v) in h.iter_mut().zip([hour, layer, kind, n]) {
+            col.push(v);
+        }
+    }
+    let [h0, h1, h2, h3] = &h;
+    tx.execute(
+        "INSERT INTO activity_hours (hour, layer_id, type_id, n) SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[])
+         ON CONFLICT (hour, layer_id, type_id) DO UPDATE SET n = activity_hours.n + excluded.n",
+        &[h0, h1, h2, h3],
     )?;
     Ok(())
 }
@@ -146,6 +161,17 @@ impl Backend for Postgres {
         let (text, params) = sql::count(q, below);
         let n: i64 = self.client.query_one(&text, &refs(&params))?.try_get(0)?;
         Ok(n as u64)
+    }
+
+    fn hours(&mut self, from_hour: i64, to_hour: i64) -> Result<Vec<(i64, String, String, u64)>, Error> {
+        self.client
+            .query(sql::HOURS, &[&from_hour, &to_hour])?
+            .iter()
+            .map(|r| {
+                let n: i64 = r.try_get(3)?;
+                Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative hourly count {n}")))?))
+            })
+            .collect()
     }
 
     fn time_span(&mut self) -> Result<Option<(i64, i64)>, Error> {

@@ -10,14 +10,16 @@ use crate::{digest_key, Error, Position, Query, Selector};
 
 /// Version of [`SCHEMA`]; an index of another version is dropped and
 /// rebuilt from the log when opened.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The schema, with `{int}` for the 64-bit integer column type and
 /// `{clustered}` for what makes a table stored in its primary key's order.
 ///
 /// One narrow `events` row per event: types and layers are ids into
 /// `names`, the set of top-level metadata keys an id into `keysets`, and
-/// digests their [`digest_key`]s.
+/// digests their [`digest_key`]s. `activity_hours` counts events per
+/// hour (since the epoch), layer and type, kept with the rows, so that an
+/// activity chart over a month reads hundreds of rows, not millions.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     leaf_index {int} PRIMARY KEY,
@@ -46,6 +48,13 @@ CREATE TABLE IF NOT EXISTS keyset_keys (
     key TEXT NOT NULL,
     keyset_id {int} NOT NULL,
     PRIMARY KEY (key, keyset_id)
+){clustered};
+CREATE TABLE IF NOT EXISTS activity_hours (
+    hour {int} NOT NULL,
+    layer_id {int} NOT NULL,
+    type_id {int} NOT NULL,
+    n {int} NOT NULL,
+    PRIMARY KEY (hour, layer_id, type_id)
 ){clustered};
 CREATE TABLE IF NOT EXISTS position (
     id {int} PRIMARY KEY CHECK (id = 1),
@@ -89,7 +98,7 @@ pub(crate) fn drop_secondary() -> String {
 }
 
 /// Every table any schema version created, dropped by [`drop_all`].
-const TABLES: [&str; 8] = ["events", "parents", "meta", "names", "keysets", "keyset_keys", "position", "schema_version"];
+const TABLES: [&str; 9] = ["events", "parents", "meta", "names", "keysets", "keyset_keys", "activity_hours", "position", "schema_version"];
 
 /// The schema for a database whose 64-bit integer type is `int` and whose
 /// clustered-table suffix is `clustered` (SQLite's ` WITHOUT ROWID`).
@@ -112,7 +121,27 @@ pub(crate) fn drop_all() -> String {
 
 /// Empties the tables of events and the position. The dictionaries stay:
 /// their ids are cached by every open connection.
-pub(crate) const RESET: &str = "DELETE FROM events; DELETE FROM parents; DELETE FROM position;";
+pub(crate) const RESET: &str = "DELETE FROM events; DELETE FROM parents; DELETE FROM activity_hours; DELETE FROM position;";
+
+/// One hour in ns: the width of `activity_hours`' buckets.
+pub(crate) const HOUR_NS: i64 = 3_600_000_000_000;
+
+/// Adds `$4` events to hour `$1`, layer `$2`, type `$3`.
+pub(crate) const ADD_HOUR: &str = "INSERT INTO activity_hours (hour, layer_id, type_id, n) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (hour, layer_id, type_id) DO UPDATE SET n = activity_hours.n + excluded.n";
+
+/// Events per hour, layer and type for hours `[$1, $2)`.
+pub(crate) const HOURS: &str = "SELECT a.hour, l.name, t.name, a.n FROM activity_hours AS a
+     JOIN names AS l ON l.id = a.layer_id JOIN names AS t ON t.id = a.type_id WHERE a.hour >= $1 AND a.hour < $2";
+
+/// Events per (hour, layer id, type id) of rows being written.
+pub(crate) fn hour_counts<'a>(rows: impl Iterator<Item = (i64, i64, i64)> + 'a) -> HashMap<(i64, i64, i64), i64> {
+    let mut m = HashMap::new();
+    for (ts, layer, kind) in rows {
+        *m.entry((ts.div_euclid(HOUR_NS), layer, kind)).or_insert(0) += 1;
+    }
+    m
+}
 
 /// Reads the position row.
 pub(crate) const POSITION: &str = "SELECT tree_size, root_hash FROM position WHERE id = 1";

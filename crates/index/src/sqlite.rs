@@ -69,6 +69,7 @@ fn find_or_add(tx: &Transaction<'_>, find: &str, add: &str, text: &str, added: i
 fn write_rows(tx: &Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row], done: u64) -> Result<(), Error> {
     let mut ev = tx.prepare_cached(&format!("INSERT INTO events ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", sql::EVENT_COLUMNS))?;
     let mut parent = tx.prepare_cached(sql::INSERT_PARENT)?;
+    let mut hours = Vec::new();
     for r in rows.iter().filter(|r| r.leaf_index >= done) {
         let name = |n: &str| find_or_add(tx, sql::FIND_NAME, sql::ADD_NAME, n, |_| Ok(()));
         let type_id = dictionary.name(&r.kind, name)?;
@@ -87,6 +88,11 @@ fn write_rows(tx: &Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row], d
         for d in &r.parents {
             parent.execute(params![d, leaf])?;
         }
+        hours.push((r.timestamp_ns, layer_id, type_id));
+    }
+    let mut add = tx.prepare_cached(sql::ADD_HOUR)?;
+    for ((hour, layer, kind), n) in sql::hour_counts(hours.into_iter()) {
+        add.execute(params![hour, layer, kind, n])?;
     }
     Ok(())
 }
@@ -142,6 +148,16 @@ impl Backend for Sqlite {
         let (text, params) = sql::count(q, below);
         let n: i64 = self.conn.query_row(&text, params_from_iter(&params), |r| r.get(0))?;
         Ok(n as u64)
+    }
+
+    fn hours(&mut self, from_hour: i64, to_hour: i64) -> Result<Vec<(i64, String, String, u64)>, Error> {
+        let mut st = self.conn.prepare_cached(sql::HOURS)?;
+        let rows = st.query_map(params![from_hour, to_hour], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
+        rows.map(|r| {
+            let (h, l, t, n) = r?;
+            Ok((h, l, t, u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative hourly count {n}")))?))
+        })
+        .collect()
     }
 
     fn time_span(&mut self) -> Result<Option<(i64, i64)>, Error> {

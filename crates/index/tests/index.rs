@@ -96,21 +96,29 @@ fn check_lookups(index: &mut dyn Backend, dir: &Path) {
 }
 
 /// The activity histogram equals counting the selected events by hand,
-/// and a window or bucket that makes no sense is refused.
+/// whether whole hours come from the hourly counts (an hour-aligned start
+/// and whole-hour buckets, with or without a partial last hour) or the
+/// events are counted (any other window); nonsense is refused.
 fn check_activity(index: &mut At<'_>, all: &[IndexedEvent]) {
-    const DAY: i64 = 86_400_000_000_000;
-    let (from, to) = (1_768_003_200_000_000_000, 1_768_867_200_000_000_000);
-    let got = zkaudit_index::activity(index.0, &index.1, from, to, DAY).unwrap();
-    let mut want = std::collections::BTreeMap::<(u64, String, String), u64>::new();
-    for e in all.iter().filter(|e| (from..to).contains(&e.timestamp_ns)) {
-        *want.entry((((e.timestamp_ns - from) / DAY) as u64, e.layer.clone(), e.kind.clone())).or_default() += 1;
+    const HOUR: i64 = 3_600_000_000_000;
+    const DAY: i64 = 24 * HOUR;
+    let from = 1_768_003_200_000_000_000; // 2026-01-10T00:00Z
+    let to = 1_768_867_200_000_000_000; // 2026-01-20T00:00Z
+    for (f, t, bucket) in [(from, to, DAY), (from, to + 30 * 60_000_000_000, DAY), (from, to, 7 * HOUR), (from + 1, to, DAY), (from, to, 90 * 60_000_000_000)] {
+        let got = zkaudit_index::activity(index.0, &index.1, f, t, bucket).unwrap();
+        let mut want = std::collections::BTreeMap::<(u64, String, String), u64>::new();
+        for e in all.iter().filter(|e| (f..t).contains(&e.timestamp_ns)) {
+            *want.entry((((e.timestamp_ns - f) / bucket) as u64, e.layer.clone(), e.kind.clone())).or_default() += 1;
+        }
+        let got_map: std::collections::BTreeMap<_, _> = got.iter().map(|c| ((c.bucket, c.layer.clone(), c.kind.clone()), c.count)).collect();
+        assert_eq!(got_map, want, "window [{f}, {t}) by {bucket} ns");
+        assert_eq!(got.iter().map(|c| c.count).sum::<u64>(), want.values().sum::<u64>());
     }
-    let got_map: std::collections::BTreeMap<_, _> = got.iter().map(|c| ((c.bucket, c.layer.clone(), c.kind.clone()), c.count)).collect();
-    assert_eq!(got_map, want);
+    let got = zkaudit_index::activity(index.0, &index.1, from, to, DAY).unwrap();
     assert_eq!(got.iter().map(|c| c.count).sum::<u64>(), 25);
+    assert!(got.iter().all(|c| c.bucket < 10));
     let span = (all.iter().map(|e| e.timestamp_ns).min().unwrap(), all.iter().map(|e| e.timestamp_ns).max().unwrap());
     assert_eq!(index.0.time_span().unwrap(), Some(span));
-    assert!(got.iter().all(|c| c.bucket < 10));
     assert!(matches!(zkaudit_index::activity(index.0, &index.1, to, from, DAY), Err(Error::Range(_))));
     assert!(matches!(zkaudit_index::activity(index.0, &index.1, from, to, 0), Err(Error::Range(_))));
     assert!(matches!(zkaudit_index::activity(index.0, &index.1, from, to, 1), Err(Error::Range(_))), "10^14 buckets are refused");
