@@ -12,8 +12,7 @@
 
 use std::env;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// Release date recorded for this guest in the embedded registry. Bump it
 /// with the guest's version.
@@ -25,21 +24,11 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let crates = manifest.parent().expect("crates/zkvm has a parent").to_path_buf();
     let guest = crates.join("guest");
-    for dir in ["guest/src", "plan/src", "merkle/src"] {
-        watch(&crates.join(dir));
-    }
-    for f in ["guest/Cargo.toml", "guest/Cargo.lock", "plan/Cargo.toml", "merkle/Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", crates.join(f).display());
-    }
-    println!("cargo:rerun-if-env-changed=ZKAUDIT_GUEST_CARGO");
-    println!("cargo:rerun-if-env-changed=ZKAUDIT_GUEST_RUSTC");
+    watch_inputs(&crates, &["guest/src", "plan/src", "merkle/src"], &["guest/Cargo.toml", "guest/Cargo.lock", "plan/Cargo.toml", "merkle/Cargo.toml"]);
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // target/<profile>/build/<pkg>/out → target/riscv-guest, shared by profiles.
     let target_dir = out.ancestors().nth(4).unwrap_or(&out).join("riscv-guest");
-    let cargo = env::var("ZKAUDIT_GUEST_CARGO").unwrap_or_else(|_| "/usr/bin/cargo".into());
-    let rustc = env::var("ZKAUDIT_GUEST_RUSTC").unwrap_or_else(|_| "/usr/bin/rustc".into());
-    let rustdoc = Path::new(&rustc).with_file_name("rustdoc");
     let rustflags = [
         "-C",
         "passes=lower-atomic",
@@ -53,31 +42,16 @@ fn main() {
         "getrandom_backend=\"custom\"",
     ]
     .join("\x1f");
-    let mut cmd = Command::new(&cargo);
-    cmd.env_clear()
-        .env("PATH", env::var("PATH").unwrap_or_default())
-        .env("HOME", env::var("HOME").unwrap_or_default())
-        .env("RUSTC", &rustc)
-        .env("RUSTDOC", &rustdoc)
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("RISC0_FEATURE_bigint2", "")
+    let (mut cmd, cargo) = debian_cargo(&target_dir);
+    cmd.env("RISC0_FEATURE_bigint2", "")
         .env("CC_riscv32im_risc0_zkvm_elf", "/bin/false")
         .env("CFLAGS_riscv32im_risc0_zkvm_elf", "-march=rv32im -nostdlib")
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .args(["build", "--release", "--locked", "--target", "riscv32im-risc0-zkvm-elf"])
+        .args(["--target", "riscv32im-risc0-zkvm-elf"])
         .args(["-Zbuild-std=alloc,core,proc_macro,panic_abort,std", "-Zbuild-std-features=compiler-builtins-mem"])
         .arg("--manifest-path")
         .arg(guest.join("Cargo.toml"));
-    if let Ok(home) = env::var("CARGO_HOME") {
-        cmd.env("CARGO_HOME", home);
-    }
-    let status = cmd.status().unwrap_or_else(|e| {
-        panic!(
-            "cannot run the guest toolchain `{cargo}` ({e}). Install Debian's rustc-web, cargo-web, \
-             rust-web-src and lld-22 (scripts/setup.sh does), or set ZKAUDIT_GUEST_CARGO/ZKAUDIT_GUEST_RUSTC."
-        )
-    });
+    let status = cmd.status().unwrap_or_else(|e| panic!("{}", toolchain_missing(&cargo, "the RISC Zero guest", &e)));
     assert!(status.success(), "building the RISC Zero guest failed ({status})");
 
     let elf_path = target_dir.join("riscv32im-risc0-zkvm-elf/release/zkaudit-guest");
@@ -104,16 +78,4 @@ fn main() {
     fs::write(out.join("guest.rs"), code).expect("OUT_DIR is writable");
 }
 
-fn watch(dir: &Path) {
-    println!("cargo:rerun-if-changed={}", dir.display());
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                watch(&p);
-            } else {
-                println!("cargo:rerun-if-changed={}", p.display());
-            }
-        }
-    }
-}
+include!("../../build-support/debian_toolchain.rs");

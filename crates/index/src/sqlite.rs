@@ -152,7 +152,8 @@ impl Backend for Sqlite {
 
     fn hours(&mut self, from_hour: i64, to_hour: i64) -> Result<Vec<(i64, String, String, u64)>, Error> {
         let mut st = self.conn.prepare_cached(sql::HOURS)?;
-        let rows = st.query_map(params![from_hour, to_hour], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
+        let rows =
+            st.query_map(params![from_hour, to_hour], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, i64>(3)?)))?;
         rows.map(|r| {
             let (h, l, t, n) = r?;
             Ok((h, l, t, u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative hourly count {n}")))?))
