@@ -95,6 +95,19 @@ async function timing(page) {
       out.findings = { text: await page.textContent('#findings .body') };
       await page.screenshot({ path: path.join(outdir, 'dashboard.png'), fullPage: true });
 
+      // The SOC report, as HTML and as a PDF printed by headless Chromium,
+      // fetched as the page does, and downloaded by its button.
+      out.reports = await page.evaluate(async (t) => {
+        const get = async (ext) => {
+          const r = await fetch(`/v1/dashboard/report.${ext}?pack=telecoms`, { headers: { Authorization: `Bearer ${t}` } });
+          const b = new Uint8Array(await r.arrayBuffer());
+          return { status: r.status, type: r.headers.get('content-type'), head: new TextDecoder().decode(b.slice(0, 5)), size: b.length, text: ext === 'html' ? new TextDecoder().decode(b) : null };
+        };
+        return { html: await get('html'), pdf: await get('pdf') };
+      }, token);
+      const [download] = await Promise.all([page.waitForEvent('download', { timeout: 90000 }), page.click('button[data-format=pdf]')]);
+      out.reports.download = download.suggestedFilename();
+
       // Drill down: the first violation of the telecoms pack opens its event, verified here.
       const link = page.locator('#compliance .tile[data-pack=telecoms] .violations a.leaf').first();
       out.drill = { link: await link.textContent() };

@@ -351,6 +351,16 @@ tainted(D, Src) :-
     (   X == D -> true ; once(zkaudit_trace(X, D, _)) ),
     cite([I]).
 
+%% finding(?Index, ?Rule, ?Severity, ?Evidence): an anomaly finding
+%% recorded by `zkaudit detect` (OCSF Detection Finding 2004): its rule ID,
+%% OCSF severity caption ('High', …) and the leaf indices of the events it
+%% rests on.
+finding(I, R, S, E) :-
+    event(I, _, application, finding, _, _),
+    '$meta'(I, 'rule.id', R),
+    '$meta'(I, 'ocsf.severity', S),
+    '$meta'(I, 'zkaudit.finding.events', E).
+
 %% llm_call(?Index, ?CallId, ?TokenId, ?RequestedModel, ?ServedModel, ?Status):
 %% a call through the LLM gateway: the caller's token ID, the model asked
 %% for and the one the upstream said it served (`none` when unknown), and

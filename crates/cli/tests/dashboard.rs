@@ -134,6 +134,16 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     assert!(rows.iter().any(|r| r[1] == "process_exec"), "the recorded process shows: {rows:?}");
     assert!(v["activity"]["chart_label"].as_str().unwrap().contains(&format!("{size} in all")));
 
+    // The SOC report: the CLI's HTML report, and a PDF printed by chromium.
+    let reports = &v["reports"];
+    assert_eq!((reports["html"]["status"].as_u64(), reports["pdf"]["status"].as_u64()), (Some(200), Some(200)), "{reports}");
+    let title = telecoms["pack"]["title"].as_str().unwrap();
+    assert!(reports["html"]["text"].as_str().unwrap().contains(title), "the HTML report names the pack");
+    assert_eq!(reports["pdf"]["head"], "%PDF-");
+    assert_eq!(reports["pdf"]["type"], "application/pdf");
+    assert!(reports["pdf"]["size"].as_u64().unwrap() > 10_000, "{reports}");
+    assert_eq!(reports["download"], "zkaudit-telecoms-report.pdf");
+
     // Proofs: none recorded here; findings: no source yet, said so (not zero).
     assert_eq!(v["proofs"]["receipts"].as_str(), Some("0"));
     assert!(v["findings"]["text"].as_str().unwrap().starts_with("No source"), "{}", v["findings"]);
@@ -165,6 +175,22 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     // Another event, in the same bundle but untouched, still verifies.
     let f = browser("verify", &server.url, &token, &shots, Some(&(first_violation - 1).to_string()));
     assert!(f["verify"]["status"].as_str().unwrap().starts_with("verified"), "{}", f["verify"]);
+    // Without a browser to print with, the PDF is refused with 503 and a
+    // reason; an unknown pack is the client's mistake.
+    server.stop();
+    let server = Daemon::start(Command::new(ZKAUDIT).args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir).env("ZKAUDIT_CHROMIUM", "/nonexistent/chromium"));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let get = |path: &str| {
+        let mut r = agent.get(format!("{}{path}", server.url)).header("Authorization", format!("Bearer {token}")).call().unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_string().unwrap())
+    };
+    let (status, body) = get("/v1/dashboard/report.pdf?pack=telecoms");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("/nonexistent/chromium"), "{body}");
+    let (status, body) = get("/v1/dashboard/report.html?pack=no-such-pack");
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = get("/v1/dashboard/events/100000");
+    assert_eq!(status, 404);
     if let Ok(keep) = std::env::var("ZKAUDIT_KEEP_SCREENSHOTS") {
         for f in std::fs::read_dir(&shots).unwrap() {
             let f = f.unwrap().path();

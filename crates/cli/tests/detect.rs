@@ -216,6 +216,10 @@ fn every_injected_anomaly_is_found_and_the_clean_replay_gives_none() {
     for i in &cited {
         assert_eq!(events[*i as usize]["metadata"]["source.ip"], "198.51.100.9");
     }
+    // The auditor reads them with finding/4.
+    let q: Value = serde_json::from_slice(&zk(&["query", "dirty", "finding(I, 'ssh-brute-force', S, E).", "--json"], t).stdout).unwrap();
+    assert_eq!(q["answers"][0]["bindings"]["S"], "High", "{q}");
+    assert_eq!(q["answers"][0]["bindings"]["E"], json!(cited), "{q}");
     let again = detect(&dirty, &rules, &[]);
     assert_eq!((again["recorded"].as_u64(), again["already_recorded"].as_u64()), (Some(0), Some(f.len() as u64)));
     assert_eq!(entries(&dirty).len(), events.len(), "nothing recorded twice");

@@ -418,16 +418,31 @@ document.getElementById('range').addEventListener('submit', (e) => {
 document.getElementById('range-reset').addEventListener('click', () => { state.from = ''; state.to = ''; refresh(); });
 document.getElementById('event-form').addEventListener('submit', (e) => { e.preventDefault(); openEvent(Number(document.getElementById('event-index').value)); });
 document.getElementById('lineage-form').addEventListener('submit', (e) => { e.preventDefault(); traceDigest(document.getElementById('lineage-digest').value.trim()); });
-document.getElementById('report-download').addEventListener('click', async () => {
-  const pack = document.getElementById('report-pack').value;
-  const q = windowQuery();
-  const r = await api(`/v1/dashboard/report.html?pack=${encodeURIComponent(pack)}${q ? `&${q.slice(1)}` : ''}`);
-  const url = URL.createObjectURL(await r.blob());
-  const a = h('a', { href: url, download: `zkaudit-${pack}-report.html` });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10000);
-});
+for (const button of document.querySelectorAll('.report-download')) {
+  button.addEventListener('click', async () => {
+    const pack = document.getElementById('report-pack').value;
+    const ext = button.dataset.format;
+    const q = windowQuery();
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = 'Preparing…';
+    try {
+      const r = await api(`/v1/dashboard/report.${ext}?pack=${encodeURIComponent(pack)}${q ? `&${q.slice(1)}` : ''}`);
+      const url = URL.createObjectURL(await r.blob());
+      const a = h('a', { href: url, download: `zkaudit-${pack}-report.${ext}` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+      document.getElementById('report-status').textContent = '';
+    } catch (e) {
+      if (e instanceof Unauthorized) return showLogin(e.message);
+      document.getElementById('report-status').textContent = `The ${ext.toUpperCase()} report could not be made: ${e.message}`;
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
+  });
+}
 
 start();

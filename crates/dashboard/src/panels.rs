@@ -17,6 +17,8 @@ use zkaudit_tlog::LogReader;
 
 /// Buckets an activity chart aims for (at most).
 const CHART_BUCKETS: i64 = 60;
+/// Longest a PDF report may take to print.
+const PDF_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// One hour, ns.
 const HOUR_NS: i64 = 3_600_000_000_000;
 /// Events a panel lists at most (the counts are always complete).
@@ -44,6 +46,9 @@ pub enum Error {
     /// A compliance report could not be rendered.
     #[error("compliance report: {0}")]
     Report(String),
+    /// No headless browser to print the PDF report with.
+    #[error("the PDF report is printed by headless Chromium, and there is none at {0} (install Debian's chromium, or set ZKAUDIT_CHROMIUM)")]
+    NoChromium(String),
     /// A request parameter is invalid: `field` names it.
     #[error("{field}: {message}")]
     BadRequest {
@@ -689,6 +694,61 @@ impl Dashboard {
         let (from, to) = (rfc3339(window.from_ns), rfc3339(window.to_ns));
         let v = zkaudit_audit::report::to_json(&report, &name, engine.reader(), Some((&from, &to))).map_err(|e| Error::Report(e.to_string()))?;
         Ok(zkaudit_audit::report::to_html(&v))
+    }
+
+    /// [`Dashboard::report_html`] printed to PDF (A4, the report's print
+    /// stylesheet) by headless Chromium: `ZKAUDIT_CHROMIUM`, else
+    /// `/usr/bin/chromium`. Gives up after 60 s.
+    ///
+    /// # Errors
+    /// [`Error::NoChromium`] without a browser; [`Error::Report`] if it
+    /// fails or times out; as [`Dashboard::report_html`].
+    pub fn report_pdf(&self, ledger: &Ledger, pack: &str, window: Window) -> Result<Vec<u8>> {
+        let chromium = std::env::var("ZKAUDIT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if !std::path::Path::new(&chromium).is_file() {
+            return Err(Error::NoChromium(chromium));
+        }
+        let html = self.report_html(ledger, pack, window)?;
+        let fail = |what: &str, e: &dyn std::fmt::Display| Error::Report(format!("{what}: {e}"));
+        let tmp = tempfile::tempdir().map_err(|e| fail("a temporary directory", &e))?;
+        let (page, pdf) = (tmp.path().join("report.html"), tmp.path().join("report.pdf"));
+        std::fs::write(&page, html).map_err(|e| fail("writing the report", &e))?;
+        let mut child = std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!("--user-data-dir={}", tmp.path().join("profile").display()))
+            .arg("--no-pdf-header-footer")
+            .arg(format!("--print-to-pdf={}", pdf.display()))
+            .arg(format!("file://{}", page.display()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| fail(&format!("starting {chromium}"), &e))?;
+        let started = std::time::Instant::now();
+        let status = loop {
+            match child.try_wait().map_err(|e| fail("waiting for chromium", &e))? {
+                Some(s) => break s,
+                None if started.elapsed() > PDF_TIMEOUT => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Error::Report(format!("chromium did not print the report within {} s", PDF_TIMEOUT.as_secs())));
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
+        let bytes = std::fs::read(&pdf).map_err(|e| fail(&format!("chromium ({status}) wrote no PDF"), &e))?;
+        if !bytes.starts_with(b"%PDF-") {
+            return Err(Error::Report(format!("chromium ({status}) wrote something that is not a PDF")));
+        }
+        Ok(bytes)
     }
 
     /// The proofs panel: jobs by state, throughput, the estimated wait for

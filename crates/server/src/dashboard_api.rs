@@ -28,6 +28,7 @@ const STREAM_POLL: Duration = Duration::from_secs(1);
 
 fn dash_err(e: zkaudit_dashboard::Error) -> ApiError {
     match &e {
+        zkaudit_dashboard::Error::NoChromium(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         zkaudit_dashboard::Error::BadRequest { field, .. } => ApiError::bad(*field, e.to_string()),
         zkaudit_dashboard::Error::NoSuchEvent { .. } => ApiError::not_found(e.to_string()),
         _ if e.is_client_error() => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
@@ -151,15 +152,33 @@ pub struct ReportQuery {
 /// `GET /v1/dashboard/report.html?pack=&from=&to=`: the compliance report
 /// of one pack, as `zkaudit compliance --html` writes it, as a download.
 pub async fn report_html(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+    report(state, caller, q, "html", "text/html; charset=utf-8", |s, pack, w| s.dashboard.report_html(&s.ledger, pack, w).map(String::into_bytes)).await
+}
+
+/// `GET /v1/dashboard/report.pdf?pack=&from=&to=`: the same report printed
+/// to PDF by headless Chromium (503 where there is none).
+pub async fn report_pdf(State(state): State<Arc<AppState>>, caller: Caller, Query(q): Query<ReportQuery>) -> Result<Response, ApiError> {
+    report(state, caller, q, "pdf", "application/pdf", |s, pack, w| s.dashboard.report_pdf(&s.ledger, pack, w)).await
+}
+
+/// A report download: `render` on the blocking pool, as an attachment.
+async fn report(
+    state: Arc<AppState>,
+    caller: Caller,
+    q: ReportQuery,
+    ext: &'static str,
+    content_type: &'static str,
+    render: impl FnOnce(&AppState, &str, Window) -> Result<Vec<u8>, zkaudit_dashboard::Error> + Send + 'static,
+) -> Result<Response, ApiError> {
     caller.require(Scope::Read)?;
-    let pack = q.pack.clone();
-    let html = blocking(move || {
+    let name = q.pack.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_");
+    let bytes = blocking(move || {
         let w = WindowQuery { from: q.from, to: q.to }.resolve(&state)?;
-        state.dashboard.report_html(&state.ledger, &q.pack, w).map_err(dash_err)
+        render(&state, &q.pack, w).map_err(dash_err)
     })
     .await?;
-    let disposition = format!("attachment; filename=\"zkaudit-{}-report.html\"", pack.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"));
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)], html).into_response())
+    let disposition = format!("attachment; filename=\"zkaudit-{name}-report.{ext}\"");
+    Ok(([(header::CONTENT_TYPE, content_type.to_owned()), (header::CONTENT_DISPOSITION, disposition)], bytes).into_response())
 }
 
 /// `GET /v1/dashboard/stream`: server-sent events. A `checkpoint` event

@@ -135,6 +135,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/dashboard/events/{index}", get(dashboard_api::event))
         .route("/v1/dashboard/lineage", get(dashboard_api::lineage))
         .route("/v1/dashboard/report.html", get(dashboard_api::report_html))
+        .route("/v1/dashboard/report.pdf", get(dashboard_api::report_pdf))
         .route("/v1/dashboard/stream", get(dashboard_api::stream))
         .route("/v1/health", get(status::health))
         .route("/v1/ready", get(status::ready))
