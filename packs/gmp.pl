@@ -9,6 +9,7 @@
 %   change_request / change_approved / change_implemented          meta: change_id
 
 :- discontiguous(check/3).
+:- discontiguous(measure/3).
 
 pack(gmp, '1.0.0', 'GMP: complete batch records, validated systems, change control').
 
@@ -73,3 +74,7 @@ check(change_control, Used, Violations) :-
         )
     ;   Js = [], V = violation(I, missing(change_id))
     ).
+
+% What each rule measured, for reports and the SOC dashboard.
+measure(batch_records, batch_records, N) :- count_events(batch_record, N).
+measure(change_control, changes_implemented, N) :- count_events(change_implemented, N).

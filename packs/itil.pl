@@ -6,6 +6,7 @@
 %   service_down / service_up / service_check   meta: service
 
 :- discontiguous(check/3).
+:- discontiguous(measure/3).
 
 pack(itil, '1.0.0', 'ITIL: incident response time, CAB change approval, service availability').
 
@@ -51,3 +52,15 @@ check(change_approval, Used, Violations) :-
 check(availability, Used, Violations) :-
     pval(min_availability_percent, Min),
     availability_check(Min, availability, Used, Violations).
+
+% What each rule measured, for reports and the SOC dashboard.
+measure(incident_response, mean_response_minutes, M) :-
+    findall(Min,
+            ( event(I, T0, _, incident_opened, _, _), '$meta'(I, incident_id, Id),
+              findall(T, ( event(J, T, _, incident_responded, _, _), '$meta'(J, incident_id, Id) ), Ts),
+              Ts \== [], min_of(Ts, T1), Min is (T1 - T0) / 60000000000.0 ),
+            Ms),
+    Ms \== [],
+    sum_of(Ms, S), length(Ms, N), M is S / N.
+measure(change_approval, changes_implemented, N) :- count_events(change_implemented, N).
+measure(availability, min_availability_percent, P) :- min_availability(P).

@@ -13,6 +13,7 @@
 % Violations = [violation(LeafIndex, Reason), ...]; thresholds via pval/2.
 
 :- discontiguous(check/3).
+:- discontiguous(measure/3).
 
 pack(telecoms, '1.0.0', 'Telecoms availability: five-nines uptime, N+2 redundancy, failover time').
 
@@ -40,3 +41,11 @@ check(redundancy, Used, Violations) :-
 check(failover, Used, Violations) :-
     pval(max_failover_ms, Max),
     threshold_check(failover, duration_ms, Max, failover_ms, Used, Violations).
+
+% What each rule measured, for reports and the SOC dashboard.
+measure(uptime, min_uptime_percent, P) :- min_availability(P).
+measure(redundancy, min_spare_units, S) :-
+    findall(H, ( event(I, _, _, capacity_report, _, _), '$meta'(I, required, N), '$meta'(I, available, A), H is A - N ), Hs),
+    Hs \== [],
+    min_of(Hs, S).
+measure(failover, max_failover_ms, M) :- max_meta(failover, duration_ms, M).

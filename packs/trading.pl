@@ -8,6 +8,7 @@
 % Timestamp precision is that of the event's own RFC 3339 timestamp.
 
 :- discontiguous(check/3).
+:- discontiguous(measure/3).
 
 pack(trading, '1.0.0', 'Trading controls: execution latency, timestamp precision, information barriers').
 
@@ -43,3 +44,7 @@ check(segregation, Used, Violations) :-
     ( memberchk(D1-D2, Walls) ; memberchk(D2-D1, Walls) ), !.
 '$crosses'(I, _, tenant(T1, T2)) :-
     '$meta'(I, tenant, T1), '$meta'(I, source_tenant, T2), T1 \== T2.
+
+% What each rule measured, for reports and the SOC dashboard.
+measure(latency, max_latency_ns, M) :- max_meta(order_executed, latency_ns, M).
+measure(timestamp_precision, orders, N) :- count_events(order_executed, N).

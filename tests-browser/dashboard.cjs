@@ -83,7 +83,7 @@ async function timing(page) {
       out.compliance = await page.$$eval('#compliance .tile', (tiles) => tiles.map((t) => ({
         pack: t.dataset.pack,
         summary: t.querySelector('.summary').textContent,
-        rules: [...t.querySelectorAll(':scope > ul > li')].map((li) => ({ id: li.dataset.rule, verdict: li.className, violations: [...li.querySelectorAll('.violations a.leaf')].map((a) => a.textContent) })),
+        rules: [...t.querySelectorAll(':scope > ul > li')].map((li) => ({ id: li.dataset.rule, verdict: li.className, violations: [...li.querySelectorAll('.violations a.leaf')].map((a) => a.textContent), measures: [...li.querySelectorAll('.measure')].map((m) => m.textContent) })),
       })));
       out.activity = {
         total: await page.textContent('[data-testid=activity-total] .value'),

@@ -133,6 +133,10 @@ pub struct RuleResult {
     pub events: Vec<u64>,
     /// Violations, by leaf index.
     pub violations: Vec<Violation>,
+    /// What the rule measured, `(name, Prolog text of the value)`, from
+    /// the pack's optional `measure(Rule, Name, Value)` (e.g.
+    /// `max_failover_ms`, `73`), in the pack's order.
+    pub measures: Vec<(String, String)>,
 }
 
 /// A pack's evaluation.
@@ -245,7 +249,16 @@ pub fn evaluate(engine: &mut Engine, pack: &PackFile, overrides: &[(String, Stri
         } else {
             Verdict::Pass
         };
-        results.push(RuleResult { id, description, verdict, events, violations });
+        let measured = engine.query(&format!("'$measure'({}, Name, Value)", quote_atom(&id))).map_err(rule_err)?;
+        let measures = measured
+            .answers
+            .iter()
+            .map(|m| {
+                let get = |k: &str| m.bindings.iter().find(|(n, _)| n == k).map(|(_, t)| t);
+                (get("Name").map(atom_text).unwrap_or_default(), get("Value").map(term::text).unwrap_or_default())
+            })
+            .collect();
+        results.push(RuleResult { id, description, verdict, events, violations, measures });
     }
     Ok(Report { name, version, title, sha256: hex::encode(pack.sha256), params, rules: results })
 }

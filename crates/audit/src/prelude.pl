@@ -527,6 +527,40 @@ threshold_check(Type, Key, Max, Tag, Used, Violations) :-
               ) ),
             Violations).
 
+%% '$measure'(+Rule, ?Name, ?Value): the pack's measure/3, if it has one
+%% (what a rule measured, e.g. max_failover_ms = 73, for reports).
+'$measure'(R, N, V) :-
+    catch(measure(R, N, V), error(existence_error(procedure, measure/3), _), fail).
+
+%% min_of(+Numbers, -Min), max_of(+Numbers, -Max), sum_of(+Numbers, -Sum):
+%% arithmetic over a non-empty (for min and max) list of numbers.
+min_of([X|Xs], M) :- foldl('$min2', Xs, X, M).
+max_of([X|Xs], M) :- foldl('$max2', Xs, X, M).
+sum_of(Xs, S) :- foldl('$add2', Xs, 0, S).
+'$min2'(X, A, M) :- ( X < A -> M = X ; M = A ).
+'$max2'(X, A, M) :- ( X > A -> M = X ; M = A ).
+'$add2'(X, A, S) :- S is A + X.
+
+%% min_availability(-Percent): the lowest availability of any service in
+%% the window (fails without observations).
+min_availability(P) :-
+    services(Ss),
+    findall(X, ( member(S, Ss), availability(S, X, _, _) ), Xs),
+    Xs \== [],
+    min_of(Xs, P).
+
+%% max_meta(+Type, +Key, -Max): the largest numeric metadata Key of the
+%% Type events (fails without any).
+max_meta(Type, Key, M) :-
+    findall(V, ( event(I, _, _, Type, _, _), '$meta'(I, Key, V), number(V) ), Vs),
+    Vs \== [],
+    max_of(Vs, M).
+
+%% count_events(+Type, -N): how many Type events the window holds.
+count_events(Type, N) :-
+    findall(I, event(I, _, _, Type, _, _), Is),
+    length(Is, N).
+
 %% services(-Services): the services with availability observations in
 %% the window.
 services(Ss) :-

@@ -30,6 +30,7 @@ pub fn to_json(r: &Report, file: &str, reader: &LogReader, window: Option<(&str,
             "verdict": x.verdict.as_str(),
             "events": x.events,
             "violations": x.violations.iter().map(|v| json!({ "leaf_index": v.leaf_index, "reason": v.reason })).collect::<Vec<_>>(),
+            "measures": x.measures.iter().map(|(n, v)| json!({ "name": n, "value": v })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "summary": { "pass": count(Verdict::Pass), "fail": count(Verdict::Fail), "no_evidence": count(Verdict::NoEvidence) },
         "evidence": events_json(reader, &all)?,
@@ -125,6 +126,11 @@ th{background:#f1f1f1}code,pre{font:12px/1.35 ui-monospace,monospace;word-break:
             esc(s(r, "description")),
             id = esc(s(r, "id")),
         ));
+        let measures: Vec<String> =
+            r["measures"].as_array().into_iter().flatten().map(|m| format!("{} = <strong>{}</strong>", esc(s(m, "name")), esc(s(m, "value")))).collect();
+        if !measures.is_empty() {
+            h.push_str(&format!("<p>Measured: {}</p>\n", measures.join("; ")));
+        }
         let violations = r["violations"].as_array().cloned().unwrap_or_default();
         if !violations.is_empty() {
             h.push_str("<table><tr><th>Leaf index</th><th>Type</th><th>Timestamp</th><th>Violation</th></tr>\n");

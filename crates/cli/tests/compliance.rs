@@ -92,6 +92,11 @@ fn telecoms() {
     assert!(got[0].2[0].1.starts_with("uptime('sip-gateway-2',99.986") && got[0].2[0].1.ends_with(",min(99.999),outage_ms(340000))"), "{:?}", got[0]);
     assert_eq!(got[1], v("redundancy", "fail", &[(5, "spare_units('sip-gateway-2',1,min(2))")]));
     assert_eq!(got[2], v("failover", "fail", &[(54, "failover_ms(73,max(50))")]));
+    // What each rule measured (the numbers of a SOC view).
+    let measures: Vec<&serde_json::Value> = rep["rules"].as_array().unwrap().iter().map(|r| &r["measures"]).collect();
+    assert!(measures[0][0]["value"].as_str().unwrap().starts_with("99.986"), "{measures:?}");
+    assert_eq!(measures[1], &serde_json::json!([{"name": "min_spare_units", "value": "1"}]));
+    assert_eq!(measures[2], &serde_json::json!([{"name": "max_failover_ms", "value": "73"}]));
     check_evidence(&rep, "telecoms");
 
     // Thresholds are parameters.

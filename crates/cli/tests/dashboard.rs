@@ -119,8 +119,12 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
             assert_eq!(rule["verdict"], want["verdict"], "{pack} {}", want["id"]);
             let links: Vec<String> = want["violations"].as_array().unwrap().iter().map(|x| format!("#{}", x["leaf_index"])).collect();
             assert_eq!(rule["violations"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_owned()).collect::<Vec<_>>(), links);
+            assert_eq!(rule["measures"].as_array().unwrap().len(), want["measures"].as_array().unwrap().len(), "{pack} {}", want["id"]);
         }
     }
+    // The numbers of the seed's SOC view, as the packs measure them.
+    let failover = tiles[0]["rules"].as_array().unwrap().iter().find(|r| r["id"] == "failover").unwrap();
+    assert_eq!(failover["measures"], serde_json::json!(["max failover ms: 73"]));
     let telecoms = zk_json(&["compliance", "ledger", "--pack", "telecoms", "--json"], t);
     let first_violation =
         telecoms["rules"].as_array().unwrap().iter().flat_map(|r| r["violations"].as_array().unwrap().iter()).next().unwrap()["leaf_index"].as_u64().unwrap();
@@ -178,7 +182,9 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     // Without a browser to print with, the PDF is refused with 503 and a
     // reason; an unknown pack is the client's mistake.
     server.stop();
-    let server = Daemon::start(Command::new(ZKAUDIT).args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir).env("ZKAUDIT_CHROMIUM", "/nonexistent/chromium"));
+    let server = Daemon::start(
+        Command::new(ZKAUDIT).args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir).env("ZKAUDIT_CHROMIUM", "/nonexistent/chromium"),
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let get = |path: &str| {
         let mut r = agent.get(format!("{}{path}", server.url)).header("Authorization", format!("Bearer {token}")).call().unwrap();

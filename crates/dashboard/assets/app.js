@@ -23,6 +23,9 @@ function h(tag, attrs = {}, ...children) {
 }
 
 const fmt = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString('en-US', { maximumFractionDigits: 2 }));
+// A measured value as the packs give it (Prolog text): numbers rounded to
+// what a person reads, anything else as is.
+const measure = (v) => (/^-?[0-9.]+(e[-+]?[0-9]+)?$/.test(v) ? Number(v).toLocaleString('en-US', { maximumFractionDigits: 4 }) : v);
 // An event rate given per second, per hour or per day, whichever reads best.
 const rate = (perSecond) => (perSecond >= 1 ? `${fmt(perSecond)}/s` : perSecond * 3600 >= 1 ? `${fmt(perSecond * 3600)}/h` : `${fmt(perSecond * 86400)}/day`);
 const iso = (ns) => new Date(Number(BigInt(ns) / 1000000n)).toISOString();
@@ -141,6 +144,7 @@ async function renderCompliance() {
       h('ul', {}, p.rules.map((r) => h('li', { class: r.verdict, 'data-rule': r.id },
         h('span', { class: 'verdict' }, r.verdict.replace('_', ' ').toUpperCase()), ' ',
         h('strong', {}, r.id), ': ', r.description, ` (${r.events} events)`,
+        r.measures.length ? h('div', { class: 'measures' }, r.measures.map(([n, v]) => h('span', { class: 'measure', 'data-measure': n }, `${n.replace(/_/g, ' ')}: `, h('strong', {}, measure(v))))) : null,
         r.violations.length ? h('ul', { class: 'violations' }, r.violations.map(([i, why]) => h('li', {}, eventLink(i), ' ', h('code', {}, why)))) : null,
         !r.violations.length && r.evidence.length ? h('details', {}, h('summary', {}, 'Evidence'), h('p', {}, r.evidence.map((i) => [eventLink(i), ' ']))) : null))));
   }));

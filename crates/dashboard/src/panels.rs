@@ -231,6 +231,9 @@ pub struct RuleTile {
     pub violations: Vec<(u64, String)>,
     /// Leaf indices the verdict rests on (at most 200), for drill-down.
     pub evidence: Vec<u64>,
+    /// What the rule measured: (name, value as Prolog text), e.g.
+    /// (`max_failover_ms`, `73`).
+    pub measures: Vec<(String, String)>,
 }
 
 /// One compliance pack's tile.
@@ -666,6 +669,7 @@ impl Dashboard {
                         events: x.events.len(),
                         violations: x.violations.iter().take(LIST_MAX as usize).map(|v| (v.leaf_index, v.reason.clone())).collect(),
                         evidence: x.events.iter().take(LIST_MAX as usize).copied().collect(),
+                        measures: x.measures.clone(),
                     })
                     .collect(),
             });
