@@ -82,26 +82,6 @@ fn failover(m: i64, ms: u64) -> Value {
     event(m, 0, "network", "failover", json!({"duration_ms": ms, "service": "core-router-east"}))
 }
 
-const RULES: &str = r#"
-[[rule]]
-id = "ssh-brute-force"
-description = "5 failed logins from one source in 2 minutes"
-severity = "high"
-type = "authentication"
-where = { "event.outcome" = "failure" }
-frequency = 5
-timeframe_s = 120
-group_by = "source.ip"
-
-[[rule]]
-id = "slow-failover"
-description = "a failover over 50 ms"
-severity = "medium"
-type = "failover"
-field = "duration_ms"
-above = 50
-"#;
-
 /// Three hours of the recorded stream, a failed login every half hour and
 /// a fast failover every hour; with `inject`, the anomalies on top.
 fn replay(recorded: &[Value], inject: bool) -> Vec<Value> {
@@ -163,8 +143,7 @@ fn every_injected_anomaly_is_found_and_the_clean_replay_gives_none() {
     let _cpu = CPU.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    std::fs::write(t.join("rules.toml"), RULES).unwrap();
-    let rules = t.join("rules.toml");
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/detect/rules.toml");
     // The stream to replay: a real shell script, recorded.
     let rec = ledger(t, "recorded");
     std::fs::write(t.join("data.txt"), "alpha\nbeta\ngamma\n").unwrap();

@@ -201,34 +201,16 @@ mod tests {
 
     #[test]
     fn both_rule_kinds_parse_and_mistakes_are_named() {
-        let r = Rules::parse(
-            r#"
-[[rule]]
-id = "brute"
-description = "5 failed logins from one source in 2 minutes"
-severity = "High"
-type = "authentication"
-where = { "event.outcome" = "failure" }
-frequency = 5
-timeframe_s = 120
-group_by = "source.ip"
-
-[[rule]]
-id = "slow-failover"
-description = "a failover over 50 ms"
-type = "failover"
-field = "duration_ms"
-above = 50
-"#,
-            "rules.toml",
-        )
-        .unwrap();
+        let r = Rules::parse(include_str!("../../../examples/detect/rules.toml"), "rules.toml").unwrap();
         assert_eq!(r.rules.len(), 2);
         assert_eq!(r.rules[0].condition, Condition::Frequency { count: 5, timeframe_s: 120, group_by: Some("source.ip".into()) });
         assert_eq!(r.rules[0].conditions, vec![("event.outcome".to_owned(), "\"failure\"".to_owned())]);
+        assert_eq!(r.rules[0].severity, Severity::High);
         assert_eq!(r.rules[1].severity, Severity::Medium);
         assert_eq!(r.rules[1].condition, Condition::Value { field: "duration_ms".into(), above: Some(50.0), below: None });
 
+        let r = Rules::parse("[[rule]]\nid = \"x\"\ndescription = \"d\"\ntype = \"t\"\nfield = \"f\"\nbelow = 1\n", "r.toml").unwrap();
+        assert_eq!(r.rules[0].severity, Severity::Medium, "the default severity");
         let e = Rules::parse("[[rule]]\nid = \"x\"\ndescription = \"d\"\ntype = \"t\"\nfrequency = 5\n", "r.toml").unwrap_err();
         assert!(e.to_string().starts_with("r.toml: rule \"x\": give either"), "{e}");
         let e =
