@@ -54,6 +54,9 @@ pub fn index_lag(reader: &LogReader, spec: &str) -> u64 {
     reader.size().saturating_sub(at)
 }
 
+/// Idle query connections a [`Ledger`] keeps open.
+const IDLE_READERS: usize = 4;
+
 /// A ledger opened for appending, with its index. Every append is
 /// followed by an index update, so queries see what was acknowledged.
 /// `Send + Sync`: the server shares one.
@@ -61,8 +64,13 @@ pub struct Ledger {
     dir: LedgerDir,
     log: Log,
     index_spec: String,
-    /// The index, opened on first use; one sync at a time.
+    /// The index connection that syncs, opened on first use; one sync at
+    /// a time.
     index: Mutex<Option<Box<dyn Backend>>>,
+    /// Idle index connections that answer queries once the index is
+    /// synced, so that concurrent queries (the server's) do not wait for
+    /// each other: at most [`IDLE_READERS`] are kept.
+    readers: Mutex<Vec<Box<dyn Backend>>>,
     /// `(tenant, idempotency key)` of idempotent appends in progress.
     in_flight: Mutex<HashSet<(String, String)>>,
 }
@@ -201,7 +209,14 @@ impl Ledger {
     pub fn open(dir: &Path, index: Option<&str>) -> Result<Ledger, Error> {
         let layout = LedgerDir::new(dir);
         let log = Log::open(dir).map_err(Error::ledger(dir))?;
-        Ok(Ledger { index_spec: index_spec(&layout, index), dir: layout, log, index: Mutex::default(), in_flight: Mutex::default() })
+        Ok(Ledger {
+            index_spec: index_spec(&layout, index),
+            dir: layout,
+            log,
+            index: Mutex::default(),
+            readers: Mutex::default(),
+            in_flight: Mutex::default(),
+        })
     }
 
     /// The directory's layout.
@@ -366,23 +381,36 @@ impl Ledger {
     }
 
     /// Runs `f` on the index once it is synced to the latest checkpoint,
-    /// with a reader at that checkpoint.
+    /// with a reader at that checkpoint: the sync on the one syncing
+    /// connection, `f` on an idle query connection (opened if none is), so
+    /// that queries run side by side.
     fn with_synced_index<T>(&self, f: impl FnOnce(&mut dyn Backend, &LogReader) -> Result<T, zkaudit_index::Error>) -> Result<T, Error> {
         let reader = self.reader()?;
         let err = |source| Error::Index { spec: self.index_spec.clone(), source };
-        let mut slot = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        let index = match slot.as_mut() {
-            Some(index) => index,
-            None => slot.insert(zkaudit_index::open(&self.index_spec).map_err(err)?),
-        };
-        match zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}).and_then(|_| f(index.as_mut(), &reader)) {
-            Ok(t) => Ok(t),
-            Err(e) => {
+        {
+            let mut slot = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+            let index = match slot.as_mut() {
+                Some(index) => index,
+                None => slot.insert(zkaudit_index::open(&self.index_spec).map_err(err)?),
+            };
+            if let Err(e) = zkaudit_index::sync(index.as_mut(), &reader, &mut |_| {}) {
                 // Reopen next time: the connection may be what failed.
                 *slot = None;
-                Err(err(e))
+                return Err(err(e));
             }
         }
+        let idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let mut conn = match idle {
+            Some(c) => c,
+            None => zkaudit_index::open(&self.index_spec).map_err(err)?,
+        };
+        // A connection whose query failed is dropped: it may be what failed.
+        let answer = f(conn.as_mut(), &reader).map_err(err)?;
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < IDLE_READERS {
+            idle.push(conn);
+        }
+        Ok(answer)
     }
 
     /// Appends `entries` at most once per idempotency `key` of `tenant`
