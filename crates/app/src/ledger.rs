@@ -209,14 +209,7 @@ impl Ledger {
     pub fn open(dir: &Path, index: Option<&str>) -> Result<Ledger, Error> {
         let layout = LedgerDir::new(dir);
         let log = Log::open(dir).map_err(Error::ledger(dir))?;
-        Ok(Ledger {
-            index_spec: index_spec(&layout, index),
-            dir: layout,
-            log,
-            index: Mutex::default(),
-            readers: Mutex::default(),
-            in_flight: Mutex::default(),
-        })
+        Ok(Ledger { index_spec: index_spec(&layout, index), dir: layout, log, index: Mutex::default(), readers: Mutex::default(), in_flight: Mutex::default() })
     }
 
     /// The directory's layout.
