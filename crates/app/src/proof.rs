@@ -229,7 +229,7 @@ fn recorded_jobs(ledger: &Ledger) -> Result<HashMap<String, u64>, Error> {
             continue;
         }
         // Metadata values are JSON: the job ID is a JSON string.
-        if let Some(Ok(id)) = e.metadata.iter().find(|(k, _)| k == "jobId").map(|(_, v)| serde_json::from_str::<String>(v)) {
+        if let Some(Ok(id)) = e.meta("jobId").map(serde_json::from_str::<String>) {
             by_job.entry(id).or_insert(e.leaf_index);
         }
     }

@@ -201,6 +201,9 @@ impl GapReason {
     }
 }
 
+/// The event type of gap events.
+pub const GAP_TYPE: &str = "collector_gap";
+
 /// A gap event: collector `collector` missed `lost` events (or items, per
 /// `detail`) for `reason`. Type `collector_gap`, ECS `event.kind`
 /// `pipeline_error`; `zkaudit.gap.lost` holds the count.
@@ -215,7 +218,7 @@ pub fn gap(collector: &str, layer: Layer, reason: GapReason, lost: u64, detail: 
         version: EVENT_VERSION.to_owned(),
         timestamp: Timestamp::now(),
         layer,
-        kind: "collector_gap".into(),
+        kind: GAP_TYPE.into(),
         input: empty_digest(),
         output: empty_digest(),
         metadata,

@@ -8,7 +8,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use serde_json::Value;
 use zkaudit_app::ledger::Ledger;
 use zkaudit_index::{ActivityCount, IndexedEvent, Query, Selector};
 use zkaudit_jobs::Store;
@@ -25,11 +24,9 @@ const HOUR_NS: i64 = 3_600_000_000_000;
 const LIST_MAX: u64 = 200;
 /// Events a lineage graph holds at most.
 const LINEAGE_MAX: usize = 200;
+use zkaudit_app::claim::PROOF_EVENT_TYPE;
+use zkaudit_collect::shape::{empty_digest, GAP_TYPE};
 use zkaudit_detect::FINDING_TYPE;
-/// The event type of collector gaps (`zkaudit-collect`).
-pub const GAP_TYPE: &str = "collector_gap";
-/// The event type of recorded proofs (`zkaudit-app`'s proof claim).
-pub const PROOF_TYPE: &str = "zk_proof";
 
 /// Why a panel could not be computed.
 #[derive(Debug, thiserror::Error)]
@@ -443,20 +440,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn meta<'a>(e: &'a IndexedEvent, key: &str) -> Option<&'a str> {
-    e.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-/// A metadata value as plain text: a JSON string unquoted, else its JSON.
-fn meta_text(e: &IndexedEvent, key: &str) -> Option<String> {
-    meta(e, key).map(|v| match serde_json::from_str::<Value>(v) {
-        Ok(Value::String(s)) => s,
-        _ => v.to_owned(),
-    })
-}
-
 fn meta_u64(e: &IndexedEvent, key: &str) -> Option<u64> {
-    meta(e, key).and_then(|v| v.parse().ok())
+    e.meta(key).and_then(|v| v.parse().ok())
 }
 
 impl Dashboard {
@@ -609,7 +594,7 @@ impl Dashboard {
         let q = Query { from_ns: Some(window.from_ns), to_ns: Some(window.to_ns), ..Query::new(Selector::Type(GAP_TYPE.into())) };
         let mut out: BTreeMap<String, CollectorHealth> = BTreeMap::new();
         for e in ledger.select(&q)? {
-            let collector = meta_text(&e, "observer.type").unwrap_or_else(|| "unknown".into());
+            let collector = e.meta_text("observer.type").unwrap_or_else(|| "unknown".into());
             let h = out.entry(collector.clone()).or_insert_with(|| CollectorHealth {
                 collector,
                 gaps: 0,
@@ -620,7 +605,7 @@ impl Dashboard {
             });
             h.gaps += 1;
             h.lost += meta_u64(&e, "zkaudit.gap.lost").unwrap_or(0);
-            *h.reasons.entry(meta_text(&e, "event.action").unwrap_or_else(|| "unknown".into())).or_default() += 1;
+            *h.reasons.entry(e.meta_text("event.action").unwrap_or_else(|| "unknown".into())).or_default() += 1;
             h.last_gap_ns = h.last_gap_ns.max(e.timestamp_ns);
             if (h.events.len() as u64) < LIST_MAX {
                 h.events.push(e.leaf_index);
@@ -762,7 +747,7 @@ impl Dashboard {
     /// [`Error::Jobs`], [`Error::App`].
     pub fn proofs(&self, ledger: &Ledger, store: &Store, workers: usize) -> Result<Proofs> {
         let s = store.stats()?;
-        let q = Query::new(Selector::Type(PROOF_TYPE.into()));
+        let q = Query::new(Selector::Type(PROOF_EVENT_TYPE.into()));
         let receipts_recorded = ledger.count(&q)?;
         let first = receipts_recorded.saturating_sub(LIST_MAX);
         let mut latest: Vec<ProofRow> = ledger
@@ -772,7 +757,7 @@ impl Dashboard {
             .map(|e| ProofRow {
                 leaf_index: e.leaf_index,
                 timestamp: e.timestamp.clone(),
-                plan_id: meta_text(&e, "planId"),
+                plan_id: e.meta_text("planId"),
                 total_cycles: meta_u64(&e, "totalCycles"),
                 prove_millis: meta_u64(&e, "proveMillis"),
                 image_id: e.proof.as_ref().map(|p| p.image_id.clone()),
@@ -808,14 +793,8 @@ impl Dashboard {
         let total = events.len() as u64;
         let mut findings = Vec::new();
         for e in events.iter().rev().take(LIST_MAX as usize) {
-            let evidence = meta(e, "zkaudit.finding.events").and_then(|v| serde_json::from_str::<Vec<u64>>(v).ok()).unwrap_or_default();
-            findings.push(Finding {
-                leaf_index: e.leaf_index,
-                timestamp: e.timestamp.clone(),
-                severity: severity(e),
-                title: meta_text(e, "message"),
-                evidence,
-            });
+            let evidence = e.meta("zkaudit.finding.events").and_then(|v| serde_json::from_str::<Vec<u64>>(v).ok()).unwrap_or_default();
+            findings.push(Finding { leaf_index: e.leaf_index, timestamp: e.timestamp.clone(), severity: severity(e), title: e.meta_text("message"), evidence });
         }
         Ok(Findings { window, by_severity, findings, total, ever })
     }
@@ -856,7 +835,7 @@ impl Dashboard {
     /// [`Error::BadRequest`] for a malformed digest; [`Error::App`].
     pub fn lineage(&self, ledger: &Ledger, digest: &str) -> Result<Lineage> {
         zkaudit_event::Digest::parse(digest).map_err(|e| Error::BadRequest { field: "digest", message: e.to_string() })?;
-        let mut g = Graph::default();
+        let mut g = Graph { empty: empty_digest().to_string(), nodes: Vec::new(), edges: Vec::new(), events: BTreeMap::new(), digests: BTreeMap::new() };
         g.digest(digest);
         let mut frontier = vec![digest.to_owned()];
         let mut seen_digests = BTreeSet::from([digest.to_owned()]);
@@ -896,7 +875,7 @@ fn engine_integrity_error(ledger: &Ledger) -> String {
 }
 
 fn severity(e: &IndexedEvent) -> String {
-    meta_text(e, "ocsf.severity").unwrap_or_else(|| "unknown".into()).to_lowercase()
+    e.meta_text("ocsf.severity").unwrap_or_else(|| "unknown".into()).to_lowercase()
 }
 
 /// RFC 3339 text of `ns` since the epoch (UTC, nanoseconds).
@@ -905,8 +884,10 @@ fn rfc3339(ns: i64) -> String {
 }
 
 /// A lineage graph under construction.
-#[derive(Default)]
 struct Graph {
+    /// The digest of no bytes (`sha256:…`): an event with no input or
+    /// output links nothing.
+    empty: String,
     nodes: Vec<Node>,
     edges: Vec<Edge>,
     events: BTreeMap<u64, usize>,
@@ -934,12 +915,12 @@ impl Graph {
         }
         let label = ["process.executable", "file.path", "url.full", "zkaudit.download.purl", "gen_ai.request.model", "message"]
             .iter()
-            .find_map(|k| meta_text(e, k))
+            .find_map(|k| e.meta_text(k))
             .unwrap_or_default();
         self.nodes.push(Node::Event { leaf_index: e.leaf_index, event_type: e.kind.clone(), layer: e.layer.clone(), timestamp: e.timestamp.clone(), label });
         let n = self.nodes.len() - 1;
         self.events.insert(e.leaf_index, n);
-        if e.input != EMPTY_SHA256 {
+        if e.input != self.empty {
             let d = self.digest(&e.input);
             self.edges.push(Edge { from: d, to: n, role: "input" });
         }
@@ -947,13 +928,10 @@ impl Graph {
             let d = self.digest(p);
             self.edges.push(Edge { from: d, to: n, role: "parent" });
         }
-        if e.output != EMPTY_SHA256 {
+        if e.output != self.empty {
             let d = self.digest(&e.output);
             self.edges.push(Edge { from: n, to: d, role: "output" });
         }
         true
     }
 }
-
-/// SHA-256 of no bytes: the digest of an event with no input or output.
-const EMPTY_SHA256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";

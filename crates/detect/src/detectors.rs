@@ -7,7 +7,7 @@ use zkaudit_index::IndexedEvent;
 
 use crate::rules::{Condition, Rules};
 use crate::stats::{mad, median, MAD_SIGMA};
-use crate::{host, number, text, Detector, Finding, FirstSeenParams, HostParams, RateParams, Severity};
+use crate::{host, number, Detector, Finding, FirstSeenParams, HostParams, RateParams, Severity};
 
 const NS: i64 = 1_000_000_000;
 
@@ -89,17 +89,20 @@ pub fn first_seen(events: &[&IndexedEvent], p: &FirstSeenParams) -> Vec<Finding>
         let on = if h.is_empty() { String::new() } else { format!(" on {h}") };
         match e.kind.as_str() {
             "process_exec" | "process_fork" => {
-                let (Some(exe), Some(id)) = (text(e, "process.executable"), text(e, "process.entity_id")) else { continue };
+                let (Some(exe), Some(id)) = (e.meta_text("process.executable"), e.meta_text("process.entity_id")) else { continue };
                 exe_of.insert(id, exe.clone());
                 if e.kind == "process_exec" {
                     novel("new_executable", exe.clone(), Severity::Medium, format!("first run of {exe}{on} after the learning period"));
-                    if let Some(parent) = text(e, "process.parent.entity_id").and_then(|p| exe_of.get(&p).cloned()) {
+                    if let Some(parent) = e.meta_text("process.parent.entity_id").and_then(|p| exe_of.get(&p).cloned()) {
                         novel("new_parent_child", format!("{parent} -> {exe}"), Severity::Medium, format!("{parent} started {exe}{on} for the first time"));
                     }
                 }
             }
             "network_connect" => {
-                let (Some(id), Some(ip), Some(port)) = (text(e, "process.entity_id"), text(e, "destination.ip"), text(e, "destination.port")) else { continue };
+                let (Some(id), Some(ip), Some(port)) = (e.meta_text("process.entity_id"), e.meta_text("destination.ip"), e.meta_text("destination.port"))
+                else {
+                    continue;
+                };
                 let exe = exe_of.get(&id).cloned().unwrap_or_else(|| "unknown executable".into());
                 novel("new_destination", format!("{exe} -> {ip}:{port}"), Severity::Low, format!("{exe}{on} connected to {ip}:{port} for the first time"));
             }
@@ -130,7 +133,7 @@ pub fn threshold(events: &[&IndexedEvent], rules: &Rules) -> Vec<Finding> {
                 let window_ns = i64::try_from(*timeframe_s).unwrap_or(i64::MAX / NS).saturating_mul(NS);
                 let mut groups: HashMap<String, VecDeque<&IndexedEvent>> = HashMap::new();
                 for e in matching {
-                    let g = group_by.as_ref().map_or_else(String::new, |k| text(e, k).unwrap_or_default());
+                    let g = group_by.as_ref().map_or_else(String::new, |k| e.meta_text(k).unwrap_or_default());
                     let q = groups.entry(g.clone()).or_default();
                     q.push_back(e);
                     while q.front().is_some_and(|f| f.timestamp_ns <= e.timestamp_ns - window_ns) {

@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use zkaudit_collect::shape::{Observation, OcsfClass};
+use zkaudit_collect::shape::{empty_digest, Observation, OcsfClass};
 use zkaudit_event::{Digest, Event, Layer, Timestamp};
 use zkaudit_index::IndexedEvent;
 
@@ -293,7 +293,7 @@ impl Finding {
             o = o.field("host.name", self.host.as_str());
         }
         // The digest of no bytes (a metric sample's output) links nothing.
-        let empty = Digest(Sha256::digest([]).into());
+        let empty = empty_digest();
         o.parents(self.evidence.iter().filter_map(|e| Digest::parse(&e.output).ok()).filter(|d| *d != empty)).into_event()
     }
 }
@@ -312,21 +312,12 @@ pub fn detect(events: &[IndexedEvent], params: &Params, rules: &Rules) -> Vec<Fi
     out
 }
 
-/// A metadata value as text (a JSON string unquoted, else its JSON).
-pub(crate) fn text(e: &IndexedEvent, key: &str) -> Option<String> {
-    let v = e.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())?;
-    Some(match serde_json::from_str::<serde_json::Value>(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => v.to_owned(),
-    })
-}
-
 /// A numeric metadata value.
 pub(crate) fn number(e: &IndexedEvent, key: &str) -> Option<f64> {
-    e.metadata.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.parse::<f64>().ok())
+    e.meta(key).and_then(|v| v.parse::<f64>().ok())
 }
 
 /// The event's host (`host.name`), or empty.
 pub(crate) fn host(e: &IndexedEvent) -> String {
-    text(e, "host.name").unwrap_or_default()
+    e.meta_text("host.name").unwrap_or_default()
 }

@@ -74,7 +74,7 @@ pub fn run(
     let events = zkaudit_index::select(idx.as_mut(), &reader, &Query { from_ns, to_ns, ..Query::new(Selector::All) })?;
     let held: BTreeSet<String> = zkaudit_index::select(idx.as_mut(), &reader, &Query::new(Selector::Type(FINDING_TYPE.into())))?
         .iter()
-        .filter_map(|e| crate::text(e, "zkaudit.finding.id"))
+        .filter_map(|e| e.meta_text("zkaudit.finding.id"))
         .collect();
     let findings = detect(&events, params, rules);
     let already_recorded = findings.iter().filter(|f| held.contains(&f.id)).count();

@@ -132,6 +132,20 @@ pub struct IndexedEvent {
 }
 
 impl IndexedEvent {
+    /// Top-level metadata value `key` as RFC 8785 JSON text, if present.
+    pub fn meta(&self, key: &str) -> Option<&str> {
+        self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// Top-level metadata value `key` as text: a JSON string without its
+    /// quotes and escapes, any other value as its JSON text.
+    pub fn meta_text(&self, key: &str) -> Option<String> {
+        self.meta(key).map(|v| match serde_json::from_str::<serde_json::Value>(v) {
+            Ok(serde_json::Value::String(s)) => s,
+            _ => v.to_owned(),
+        })
+    }
+
     /// Parses the entry bytes at `leaf_index` into a query's fields.
     ///
     /// Errors with [`Error::BadEntry`] if the bytes are not a valid event or

@@ -103,7 +103,7 @@ fn write_rows(tx: &mut Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row
     )?;
     // One row per key: ON CONFLICT may not touch a row twice in a statement.
     let mut h: [Vec<i64>; 4] = Default::default();
-    for ((hour, layer, kind), n) in sql::hour_counts(hours.into_iter()) {
+    for ((hour, layer, kind), n) in sql::hour_counts(hours) {
         for (col, v) in h.iter_mut().zip([hour, layer, kind, n]) {
             col.push(v);
         }

@@ -135,7 +135,7 @@ pub(crate) const HOURS: &str = "SELECT a.hour, l.name, t.name, a.n FROM activity
      JOIN names AS l ON l.id = a.layer_id JOIN names AS t ON t.id = a.type_id WHERE a.hour >= $1 AND a.hour < $2";
 
 /// Events per (hour, layer id, type id) of rows being written.
-pub(crate) fn hour_counts<'a>(rows: impl Iterator<Item = (i64, i64, i64)> + 'a) -> HashMap<(i64, i64, i64), i64> {
+pub(crate) fn hour_counts(rows: impl IntoIterator<Item = (i64, i64, i64)>) -> HashMap<(i64, i64, i64), i64> {
     let mut m = HashMap::new();
     for (ts, layer, kind) in rows {
         *m.entry((ts.div_euclid(HOUR_NS), layer, kind)).or_insert(0) += 1;

@@ -91,7 +91,7 @@ fn write_rows(tx: &Transaction<'_>, dictionary: &mut Dictionary, rows: &[Row], d
         hours.push((r.timestamp_ns, layer_id, type_id));
     }
     let mut add = tx.prepare_cached(sql::ADD_HOUR)?;
-    for ((hour, layer, kind), n) in sql::hour_counts(hours.into_iter()) {
+    for ((hour, layer, kind), n) in sql::hour_counts(hours) {
         add.execute(params![hour, layer, kind, n])?;
     }
     Ok(())
