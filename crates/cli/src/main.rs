@@ -29,6 +29,7 @@ mod record_cmd;
 mod registry_cmd;
 mod serve_cmd;
 mod sink_args;
+mod store_cmd;
 mod zk_cmd;
 
 use std::process::ExitCode;
@@ -125,6 +126,10 @@ enum Command {
     /// List, show, release or purge what the registry gateway quarantined.
     #[command(subcommand)]
     Quarantine(registry_cmd::QuarantineCommand),
+    /// Put, fetch, pin and collect blobs (receipts) in content-addressed
+    /// storage: Blossom servers and IPFS nodes, behind a local cache.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -159,6 +164,7 @@ fn main() -> ExitCode {
         Command::Query(a) => audit_cmd::query(a),
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::Detect(a) => detect_cmd::detect(a),
+        Command::Store(c) => store_cmd::store(c),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

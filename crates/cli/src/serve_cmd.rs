@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Delete receipts this many seconds after they are made.
     #[arg(long, value_name = "SECONDS")]
     receipt_ttl: Option<u64>,
+    /// Largest blob the Blossom server under /blossom accepts (bytes; larger get 413).
+    #[arg(long, default_value_t = zkaudit_store::DEFAULT_MAX_BLOB_BYTES)]
+    blossom_max_bytes: u64,
     /// Let requests without a token read the ledger (checkpoint, proofs, tiles).
     #[arg(long)]
     anonymous_read: bool,
@@ -130,6 +133,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         exe: exe()?,
         segment_po2: a.segment_po2,
         registry: a.registry.load()?,
+        blossom_max_bytes: a.blossom_max_bytes,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

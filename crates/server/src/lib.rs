@@ -75,6 +75,8 @@ pub struct Config {
     pub segment_po2: Option<u32>,
     /// Programs receipts are verified against.
     pub registry: Registry,
+    /// Largest blob the Blossom server under `/blossom` accepts (bytes).
+    pub blossom_max_bytes: u64,
 }
 
 /// Everything handlers share.
@@ -91,6 +93,8 @@ pub struct AppState {
     recording: std::sync::Mutex<()>,
     /// The SOC dashboard's remembered checks.
     dashboard: zkaudit_dashboard::Dashboard,
+    /// The Blossom server's blob directory.
+    blossom: Arc<zkaudit_store::server::BlobServer>,
 }
 
 /// Runs `f` on the blocking pool (store, ledger and verifier calls block).
@@ -118,12 +122,17 @@ pub enum StartError {
     /// The attestation key is unusable.
     #[error("attestation key: {0}")]
     Key(String),
+    /// The Blossom blob directory is unusable.
+    #[error("blossom: {0}")]
+    Blossom(#[from] zkaudit_store::Error),
 }
 
 /// The API's routes, without the server around them.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
+    let blossom = zkaudit_store::server::router(Arc::clone(&state.blossom));
     Router::new()
+        .nest("/blossom", blossom)
         .route("/", get(dashboard_api::index))
         .route("/assets/{file}", get(dashboard_api::asset))
         .route("/v1/dashboard/integrity", get(dashboard_api::integrity))
@@ -196,6 +205,12 @@ impl AppState {
         }
         let exe_bytes = std::fs::read(&config.exe).map_err(|error| StartError::Io { what: format!("reading {}", config.exe.display()), error })?;
         let binary_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&exe_bytes));
+        let blossom = zkaudit_store::server::BlobServer::open(zkaudit_store::server::Config {
+            dir: ledger.dir().blossom_dir(),
+            max_blob_bytes: config.blossom_max_bytes,
+            mount: "/blossom".into(),
+            public_url: None,
+        })?;
         let state = Arc::new(AppState {
             attestation_key: attestation_key(ledger.dir(), &origin)?,
             registry: config.registry.clone(),
@@ -206,6 +221,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             recording: std::sync::Mutex::default(),
             dashboard: zkaudit_dashboard::Dashboard::new(),
+            blossom,
             config,
         });
         // Proofs finished while no server ran (remote workers) go in now.

@@ -64,6 +64,7 @@ async fn api(max_body_bytes: usize, tokens: &'static [(Scope, &'static str)]) ->
             exe: std::env::current_exe().unwrap(),
             segment_po2: None,
             registry: zkaudit_zkvm::Registry::embedded(),
+            blossom_max_bytes: zkaudit_store::DEFAULT_MAX_BLOB_BYTES,
         })
         .unwrap();
         let indexer = state.follow_index().unwrap();

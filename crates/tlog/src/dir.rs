@@ -134,6 +134,12 @@ impl LedgerDir {
         self.root.join("quarantine")
     }
 
+    /// `blossom/`: the blobs of the Blossom server `zkaudit serve` runs
+    /// under `/blossom` (receipts and data by SHA-256; never part of the log).
+    pub fn blossom_dir(&self) -> PathBuf {
+        self.root.join("blossom")
+    }
+
     /// Creates `private/` with mode 0700 if it is missing.
     ///
     /// # Errors
