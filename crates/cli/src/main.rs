@@ -20,6 +20,7 @@ mod bench_registry;
 mod child_cmd;
 mod collect_cmd;
 mod detect_cmd;
+mod dvm_cmd;
 mod ingest_cmd;
 mod llm_cmd;
 mod log_cmd;
@@ -130,6 +131,10 @@ enum Command {
     /// storage: Blossom servers and IPFS nodes, behind a local cache.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// The proof market over Nostr (NIP-90 jobs with ZK tags): serve jobs
+    /// as a provider, request one, or verify a result.
+    #[command(subcommand)]
+    Dvm(dvm_cmd::DvmCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
         Command::Compliance(a) => audit_cmd::compliance(a),
         Command::Detect(a) => detect_cmd::detect(a),
         Command::Store(c) => store_cmd::store(c),
+        Command::Dvm(c) => dvm_cmd::dvm(c),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

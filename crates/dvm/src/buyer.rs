@@ -1,0 +1,233 @@
+//! The buyer: publish a ZK job request and wait for its outcome
+//! ([`request`], the seed's `request_zk_job`), and check a result before
+//! accepting anything ([`verify`], its `verify_proof`).
+
+use std::time::{Duration, Instant};
+
+use nostr_sdk::prelude::*;
+use serde::Serialize;
+use zkaudit_plan::value::hex;
+use zkaudit_store::{BlobRef, ProofStore};
+use zkaudit_zkvm::{Expectations, Registry};
+
+use crate::tags::{tag_vecs, to_nostr_tags, ProofLocation, ZkRequest, ZkResult};
+use crate::{connect, load_request};
+
+/// What to ask for.
+pub struct Request {
+    /// The job (plan, data, requirements).
+    pub job: ZkRequest,
+    /// The job request kind.
+    pub job_kind: u16,
+    /// Address the request to this provider (hex or npub), and, with
+    /// `encrypt`, encrypt its inputs to it (NIP-44).
+    pub provider: Option<PublicKey>,
+    /// Encrypt the inputs and requirements for `provider` (NIP-90's
+    /// `encrypted` tag, NIP-44).
+    pub encrypt: bool,
+    /// How long to wait for a result.
+    pub wait: Duration,
+}
+
+/// How a request ended.
+#[derive(Clone, Debug, Serialize)]
+pub struct Outcome {
+    /// `result`, `error` (the provider refused or failed) or `timeout`.
+    pub status: String,
+    /// The request's event ID.
+    pub request_id: String,
+    /// The result event (JSON), when one came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// The provider's reason, for `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Feedback seen (`status: info`), in arrival order.
+    pub feedback: Vec<String>,
+    /// Time from publishing to the outcome (ms).
+    pub elapsed_ms: u64,
+}
+
+/// Publishes `r` signed by `keys` on `relays` and waits for its result,
+/// an `error` feedback, or the timeout.
+///
+/// # Errors
+/// A message when the relays cannot be used or the request cannot be built.
+pub async fn request(keys: &Keys, relays: &[String], r: Request) -> Result<Outcome, String> {
+    let client = connect(keys, relays).await?;
+    let mut tags = r.job.to_tags();
+    let mut content = String::new();
+    if r.encrypt {
+        let p = r.provider.ok_or("--encrypt needs --provider: inputs are encrypted to one provider's key")?;
+        content = nip44::encrypt(keys.secret_key(), &p, serde_json::to_string(&tags).map_err(|e| e.to_string())?, nip44::Version::V2)
+            .map_err(|e| format!("encrypting: {e}"))?;
+        tags = vec![vec!["encrypted".into()]];
+    }
+    if let Some(p) = r.provider {
+        tags.push(vec!["p".into(), p.to_hex()]);
+    }
+    let kind = Kind::from_u16(r.job_kind);
+    if !kind.is_job_request() {
+        return Err(format!("kind {} is not a NIP-90 job request kind (5000-5999)", r.job_kind));
+    }
+    let builder = EventBuilder::new(kind, content).tags(to_nostr_tags(tags).map_err(|e| e.to_string())?);
+    let event = client.sign_event_builder(builder).await.map_err(|e| e.to_string())?;
+    let result_kind = Kind::from_u16(r.job_kind + 1000);
+    let filter = Filter::new().kinds([result_kind, Kind::JobFeedback]).event(event.id);
+    let mut notifications = client.notifications();
+    client.subscribe(filter, None).await.map_err(|e| format!("subscribing: {e}"))?;
+    client.send_event(&event).await.map_err(|e| format!("publishing the request: {e}"))?;
+    let started = Instant::now();
+    let mut out = Outcome { status: "timeout".into(), request_id: event.id.to_hex(), result: None, reason: None, feedback: Vec::new(), elapsed_ms: 0 };
+    let deadline = tokio::time::Instant::now() + r.wait;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, notifications.recv()).await {
+            Err(_) => break,
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
+            Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+        };
+        let RelayPoolNotification::Event { event: e, .. } = n else { continue };
+        if !e.tags.event_ids().any(|id| *id == event.id) || e.verify().is_err() {
+            continue;
+        }
+        if r.provider.is_some_and(|p| p != e.pubkey) {
+            continue;
+        }
+        if e.kind == result_kind {
+            out.status = "result".into();
+            out.result = serde_json::from_str(&e.as_json()).ok();
+            break;
+        }
+        let t = tag_vecs(&e);
+        let status = t.iter().find(|t| t.first().map(String::as_str) == Some("status"));
+        let (s, info) = (status.and_then(|t| t.get(1)).cloned().unwrap_or_default(), status.and_then(|t| t.get(2)).cloned().unwrap_or_default());
+        out.feedback.push(format!("{s}: {info}"));
+        if s == "error" {
+            out.status = "error".into();
+            out.reason = Some(info);
+            break;
+        }
+    }
+    out.elapsed_ms = started.elapsed().as_millis() as u64;
+    client.shutdown().await;
+    Ok(out)
+}
+
+/// The verdict on a result.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Verdict {
+    /// Whether every check passed.
+    pub valid: bool,
+    /// The first check that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The result event's ID.
+    pub result_id: String,
+    /// The request's event ID (from the result's `request` tag).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    /// The provider's public key (hex).
+    pub provider: String,
+    /// The receipt's image ID.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub image_id: String,
+    /// The program's version in the registry.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub program_version: String,
+    /// The plan hash the request's plan has.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub plan_hash: String,
+    /// The data root the request's data has.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub data_root: String,
+    /// The journal's output hash.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub output_hash: String,
+    /// The journal's public output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_output: Option<serde_json::Value>,
+    /// SHA-256 of the receipt file.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub receipt_sha256: String,
+    /// Where the receipt came from.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub proof_ref: String,
+    /// Time to fetch the receipt (ms).
+    pub fetch_ms: u64,
+    /// Time to verify the seal and journal (ms).
+    pub verify_ms: u64,
+}
+
+/// Checks `result` before anything is accepted, stopping at the first
+/// failure: the event's signature; its ZK tags; the request it answers (its
+/// `request` tag, signature checked) and that request's plan and data,
+/// loaded here, so the plan hash and data root are the buyer's own; the
+/// receipt fetched by `proof-ref` and checked against its SHA-256; the
+/// program in `registry` (unknown or deprecated programs are rejected with
+/// the reason); the seal; the journal's plan hash and data root against the
+/// request's; and the tags' output hash and program ID against the journal.
+/// `timeout` bounds fetching inputs given by URL.
+pub fn verify(result: &Event, store: &ProofStore, registry: &Registry, timeout: Duration) -> Verdict {
+    let mut v = Verdict { result_id: result.id.to_hex(), provider: result.pubkey.to_hex(), ..Verdict::default() };
+    if let Err(reason) = check(result, store, registry, timeout, &mut v) {
+        v.reason = Some(reason);
+        return v;
+    }
+    v.valid = true;
+    v
+}
+
+fn check(result: &Event, store: &ProofStore, registry: &Registry, timeout: Duration, v: &mut Verdict) -> Result<(), String> {
+    result.verify().map_err(|e| format!("the result event's signature does not verify: {e}"))?;
+    if !result.kind.is_job_result() {
+        return Err(format!("kind {} is not a NIP-90 job result (6000-6999)", result.kind.as_u16()));
+    }
+    let tags = tag_vecs(result);
+    let z = ZkResult::parse(&tags)?;
+    let request_json =
+        tags.iter().find(|t| t.first().map(String::as_str) == Some("request")).and_then(|t| t.get(1)).ok_or("the result has no `request` tag")?;
+    let request = Event::from_json(request_json).map_err(|e| format!("the `request` tag is not an event: {e}"))?;
+    request.verify().map_err(|e| format!("the embedded request's signature does not verify: {e}"))?;
+    v.request_id = request.id.to_hex();
+    if request.kind.as_u16() + 1000 != result.kind.as_u16() {
+        return Err(format!("a kind {} result cannot answer a kind {} request", result.kind.as_u16(), request.kind.as_u16()));
+    }
+    let req = ZkRequest::parse(&tag_vecs(&request))
+        .map_err(|e| format!("the request: {e} (an encrypted request is verified by its buyer with `zkaudit dvm request --verify`)"))?;
+    let (loaded, _, _) = load_request(&req, timeout).map_err(|e| format!("the request's {e}"))?;
+    v.plan_hash = hex(&loaded.file.hash);
+    v.data_root = hex(&loaded.commitment.data_root);
+    if z.plan_hash != v.plan_hash {
+        return Err(format!("plan-hash {} is not the request's plan hash {}", z.plan_hash, v.plan_hash));
+    }
+    if z.data_root != v.data_root {
+        return Err(format!("data-merkle-root {} is not the request's data root {}", z.data_root, v.data_root));
+    }
+    let fetch = Instant::now();
+    let receipt = match &z.proof {
+        ProofLocation::Ref { reference, sha256 } => {
+            v.proof_ref = reference.clone();
+            let blob = BlobRef::parse(reference, Some(sha256)).map_err(|e| format!("proof-ref: {e}"))?;
+            store.get(&blob).map_err(|e| format!("fetching the receipt: {e}"))?
+        }
+        ProofLocation::Inline(b) => b.clone(),
+    };
+    v.fetch_ms = fetch.elapsed().as_millis() as u64;
+    v.receipt_sha256 = zkaudit_store::sha256_hex(&receipt);
+    let started = Instant::now();
+    let expect = Expectations { plan_hash: Some(loaded.file.hash), data_root: Some(loaded.commitment.data_root), output: None };
+    let verified = zkaudit_zkvm::verify(&receipt, registry, &expect).map_err(|e| format!("the receipt: {e}"))?;
+    v.verify_ms = started.elapsed().as_millis() as u64;
+    v.image_id = verified.program.image_id.clone();
+    v.program_version = verified.program.version.clone();
+    v.output_hash = hex(&verified.journal.output_hash);
+    v.public_output = serde_json::from_slice(&verified.journal.output).ok();
+    if z.output_hash != v.output_hash {
+        return Err(format!("output-hash {} is not the journal's {}", z.output_hash, v.output_hash));
+    }
+    if z.program_id != v.image_id {
+        return Err(format!("program-id {} is not the receipt's image ID {}", z.program_id, v.image_id));
+    }
+    Ok(())
+}
