@@ -112,3 +112,17 @@ if ! "$ZKAUDIT_PYTHON" -c 'import openai' >/dev/null 2>&1; then
   }
   "$CARGO_TARGET_DIR/py-openai/bin/pip" install -q 'openai==2.54.0'
 fi
+
+# The proof market's tests run an independent Nostr relay: the PyPI package
+# nostr-relay (NIP-01 on SQLite; it rejects events with bad signatures), in
+# a virtual environment beside the build.
+export ZKAUDIT_NOSTR_RELAY="$CARGO_TARGET_DIR/py-nostr-relay/bin/nostr-relay"
+if ! "$CARGO_TARGET_DIR/py-nostr-relay/bin/python" -c 'import nostr_relay' >/dev/null 2>&1; then
+  echo "setup: installing nostr-relay (PyPI) into $CARGO_TARGET_DIR/py-nostr-relay" >&2
+  rm -rf "$CARGO_TARGET_DIR/py-nostr-relay"
+  python3 -m venv "$CARGO_TARGET_DIR/py-nostr-relay" >/dev/null 2>&1 || {
+    apt_install python3-venv
+    python3 -m venv "$CARGO_TARGET_DIR/py-nostr-relay"
+  }
+  "$CARGO_TARGET_DIR/py-nostr-relay/bin/pip" install -q 'nostr-relay==1.14'
+fi

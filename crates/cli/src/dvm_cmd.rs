@@ -86,9 +86,6 @@ pub struct RequestArgs {
     data: Vec<String>,
     #[command(flatten)]
     nostr: NostrOpts,
-    /// Nostr key file (`zkaudit store keygen`) that signs the request.
-    #[arg(long, value_name = "FILE")]
-    key: PathBuf,
     /// Address one provider (npub or hex); only its answers count.
     #[arg(long, value_name = "PUBKEY")]
     provider: Option<String>,
@@ -164,14 +161,16 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
     let sink = Sink::open(a.sink.destination()?, SinkOptions::new(zkaudit_dvm::provider::COLLECTOR, Layer::Application))?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        // Scripts and tests wait for this line.
-        outln!("serving kind {} as {}", config.job_kind, zkaudit_store::keys::npub(&keys));
+        // Scripts and tests wait for the `serving` line: the provider is subscribed.
         let stop = async {
             if let Err(e) = until_signal().await {
                 eprintln!("error: {e}");
             }
         };
-        zkaudit_dvm::provider::run(config, sink, stop).await.map_err(|e| anyhow!(e))
+        let kind = config.job_kind;
+        let npub = zkaudit_store::keys::npub(&keys);
+        let ready = || outln!("serving kind {kind} as {npub}");
+        zkaudit_dvm::provider::run(config, sink, ready, stop).await.map_err(|e| anyhow!(e))
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -189,7 +188,8 @@ fn data_input(arg: &str) -> Result<DataInput> {
 }
 
 fn request(a: RequestArgs) -> Result<ExitCode> {
-    let keys = zkaudit_store::keys::load(&a.key)?;
+    let key = a.store.key.as_deref().ok_or_else(|| anyhow!("--key FILE: the Nostr key that signs the request (`zkaudit store keygen FILE` makes one)"))?;
+    let keys = zkaudit_store::keys::load(key)?;
     let plan = std::fs::read_to_string(&a.plan).with_context(|| format!("reading {}", a.plan.display()))?;
     let job = ZkRequest {
         verification: "zk".into(),

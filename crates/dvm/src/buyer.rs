@@ -31,6 +31,7 @@ pub struct Request {
 
 /// How a request ended.
 #[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// `result`, `error` (the provider refused or failed) or `timeout`.
     pub status: String,
@@ -116,6 +117,7 @@ pub async fn request(keys: &Keys, relays: &[String], r: Request) -> Result<Outco
 
 /// The verdict on a result.
 #[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Verdict {
     /// Whether every check passed.
     pub valid: bool,

@@ -71,12 +71,13 @@ struct Ctx {
 }
 
 /// Runs the provider until `stop` resolves: announces it (NIP-89), then
-/// serves requests of the configured kind published from now on.
+/// serves requests of the configured kind published from now on; `ready`
+/// is called once it is subscribed.
 ///
 /// # Errors
 /// A message when the relays cannot be added or the subscription fails;
 /// errors of single jobs are feedback, not returned.
-pub async fn run(config: Config, sink: Sink, stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
+pub async fn run(config: Config, sink: Sink, ready: impl FnOnce(), stop: impl std::future::Future<Output = ()>) -> Result<(), String> {
     let client = connect(&config.keys, &config.relays).await?;
     let version = zkaudit_zkvm::registry::embedded_entry().version;
     let ctx = Arc::new(Ctx { config, client, sink: Mutex::new(Some(sink)), version });
@@ -85,6 +86,7 @@ pub async fn run(config: Config, sink: Sink, stop: impl std::future::Future<Outp
     let filter = Filter::new().kind(kind).since(Timestamp::now());
     let mut notifications = ctx.client.notifications();
     ctx.client.subscribe(filter, None).await.map_err(|e| format!("subscribing: {e}"))?;
+    ready();
     let mut seen: HashSet<EventId> = HashSet::new();
     tokio::pin!(stop);
     loop {

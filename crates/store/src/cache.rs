@@ -31,6 +31,7 @@ pub fn default_dir() -> PathBuf {
 
 /// What the cache knows about one blob.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// The blob's reference (SHA-256, size, URL, CID).
     #[serde(flatten)]
@@ -43,6 +44,7 @@ pub struct Entry {
 
 /// What a collection did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
     /// Blobs removed.
     pub removed: u64,
