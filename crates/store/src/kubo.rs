@@ -87,8 +87,8 @@ impl Client {
         // One JSON object per line; the file's is the last with a Hash.
         let text = String::from_utf8_lossy(&out);
         text.lines()
-            .filter_map(|l| serde_json::from_str::<Added>(l).ok()?.hash)
-            .last()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Added>(l).ok()?.hash)
             .ok_or_else(|| Error::Protocol { store: self.base.clone(), reason: format!("`add` answered no CID: {}", text.trim()) })
     }
 
