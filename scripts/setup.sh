@@ -126,3 +126,17 @@ if ! "$CARGO_TARGET_DIR/py-nostr-relay/bin/python" -c 'import nostr_relay' >/dev
   }
   "$CARGO_TARGET_DIR/py-nostr-relay/bin/pip" install -q 'nostr-relay==1.14'
 fi
+
+# The IPFS fallback's test runs a real IPFS node offline on loopback: npm's
+# js-ipfs 0.66 (its HTTP API speaks the Kubo RPC; npm's kubo package would
+# download a binary), installed from tests-ipfs/package-lock.json beside the
+# build. It needs a Promise.withResolvers polyfill on Node 20.
+export ZKAUDIT_JSIPFS="$CARGO_TARGET_DIR/ipfs/node_modules/.bin/jsipfs"
+ZKAUDIT_JSIPFS_POLYFILL="$(pwd)/tests-ipfs/polyfill.cjs"
+export ZKAUDIT_JSIPFS_POLYFILL
+if ! cmp -s tests-ipfs/package-lock.json "$CARGO_TARGET_DIR/ipfs/package-lock.json" || [ ! -x "$ZKAUDIT_JSIPFS" ]; then
+  echo "setup: installing js-ipfs (npm) into $CARGO_TARGET_DIR/ipfs" >&2
+  mkdir -p "$CARGO_TARGET_DIR/ipfs"
+  cp tests-ipfs/package.json tests-ipfs/package-lock.json "$CARGO_TARGET_DIR/ipfs/"
+  npm ci --prefix "$CARGO_TARGET_DIR/ipfs" --no-audit --no-fund --loglevel=error >/dev/null
+fi

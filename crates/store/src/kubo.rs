@@ -80,7 +80,7 @@ impl Client {
         body.extend_from_slice(bytes);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let out = self.call(
-            "add?cid-version=1&raw-leaves=true&pin=false&progress=false",
+            "add?cid-version=1&raw-leaves=true&cid-base=base32&pin=false&progress=false",
             Some((&format!("multipart/form-data; boundary={boundary}"), body)),
             1 << 20,
         )?;
