@@ -138,5 +138,8 @@ if ! cmp -s tests-ipfs/package-lock.json "$CARGO_TARGET_DIR/ipfs/package-lock.js
   echo "setup: installing js-ipfs (npm) into $CARGO_TARGET_DIR/ipfs" >&2
   mkdir -p "$CARGO_TARGET_DIR/ipfs"
   cp tests-ipfs/package.json tests-ipfs/package-lock.json "$CARGO_TARGET_DIR/ipfs/"
-  npm ci --prefix "$CARGO_TARGET_DIR/ipfs" --no-audit --no-fund --loglevel=error >/dev/null
+  # npm install, not npm ci: the lock is kept, but an optional dependency of
+  # an optional dependency names a GitHub tarball, which npm ci refuses.
+  npm install --prefix "$CARGO_TARGET_DIR/ipfs" --no-audit --no-fund --loglevel=error >/dev/null
+  cp tests-ipfs/package-lock.json "$CARGO_TARGET_DIR/ipfs/package-lock.json"
 fi

@@ -156,7 +156,7 @@ fn serve(a: ServeArgs) -> Result<ExitCode> {
         registry: a.registry.load()?,
         prove_rate: a.prove_rate,
         max_event_bytes: a.max_event_bytes,
-        timeout: Duration::from_secs(a.store.store_timeout.max(1)),
+        timeout: a.store.timeout(),
     };
     let sink = Sink::open(a.sink.destination()?, SinkOptions::new(zkaudit_dvm::provider::COLLECTOR, Layer::Application))?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -210,7 +210,7 @@ fn request(a: RequestArgs) -> Result<ExitCode> {
         (Some(ev), true) => {
             let event =
                 <zkaudit_dvm::nostr_sdk::Event as zkaudit_dvm::nostr_sdk::JsonUtil>::from_json(ev.to_string()).map_err(|e| anyhow!("the result event: {e}"))?;
-            Some(zkaudit_dvm::buyer::verify(&event, &a.store.open()?, &a.registry.load()?, Duration::from_secs(a.store.store_timeout.max(1))))
+            Some(verify_event(&event, &a.store, &a.registry)?)
         }
         _ => None,
     };
@@ -234,6 +234,10 @@ fn request(a: RequestArgs) -> Result<ExitCode> {
         ("result", Some(v)) if v.valid => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     })
+}
+
+fn verify_event(event: &zkaudit_dvm::nostr_sdk::Event, store: &StoreOpts, registry: &RegistryArgs) -> Result<zkaudit_dvm::buyer::Verdict> {
+    Ok(zkaudit_dvm::buyer::verify(event, &store.open()?, &registry.load()?, store.timeout()))
 }
 
 fn print_verdict(v: &zkaudit_dvm::buyer::Verdict) {
@@ -262,7 +266,7 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     };
     let event = <zkaudit_dvm::nostr_sdk::Event as zkaudit_dvm::nostr_sdk::JsonUtil>::from_json(text.trim())
         .map_err(|e| anyhow!("{}: not a Nostr event: {e}", a.event))?;
-    let v = zkaudit_dvm::buyer::verify(&event, &a.store.open()?, &a.registry.load()?, Duration::from_secs(a.store.store_timeout.max(1)));
+    let v = verify_event(&event, &a.store, &a.registry)?;
     if a.json {
         print_json(&v);
     } else {

@@ -36,10 +36,15 @@ pub struct StoreOpts {
 }
 
 impl StoreOpts {
+    /// The timeout of each store call.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.store_timeout.max(1))
+    }
+
     /// Opens the cache and the clients.
     pub fn open(&self) -> Result<ProofStore> {
         let keys = self.key.as_deref().map(zkaudit_store::keys::load).transpose()?;
-        let timeout = Duration::from_secs(self.store_timeout.max(1));
+        let timeout = self.timeout();
         let mut remotes = Vec::new();
         for s in &self.stores {
             let url: StoreUrl = s.parse()?;

@@ -57,7 +57,7 @@ fn rpc(api: &str, call: &str) -> String {
 }
 
 fn pinned(api: &str) -> String {
-    rpc(api, "pin/ls?type=recursive")
+    rpc(api, "pin/ls?type=recursive&cid-base=base32")
 }
 
 /// Blocks in the node's repository.
