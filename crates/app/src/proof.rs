@@ -114,6 +114,7 @@ impl Proven {
             prove_seconds: self.proof.prove_time.as_secs_f64(),
             peak_rss_bytes: self.proof.peak_rss_bytes,
             ledger_index,
+            proof_ref: None,
         })
     }
 

@@ -39,6 +39,10 @@ pub struct ProveArgs {
     /// Compress to a succinct receipt (only where risc0's recursion programs are built in).
     #[arg(long)]
     succinct: bool,
+    // --store URL: also put the receipt in content-addressed storage
+    // (Blossom, IPFS) and report where (`proofRef`).
+    #[command(flatten)]
+    store: crate::store_cmd::StoreOpts,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -173,7 +177,11 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
         Some(ledger) => Some(zkaudit_app::proof::record(ledger, &proven.claim(&l), &proven.receipt)?),
         None => None,
     };
-    let r = proven.report(&l, Some(a.out.display().to_string()), index)?;
+    let mut r = proven.report(&l, Some(a.out.display().to_string()), index)?;
+    if !a.store.stores.is_empty() {
+        let put = a.store.open()?.put(&proven.receipt, "application/octet-stream", false)?;
+        r.proof_ref = Some(put.blob.url.unwrap_or(put.blob.sha256));
+    }
     if a.json {
         print_json(&r);
     } else {
@@ -190,6 +198,9 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
         }
         if let (Some(dir), Some(index)) = (&a.ledger, index) {
             outln!("ledger:      proof event recorded at index {index} in {}", dir.display());
+        }
+        if let Some(p) = &r.proof_ref {
+            outln!("stored:      {p}");
         }
     }
     Ok(ExitCode::SUCCESS)

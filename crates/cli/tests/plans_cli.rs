@@ -2,6 +2,9 @@
 //! binary: one real proof of the income-threshold example, recorded in a
 //! ledger and verified with every optional check.
 
+#[path = "../../../tests-support/daemon.rs"]
+mod daemon;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -96,10 +99,26 @@ fn prove_record_and_verify_one_real_receipt() {
     let receipt = tmp.path().join("income.receipt");
     let (l, r) = (ledger.to_str().unwrap(), receipt.to_str().unwrap());
     ok(&["log", "init", l, "--origin", "test.example/ledger"]);
-    let v = json(&["prove", INCOME, "--data", PAYMENTS, "--out", r, "--ledger", l, "--json"]);
+    // The receipt also goes to a Blossom store (a `zkaudit serve`'s).
+    let blossom_dir = tmp.path().join("blossom-server");
+    ok(&["log", "init", blossom_dir.to_str().unwrap(), "--origin", "test.example/blossom"]);
+    let server = daemon::Daemon::start(Command::new(BIN).args(["serve", "--dir", blossom_dir.to_str().unwrap(), "--addr", "127.0.0.1:0", "--workers", "0"]));
+    let key = tmp.path().join("me.nsec");
+    ok(&["store", "keygen", key.to_str().unwrap()]);
+    let store = format!("blossom+{}/blossom", server.url);
+    let cache = tmp.path().join("cache");
+    let c = cache.to_str().unwrap();
+    let v = json(&["prove", INCOME, "--data", PAYMENTS, "--out", r, "--ledger", l, "--store", &store, "--key", key.to_str().unwrap(), "--cache", c, "--json"]);
     assert_eq!(v["kind"], "risc0-composite");
     assert_eq!(v["ledgerIndex"], 0);
     assert_eq!(v["publicOutput"], serde_json::json!({"meets_threshold": true, "payment_count": 8}));
+    let proof_ref = v["proofRef"].as_str().unwrap();
+    assert_eq!(proof_ref, format!("{}/blossom/{}", server.url, v["receiptDigest"].as_str().unwrap()));
+    let fetched = tmp.path().join("fetched.receipt");
+    let fresh = tmp.path().join("fresh-cache");
+    ok(&["store", "get", proof_ref, "--store", &store, "--cache", fresh.to_str().unwrap(), "-o", fetched.to_str().unwrap()]);
+    assert_eq!(std::fs::read(&fetched).unwrap(), std::fs::read(&receipt).unwrap());
+    server.stop();
 
     // The ledger's proof event points at this receipt.
     let event: serde_json::Value = serde_json::from_str(&ok(&["log", "get", l, "--index", "0"])).unwrap();

@@ -152,6 +152,10 @@ pub struct ProveReport {
     /// Leaf index of the proof event, when recorded in a ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ledger_index: Option<u64>,
+    /// Where the receipt was stored by `zkaudit prove --store`: a Blossom
+    /// URL (ending in its SHA-256) or `ipfs://<CID>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof_ref: Option<String>,
 }
 
 /// The result of a run (`zkaudit run --json`), native and optionally in the
