@@ -124,15 +124,52 @@ pub fn auth_event(keys: &Keys, verb: Verb, sha256: Option<&str>, created_at: Tim
         .map_err(|e| Error::Nostr(e.to_string()))
 }
 
+/// A checked authorization event: who signed it and the blobs its `x`
+/// tags name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorization {
+    /// The signer's public key (hex).
+    pub pubkey: String,
+    /// The SHA-256s of its `x` tags.
+    pub blobs: Vec<String>,
+}
+
+impl Authorization {
+    /// The signer, when an `x` tag names blob `sha256`.
+    ///
+    /// # Errors
+    /// [`AuthError::Blob`] when none does.
+    pub fn for_blob(self, sha256: &str) -> Result<String, AuthError> {
+        if self.blobs.iter().any(|x| x == sha256) {
+            Ok(self.pubkey)
+        } else {
+            Err(AuthError::Blob(sha256.to_owned()))
+        }
+    }
+}
+
 /// Checks an `Authorization` header value for `verb` on blob `sha256`
-/// (BUD-11) at time `now` (s): the event decodes, its id and signature
-/// verify, it is kind 24242, dated no later than `now`, not expired, its
-/// `t` tag is `verb`, and, when `sha256` is given, an `x` tag names it.
-/// Returns the signer's public key (hex).
+/// (BUD-11) at time `now` (s): as [`authorize`], then, when `sha256` is
+/// given, that an `x` tag names it. Returns the signer's public key (hex).
 ///
 /// # Errors
 /// The [`AuthError`] naming the first check that failed.
 pub fn check_auth(header: Option<&str>, verb: Verb, sha256: Option<&str>, now: u64) -> Result<String, AuthError> {
+    let auth = authorize(header, verb, now)?;
+    match sha256 {
+        Some(x) => auth.for_blob(x),
+        None => Ok(auth.pubkey),
+    }
+}
+
+/// Checks an `Authorization` header value for `verb` at time `now` (s),
+/// whatever blob it is for (BUD-11): the event decodes, its id and
+/// signature verify, it is kind 24242, dated no later than `now`, not
+/// expired, and its `t` tag is `verb`.
+///
+/// # Errors
+/// The [`AuthError`] naming the first check that failed.
+pub fn authorize(header: Option<&str>, verb: Verb, now: u64) -> Result<Authorization, AuthError> {
     let header = header.ok_or(AuthError::Missing)?;
     let b64 = header.strip_prefix("Nostr ").ok_or_else(|| AuthError::Malformed("expected `Nostr <base64 event>`".into()))?;
     let json = base64::engine::general_purpose::STANDARD
@@ -159,12 +196,7 @@ pub fn check_auth(header: Option<&str>, verb: Verb, sha256: Option<&str>, now: u
     if t != verb.as_str() {
         return Err(AuthError::Verb { want: verb.as_str(), got: t });
     }
-    if let Some(x) = sha256 {
-        if !values("x").any(|v| v == x) {
-            return Err(AuthError::Blob(x.to_owned()));
-        }
-    }
-    Ok(event.pubkey.to_hex())
+    Ok(Authorization { pubkey: event.pubkey.to_hex(), blobs: values("x").collect() })
 }
 
 /// A Blossom client: one server, optional keys for authorization, a

@@ -286,6 +286,12 @@ impl ProofStore {
             }
         }
         for r in &self.remotes {
+            // The server the blob's URL named was asked already.
+            if let (Some(c), Remote::Blossom(rc)) = (&direct, r) {
+                if c.base() == rc.base() {
+                    continue;
+                }
+            }
             match r.get(blob, self.max_blob_bytes) {
                 Ok(bytes) => {
                     self.cache.insert(&bytes, blob)?;

@@ -9,7 +9,8 @@
 //! `X-Reason`.
 //!
 //! On disk: `DIR/<sha256>` holds the bytes (written to a temporary file,
-//! synced, then renamed, so a blob is either whole or absent) and
+//! synced, renamed, and the directory synced, so a blob is either whole or
+//! absent, and an acknowledged one survives a crash) and
 //! `DIR/<sha256>.json` its [`Meta`]. A blob is removed when its last owner
 //! deletes it.
 
@@ -25,7 +26,7 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::blossom::{check_auth, BlobDescriptor, Verb};
+use crate::blossom::{authorize, check_auth, Authorization, BlobDescriptor, Verb};
 use crate::{is_sha256_hex, sha256_hex, Error};
 
 /// How the server runs.
@@ -120,7 +121,8 @@ impl BlobServer {
         tmp.write_all(bytes).map_err(Error::io(path))?;
         tmp.as_file().sync_all().map_err(Error::io(path))?;
         tmp.persist(path).map_err(|e| Error::Io { path: path.to_owned(), source: e.error })?;
-        Ok(())
+        // The new directory entry, so an acknowledged upload survives a crash.
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
     }
 
     /// Stores `bytes` for `owner`, returning the meta as it now stands.
@@ -210,9 +212,10 @@ async fn fetch(State(s): State<Arc<BlobServer>>, method: Method, UrlPath(blob): 
     .await
 }
 
-/// The checks an upload and its preflight share: authorization for the
-/// declared SHA-256 and the size limit. Returns the uploader's pubkey.
-fn admit(s: &BlobServer, headers: &HeaderMap, sha: Option<&str>, size: Option<u64>) -> Result<String, Refusal> {
+/// The checks an upload and its preflight share: the declared SHA-256's
+/// form, the size limit, and the authorization event (its blob is checked
+/// by the caller, once the SHA-256 is known).
+fn admit(s: &BlobServer, headers: &HeaderMap, sha: Option<&str>, size: Option<u64>) -> Result<Authorization, Refusal> {
     if let Some(sha) = sha {
         if !is_sha256_hex(sha) {
             return Err(Refusal(StatusCode::BAD_REQUEST, format!("X-SHA-256 `{sha}` is not a SHA-256 (64 lowercase hex digits)")));
@@ -223,7 +226,7 @@ fn admit(s: &BlobServer, headers: &HeaderMap, sha: Option<&str>, size: Option<u6
             return Err(Refusal(StatusCode::PAYLOAD_TOO_LARGE, format!("{n} bytes is over this server's limit of {} bytes", s.config.max_blob_bytes)));
         }
     }
-    check_auth(header_str(headers, "authorization"), Verb::Upload, sha, now()).map_err(unauthorized)
+    authorize(header_str(headers, "authorization"), Verb::Upload, now()).map_err(unauthorized)
 }
 
 /// `HEAD /upload` (BUD-06): would this upload be accepted?
@@ -231,15 +234,15 @@ async fn preflight(State(s): State<Arc<BlobServer>>, headers: HeaderMap) -> Resu
     let sha = header_str(&headers, "x-sha-256").ok_or_else(|| Refusal(StatusCode::BAD_REQUEST, "missing X-SHA-256 header".into()))?;
     let len = header_str(&headers, "x-content-length").ok_or_else(|| Refusal(StatusCode::LENGTH_REQUIRED, "missing X-Content-Length header".into()))?;
     let len: u64 = len.parse().map_err(|_| Refusal(StatusCode::BAD_REQUEST, format!("X-Content-Length `{len}` is not a byte count")))?;
-    admit(&s, &headers, Some(sha), Some(len))?;
+    admit(&s, &headers, Some(sha), Some(len))?.for_blob(sha).map_err(unauthorized)?;
     Ok(StatusCode::OK)
 }
 
 /// `PUT /upload` (BUD-02): stores the body and answers its descriptor.
 async fn upload(State(s): State<Arc<BlobServer>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Json<BlobDescriptor>, Refusal> {
     let declared = header_str(&headers, "content-length").and_then(|v| v.parse::<u64>().ok());
-    // The authorization names the SHA-256 of the exact bytes, checked below.
-    admit(&s, &headers, None, declared)?;
+    // The authorization must name the SHA-256 of the exact bytes, checked below.
+    let auth = admit(&s, &headers, None, declared)?;
     let body = body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             Refusal(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is over this server's limit of {} bytes", s.config.max_blob_bytes))
@@ -255,7 +258,7 @@ async fn upload(State(s): State<Arc<BlobServer>>, headers: HeaderMap, body: Resu
             return Err(Refusal(StatusCode::CONFLICT, format!("the body's SHA-256 is {sha}, not the X-SHA-256 {x} it was sent with")));
         }
     }
-    let owner = check_auth(header_str(&headers, "authorization"), Verb::Upload, Some(&sha), now()).map_err(unauthorized)?;
+    let owner = auth.for_blob(&sha).map_err(unauthorized)?;
     let ct = header_str(&headers, "content-type").unwrap_or("application/octet-stream").to_owned();
     blocking(move || {
         let meta = s.store(&sha, &body, &ct, &owner)?;
