@@ -11,6 +11,7 @@ use zkaudit_jobs::protocol::{Cycles, ProveReport, RunReport};
 use zkaudit_jobs::{Job, Store};
 use zkaudit_plan::loaded::Loaded;
 use zkaudit_plan::value::{hex, parse_hex32};
+use zkaudit_store::ProofStore;
 use zkaudit_zkvm::{Execution, Expectations, Progress, Proof, ProveOptions, Registry, Verified};
 
 use crate::claim::{ProofClaim, ProofMetadata};
@@ -264,6 +265,58 @@ fn job_claim(store: &Store, job: &Job, registry: &Registry) -> Result<(ProofClai
         job.finished_ns.and_then(|ns| Timestamp::from_unix_nanos(i128::from(ns))).ok_or_else(|| bad("a succeeded job without a valid finish time".into()))?;
     Ok((claim(at, plan_hash, &v, metadata), receipt))
 }
+
+/// What [`store_jobs`] did.
+#[derive(Debug, Default)]
+pub struct StoredJobs {
+    /// Receipts put in storage now: (job ID, reference).
+    pub stored: Vec<(String, String)>,
+    /// Jobs whose receipt no store took, with why; they keep no
+    /// `proof_ref` and are tried again on the next call.
+    pub failed: Vec<(String, Error)>,
+}
+
+/// Puts the receipt of every recorded proof job not yet stored (at most
+/// `limit` a call, oldest first) in content-addressed storage, and sets
+/// the job's `proof_ref` to the reference it got (a Blossom URL ending in
+/// the receipt's SHA-256, or `ipfs://<CID>`). The bytes are the ledger's
+/// copy (`receipts/<sha256>.bin`, kept by [`record`]), so only receipts
+/// [`record_jobs`] verified and recorded are published, and a receipt TTL
+/// in the job store cannot lose one that is waiting for a store. A put is
+/// idempotent (the blob is named by its SHA-256), so a job retried after a
+/// crash between the put and the mark is stored once. A failure does not
+/// hold up the other jobs.
+///
+/// # Errors
+/// [`Error::Store`] if the unstored jobs cannot be listed.
+pub fn store_jobs(store: &Store, ledger: &Ledger, proofs: &ProofStore, limit: u32) -> Result<StoredJobs, Error> {
+    let mut done = StoredJobs::default();
+    for job in store.unstored_proofs(limit)? {
+        match store_job(store, ledger, proofs, &job) {
+            Ok(reference) => done.stored.push((job.id, reference)),
+            Err(e) => done.failed.push((job.id, e)),
+        }
+    }
+    Ok(done)
+}
+
+/// Stores one job's receipt (see [`store_jobs`]); its reference.
+fn store_job(store: &Store, ledger: &Ledger, proofs: &ProofStore, job: &Job) -> Result<String, Error> {
+    let bad = |reason: String| Error::Job { job: job.id.clone(), reason };
+    let receipt_id = job.receipt_id.as_deref().ok_or_else(|| bad("no receipt".into()))?;
+    let path = ledger.dir().receipt(receipt_id);
+    let receipt = std::fs::read(&path).map_err(|e| bad(format!("reading the ledger's copy of its receipt, {}: {e}", path.display())))?;
+    let put = proofs.put(&receipt, RECEIPT_CONTENT_TYPE, false).map_err(|e| bad(format!("storing receipt {receipt_id}: {e}")))?;
+    if put.blob.sha256 != receipt_id {
+        return Err(bad(format!("the store named receipt {receipt_id} {}", put.blob.sha256)));
+    }
+    let reference = put.blob.reference();
+    store.set_stored(&job.id, &reference)?;
+    Ok(reference)
+}
+
+/// The MIME type receipts are stored under (bincode bytes, no registered type).
+pub const RECEIPT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// The auditor's check of a recorded proof (`zkaudit/2`): the receipt must
 /// verify against the registry, for the event's plan hash and data root,

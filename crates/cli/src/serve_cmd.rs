@@ -13,6 +13,7 @@ use serde_json::json;
 use zkaudit_jobs::{Scope, Store};
 
 use crate::output::{out, outln, print_json};
+use crate::store_cmd::StoreOpts;
 use crate::zk_cmd::RegistryArgs;
 
 /// The job store of `dir` unless `--db` names another.
@@ -64,6 +65,10 @@ pub struct ServeArgs {
     segment_po2: Option<u32>,
     #[command(flatten)]
     registry: RegistryArgs,
+    /// Where recorded proofs' receipts are also put (each job's `proof_ref`
+    /// says where; retried with backoff while no store takes them).
+    #[command(flatten)]
+    store: StoreOpts,
 }
 
 /// `zkaudit worker` arguments.
@@ -134,6 +139,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         segment_po2: a.segment_po2,
         registry: a.registry.load()?,
         blossom_max_bytes: a.blossom_max_bytes,
+        proof_store: a.store.open_for_put()?.map(Arc::new),
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

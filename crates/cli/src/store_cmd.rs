@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use zkaudit_store::{BlobRef, ProofStore, Remote, StoreUrl};
 
@@ -39,6 +39,22 @@ impl StoreOpts {
     /// The timeout of each store call.
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.store_timeout.max(1))
+    }
+
+    /// Opens the cache and the clients for uploads, or `None` without
+    /// `--store`: refuses at once (not after the work whose result would
+    /// be uploaded) a Blossom store without `--key`, whose uploads would
+    /// be refused for want of an authorization event.
+    pub fn open_for_put(&self) -> Result<Option<ProofStore>> {
+        if self.stores.is_empty() {
+            return Ok(None);
+        }
+        if self.key.is_none() {
+            if let Some(s) = self.stores.iter().find(|s| s.parse::<StoreUrl>().is_ok_and(|u| u.backend == zkaudit_store::Backend::Blossom)) {
+                bail!("--store {s}: uploads to a Blossom server need --key FILE (a Nostr key; `zkaudit store keygen FILE` makes one)");
+            }
+        }
+        self.open().map(Some)
     }
 
     /// Opens the cache and the clients.
@@ -152,7 +168,7 @@ pub fn store(cmd: StoreCommand) -> Result<ExitCode> {
     match cmd {
         StoreCommand::Put { file, content_type, pin, store, json } => {
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let put = store.open()?.put(&bytes, &content_type, pin)?;
+            let put = store.open_for_put()?.ok_or_else(|| anyhow!("--store URL: where to put it"))?.put(&bytes, &content_type, pin)?;
             if json {
                 print_json(&put);
             } else {

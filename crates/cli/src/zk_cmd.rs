@@ -160,6 +160,7 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     let l = plan_cmd::load(&a.plan, &a.data).with_context(|| format!("prove {}", a.plan.display()))?;
     // Opened first, so a bad --ledger fails before the slow part.
     let ledger = a.ledger.as_deref().map(|dir| Ledger::open(dir, None)).transpose()?;
+    let store = a.store.open_for_put()?;
     let pb = if a.json { ProgressBar::hidden() } else { spinner() };
     let opts = ProveOptions { segment_po2: a.segment_po2, timeout: a.timeout.map(Duration::from_secs), succinct: a.succinct };
     let proven = zkaudit_app::proof::prove(&l, opts, |p| match p {
@@ -178,9 +179,8 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
         None => None,
     };
     let mut r = proven.report(&l, Some(a.out.display().to_string()), index)?;
-    if !a.store.stores.is_empty() {
-        let put = a.store.open()?.put(&proven.receipt, "application/octet-stream", false)?;
-        r.proof_ref = Some(put.blob.url.unwrap_or(put.blob.sha256));
+    if let Some(store) = &store {
+        r.proof_ref = Some(store.put(&proven.receipt, zkaudit_app::proof::RECEIPT_CONTENT_TYPE, false)?.blob.reference());
     }
     if a.json {
         print_json(&r);

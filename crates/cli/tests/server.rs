@@ -30,8 +30,12 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", dir, extra)
+    }
+
+    fn start_on(addr: &str, dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(ZKAUDIT)
-            .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+            .args(["serve", "--addr", addr, "--dir"])
             .arg(dir)
             .args(extra)
             .stdout(Stdio::piped())
@@ -365,10 +369,35 @@ fn postgres_workers_share_the_queue() {
 }
 
 #[test]
+fn a_blossom_store_without_a_key_is_refused_at_start() {
+    let (_tmp, dir) = ledger();
+    let out = Command::new(ZKAUDIT)
+        .args(["serve", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(&dir)
+        .args(["--store", "blossom+http://127.0.0.1:9/blossom"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--store blossom+http://127.0.0.1:9/blossom: uploads to a Blossom server need --key FILE"), "{err}");
+    let out = Command::new(ZKAUDIT).args(["serve", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir).args(["--store", "ftp://x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an unknown store scheme: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn a_real_proof_through_the_server() {
     let (tmp, dir) = ledger();
     let (t, other) = (token(&dir, "submit", "alice", None), token(&dir, "read", "bob", None));
-    let s = Server::start(&dir, &["--workers", "1"]);
+    // Receipts also go to a Blossom store (another `zkaudit serve`), which
+    // is down until the proof is made: the server keeps the receipt and
+    // retries until the store takes it.
+    let key = tmp.path().join("server.nsec");
+    assert!(Command::new(ZKAUDIT).args(["store", "keygen"]).arg(&key).output().unwrap().status.success());
+    let blossom_addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let store = format!("blossom+http://{blossom_addr}/blossom");
+    let cache = tmp.path().join("cache");
+    let s =
+        Server::start(&dir, &["--workers", "1", "--store", &store, "--key", key.to_str().unwrap(), "--cache", cache.to_str().unwrap(), "--store-timeout", "5"]);
     let r = post(&format!("{}/v1/prove/income-threshold?wait=600", s.url), Some(&t), &income_input("prove"));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["state"], "succeeded", "{}", r.body);
@@ -415,11 +444,44 @@ fn a_real_proof_through_the_server() {
 
     // The proof is recorded in the server's ledger, once, and stays once
     // across a restart (which looks for unrecorded proofs again).
-    let job = get(&format!("{}/v1/jobs/{}", s.url, r.body["id"].as_str().unwrap()), Some(&t)).body;
+    let job_path = format!("/v1/jobs/{}", r.body["id"].as_str().unwrap());
+    let job_url = format!("{}{job_path}", s.url);
+    let job = get(&job_url, Some(&t)).body;
     let at = job["ledger_index"].as_u64().unwrap_or_else(|| panic!("no ledger_index: {job}"));
+
+    // The store is down: the receipt waits, and the failure is counted.
+    let failures = |url: &str| -> u64 {
+        let m = get(&format!("{url}/metrics"), None).body;
+        let line = m.as_str().unwrap().lines().find(|l| l.starts_with("zkaudit_proof_store_failures_total ")).map(str::to_owned);
+        line.and_then(|l| l.rsplit(' ').next().and_then(|n| n.parse().ok())).unwrap_or(0)
+    };
+    let t0 = Instant::now();
+    while failures(&s.url) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no failed store attempt while the store is down");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(get(&job_url, Some(&t)).body["proof_ref"], Value::Null, "nothing stored while the store is down");
+    // The store comes up: the receipt is put there, by its SHA-256.
+    let (_blob_tmp, blob_dir) = ledger();
+    let blossom = Server::start_on(&blossom_addr, &blob_dir, &["--workers", "0"]);
+    let t0 = Instant::now();
+    let proof_ref = loop {
+        if let Some(p) = get(&job_url, Some(&t)).body["proof_ref"].as_str() {
+            break p.to_owned();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(90), "the receipt was not stored within 90 s of the store coming up");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(proof_ref, format!("{}/blossom/{rid}", blossom.url));
+    let stored = get(&proof_ref, None);
+    assert_eq!(stored.status, 200);
+    assert!(stored.bytes == receipt.bytes, "the stored blob is the receipt");
+    assert!(get(&format!("{}/metrics", s.url), None).body.as_str().unwrap().contains("zkaudit_proofs_stored_total 1"));
     s.kill();
+    blossom.kill();
     let s = Server::start(&dir, &["--workers", "0"]);
-    assert_eq!(get(&format!("{}/v1/jobs/{}", s.url, r.body["id"].as_str().unwrap()), Some(&t)).body["ledger_index"], at);
+    let job = get(&format!("{}{job_path}", s.url), Some(&t)).body;
+    assert_eq!((job["ledger_index"].as_u64(), job["proof_ref"].as_str()), (Some(at), Some(proof_ref.as_str())), "{job}");
     s.kill();
     let goal = "zkaudit(computation('income-threshold'), proof(E, Receipt, ImageId, PlanHash, DataRoot, OutputHash, Verifies)).";
     let out = Command::new(ZKAUDIT).arg("query").arg(&dir).arg(goal).arg("--json").output().unwrap();

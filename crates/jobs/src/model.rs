@@ -200,6 +200,10 @@ pub struct Job {
     pub result: Option<serde_json::Value>,
     /// Leaf index of this job's proof event in the server's ledger, once recorded.
     pub ledger_index: Option<u64>,
+    /// Where the server put the receipt in content-addressed storage
+    /// (`zkaudit serve --store`): a Blossom URL ending in the receipt's
+    /// SHA-256, or `ipfs://<CID>`; unset until stored.
+    pub proof_ref: Option<String>,
 }
 
 /// An API token as stored: only the SHA-256 of its secret is kept.

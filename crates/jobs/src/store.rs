@@ -15,7 +15,7 @@ fn schema(blob: &str) -> String {
             timeout_s BIGINT NOT NULL, attempts BIGINT NOT NULL, max_attempts BIGINT NOT NULL,
             cancel_requested BIGINT NOT NULL, worker TEXT, created_ns BIGINT NOT NULL,
             started_ns BIGINT, finished_ns BIGINT, heartbeat_ns BIGINT, cycles BIGINT,
-            segments BIGINT, error TEXT, receipt_id TEXT, result TEXT, ledger_index BIGINT);
+            segments BIGINT, error TEXT, receipt_id TEXT, result TEXT, ledger_index BIGINT, proof_ref TEXT);
         CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_ns);
         CREATE INDEX IF NOT EXISTS jobs_by_tenant ON jobs (tenant, created_ns);
         CREATE TABLE IF NOT EXISTS blobs (
@@ -39,7 +39,7 @@ fn schema(blob: &str) -> String {
 }
 
 const JOB_COLUMNS: &str = "id, tenant, token_id, kind, mode, state, phase, spec, timeout_s, attempts, max_attempts, \
-    cancel_requested, worker, created_ns, started_ns, finished_ns, heartbeat_ns, cycles, segments, error, receipt_id, result, ledger_index";
+    cancel_requested, worker, created_ns, started_ns, finished_ns, heartbeat_ns, cycles, segments, error, receipt_id, result, ledger_index, proof_ref";
 
 /// The outcome of [`Store::submit`].
 #[derive(Debug)]
@@ -180,6 +180,7 @@ fn job_from_row(row: Vec<Val>) -> Result<Job, Error> {
     let receipt_id = next().text();
     let result = next().text().map(|r| serde_json::from_str(&r)).transpose().map_err(|e| corrupt(format!("result: {e}")))?;
     let ledger_index = next().int().map(|i| i as u64);
+    let proof_ref = next().text();
     Ok(Job {
         id,
         tenant,
@@ -204,6 +205,7 @@ fn job_from_row(row: Vec<Val>) -> Result<Job, Error> {
         receipt_id,
         result,
         ledger_index,
+        proof_ref,
     })
 }
 
@@ -215,9 +217,12 @@ impl Store {
     /// [`Error::Config`] for an unparsable URL, [`Error::Db`] otherwise.
     pub fn open(spec: &str) -> Result<Store, Error> {
         let db = Db::open(spec, schema)?;
-        // Stores made before proof events were recorded lack this column.
-        if db.query("SELECT ledger_index FROM jobs LIMIT 0", &[]).is_err() {
-            db.exec("ALTER TABLE jobs ADD COLUMN ledger_index BIGINT", &[])?;
+        // Stores made before proof events were recorded, or before
+        // receipts went to content-addressed storage, lack these columns.
+        for (column, ty) in [("ledger_index", "BIGINT"), ("proof_ref", "TEXT")] {
+            if db.query(&format!("SELECT {column} FROM jobs LIMIT 0"), &[]).is_err() {
+                db.exec(&format!("ALTER TABLE jobs ADD COLUMN {column} {ty}"), &[])?;
+            }
         }
         Ok(Store { db })
     }
@@ -562,6 +567,30 @@ impl Store {
     /// [`Error::Db`].
     pub fn set_recorded(&self, id: &str, index: u64) -> Result<bool, Error> {
         Ok(self.db.exec("UPDATE jobs SET ledger_index = $1 WHERE id = $2 AND ledger_index IS NULL", &[Val::Int(index as i64), id.into()])? == 1)
+    }
+
+    /// Recorded proof jobs (`ledger_index` set) whose receipt is not yet in
+    /// content-addressed storage (`proof_ref` unset), oldest first, at most
+    /// `limit`.
+    ///
+    /// # Errors
+    /// [`Error::Db`], or [`Error::Corrupt`] for an unreadable row.
+    pub fn unstored_proofs(&self, limit: u32) -> Result<Vec<Job>, Error> {
+        self.jobs(
+            "WHERE ledger_index IS NOT NULL AND proof_ref IS NULL AND receipt_id IS NOT NULL
+             ORDER BY finished_ns, id LIMIT $1",
+            &[Val::Int(i64::from(limit))],
+        )
+    }
+
+    /// Records that job `id`'s receipt is stored at `reference` (a Blossom
+    /// URL or `ipfs://<CID>`). Only the first call for a job takes effect;
+    /// returns whether this one did.
+    ///
+    /// # Errors
+    /// [`Error::Db`].
+    pub fn set_stored(&self, id: &str, reference: &str) -> Result<bool, Error> {
+        Ok(self.db.exec("UPDATE jobs SET proof_ref = $1 WHERE id = $2 AND proof_ref IS NULL", &[reference.into(), id.into()])? == 1)
     }
 
     /// Claims idempotency key `key` of `tenant` for a request whose body

@@ -69,7 +69,7 @@ on_both_backends!(
     submit_stops_at_the_capacity,
     blobs_receipts_and_tokens_round_trip,
     idempotency_keys_are_claimed_once_per_tenant,
-    succeeded_proofs_are_marked_recorded_once,
+    succeeded_proofs_are_recorded_and_stored_once,
 );
 
 /// Lets the clock move on, so that times taken before and after differ.
@@ -601,7 +601,7 @@ fn idempotency_keys_are_claimed_once_per_tenant(store: &Store) {
     assert_eq!(store.claim_idempotency_key("bob", "k", &body, 11).unwrap(), Idempotent::Pending { tree_size_before: 10 });
 }
 
-fn succeeded_proofs_are_marked_recorded_once(store: &Store) {
+fn succeeded_proofs_are_recorded_and_stored_once(store: &Store) {
     let proven = |worker: &str, receipt: Option<&str>| {
         let job = submit(store, &new_job("alice", &[], 1));
         claim(store, worker, &job.id);
@@ -628,4 +628,15 @@ fn succeeded_proofs_are_marked_recorded_once(store: &Store) {
     assert_eq!(ids(store.unrecorded_proofs(10).unwrap()), [b.as_str()]);
     assert!(store.set_recorded(&b, 6).unwrap());
     assert!(store.unrecorded_proofs(10).unwrap().is_empty());
+
+    // Recorded proofs go to content-addressed storage, once each.
+    assert_eq!(ids(store.unstored_proofs(10).unwrap()), [a.as_str(), b.as_str()]);
+    assert_eq!(ids(store.unstored_proofs(1).unwrap()), [a.as_str()], "at most the limit");
+    let url = format!("http://127.0.0.1:1/blossom/{}", "aa".repeat(32));
+    assert!(store.set_stored(&a, &url).unwrap());
+    assert!(!store.set_stored(&a, "ipfs://other").unwrap(), "only the first reference takes effect");
+    assert_eq!(get(store, &a).proof_ref.as_deref(), Some(url.as_str()));
+    assert_eq!(ids(store.unstored_proofs(10).unwrap()), [b.as_str()]);
+    assert!(store.set_stored(&b, "ipfs://bafkreib").unwrap());
+    assert!(store.unstored_proofs(10).unwrap().is_empty());
 }

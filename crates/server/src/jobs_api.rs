@@ -90,6 +90,7 @@ fn job_json(j: &Job) -> Value {
         "error": j.error,
         "receipt_id": j.receipt_id,
         "ledger_index": j.ledger_index,
+        "proof_ref": j.proof_ref,
         "result": j.result,
         "public_outputs": j.result.as_ref().and_then(|r| r.get("publicOutput")).cloned(),
     })

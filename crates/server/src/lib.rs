@@ -11,8 +11,10 @@
 //! It must not implement any of what it serves: the use cases (append and
 //! index, load a plan with its data, record a proof) are `zkaudit-app`,
 //! jobs and workers `zkaudit-jobs`, receipts `zkaudit-zkvm`, the ledger
-//! `zkaudit-tlog`. Proving happens in worker child processes; each proof
-//! they make is verified again and recorded in the ledger exactly once.
+//! `zkaudit-tlog`, content-addressed storage `zkaudit-store`. Proving
+//! happens in worker child processes; each proof they make is verified
+//! again and recorded in the ledger exactly once, and, with `--store`, its
+//! receipt is put in storage (retried until a store takes it).
 
 #![forbid(unsafe_code)]
 
@@ -77,6 +79,9 @@ pub struct Config {
     pub registry: Registry,
     /// Largest blob the Blossom server under `/blossom` accepts (bytes).
     pub blossom_max_bytes: u64,
+    /// Where recorded proofs' receipts are also put (`--store`): each job's
+    /// `proof_ref` is set once a store takes its receipt.
+    pub proof_store: Option<Arc<zkaudit_store::ProofStore>>,
 }
 
 /// Everything handlers share.
@@ -95,6 +100,9 @@ pub struct AppState {
     dashboard: zkaudit_dashboard::Dashboard,
     /// The Blossom server's blob directory.
     blossom: Arc<zkaudit_store::server::BlobServer>,
+    /// Set when a proof was recorded, so the storer need not wait for its
+    /// next round to put the receipt in storage.
+    store_due: AtomicBool,
 }
 
 /// Runs `f` on the blocking pool (store, ledger and verifier calls block).
@@ -222,6 +230,7 @@ impl AppState {
             recording: std::sync::Mutex::default(),
             dashboard: zkaudit_dashboard::Dashboard::new(),
             blossom,
+            store_due: AtomicBool::new(true),
             config,
         });
         // Proofs finished while no server ran (remote workers) go in now.
@@ -244,12 +253,32 @@ impl AppState {
         let _one = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         match zkaudit_app::proof::record_jobs(&self.store, &self.ledger, &self.registry) {
             Ok(r) => {
+                if r.recorded + r.found > 0 {
+                    self.store_due.store(true, Ordering::Relaxed);
+                }
                 self.metrics.proofs_recorded(r.recorded as u64, r.failed.len() as u64);
                 for (job, e) in r.failed {
                     eprintln!("recording job {job}'s proof in the ledger: {e}");
                 }
             }
             Err(e) => eprintln!("recording proofs in the ledger: {e}"),
+        }
+    }
+
+    /// Puts recorded proofs' receipts in `proofs`; whether every one was taken.
+    fn store_proofs(&self, proofs: &zkaudit_store::ProofStore) -> bool {
+        match zkaudit_app::proof::store_jobs(&self.store, &self.ledger, proofs, STORE_BATCH) {
+            Ok(r) => {
+                self.metrics.proofs_stored(r.stored.len() as u64, r.failed.len() as u64);
+                for (job, e) in &r.failed {
+                    eprintln!("storing job {job}'s receipt: {e}");
+                }
+                r.failed.is_empty()
+            }
+            Err(e) => {
+                eprintln!("storing receipts: {e}");
+                false
+            }
         }
     }
 }
@@ -353,6 +382,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         threads.push(t);
     }
     threads.push(upkeep(Arc::clone(&state), Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting upkeep".into(), error })?);
+    if let Some(proofs) = state.config.proof_store.clone() {
+        // Not joined on stop: a round waiting on a slow store must not hold
+        // up shutdown, and a put it leaves unmarked is repeated (idempotent,
+        // by SHA-256) after the next start.
+        storer(Arc::clone(&state), proofs, Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting the storer".into(), error })?;
+    }
     let indexer = state.follow_index()?;
     let (shutdown, mut rx) = tokio::sync::watch::channel(false);
     let app = router(Arc::clone(&state));
@@ -364,6 +399,47 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
     });
     Ok(Running { addr, stop, shutdown, threads, serve, indexer })
+}
+
+/// Receipts stored a round at most.
+const STORE_BATCH: u32 = 16;
+
+/// How often the storer looks for recorded proofs to store, and its first
+/// wait after a failed round.
+const STORE_EVERY: Duration = Duration::from_secs(5);
+
+/// The longest the storer waits between rounds while stores keep failing.
+const STORE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// How long the storer waits after `failures` failed rounds in a row:
+/// [`STORE_EVERY`] doubled per failure, at most [`STORE_BACKOFF_MAX`].
+fn store_backoff(failures: u32) -> Duration {
+    STORE_EVERY.saturating_mul(1 << failures.min(16)).min(STORE_BACKOFF_MAX)
+}
+
+/// Puts recorded proofs' receipts in content-addressed storage
+/// (`zkaudit serve --store`) on a thread of its own, so a slow or
+/// unreachable store holds up neither the workers nor the upkeep. A round
+/// runs as soon as a proof is recorded, else every [`STORE_EVERY`]; while
+/// rounds fail, the wait doubles up to [`STORE_BACKOFF_MAX`] (a store that
+/// is down is retried, not hammered). A receipt no store took stays in the
+/// ledger (`receipts/`), its job without a `proof_ref`, until one does.
+fn storer(state: Arc<AppState>, proofs: Arc<zkaudit_store::ProofStore>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("zkaudit-storer".into()).spawn(move || {
+        let mut failures = 0u32;
+        let mut next = std::time::Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = std::time::Instant::now();
+            // A newly recorded proof is stored at once, unless stores are failing.
+            if now < next && !(failures == 0 && state.store_due.load(Ordering::Relaxed)) {
+                continue;
+            }
+            state.store_due.store(false, Ordering::Relaxed);
+            failures = if state.store_proofs(&proofs) { 0 } else { failures.saturating_add(1) };
+            next = std::time::Instant::now() + if failures == 0 { STORE_EVERY } else { store_backoff(failures - 1) };
+        }
+    })
 }
 
 /// Every few seconds: re-queue jobs of workers that stopped sending

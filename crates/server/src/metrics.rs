@@ -1,5 +1,6 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`): queue depth, jobs
-//! running, job durations, cycles proven, ledger appends, HTTP latencies.
+//! running, job durations, cycles proven, ledger appends, proofs recorded
+//! and stored, HTTP latencies.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +43,8 @@ pub struct Metrics {
     append_requests: Counter,
     proofs_recorded: Counter,
     proof_record_failures: Counter,
+    proofs_stored: Counter,
+    proof_store_failures: Counter,
     http_seconds: Family<HttpLabels, Histogram>,
 }
 
@@ -56,6 +59,8 @@ impl Default for Metrics {
         let append_requests = Counter::default();
         let proofs_recorded = Counter::default();
         let proof_record_failures = Counter::default();
+        let proofs_stored = Counter::default();
+        let proof_store_failures = Counter::default();
         let http_seconds = Family::<HttpLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_05, 2.0, 20)));
         registry.register("queue_depth", "Jobs waiting for a worker", queue_depth.clone());
         registry.register("jobs_running", "Jobs claimed by a worker", jobs_running.clone());
@@ -69,6 +74,12 @@ impl Default for Metrics {
             "Attempts to record a finished job's proof that failed (retried at the next upkeep)",
             proof_record_failures.clone(),
         );
+        registry.register("proofs_stored", "Receipts of recorded proofs put in content-addressed storage (serve --store)", proofs_stored.clone());
+        registry.register(
+            "proof_store_failures",
+            "Attempts to put a recorded proof's receipt in storage that failed (retried with backoff)",
+            proof_store_failures.clone(),
+        );
         registry.register("http_request_duration_seconds", "HTTP request latency by route", http_seconds.clone());
         Metrics {
             registry,
@@ -80,6 +91,8 @@ impl Default for Metrics {
             append_requests,
             proofs_recorded,
             proof_record_failures,
+            proofs_stored,
+            proof_store_failures,
             http_seconds,
         }
     }
@@ -102,6 +115,13 @@ impl Metrics {
     pub fn proofs_recorded(&self, recorded: u64, failed: u64) {
         self.proofs_recorded.inc_by(recorded);
         self.proof_record_failures.inc_by(failed);
+    }
+
+    /// Counts receipts put in content-addressed storage, and jobs whose
+    /// receipt no store took.
+    pub fn proofs_stored(&self, stored: u64, failed: u64) {
+        self.proofs_stored.inc_by(stored);
+        self.proof_store_failures.inc_by(failed);
     }
 
     /// The OpenMetrics text exposition.

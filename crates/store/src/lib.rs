@@ -221,6 +221,17 @@ pub struct ProofStore {
     pub timeout: Duration,
 }
 
+impl std::fmt::Debug for ProofStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remotes: Vec<String> = self.remotes.iter().map(Remote::url).collect();
+        f.debug_struct("ProofStore")
+            .field("remotes", &remotes)
+            .field("max_blob_bytes", &self.max_blob_bytes)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Where a blob went, from [`ProofStore::put`].
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Put {

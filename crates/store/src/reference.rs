@@ -72,6 +72,13 @@ impl BlobRef {
         BlobRef { sha256: d.sha256.clone(), size: d.size, url: Some(d.url.clone()), cid: None }
     }
 
+    /// The reference to name the blob by (a `proof-ref` tag, a job's
+    /// `proof_ref`, a report's `proofRef`): its URL where known, else the
+    /// bare SHA-256; [`BlobRef::parse`] reads it back.
+    pub fn reference(&self) -> String {
+        self.url.clone().unwrap_or_else(|| self.sha256.clone())
+    }
+
     /// Parses a reference as a user or a `proof-ref` tag gives it: a
     /// SHA-256, a Blossom URL ending in one (with an optional extension),
     /// or `ipfs://<cid>`; `sha256` supplies the digest an IPFS reference
