@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 use zkaudit_collect::{Sink, SinkOptions};
 use zkaudit_dvm::tags::{DataInput, Source, ZkRequest, DEFAULT_MAX_PROVING_TIME_S, ZKVM};
@@ -29,10 +29,10 @@ pub enum DvmCommand {
     /// Publish a ZK job request for a plan and its data, and wait for the
     /// result (or the provider's refusal, or the timeout).
     Request(RequestArgs),
-    /// Verify a result event (a file holding its JSON, or - for standard
-    /// input): receipt fetched by proof-ref and checked by digest, program
-    /// registry, seal, plan hash, data root and output hash. Exit 0 when
-    /// valid, 1 when not.
+    /// Verify a result event (its ID, fetched from --relay; a file holding
+    /// its JSON; or - for standard input): receipt fetched by proof-ref and
+    /// checked by digest, program registry, seal, plan hash, data root and
+    /// output hash. Exit 0 when valid, 1 when not.
     Verify(VerifyArgs),
 }
 
@@ -89,9 +89,11 @@ pub struct RequestArgs {
     /// Address one provider (npub or hex); only its answers count.
     #[arg(long, value_name = "PUBKEY")]
     provider: Option<String>,
-    /// Encrypt the plan, data and requirements to --provider (NIP-44).
-    #[arg(long, requires = "provider")]
-    encrypt: bool,
+    /// Encrypt the plan, data and requirements to --provider (NIP-90's
+    /// encrypted parameters) with nip44 (the default) or nip04; the output
+    /// comes back encrypted the same way.
+    #[arg(long, requires = "provider", value_name = "SCHEME", num_args = 0..=1, default_missing_value = "nip44")]
+    encrypt: Option<zkaudit_dvm::encryption::Encryption>,
     /// The zkVM required (`risc-zero`, or `any`).
     #[arg(long, default_value = ZKVM)]
     zkvm: String,
@@ -123,8 +125,13 @@ pub struct RequestArgs {
 /// `zkaudit dvm verify` arguments.
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// The result event's JSON: a file, or - for standard input.
+    /// The result event: its ID (64 hex digits, note1… or nevent1…),
+    /// fetched from --relay and an nevent's relay hints; or a file holding
+    /// its JSON; or - for standard input.
     event: String,
+    /// A relay to fetch the event from, when EVENT is an ID; repeat for several.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
     #[command(flatten)]
     store: StoreOpts,
     #[command(flatten)]
@@ -146,7 +153,7 @@ pub fn dvm(cmd: DvmCommand) -> Result<ExitCode> {
 fn serve(a: ServeArgs) -> Result<ExitCode> {
     let key = a.store.key.as_deref().ok_or_else(|| anyhow!("--key FILE: the provider's Nostr key (`zkaudit store keygen FILE` makes one)"))?;
     let keys = zkaudit_store::keys::load(key)?;
-    let store = if a.store.stores.is_empty() { None } else { Some(Arc::new(a.store.open()?)) };
+    let store = a.store.open_for_put()?.map(Arc::new);
     let config = zkaudit_dvm::provider::Config {
         keys: keys.clone(),
         relays: a.nostr.relays,
@@ -236,8 +243,10 @@ fn request(a: RequestArgs) -> Result<ExitCode> {
     })
 }
 
+/// Verifies `event`; `--key` (the buyer's) reads an encrypted request.
 fn verify_event(event: &zkaudit_dvm::nostr_sdk::Event, store: &StoreOpts, registry: &RegistryArgs) -> Result<zkaudit_dvm::buyer::Verdict> {
-    Ok(zkaudit_dvm::buyer::verify(event, &store.open()?, &registry.load()?, store.timeout()))
+    let buyer = store.key.as_deref().map(zkaudit_store::keys::load).transpose()?;
+    Ok(zkaudit_dvm::buyer::verify(event, buyer.as_ref(), &store.open()?, &registry.load()?, store.timeout()))
 }
 
 fn print_verdict(v: &zkaudit_dvm::buyer::Verdict) {
@@ -258,14 +267,26 @@ fn print_verdict(v: &zkaudit_dvm::buyer::Verdict) {
     }
 }
 
-fn verify(a: VerifyArgs) -> Result<ExitCode> {
+/// The event `dvm verify` was given: read from standard input or a file,
+/// or, for an ID that names no file, fetched from the relays.
+fn load_event(a: &VerifyArgs) -> Result<zkaudit_dvm::nostr_sdk::Event> {
     let text = if a.event == "-" {
         std::io::read_to_string(std::io::stdin()).context("reading standard input")?
-    } else {
+    } else if std::path::Path::new(&a.event).exists() {
         std::fs::read_to_string(&a.event).with_context(|| format!("reading {}", a.event))?
+    } else {
+        let (id, hints) = zkaudit_dvm::buyer::parse_event_ref(&a.event).map_err(|e| anyhow!("{e}; and no file is named so"))?;
+        if a.relays.is_empty() && hints.is_empty() {
+            bail!("{}: an event ID needs --relay URL to fetch it from", a.event);
+        }
+        let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+        return rt.block_on(zkaudit_dvm::buyer::fetch_event(&a.relays, id, &hints, a.store.timeout())).map_err(|e| anyhow!(e));
     };
-    let event = <zkaudit_dvm::nostr_sdk::Event as zkaudit_dvm::nostr_sdk::JsonUtil>::from_json(text.trim())
-        .map_err(|e| anyhow!("{}: not a Nostr event: {e}", a.event))?;
+    <zkaudit_dvm::nostr_sdk::Event as zkaudit_dvm::nostr_sdk::JsonUtil>::from_json(text.trim()).map_err(|e| anyhow!("{}: not a Nostr event: {e}", a.event))
+}
+
+fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let event = load_event(&a)?;
     let v = verify_event(&event, &a.store, &a.registry)?;
     if a.json {
         print_json(&v);

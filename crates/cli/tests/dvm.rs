@@ -239,12 +239,25 @@ fn a_zk_job_over_nostr_is_refused_proved_stored_and_verified() {
     assert_eq!(results.len(), 1, "one result, however often the relay delivered the request");
     assert_eq!(results[0]["metadata"]["zkaudit.receipt_sha256"], verdict["receiptSha256"]);
 
-    let verify = |file: &Path, extra: &[&str], cache: &Path| -> Value {
-        let mut args = vec!["dvm", "verify", file.to_str().unwrap(), "--json"];
+    let verify = |event: &str, extra: &[&str], cache: &Path| -> Value {
+        let mut args = vec!["dvm", "verify", event, "--json"];
         args.extend_from_slice(extra);
-        serde_json::from_slice(&zk(&args, &[("ZKAUDIT_STORE_CACHE", cache)]).stdout).unwrap()
+        let o = zk(&args, &[("ZKAUDIT_STORE_CACHE", cache)]);
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)))
     };
+    let result = s(&result);
     assert_eq!(verify(&result, &[], &t.join("fresh-cache"))["valid"], true);
+    // By its ID, fetched from the relay: hex with --relay, or an nevent
+    // whose relay hint is the only relay named.
+    let result_id = EventId::parse(verdict["resultId"].as_str().unwrap()).unwrap();
+    let v = verify(&result_id.to_hex(), &["--relay", &relay_url], &t.join("cache-by-id"));
+    assert_eq!((v["valid"].as_bool(), v["resultId"].as_str()), (Some(true), verdict["resultId"].as_str()), "{v}");
+    let nevent = Nip19Event::new(result_id).relays([RelayUrl::parse(&relay_url).unwrap()]).to_bech32().unwrap();
+    assert_eq!(verify(&nevent, &[], &t.join("cache-by-nevent"))["valid"], true);
+    // An ID no relay has: a clear error within the timeout, not a hang.
+    let o = zk(&["dvm", "verify", &"00".repeat(32), "--relay", &relay_url, "--store-timeout", "3"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("within 3 s"), "{}", String::from_utf8_lossy(&o.stderr));
 
     // A deprecated program is rejected with the reason.
     let (reg, regkey) = (t.join("registry.note"), t.join("registry.key"));
@@ -287,9 +300,45 @@ fn a_zk_job_over_nostr_is_refused_proved_stored_and_verified() {
     let forged = EventBuilder::new(first.kind, first.content.clone()).tags(forged_tags).sign_with_keys(&provider_keys).unwrap();
     let forged_file = t.join("forged.json");
     std::fs::write(&forged_file, forged.as_json()).unwrap();
-    let v = verify(&forged_file, &[], &t.join("fresh-cache"));
+    let v = verify(&s(&forged_file), &[], &t.join("fresh-cache"));
     assert_eq!(v["valid"], false);
     assert!(v["reason"].as_str().unwrap().contains(&format!("plan hash {}", verdict["planHash"].as_str().unwrap())), "{v}");
+
+    // The same job asked with its parameters encrypted to the provider
+    // (NIP-04, as NIP-90 names it): the buyer's --key reads the request
+    // back; without it the verdict says what is missing.
+    let plain_tags: Vec<Vec<String>> = first.tags.iter().map(|t| t.as_slice().to_vec()).filter(|t| t[0] == "i" || t[0] == "verification").collect();
+    let sealed = nip04::encrypt(buyer_keys.secret_key(), &provider_keys.public_key(), serde_json::to_string(&plain_tags).unwrap()).unwrap();
+    let encrypted_request = EventBuilder::new(Kind::from_u16(5750), sealed)
+        .tags([Tag::parse(["encrypted"]).unwrap(), Tag::public_key(provider_keys.public_key())])
+        .sign_with_keys(&buyer_keys)
+        .unwrap();
+    let answer_tags: Vec<Tag> = first
+        .tags
+        .iter()
+        .filter(|t| t.as_slice()[0] != "i")
+        .map(|t| {
+            let mut v = t.as_slice().to_vec();
+            match v[0].as_str() {
+                "request" => v[1] = encrypted_request.as_json(),
+                "e" => v[1] = encrypted_request.id.to_hex(),
+                _ => {}
+            }
+            Tag::parse(v).unwrap()
+        })
+        .chain([Tag::parse(["encrypted"]).unwrap()])
+        .collect();
+    let output = nip04::encrypt(provider_keys.secret_key(), &buyer_keys.public_key(), &first.content).unwrap();
+    let answer = EventBuilder::new(first.kind, output).tags(answer_tags).sign_with_keys(&provider_keys).unwrap();
+    let answer_file = t.join("encrypted-answer.json");
+    std::fs::write(&answer_file, answer.as_json()).unwrap();
+    let v = verify(&s(&answer_file), &[], &t.join("fresh-cache"));
+    assert_eq!(v["valid"], false);
+    assert!(v["reason"].as_str().unwrap().contains("give --key"), "{v}");
+    let v = verify(&s(&answer_file), &["--key", &s(&bkey)], &t.join("fresh-cache"));
+    assert_eq!((v["valid"].as_bool(), &v["publicOutput"]), (Some(true), &verdict["publicOutput"]), "{v}");
+    let v = verify(&s(&answer_file), &["--key", &s(&pkey)], &t.join("fresh-cache"));
+    assert!(v["reason"].as_str().unwrap().contains("not by the --key given"), "{v}");
 
     // A tampered receipt in storage is rejected by digest, never used.
     let sha = verdict["receiptSha256"].as_str().unwrap();

@@ -10,6 +10,7 @@ use zkaudit_plan::value::hex;
 use zkaudit_store::{BlobRef, ProofStore};
 use zkaudit_zkvm::{Expectations, Registry};
 
+use crate::encryption::{is_encrypted, Encryption};
 use crate::tags::{tag_vecs, to_nostr_tags, ProofLocation, ZkRequest, ZkResult};
 use crate::{connect, load_request};
 
@@ -20,11 +21,11 @@ pub struct Request {
     /// The job request kind.
     pub job_kind: u16,
     /// Address the request to this provider (hex or npub), and, with
-    /// `encrypt`, encrypt its inputs to it (NIP-44).
+    /// `encrypt`, encrypt its inputs to it.
     pub provider: Option<PublicKey>,
-    /// Encrypt the inputs and requirements for `provider` (NIP-90's
-    /// `encrypted` tag, NIP-44).
-    pub encrypt: bool,
+    /// Encrypt the inputs and requirements for `provider` with this scheme
+    /// (NIP-90's `encrypted` tag); the output comes back encrypted too.
+    pub encrypt: Option<Encryption>,
     /// How long to wait for a result.
     pub wait: Duration,
 }
@@ -58,10 +59,9 @@ pub async fn request(keys: &Keys, relays: &[String], r: Request) -> Result<Outco
     let client = connect(keys, relays).await?;
     let mut tags = r.job.to_tags();
     let mut content = String::new();
-    if r.encrypt {
+    if let Some(scheme) = r.encrypt {
         let p = r.provider.ok_or("--encrypt needs --provider: inputs are encrypted to one provider's key")?;
-        content = nip44::encrypt(keys.secret_key(), &p, serde_json::to_string(&tags).map_err(|e| e.to_string())?, nip44::Version::V2)
-            .map_err(|e| format!("encrypting: {e}"))?;
+        content = scheme.encrypt(keys.secret_key(), &p, &serde_json::to_string(&tags).map_err(|e| e.to_string())?)?;
         tags = vec![vec!["encrypted".into()]];
     }
     if let Some(p) = r.provider {
@@ -161,6 +161,44 @@ pub struct Verdict {
     pub verify_ms: u64,
 }
 
+/// An event named by its ID: 64 hex digits, `note1…`, or `nevent1…`
+/// (NIP-19), with an optional `nostr:` prefix (NIP-21); an `nevent`'s
+/// relay hints are returned beside the ID.
+///
+/// # Errors
+/// A message naming the input when it is none of these.
+pub fn parse_event_ref(s: &str) -> Result<(EventId, Vec<String>), String> {
+    let s = s.trim();
+    let bare = s.strip_prefix("nostr:").unwrap_or(s);
+    if bare.starts_with("nevent1") {
+        let n = Nip19Event::from_bech32(bare).map_err(|e| format!("`{s}` is not a valid nevent (NIP-19): {e}"))?;
+        return Ok((n.event_id, n.relays.iter().map(ToString::to_string).collect()));
+    }
+    let id = EventId::parse(bare).map_err(|e| format!("`{s}` is not an event ID (64 hex digits, note1… or nevent1…): {e}"))?;
+    Ok((id, Vec::new()))
+}
+
+/// Fetches event `id` from `relays` (plus `hints`, an `nevent`'s relays),
+/// waiting at most `timeout`, and checks its ID and signature.
+///
+/// # Errors
+/// A message when no relay can be used, none has the event within
+/// `timeout`, or what came back is not validly signed.
+pub async fn fetch_event(relays: &[String], id: EventId, hints: &[String], timeout: Duration) -> Result<Event, String> {
+    let mut all = relays.to_vec();
+    all.extend(hints.iter().filter(|h| !relays.contains(h)).cloned());
+    // Reading needs no identity: a throwaway key signs nothing here.
+    let client = connect(&Keys::generate(), &all).await?;
+    let fetched = client.fetch_events(Filter::new().id(id), timeout).await.map_err(|e| format!("fetching event {}: {e}", id.to_hex()));
+    client.shutdown().await;
+    let event = fetched?
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| format!("no relay ({}) returned event {} within {} s", all.join(", "), id.to_hex(), timeout.as_secs()))?;
+    event.verify().map_err(|e| format!("event {} from the relays is not validly signed: {e}", id.to_hex()))?;
+    Ok(event)
+}
+
 /// Checks `result` before anything is accepted, stopping at the first
 /// failure: the event's signature; its ZK tags; the request it answers (its
 /// `request` tag, signature checked) and that request's plan and data,
@@ -169,10 +207,11 @@ pub struct Verdict {
 /// program in `registry` (unknown or deprecated programs are rejected with
 /// the reason); the seal; the journal's plan hash and data root against the
 /// request's; and the tags' output hash and program ID against the journal.
-/// `timeout` bounds fetching inputs given by URL.
-pub fn verify(result: &Event, store: &ProofStore, registry: &Registry, timeout: Duration) -> Verdict {
+/// An encrypted request (NIP-90's `encrypted` tag) is read with `buyer`,
+/// the keys that signed it. `timeout` bounds fetching inputs given by URL.
+pub fn verify(result: &Event, buyer: Option<&Keys>, store: &ProofStore, registry: &Registry, timeout: Duration) -> Verdict {
     let mut v = Verdict { result_id: result.id.to_hex(), provider: result.pubkey.to_hex(), ..Verdict::default() };
-    if let Err(reason) = check(result, store, registry, timeout, &mut v) {
+    if let Err(reason) = check(result, buyer, store, registry, timeout, &mut v) {
         v.reason = Some(reason);
         return v;
     }
@@ -180,7 +219,25 @@ pub fn verify(result: &Event, store: &ProofStore, registry: &Registry, timeout: 
     v
 }
 
-fn check(result: &Event, store: &ProofStore, registry: &Registry, timeout: Duration, v: &mut Verdict) -> Result<(), String> {
+/// The tags of `request`, the request `result` answers: its own, or, for
+/// an encrypted one, those in its content, decrypted with `buyer` (who
+/// signed it) and the provider's key (the result's author).
+fn request_tags(request: &Event, result: &Event, buyer: Option<&Keys>) -> Result<Vec<Vec<String>>, String> {
+    let own = tag_vecs(request);
+    if !is_encrypted(&own) {
+        return Ok(own);
+    }
+    let keys = buyer.ok_or("the request is encrypted: give --key, the buyer's key that signed it, to read it")?;
+    if keys.public_key() != request.pubkey {
+        return Err(format!("the request is encrypted and was signed by {}, not by the --key given", request.pubkey.to_hex()));
+    }
+    let (plain, _) = Encryption::decrypt(keys.secret_key(), &result.pubkey, &request.content).map_err(|e| format!("the encrypted request: {e}"))?;
+    let mut tags: Vec<Vec<String>> = serde_json::from_str(&plain).map_err(|e| format!("the encrypted request: not a JSON array of tags: {e}"))?;
+    tags.extend(own);
+    Ok(tags)
+}
+
+fn check(result: &Event, buyer: Option<&Keys>, store: &ProofStore, registry: &Registry, timeout: Duration, v: &mut Verdict) -> Result<(), String> {
     result.verify().map_err(|e| format!("the result event's signature does not verify: {e}"))?;
     if !result.kind.is_job_result() {
         return Err(format!("kind {} is not a NIP-90 job result (6000-6999)", result.kind.as_u16()));
@@ -195,8 +252,7 @@ fn check(result: &Event, store: &ProofStore, registry: &Registry, timeout: Durat
     if request.kind.as_u16() + 1000 != result.kind.as_u16() {
         return Err(format!("a kind {} result cannot answer a kind {} request", result.kind.as_u16(), request.kind.as_u16()));
     }
-    let req = ZkRequest::parse(&tag_vecs(&request))
-        .map_err(|e| format!("the request: {e} (an encrypted request is verified by its buyer with `zkaudit dvm request --verify`)"))?;
+    let req = ZkRequest::parse(&request_tags(&request, result, buyer)?).map_err(|e| format!("the request: {e}"))?;
     let (loaded, _, _) = load_request(&req, timeout).map_err(|e| format!("the request's {e}"))?;
     v.plan_hash = hex(&loaded.file.hash);
     v.data_root = hex(&loaded.commitment.data_root);

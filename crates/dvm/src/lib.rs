@@ -11,7 +11,9 @@
 //!   request, refusal and result in the ledger; it announces itself with a
 //!   NIP-89 handler event (kind 31990);
 //! * the buyer ([`buyer`]): publish a request and wait for its result, and
-//!   verify a result before accepting anything.
+//!   verify a result before accepting anything;
+//! * NIP-90's encrypted parameters and output, by NIP-04 or NIP-44
+//!   ([`encryption`]).
 //!
 //! It must not prove or verify by itself: proving is the proof server's
 //! (`zkaudit-server`, through its HTTP job API), receipts are checked by
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 pub mod buyer;
+pub mod encryption;
 pub mod provider;
 pub mod tags;
 

@@ -24,6 +24,7 @@ use zkaudit_plan::value::hex;
 use zkaudit_store::ProofStore;
 use zkaudit_zkvm::{Expectations, Registry};
 
+use crate::encryption::{is_encrypted, Encryption};
 use crate::tags::{tag_vecs, to_nostr_tags, ProofLocation, ZkRequest, ZkResult, ZKVM};
 use crate::{connect, load_request, version_at_least, Refusal, HANDLER_KIND};
 
@@ -87,14 +88,14 @@ pub async fn run(config: Config, sink: Sink, ready: impl FnOnce(), stop: impl st
     let mut notifications = ctx.client.notifications();
     ctx.client.subscribe(filter, None).await.map_err(|e| format!("subscribing: {e}"))?;
     ready();
-    let mut seen: HashSet<EventId> = HashSet::new();
+    let mut seen = Seen::default();
     tokio::pin!(stop);
     loop {
         tokio::select! {
             () = &mut stop => break,
             n = notifications.recv() => match n {
                 Ok(RelayPoolNotification::Event { event, .. }) => {
-                    if event.kind == kind && seen.insert(event.id) {
+                    if event.kind == kind && seen.take(&event, Timestamp::now()) {
                         tokio::spawn(handle(Arc::clone(&ctx), *event));
                     }
                 }
@@ -110,6 +111,42 @@ pub async fn run(config: Config, sink: Sink, ready: impl FnOnce(), stop: impl st
         report.map_err(|e| format!("flushing the ledger events: {e}"))?;
     }
     Ok(())
+}
+
+/// How long a request stays served-once: requests are remembered this
+/// long after their `created_at` (s), and older ones are not served.
+pub const SEEN_WINDOW_S: u64 = 24 * 3600;
+
+/// The requests already taken. Relays deliver a request again after a
+/// reconnect (the subscription is renewed), and each must be served once;
+/// memory stays bounded by forgetting requests older than
+/// [`SEEN_WINDOW_S`], which are then not served at all.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<EventId>,
+    by_time: std::collections::BTreeSet<(Timestamp, EventId)>,
+}
+
+impl Seen {
+    /// Whether `e` is new and timely (then it is remembered); forgets
+    /// requests that left the window as of `now`.
+    fn take(&mut self, e: &Event, now: Timestamp) -> bool {
+        let horizon = Timestamp::from_secs(now.as_secs().saturating_sub(SEEN_WINDOW_S));
+        while let Some(&(t, id)) = self.by_time.first() {
+            if t >= horizon {
+                break;
+            }
+            self.by_time.pop_first();
+            self.ids.remove(&id);
+        }
+        // Outside the window either way: too old to serve, or dated so far
+        // ahead that remembering it would outlast the window.
+        if e.created_at < horizon || e.created_at.as_secs() > now.as_secs() + SEEN_WINDOW_S || !self.ids.insert(e.id) {
+            return false;
+        }
+        self.by_time.insert((e.created_at, e.id));
+        true
+    }
 }
 
 /// Publishes the NIP-89 handler information: the kind served and what the
@@ -149,8 +186,11 @@ fn record(ctx: &Ctx, o: Observation) -> Option<Digest> {
     }
 }
 
+/// The ledger event of `action` on `request`, as OCSF API Activity: a
+/// request or a result is a Create (activity 1), a refusal is Other (99).
 fn observation(action: &str, request: &Event) -> Observation {
-    Observation::new(&format!("dvm_{action}"), Layer::Application, OcsfClass::ApiActivity, 0, &format!("dvm-{action}"))
+    let activity = if action == "refusal" { 99 } else { 1 };
+    Observation::new(&format!("dvm_{action}"), Layer::Application, OcsfClass::ApiActivity, activity, &format!("dvm-{action}"))
         .field("nostr.event.id", request.id.to_hex())
         .field("nostr.event.kind", u64::from(request.kind.as_u16()))
         .field("nostr.customer.pubkey", request.pubkey.to_hex())
@@ -201,23 +241,24 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Refusal> + Se
     tokio::task::spawn_blocking(f).await.map_err(|e| Refusal::Failed(e.to_string()))?
 }
 
-/// The request's tags: its own, or those NIP-44 encrypted in its content
-/// (with an `encrypted` tag and the provider's `p` tag, NIP-90).
-fn request_tags(ctx: &Ctx, request: &Event) -> Result<Vec<Vec<String>>, Refusal> {
+/// The request's tags: its own, or those encrypted to this provider in its
+/// content (an `encrypted` tag and the provider's `p` tag, NIP-90), by
+/// NIP-04 or NIP-44, with the scheme, which the output is encrypted with.
+fn request_tags(ctx: &Ctx, request: &Event) -> Result<(Vec<Vec<String>>, Option<Encryption>), Refusal> {
     let own = tag_vecs(request);
-    if !own.iter().any(|t| t.first().map(String::as_str) == Some("encrypted")) {
-        return Ok(own);
+    if !is_encrypted(&own) {
+        return Ok((own, None));
     }
-    let plain = nip44::decrypt(ctx.config.keys.secret_key(), &request.pubkey, &request.content)
-        .map_err(|e| Refusal::Malformed(format!("encrypted request: cannot decrypt for this provider (NIP-44): {e}")))?;
+    let (plain, scheme) = Encryption::decrypt(ctx.config.keys.secret_key(), &request.pubkey, &request.content)
+        .map_err(|e| Refusal::Malformed(format!("encrypted request: {e} for this provider")))?;
     let mut tags: Vec<Vec<String>> =
         serde_json::from_str(&plain).map_err(|e| Refusal::Malformed(format!("encrypted request: not a JSON array of tags: {e}")))?;
     tags.extend(own);
-    Ok(tags)
+    Ok((tags, Some(scheme)))
 }
 
 async fn process(ctx: &Arc<Ctx>, request: &Event) -> Result<(Event, ZkResult), Refusal> {
-    let tags = request_tags(ctx, request)?;
+    let (tags, encryption) = request_tags(ctx, request)?;
     let req = ZkRequest::parse(&tags)?;
     if req.verification != "zk" {
         return Err(Refusal::Unsupported(format!("verification level `{}`: this provider serves `zk` only", req.verification)));
@@ -271,10 +312,11 @@ async fn process(ctx: &Arc<Ctx>, request: &Event) -> Result<(Event, ZkResult), R
         Some(store) => {
             let store = Arc::clone(store);
             let rc = receipt.clone();
-            let put =
-                blocking(move || store.put(&rc, "application/octet-stream", false).map_err(|e| Refusal::Failed(format!("storing the receipt: {e}")))).await?;
-            let reference = put.blob.url.clone().unwrap_or_else(|| put.blob.sha256.clone());
-            ProofLocation::Ref { reference, sha256: put.blob.sha256 }
+            let put = blocking(move || {
+                store.put(&rc, zkaudit_app::proof::RECEIPT_CONTENT_TYPE, false).map_err(|e| Refusal::Failed(format!("storing the receipt: {e}")))
+            })
+            .await?;
+            ProofLocation::Ref { reference: put.blob.reference(), sha256: put.blob.sha256 }
         }
         None => ProofLocation::Inline(receipt.clone()),
     };
@@ -287,10 +329,18 @@ async fn process(ctx: &Arc<Ctx>, request: &Event) -> Result<(Event, ZkResult), R
         proving_time_ms: report.as_ref().map_or(wall.as_millis() as u64, |r| (r.prove_seconds * 1000.0).round() as u64),
         cycles_used: report.as_ref().map_or(cycles, |r| r.cycles.total_cycles),
     };
-    let content = String::from_utf8_lossy(&v.journal.output).into_owned();
+    // An encrypted request gets its output back encrypted with the same
+    // scheme, marked `encrypted` (NIP-90); the ZK tags are commitments and
+    // stay readable, so anyone can check the proof.
+    let output = String::from_utf8_lossy(&v.journal.output).into_owned();
+    let (content, mut tags) = match encryption {
+        Some(scheme) => (scheme.encrypt(ctx.config.keys.secret_key(), &request.pubkey, &output).map_err(Refusal::Failed)?, vec![vec!["encrypted".into()]]),
+        None => (output, Vec::new()),
+    };
+    tags.extend(z.to_tags());
     let builder = EventBuilder::job_result(request.clone(), content, 0, None)
         .map_err(|e| Refusal::Failed(format!("building the result: {e}")))?
-        .tags(to_nostr_tags(z.to_tags())?);
+        .tags(to_nostr_tags(tags)?);
     let event = ctx.client.sign_event_builder(builder).await.map_err(|e| Refusal::Failed(format!("signing the result: {e}")))?;
     if event.as_json().len() > ctx.config.max_event_bytes {
         return Err(Refusal::Failed(format!(
@@ -343,4 +393,32 @@ fn prove_remote(p: &Prover, body: &Value, limit: Duration, timeout: Duration) ->
     let receipt = r.body_mut().with_config().limit(zkaudit_store::DEFAULT_MAX_BLOB_BYTES).read_to_vec().map_err(|e| fail(e.to_string()))?;
     let report = serde_json::from_value::<ProveReport>(job["result"].clone()).ok();
     Ok((receipt, report, started.elapsed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_at(keys: &Keys, secs: u64) -> Event {
+        EventBuilder::new(Kind::from_u16(5750), "").custom_created_at(Timestamp::from_secs(secs)).sign_with_keys(keys).unwrap()
+    }
+
+    #[test]
+    fn requests_are_taken_once_within_a_bounded_window() {
+        let keys = Keys::generate();
+        let now = 10 * SEEN_WINDOW_S;
+        let mut seen = Seen::default();
+        let a = request_at(&keys, now - 10);
+        assert!(seen.take(&a, Timestamp::from_secs(now)));
+        assert!(!seen.take(&a, Timestamp::from_secs(now + 5)), "a redelivered request is not served again");
+        assert!(!seen.take(&request_at(&keys, now - SEEN_WINDOW_S - 1), Timestamp::from_secs(now)), "stale");
+        assert!(!seen.take(&request_at(&keys, now + SEEN_WINDOW_S + 1), Timestamp::from_secs(now)), "dated too far ahead");
+        let b = request_at(&keys, now);
+        assert!(seen.take(&b, Timestamp::from_secs(now)));
+        // A window later, a is forgotten (and would be refused as stale), b is still held.
+        assert!(!seen.take(&a, Timestamp::from_secs(now + SEEN_WINDOW_S)));
+        assert_eq!(seen.ids.len(), 1);
+        assert!(seen.ids.contains(&b.id));
+        assert_eq!(seen.by_time.len(), 1);
+    }
 }

@@ -12,6 +12,7 @@ use nostr_relay_builder::MockRelay;
 use nostr_sdk::prelude::*;
 use zkaudit_collect::{Destination, Sink, SinkOptions};
 use zkaudit_dvm::buyer::{request, Request};
+use zkaudit_dvm::encryption::Encryption;
 use zkaudit_dvm::provider::{run, Config, Prover};
 use zkaudit_dvm::tags::{DataInput, Source, ZkRequest, ZKVM};
 use zkaudit_event::Layer;
@@ -68,7 +69,7 @@ async fn refusals_with_reasons_and_a_clean_timeout() {
     ready_rx.await.unwrap();
 
     let buyer = Keys::generate();
-    let ask = |job: ZkRequest, kind: u16, wait: u64, encrypt: bool| {
+    let ask = |job: ZkRequest, kind: u16, wait: u64, encrypt: Option<Encryption>| {
         let (buyer, url) = (buyer.clone(), url.clone());
         let provider = Some(provider_keys.public_key());
         async move { request(&buyer, &[url], Request { job, job_kind: kind, provider, encrypt, wait: Duration::from_secs(wait) }).await.unwrap() }
@@ -99,15 +100,16 @@ async fn refusals_with_reasons_and_a_clean_timeout() {
     ];
     let n = cases.len();
     for (i, (j, want)) in cases.into_iter().enumerate() {
-        // The encrypted path (NIP-44 to the provider) on every other case.
-        let o = ask(j, 5750, 60, i % 2 == 1).await;
+        // The encrypted paths (NIP-44 and NIP-04 to the provider) on every
+        // other case: refusals naming what is inside show it was read.
+        let o = ask(j, 5750, 60, [None, Some(Encryption::Nip44), None, Some(Encryption::Nip04)][i % 4]).await;
         assert_eq!(o.status, "error", "case {i}: {o:?}");
         assert!(o.reason.as_deref().unwrap_or_default().contains(want), "case {i}: {:?} should contain {want}", o.reason);
     }
 
     // Nobody serves kind 5751: a clean timeout.
     let started = std::time::Instant::now();
-    let o = ask(job(), 5751, 2, false).await;
+    let o = ask(job(), 5751, 2, None).await;
     assert_eq!(o.status, "timeout");
     assert!(started.elapsed() < Duration::from_secs(20));
 
