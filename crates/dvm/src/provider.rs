@@ -20,6 +20,7 @@ use zkaudit_collect::shape::{digest_bytes, Observation, OcsfClass};
 use zkaudit_collect::Sink;
 use zkaudit_event::{Digest, Layer};
 use zkaudit_jobs::protocol::ProveReport;
+use zkaudit_jobs::{JobView, State as JobState};
 use zkaudit_plan::value::hex;
 use zkaudit_store::ProofStore;
 use zkaudit_zkvm::{Expectations, Registry};
@@ -360,24 +361,23 @@ fn prove_remote(p: &Prover, body: &Value, limit: Duration, timeout: Duration) ->
     let auth = format!("Bearer {}", p.token);
     let base = p.url.trim_end_matches('/');
     let fail = |m: String| Refusal::Failed(format!("proof server {base}: {m}"));
-    let read = |r: &mut ureq::http::Response<ureq::Body>| -> Result<Value, Refusal> {
+    let read = |r: &mut ureq::http::Response<ureq::Body>| -> Result<JobView, Refusal> {
         let status = r.status().as_u16();
         let text = r.body_mut().read_to_string().map_err(|e| fail(e.to_string()))?;
         if !(200..300).contains(&status) {
             return Err(fail(format!("HTTP {status}: {text}")));
         }
-        serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))
+        serde_json::from_str(&text).map_err(|e| fail(format!("not a job: {e}")))
     };
     let mut r = agent.post(format!("{base}/v1/jobs")).header("Authorization", &auth).send_json(body).map_err(|e| fail(e.to_string()))?;
-    let job = read(&mut r)?;
-    let id = job["id"].as_str().ok_or_else(|| fail("the job has no id".into()))?.to_owned();
+    let id = read(&mut r)?.id;
     let job = loop {
         let mut r = agent.get(format!("{base}/v1/jobs/{id}")).header("Authorization", &auth).call().map_err(|e| fail(e.to_string()))?;
         let job = read(&mut r)?;
-        match job["state"].as_str() {
-            Some("succeeded") => break job,
-            Some("queued" | "running") => {}
-            other => return Err(fail(format!("job {id} ended {}: {}", other.unwrap_or("?"), job["error"].as_str().unwrap_or("no reason given")))),
+        match job.state {
+            JobState::Succeeded => break job,
+            JobState::Queued | JobState::Running => {}
+            other => return Err(fail(format!("job {id} ended {other}: {}", job.error.as_deref().unwrap_or("no reason given")))),
         }
         if started.elapsed() > limit {
             let _ = agent.delete(format!("{base}/v1/jobs/{id}")).header("Authorization", &auth).call();
@@ -385,13 +385,13 @@ fn prove_remote(p: &Prover, body: &Value, limit: Duration, timeout: Duration) ->
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let receipt_id = job["receipt_id"].as_str().ok_or_else(|| fail(format!("job {id} succeeded without a receipt")))?;
+    let receipt_id = job.receipt_id.as_deref().ok_or_else(|| fail(format!("job {id} succeeded without a receipt")))?;
     let mut r = agent.get(format!("{base}/v1/receipts/{receipt_id}")).header("Authorization", &auth).call().map_err(|e| fail(e.to_string()))?;
     if !r.status().is_success() {
         return Err(fail(format!("receipt {receipt_id}: HTTP {}", r.status().as_u16())));
     }
     let receipt = r.body_mut().with_config().limit(zkaudit_store::DEFAULT_MAX_BLOB_BYTES).read_to_vec().map_err(|e| fail(e.to_string()))?;
-    let report = serde_json::from_value::<ProveReport>(job["result"].clone()).ok();
+    let report = job.result.and_then(|v| serde_json::from_value::<ProveReport>(v).ok());
     Ok((receipt, report, started.elapsed()))
 }
 

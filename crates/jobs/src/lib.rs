@@ -27,7 +27,7 @@ pub mod protocol;
 mod store;
 pub mod worker;
 
-pub use model::{DataRef, Job, JobSpec, Mode, NewJob, Phase, Scope, State, Token};
+pub use model::{DataRef, Job, JobSpec, JobView, Mode, NewJob, Phase, Scope, State, Token};
 pub use store::{Finish, Idempotent, Recovered, Stats, Store, Submitted};
 
 /// Why a store operation failed.

@@ -206,6 +206,91 @@ pub struct Job {
     pub proof_ref: Option<String>,
 }
 
+/// A job as the proof server's API shows it (`GET /v1/jobs/{id}`, and the
+/// answers of `POST /v1/jobs` and `DELETE /v1/jobs/{id}`): the one
+/// definition of that JSON shape, written by the server and read by its
+/// clients (e.g. the DVM provider). Times are RFC 3339 (UTC).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// 32 lowercase hex digits.
+    pub id: String,
+    /// `plan` or a built-in job's name.
+    pub kind: String,
+    /// Prove or execute only.
+    pub mode: Mode,
+    /// Lifecycle state.
+    pub state: State,
+    /// What a running job is doing.
+    pub phase: Option<Phase>,
+    /// Owner tenant.
+    pub tenant: String,
+    /// Submitting token's ID.
+    pub token_id: String,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Attempts allowed.
+    pub max_attempts: u32,
+    /// Wall-clock limit of one attempt (seconds).
+    pub timeout_s: u64,
+    /// A cancel was asked for while running.
+    pub cancel_requested: bool,
+    /// When it was submitted.
+    pub created_at: Option<String>,
+    /// When its latest attempt started.
+    pub started_at: Option<String>,
+    /// When it reached a final state.
+    pub finished_at: Option<String>,
+    /// Total cycles, once known.
+    pub cycles: Option<u64>,
+    /// Segments, once known.
+    pub segments: Option<u64>,
+    /// Why it failed, timed out or was cancelled.
+    pub error: Option<String>,
+    /// The receipt's ID (its SHA-256, 64 hex): `GET /v1/receipts/{id}`.
+    pub receipt_id: Option<String>,
+    /// Leaf index of the job's proof event in the server's ledger.
+    pub ledger_index: Option<u64>,
+    /// Where the receipt is in content-addressed storage ([`Job::proof_ref`]).
+    pub proof_ref: Option<String>,
+    /// The run's report ([`crate::protocol::ProveReport`] as JSON).
+    pub result: Option<serde_json::Value>,
+    /// The report's `publicOutput`, for clients that want only that.
+    pub public_outputs: Option<serde_json::Value>,
+}
+
+impl From<&Job> for JobView {
+    fn from(j: &Job) -> JobView {
+        let at = |ns: Option<i64>| {
+            ns.and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok())
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        };
+        JobView {
+            id: j.id.clone(),
+            kind: j.kind.clone(),
+            mode: j.mode,
+            state: j.state,
+            phase: j.phase,
+            tenant: j.tenant.clone(),
+            token_id: j.token_id.clone(),
+            attempts: j.attempts,
+            max_attempts: j.max_attempts,
+            timeout_s: j.timeout_s,
+            cancel_requested: j.cancel_requested,
+            created_at: at(Some(j.created_ns)),
+            started_at: at(j.started_ns),
+            finished_at: at(j.finished_ns),
+            cycles: j.cycles,
+            segments: j.segments,
+            error: j.error.clone(),
+            receipt_id: j.receipt_id.clone(),
+            ledger_index: j.ledger_index,
+            proof_ref: j.proof_ref.clone(),
+            result: j.result.clone(),
+            public_outputs: j.result.as_ref().and_then(|r| r.get("publicOutput")).cloned(),
+        }
+    }
+}
+
 /// An API token as stored: only the SHA-256 of its secret is kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Token {

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use zkaudit_app::plans::{load_bytes, DataBytes, LoadError};
-use zkaudit_jobs::{DataRef, Job, JobSpec, Mode, NewJob, Scope, State as JobState, Submitted};
+use zkaudit_jobs::{DataRef, Job, JobSpec, JobView, Mode, NewJob, Scope, State as JobState, Submitted};
 use zkaudit_plan::data::Format;
 use zkaudit_plan::loaded::Loaded;
 use zkaudit_plan::source::{Located, PlanFile};
@@ -62,38 +62,9 @@ fn job_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-fn rfc3339(ns: Option<i64>) -> Value {
-    ns.and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).ok())
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
-}
-
 /// A job as the API shows it.
 fn job_json(j: &Job) -> Value {
-    json!({
-        "id": j.id,
-        "kind": j.kind,
-        "mode": j.mode,
-        "state": j.state,
-        "phase": j.phase,
-        "tenant": j.tenant,
-        "token_id": j.token_id,
-        "attempts": j.attempts,
-        "max_attempts": j.max_attempts,
-        "timeout_s": j.timeout_s,
-        "cancel_requested": j.cancel_requested,
-        "created_at": rfc3339(Some(j.created_ns)),
-        "started_at": rfc3339(j.started_ns),
-        "finished_at": rfc3339(j.finished_ns),
-        "cycles": j.cycles,
-        "segments": j.segments,
-        "error": j.error,
-        "receipt_id": j.receipt_id,
-        "ledger_index": j.ledger_index,
-        "proof_ref": j.proof_ref,
-        "result": j.result,
-        "public_outputs": j.result.as_ref().and_then(|r| r.get("publicOutput")).cloned(),
-    })
+    serde_json::to_value(JobView::from(j)).unwrap_or(Value::Null)
 }
 
 /// One data input in a request: exactly one of `csv`, `jsonl`, `records`
