@@ -46,6 +46,9 @@ pub enum BenchCommand {
     /// Artifact downloads and metadata requests through the registry
     /// gateway against the same requests straight to a local upstream.
     Registry(crate::bench_registry::RegistryArgs),
+    /// Settlement transfers per second in linked batches, and the latency
+    /// from a verified receipt to the posted payment, on SQLite or PostgreSQL.
+    Settle(crate::bench_settle::SettleArgs),
 }
 
 #[derive(Args)]
@@ -118,6 +121,7 @@ pub fn run(cmd: BenchCommand) -> Result<std::process::ExitCode> {
         BenchCommand::Pcap(a) => crate::bench_pcap::run(a)?,
         BenchCommand::Host(a) => crate::bench_host::run(a)?,
         BenchCommand::Registry(a) => crate::bench_registry::run(a)?,
+        BenchCommand::Settle(a) => crate::bench_settle::run(a)?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -174,7 +178,7 @@ pub(crate) fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }

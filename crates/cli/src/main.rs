@@ -17,6 +17,7 @@ mod bench_log_append;
 mod bench_pcap;
 mod bench_record;
 mod bench_registry;
+mod bench_settle;
 mod child_cmd;
 mod collect_cmd;
 mod detect_cmd;
