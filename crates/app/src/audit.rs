@@ -32,6 +32,7 @@ pub const PACKS: &[BuiltinPack] = &[
     BuiltinPack { name: "gmp", file: "packs/gmp.pl", source: include_str!("../../../packs/gmp.pl") },
     BuiltinPack { name: "itil", file: "packs/itil.pl", source: include_str!("../../../packs/itil.pl") },
     BuiltinPack { name: "llm", file: "packs/llm.pl", source: include_str!("../../../packs/llm.pl") },
+    BuiltinPack { name: "settlement", file: "packs/settlement.pl", source: include_str!("../../../packs/settlement.pl") },
 ];
 
 /// Loads a built-in pack by name, or a pack file by path; returns it and

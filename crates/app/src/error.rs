@@ -56,6 +56,9 @@ pub enum Error {
     /// The job store failed.
     #[error(transparent)]
     Store(#[from] zkaudit_jobs::Error),
+    /// A settlement step was refused or its ledger failed (nothing moved).
+    #[error("settlement: {0}")]
+    Settle(String),
     /// A job's stored result or plan cannot be recorded.
     #[error("job {job}: {reason}")]
     Job {

@@ -10,12 +10,14 @@
 //!   server's workers prove ([`proof`]), and the typed proof event
 //!   ([`claim::ProofClaim`]) that recording writes and auditing reads;
 //! * checking an inclusion proof offline ([`inclusion`]);
-//! * opening the auditor's engine and running compliance packs ([`audit`]).
+//! * opening the auditor's engine and running compliance packs ([`audit`]);
+//! * settling proof-market jobs on a verified receipt, each step recorded
+//!   as a ledger event ([`settle`]).
 //!
 //! It must not parse arguments, speak HTTP or print: those are the front
 //! ends'. It holds no format, hashing or storage logic of its own: those
 //! belong to the library crates it calls (`zkaudit-tlog`, `-event`,
-//! `-plan`, `-zkvm`, `-index`, `-audit`, `-jobs`).
+//! `-plan`, `-zkvm`, `-index`, `-audit`, `-jobs`, `-settle`).
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +28,7 @@ pub mod inclusion;
 pub mod ledger;
 pub mod plans;
 pub mod proof;
+pub mod settle;
 
 pub use error::Error;
 pub use zkaudit_tlog::LedgerDir;

@@ -30,6 +30,7 @@ mod plan_cmd;
 mod record_cmd;
 mod registry_cmd;
 mod serve_cmd;
+mod settle_cmd;
 mod sink_args;
 mod store_cmd;
 mod zk_cmd;
@@ -136,6 +137,11 @@ enum Command {
     /// as a provider, request one, or verify a result.
     #[command(subcommand)]
     Dvm(dvm_cmd::DvmCommand),
+    /// Settle proof-market jobs: money in, accept (escrow and collateral),
+    /// verify-before-fulfil, challenge, missed deadline, balances; every
+    /// step recorded in the ledger.
+    #[command(subcommand)]
+    Settle(settle_cmd::SettleCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -172,6 +178,7 @@ fn main() -> ExitCode {
         Command::Detect(a) => detect_cmd::detect(a),
         Command::Store(c) => store_cmd::store(c),
         Command::Dvm(c) => dvm_cmd::dvm(c),
+        Command::Settle(c) => settle_cmd::settle(c),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

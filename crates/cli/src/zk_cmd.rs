@@ -207,25 +207,32 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
 }
 
 /// `zkaudit verify`: exit 0 only if every check passes, 1 with the reason otherwise.
-pub fn verify(a: VerifyArgs) -> Result<ExitCode> {
-    let bytes = std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
-    let registry = a.registry.load()?;
+/// What a receipt must show: the plan's hash (with `plan`), its data's
+/// root (with `data` too), and the public output in `expect_output`.
+pub fn expectations(plan: Option<&Path>, data: &DataArgs, expect_output: Option<&Path>) -> Result<Expectations> {
     let mut expect = Expectations::default();
-    match (&a.plan, a.data.data.is_empty()) {
+    match (plan, data.data.is_empty()) {
         (Some(plan), true) => expect.plan_hash = Some(plan_cmd::load_plan(plan)?.0.hash),
         (Some(plan), false) => {
-            let l = plan_cmd::load(plan, &a.data)?;
+            let l = plan_cmd::load(plan, data)?;
             expect.plan_hash = Some(l.file.hash);
             expect.data_root = Some(l.commitment.data_root);
         }
         (None, false) => bail!("--data needs --plan: the plan's schema says how to read the data"),
         (None, true) => {}
     }
-    if let Some(f) = &a.expect_output {
+    if let Some(f) = expect_output {
         let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
         let v: serde_json::Value = serde_json::from_slice(&text).with_context(|| format!("{} is not JSON", f.display()))?;
         expect.output = Some(serde_json_canonicalizer::to_vec(&v).map_err(|e| anyhow!("{}: {e}", f.display()))?);
     }
+    Ok(expect)
+}
+
+pub fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let bytes = std::fs::read(&a.receipt).with_context(|| format!("reading {}", a.receipt.display()))?;
+    let registry = a.registry.load()?;
+    let expect = expectations(a.plan.as_deref(), &a.data, a.expect_output.as_deref())?;
     match zkaudit_zkvm::verify(&bytes, &registry, &expect) {
         Ok(v) => {
             if a.json {

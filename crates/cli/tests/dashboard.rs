@@ -108,7 +108,7 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     // Compliance: one tile per built-in pack, each with the CLI's verdicts.
     let tiles = v["compliance"].as_array().unwrap();
     let names: Vec<&str> = tiles.iter().map(|t| t["pack"].as_str().unwrap()).collect();
-    assert_eq!(names, ["telecoms", "trading", "gmp", "itil", "llm"]);
+    assert_eq!(names, ["telecoms", "trading", "gmp", "itil", "llm", "settlement"]);
     for tile in tiles {
         let pack = tile["pack"].as_str().unwrap();
         let cli = zk_json(&["compliance", "ledger", "--pack", pack, "--json"], t);

@@ -179,6 +179,108 @@ fn prove_record_and_verify_one_real_receipt() {
 
     // The ledger still verifies with the proof event in it.
     ok(&["log", "verify", l]);
+
+    settles_jobs_on_the_receipt(tmp.path(), &receipt, &bad);
+}
+
+/// The proof market's settlement on this real receipt (and a damaged
+/// copy): paid with the split after verification, refunded and slashed on
+/// an invalid receipt, a receipt for another plan, a missed deadline and an
+/// upheld challenge; every step in the ledger, and the `settlement` pack
+/// passes over it until a payment without a verified receipt is forged in.
+fn settles_jobs_on_the_receipt(tmp: &Path, receipt: &Path, bad: &Path) {
+    let ledger = tmp.join("settle-ledger");
+    let (l, db) = (ledger.to_str().unwrap(), tmp.join("settle.sqlite"));
+    ok(&["log", "init", l, "--origin", "test.example/settle"]);
+    let (good, bad) = (receipt.to_str().unwrap(), bad.to_str().unwrap());
+    let settle = |args: &[&str]| -> (i32, serde_json::Value) {
+        let mut all = vec!["settle", args[0], "--db", db.to_str().unwrap(), "--ledger", l, "--json"];
+        all.extend_from_slice(&args[1..]);
+        let out = run(&all);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v = serde_json::from_str(&stdout).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
+        (out.status.code().unwrap(), v)
+    };
+    let accept = |job: &str, deadline: &str| {
+        let (code, v) = settle(&["accept", job, "--buyer", "buyer", "--prover", "prover", "--price", "1001", "--deadline", deadline]);
+        assert_eq!(code, 0, "{v}");
+        v
+    };
+    assert_eq!(settle(&["deposit", "buyer", "100000", "--ref", "ln-1"]).0, 0);
+    assert_eq!(settle(&["stake", "prover", "1000000", "--ref", "ln-2"]).0, 0);
+    assert_eq!(accept("job-ok", "600")["zkaudit.settlement.collateral"], 100_000, "10% of the stake");
+
+    // Verified, then paid: 70% / 20% + remainder / 10%; repeating pays nothing more.
+    let (code, v) = settle(&["fulfil", "job-ok", "--receipt", good, "--plan", INCOME, "--data", PAYMENTS]);
+    assert_eq!((code, v["event.action"].as_str(), v["zkaudit.settlement.verdict"].as_str()), (0, Some("pay"), Some("valid")), "{v}");
+    assert_eq!(v["zkaudit.settlement.split"], serde_json::json!([700, 201, 100]));
+    let size = |l: &str| json(&["log", "verify", l, "--json"])["size"].as_u64().unwrap();
+    let before = size(l);
+    assert_eq!(settle(&["fulfil", "job-ok", "--receipt", good, "--plan", INCOME, "--data", PAYMENTS]).1, v, "a repeat finds the step");
+    assert_eq!(size(l), before, "and records nothing more");
+
+    // A damaged receipt, and a good receipt for another plan: refunded, 10% of the free stake slashed.
+    accept("job-bad", "600");
+    let (code, v) = settle(&["fulfil", "job-bad", "--receipt", bad, "--plan", INCOME, "--data", PAYMENTS]);
+    assert_eq!((code, v["event.action"].as_str(), v["zkaudit.settlement.cause"].as_str()), (1, Some("refund"), Some("invalid_proof")), "{v}");
+    assert_eq!(v["zkaudit.settlement.slashed"], 100_000);
+    accept("job-other-plan", "600");
+    let (code, v) = settle(&["fulfil", "job-other-plan", "--receipt", good, "--plan", "examples/stocks-summary/plan.yaml"]);
+    assert_eq!(code, 1, "{v}");
+    assert!(v["event.reason"].as_str().unwrap().contains("plan hash"), "{v}");
+
+    // A missed deadline: refused before it passes, refunded and slashed after.
+    accept("job-late", "1");
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let (code, v) = settle(&["missed-deadline", "job-late"]);
+    assert_eq!((code, v["zkaudit.settlement.cause"].as_str()), (0, Some("deadline_missed")), "{v}");
+    accept("job-optimistic", "600");
+    let (code, v) = settle(&["missed-deadline", "job-optimistic"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("has not passed"), "{code} {v}");
+
+    // Optimistic mode: a challenge against the good receipt is rejected; against the damaged one, upheld.
+    let (code, v) = settle(&["challenge", "job-optimistic", "--receipt", good, "--plan", INCOME, "--data", PAYMENTS, "--challenger", "carol"]);
+    assert_eq!((code, v["event.action"].as_str()), (0, Some("challenge_rejected")), "{v}");
+    let (code, v) = settle(&["challenge", "job-optimistic", "--receipt", bad, "--plan", INCOME, "--data", PAYMENTS, "--challenger", "carol"]);
+    assert_eq!(
+        (code, v["zkaudit.settlement.cause"].as_str(), v["zkaudit.settlement.challenger"].as_str()),
+        (1, Some("challenge_upheld"), Some("carol")),
+        "{v}"
+    );
+    let slashed = v["zkaudit.settlement.slashed"].as_u64().unwrap();
+    assert_eq!(v["zkaudit.settlement.challenger_reward"].as_u64().unwrap(), slashed / 2);
+
+    // Balances: the buyer paid for one job only; the prover earned 700.
+    let net = |kind: &str, owner: &str| settle(&["balance", kind, owner]).1["net"].as_str().unwrap().parse::<i128>().unwrap();
+    assert_eq!(net("buyer", "buyer"), 100_000 - 1001);
+    assert_eq!(net("prover", "prover"), 700);
+    assert_eq!(net("challenger", "carol"), i128::from(slashed / 2));
+
+    // The pack passes over these steps, then fails on a forged payment.
+    let verdicts = || {
+        let out = run(&["compliance", l, "--pack", "settlement", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let rules = report["rules"].as_array().unwrap().iter().map(|r| (r["id"].as_str().unwrap().to_owned(), r["verdict"].as_str().unwrap().to_owned()));
+        (rules.collect::<Vec<_>>(), report)
+    };
+    let (v, report) = verdicts();
+    assert_eq!(v.len(), 3, "{report}");
+    assert!(v.iter().all(|(_, verdict)| verdict == "pass"), "{report}");
+    let forged = tmp.join("forged.jsonl");
+    let line = serde_json::json!({
+        "version": "1.0", "timestamp": "2026-12-05T00:00:00Z", "layer": "application", "type": "settlement",
+        "input": format!("sha256:{}", "00".repeat(32)), "output": format!("sha256:{}", "11".repeat(32)),
+        "metadata": {"event.action": "pay", "event.outcome": "success", "event.reason": "trust me", "zkaudit.settlement.job": "job-forged",
+                     "zkaudit.settlement.buyer": "buyer", "zkaudit.settlement.prover": "prover", "zkaudit.settlement.price": 5,
+                     "zkaudit.settlement.deadline_s": 600, "zkaudit.settlement.split": [5, 0, 0], "zkaudit.settlement.slashed": 0,
+                     "zkaudit.settlement.challenger_reward": 0}
+    });
+    std::fs::write(&forged, format!("{line}\n")).unwrap();
+    ok(&["log", "append", l, forged.to_str().unwrap()]);
+    let (v, report) = verdicts();
+    assert_eq!(v.iter().find(|(id, _)| id == "paid_on_valid_receipt").unwrap().1, "fail", "{report}");
+    assert!(report.to_string().contains("paid_without_valid_verdict"), "{report}");
+    assert!(v.iter().filter(|(id, _)| id != "paid_on_valid_receipt").all(|(_, verdict)| verdict == "pass"), "{report}");
 }
 
 /// `bench cycles` runs the real guest (execute-only) over the records

@@ -288,15 +288,30 @@ impl<L: Ledger> Settlement<L> {
         self.batch("stake", vec![t])
     }
 
-    /// The collateral a job locks: [`Policy::invalid_proof_slash_bps`] of
-    /// the prover's stake not already locked.
+    /// The collateral `job` locks: what it locked already when it was
+    /// accepted before, else [`Policy::invalid_proof_slash_bps`] of the
+    /// prover's stake not already locked.
     ///
     /// # Errors
     /// [`SettleError::Ledger`].
-    pub fn collateral(&self, prover: &str) -> Result<u128, SettleError> {
-        let stake = self.ledger.lookup_accounts(&[account_id(AccountKind::Stake, prover)])?;
+    pub fn collateral(&self, job: &Job) -> Result<u128, SettleError> {
+        if let Some((amount, _)) = self.holds(job)?.1 {
+            return Ok(amount);
+        }
+        let stake = self.ledger.lookup_accounts(&[account_id(AccountKind::Stake, &job.prover)])?;
         let free = stake.first().map_or(0, |a| a.credits_posted.saturating_sub(a.debits_posted + a.debits_pending));
         Ok(bps(free, self.policy.invalid_proof_slash_bps))
+    }
+
+    /// Whether `job`'s deadline has passed at `now_ns` (ns since the
+    /// epoch): its escrow was made more than `deadline_s` before. False
+    /// for a job never accepted.
+    ///
+    /// # Errors
+    /// [`SettleError::Ledger`].
+    pub fn deadline_passed(&self, job: &Job, now_ns: u64) -> Result<bool, SettleError> {
+        let found = self.ledger.lookup_transfers(&[transfer_id(&job.id, Step::Escrow, 0)])?;
+        Ok(found.first().is_some_and(|(t, _)| t.timestamp.saturating_add(u64::from(job.deadline_s) * 1_000_000_000) <= now_ns))
     }
 
     /// Accepts `job`: the buyer's payment goes into escrow and the prover's

@@ -40,7 +40,7 @@ fn a_valid_proof_is_paid_with_the_split() {
     assert!(!m.deposit("buyer", 10_000, "ln-1").unwrap(), "a repeated deposit is found, not counted twice");
     assert_eq!(held(&m, K::Buyer, "buyer"), 10_000);
     let j = job("job-1", 1_001, 600);
-    let collateral = m.collateral("prover").unwrap();
+    let collateral = m.collateral(&j).unwrap();
     assert_eq!(collateral, 10_000, "10% of the free stake");
     m.accept(&j, collateral).unwrap();
     let buyer = m.ledger.lookup_accounts(&[account_id(K::Buyer, "buyer")]).unwrap()[0];
@@ -66,7 +66,7 @@ fn a_valid_proof_is_paid_with_the_split() {
 fn an_invalid_proof_is_refunded_and_slashed_and_the_challenger_rewarded() {
     let (_d, _c, m) = market();
     let j = job("job-2", 2_000, 600);
-    m.accept(&j, m.collateral("prover").unwrap()).unwrap();
+    m.accept(&j, m.collateral(&j).unwrap()).unwrap();
     let s = m.refund_and_slash(&j, "seal does not verify", Some("challenger")).unwrap();
     assert_eq!((s.slashed, s.challenger_reward, s.now), (10_000, 5_000, true));
     assert_eq!(held(&m, K::Buyer, "buyer"), 10_000, "the buyer has it all back");

@@ -1,0 +1,307 @@
+//! Settling proof-market jobs (`zkaudit-settle`) on a verified receipt,
+//! with every step recorded in the ledger as a `settlement` event, so an
+//! auditor can reconstruct each payment and slash from the log alone (the
+//! `settlement` compliance pack checks them).
+//!
+//! * verify-before-fulfil ([`Market::fulfil`]): the receipt is verified
+//!   (registry, seal, journal against the request) and only then is the
+//!   escrow posted and split; a receipt that fails is refunded and slashed;
+//! * optimistic with challenge ([`Market::challenge`] within the window,
+//!   [`Market::fulfil`] once it has passed): a challenger who
+//!   shows a failing verification within the window has the job refunded
+//!   and slashed, and takes a share of the collateral;
+//! * a missed deadline ([`Market::missed_deadline`]): refund and slash.
+//!
+//! Each step's event carries the output digest SHA-256 of
+//! `zkaudit-settle/<job>/<action>`, so a step repeated after a crash finds
+//! its event instead of writing a second one.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use zkaudit_event::{Digest, Event, Layer, Timestamp, EVENT_VERSION};
+use zkaudit_index::{Query, Selector};
+use zkaudit_settle::settlement::{Job, SettleError, Settled, Settlement};
+use zkaudit_zkvm::{Expectations, Registry};
+
+use crate::ledger::Ledger;
+use crate::Error;
+
+/// The type of a settlement step's ledger event.
+pub const SETTLEMENT_EVENT_TYPE: &str = "settlement";
+
+/// The largest amount an event records (2^53 − 1): JSON numbers beyond it
+/// are not exact in RFC 8785 canonical JSON (IEEE 754 doubles).
+pub const MAX_RECORDED_AMOUNT: u128 = (1 << 53) - 1;
+
+/// What a step did, as its `settlement` event's metadata: ECS names where
+/// ECS has them (`event.action`, `event.outcome`, `event.reason`), else
+/// `zkaudit.settlement.*`. Amounts are integers in the settlement
+/// ledger's unit (e.g. msat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementRecord {
+    /// `deposit`, `stake`, `accept`, `pay`, `refund` or `challenge_rejected`.
+    #[serde(rename = "event.action")]
+    pub action: String,
+    /// `success` (the step was taken) or `failure` (it was refused).
+    #[serde(rename = "event.outcome")]
+    pub outcome: String,
+    /// Why, in words: the verification's verdict, the deadline, the challenge.
+    #[serde(rename = "event.reason")]
+    pub reason: String,
+    /// The job (e.g. the NIP-90 request's event ID); for `deposit` and
+    /// `stake`, the payment's reference on the rail.
+    #[serde(rename = "zkaudit.settlement.job")]
+    pub job: String,
+    /// The buyer's key.
+    #[serde(rename = "zkaudit.settlement.buyer")]
+    pub buyer: String,
+    /// The prover's key.
+    #[serde(rename = "zkaudit.settlement.prover")]
+    pub prover: String,
+    /// The job's price (for `deposit` and `stake`, the amount paid in).
+    #[serde(rename = "zkaudit.settlement.price")]
+    pub price: u64,
+    /// Seconds the prover had for a valid proof, from acceptance.
+    #[serde(rename = "zkaudit.settlement.deadline_s")]
+    pub deadline_s: u32,
+    /// Collateral locked on acceptance.
+    #[serde(rename = "zkaudit.settlement.collateral", default, skip_serializing_if = "Option::is_none")]
+    pub collateral: Option<u64>,
+    /// Why the job was paid or refunded: `valid_proof`, `invalid_proof`,
+    /// `deadline_missed` or `challenge_upheld`.
+    #[serde(rename = "zkaudit.settlement.cause", default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// `valid` or `invalid`: the receipt's verification, where one was made.
+    #[serde(rename = "zkaudit.settlement.verdict", default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// SHA-256 of the receipt verified (64 hex).
+    #[serde(rename = "zkaudit.settlement.receipt", default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// Paid to the prover, the treasury and the insurance pool.
+    #[serde(rename = "zkaudit.settlement.split", default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<[u64; 3]>,
+    /// Collateral the prover lost.
+    #[serde(rename = "zkaudit.settlement.slashed", default)]
+    pub slashed: u64,
+    /// The challenger's key, when a challenge was upheld.
+    #[serde(rename = "zkaudit.settlement.challenger", default, skip_serializing_if = "Option::is_none")]
+    pub challenger: Option<String>,
+    /// Of the slashed collateral, paid to the challenger.
+    #[serde(rename = "zkaudit.settlement.challenger_reward", default)]
+    pub challenger_reward: u64,
+}
+
+/// A settlement ledger, the event ledger its steps are recorded in, and
+/// the registry receipts are verified against.
+pub struct Market<'a, L: zkaudit_settle::Ledger> {
+    /// Accounts, policy and unit.
+    pub settlement: &'a Settlement<L>,
+    /// Where each step is recorded.
+    pub ledger: &'a Ledger,
+    /// Approved programs.
+    pub registry: &'a Registry,
+}
+
+fn amount(v: u128) -> Result<u64, Error> {
+    if v > MAX_RECORDED_AMOUNT {
+        return Err(Error::Settle(format!("amount {v} is over 2^53 - 1, which a ledger event cannot hold exactly")));
+    }
+    u64::try_from(v).map_err(|_| Error::Settle(format!("amount {v} does not fit")))
+}
+
+/// The output digest of job `job`'s step `action`: SHA-256 of
+/// `zkaudit-settle/<job>/<action>`.
+fn step_key(job: &str, action: &str) -> Digest {
+    Digest(Sha256::digest(format!("zkaudit-settle/{job}/{action}").as_bytes()).into())
+}
+
+fn settle_error(e: SettleError) -> Error {
+    Error::Settle(e.to_string())
+}
+
+impl<L: zkaudit_settle::Ledger> Market<'_, L> {
+    /// The recorded step `action` of job `job`, if any.
+    fn recorded(&self, job: &str, action: &str) -> Result<Option<SettlementRecord>, Error> {
+        let key = step_key(job, action);
+        let Some(e) = self.ledger.select(&Query::new(Selector::Output(key.to_string())))?.into_iter().find(|e| e.kind == SETTLEMENT_EVENT_TYPE) else {
+            return Ok(None);
+        };
+        let mut m = serde_json::Map::new();
+        for (k, v) in &e.metadata {
+            let v = serde_json::from_str(v).map_err(|err| Error::Settle(format!("event {}: metadata {k}: {err}", e.leaf_index)))?;
+            m.insert(k.clone(), v);
+        }
+        serde_json::from_value(serde_json::Value::Object(m))
+            .map(Some)
+            .map_err(|err| Error::Settle(format!("event {}: not a settlement record: {err}", e.leaf_index)))
+    }
+
+    /// The job `id` as it was accepted (from its recorded `accept` step).
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the job was never accepted here.
+    pub fn job(&self, id: &str) -> Result<Job, Error> {
+        let r = self.recorded(id, "accept")?.ok_or_else(|| Error::Settle(format!("job {id} was never accepted (no accept step in the ledger)")))?;
+        Ok(Job { id: r.job, buyer: r.buyer, prover: r.prover, price: u128::from(r.price), deadline_s: r.deadline_s })
+    }
+
+    fn record(&self, job: &Job, r: SettlementRecord, receipt: Option<Digest>) -> Result<SettlementRecord, Error> {
+        let key = step_key(&job.id, &r.action);
+        if self.recorded(&job.id, &r.action)?.is_none() {
+            let metadata = match serde_json::to_value(&r).map_err(|e| Error::Settle(e.to_string()))? {
+                serde_json::Value::Object(m) => m,
+                other => return Err(Error::Settle(format!("a settlement record is not an object: {other}"))),
+            };
+            let event = Event {
+                version: EVENT_VERSION.to_owned(),
+                timestamp: Timestamp::now(),
+                layer: Layer::Application,
+                kind: SETTLEMENT_EVENT_TYPE.to_owned(),
+                input: receipt.unwrap_or_else(|| Digest(Sha256::digest(b"").into())),
+                output: key,
+                metadata,
+                proof: None,
+                parents: None,
+            };
+            let bytes = event.canonical_bytes().map_err(|e| Error::Settle(e.to_string()))?;
+            self.ledger.append(vec![bytes])?;
+        }
+        Ok(r)
+    }
+
+    fn base(&self, job: &Job, action: &str, reason: &str) -> Result<SettlementRecord, Error> {
+        Ok(SettlementRecord {
+            action: action.to_owned(),
+            outcome: "success".into(),
+            reason: reason.to_owned(),
+            job: job.id.clone(),
+            buyer: job.buyer.clone(),
+            prover: job.prover.clone(),
+            price: amount(job.price)?,
+            deadline_s: job.deadline_s,
+            collateral: None,
+            cause: None,
+            verdict: None,
+            receipt: None,
+            split: None,
+            slashed: 0,
+            challenger: None,
+            challenger_reward: 0,
+        })
+    }
+
+    fn settled(&self, job: &Job, s: &Settled, cause: &str, verdict: Option<(&str, Digest)>, challenger: Option<&str>) -> Result<SettlementRecord, Error> {
+        let action = if s.outcome == "paid" { "pay" } else { "refund" };
+        let mut r = self.base(job, action, &s.reason)?;
+        r.cause = Some(cause.to_owned());
+        r.split = s.split.map(|(p, t, i)| Ok::<_, Error>([amount(p)?, amount(t)?, amount(i)?])).transpose()?;
+        r.slashed = amount(s.slashed)?;
+        r.challenger_reward = amount(s.challenger_reward)?;
+        r.challenger = challenger.map(str::to_owned);
+        r.verdict = verdict.map(|(v, _)| v.to_owned());
+        r.receipt = verdict.map(|(_, d)| hex::encode(d.0));
+        self.record(job, r, verdict.map(|(_, d)| d))
+    }
+
+    /// Money paid in for `buyer` over the payment rail (`rail_ref` names
+    /// the payment and makes the step idempotent), recorded.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the settlement ledger fails or refuses;
+    /// [`Error::Ledger`] as for [`Market::accept`].
+    pub fn deposit(&self, buyer: &str, amount: u128, rail_ref: &str) -> Result<SettlementRecord, Error> {
+        self.settlement.deposit(buyer, amount, rail_ref).map_err(settle_error)?;
+        let job = Job { id: rail_ref.to_owned(), buyer: buyer.to_owned(), prover: String::new(), price: amount, deadline_s: 0 };
+        let r = self.base(&job, "deposit", "paid in over the payment rail")?;
+        self.record(&job, r, None)
+    }
+
+    /// Stake paid in for `prover` over the payment rail, recorded.
+    ///
+    /// # Errors
+    /// As for [`Market::deposit`].
+    pub fn stake(&self, prover: &str, amount: u128, rail_ref: &str) -> Result<SettlementRecord, Error> {
+        self.settlement.stake(prover, amount, rail_ref).map_err(settle_error)?;
+        let job = Job { id: rail_ref.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: amount, deadline_s: 0 };
+        let r = self.base(&job, "stake", "staked over the payment rail")?;
+        self.record(&job, r, None)
+    }
+
+    /// Accepts `job`: the buyer's payment into escrow and the prover's
+    /// collateral ([`Settlement::collateral`]) locked, then recorded.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the buyer cannot pay or the ledger fails
+    /// (nothing is held or recorded then); [`Error::Ledger`] when the
+    /// event cannot be appended (the holds stand; repeating the call
+    /// records it).
+    pub fn accept(&self, job: &Job) -> Result<SettlementRecord, Error> {
+        let collateral = self.settlement.collateral(job).map_err(settle_error)?;
+        self.settlement.accept(job, collateral).map_err(settle_error)?;
+        let mut r = self.base(job, "accept", "payment held in escrow, collateral locked")?;
+        r.collateral = Some(amount(collateral)?);
+        self.record(job, r, None)
+    }
+
+    /// Verify-before-fulfil: verifies `receipt` (registry, seal, journal
+    /// against `expect`); a valid one has the escrow posted and split, an
+    /// invalid one has it voided back to the buyer and the collateral
+    /// slashed. Either way the step is recorded with the verdict.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the job was settled the other way already,
+    /// or its holds expired; [`Error::Ledger`] as for [`Market::accept`].
+    pub fn fulfil(&self, job: &Job, receipt: &[u8], expect: &Expectations) -> Result<SettlementRecord, Error> {
+        let digest = Digest(Sha256::digest(receipt).into());
+        match zkaudit_zkvm::verify(receipt, self.registry, expect) {
+            Ok(v) => {
+                let reason = format!("receipt verified: program version {} (image ID {}), {} segment(s)", v.program.version, v.program.image_id, v.segments);
+                let s = self.settlement.pay(job, &reason).map_err(settle_error)?;
+                self.settled(job, &s, "valid_proof", Some(("valid", digest)), None)
+            }
+            Err(e) => {
+                let s = self.settlement.refund_and_slash(job, &format!("invalid proof: {e}"), None).map_err(settle_error)?;
+                self.settled(job, &s, "invalid_proof", Some(("invalid", digest)), None)
+            }
+        }
+    }
+
+    /// No valid proof by the deadline: the escrow back to the buyer and
+    /// the collateral slashed, recorded.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the deadline has not passed yet (by the
+    /// system clock); otherwise as for [`Market::fulfil`].
+    pub fn missed_deadline(&self, job: &Job) -> Result<SettlementRecord, Error> {
+        if !self.settlement.deadline_passed(job, zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock)).map_err(settle_error)? {
+            return Err(Error::Settle(format!("job {}: its deadline of {} s from acceptance has not passed", job.id, job.deadline_s)));
+        }
+        let s = self.settlement.refund_and_slash(job, &format!("deadline missed: no valid proof within {} s", job.deadline_s), None).map_err(settle_error)?;
+        self.settled(job, &s, "deadline_missed", None, None)
+    }
+
+    /// Optimistic mode: `challenger` says the receipt the job was accepted
+    /// on is invalid. It is verified again: when it fails, the job is
+    /// refunded and slashed and the challenger rewarded; when it holds,
+    /// the challenge is rejected (recorded, nothing moves).
+    ///
+    /// # Errors
+    /// As for [`Market::fulfil`].
+    pub fn challenge(&self, job: &Job, receipt: &[u8], expect: &Expectations, challenger: &str) -> Result<SettlementRecord, Error> {
+        let digest = Digest(Sha256::digest(receipt).into());
+        match zkaudit_zkvm::verify(receipt, self.registry, expect) {
+            Ok(_) => {
+                let mut r = self.base(job, "challenge_rejected", &format!("challenge by {challenger} rejected: the receipt verifies"))?;
+                r.outcome = "failure".into();
+                r.verdict = Some("valid".into());
+                r.receipt = Some(hex::encode(digest.0));
+                r.challenger = Some(challenger.to_owned());
+                self.record(job, r, Some(digest))
+            }
+            Err(e) => {
+                let s = self.settlement.refund_and_slash(job, &format!("challenge upheld: {e}"), Some(challenger)).map_err(settle_error)?;
+                self.settled(job, &s, "challenge_upheld", Some(("invalid", digest)), Some(challenger))
+            }
+        }
+    }
+}
