@@ -11,7 +11,10 @@
 //! split, refunds and slashing, as linked batches with IDs derived from
 //! names, so every step is idempotent. It must not verify proofs (the
 //! caller decides, from `zkaudit-zkvm`'s verdict, whether to pay or to
-//! refund) and does not move real money: a payment rail sits outside.
+//! refund) and moves no money outside its own accounts: [`rail`] is the
+//! interface to a payment rail that releases money by a preimage
+//! (Lightning hold invoices, Cashu HTLCs), with a custodial adapter on
+//! this ledger.
 //!
 //! Amounts are integers in the ledger's unit (msat, or a currency's minor
 //! unit), never floats.
@@ -20,6 +23,7 @@
 
 pub mod engine;
 pub mod model;
+pub mod rail;
 pub mod settlement;
 pub mod sql;
 
