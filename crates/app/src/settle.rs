@@ -146,26 +146,28 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
     }
 
     fn record(&self, job: &Job, r: SettlementRecord, receipt: Option<Digest>) -> Result<SettlementRecord, Error> {
-        let key = step_key(&job.id, &r.action);
-        if self.recorded(&job.id, &r.action)?.is_none() {
-            let metadata = match serde_json::to_value(&r).map_err(|e| Error::Settle(e.to_string()))? {
-                serde_json::Value::Object(m) => m,
-                other => return Err(Error::Settle(format!("a settlement record is not an object: {other}"))),
-            };
-            let event = Event {
-                version: EVENT_VERSION.to_owned(),
-                timestamp: Timestamp::now(),
-                layer: Layer::Application,
-                kind: SETTLEMENT_EVENT_TYPE.to_owned(),
-                input: receipt.unwrap_or_else(|| Digest(Sha256::digest(b"").into())),
-                output: key,
-                metadata,
-                proof: None,
-                parents: None,
-            };
-            let bytes = event.canonical_bytes().map_err(|e| Error::Settle(e.to_string()))?;
-            self.ledger.append(vec![bytes])?;
+        // A repeated step answers with what was recorded the first time.
+        if let Some(first) = self.recorded(&job.id, &r.action)? {
+            return Ok(first);
         }
+        let key = step_key(&job.id, &r.action);
+        let metadata = match serde_json::to_value(&r).map_err(|e| Error::Settle(e.to_string()))? {
+            serde_json::Value::Object(m) => m,
+            other => return Err(Error::Settle(format!("a settlement record is not an object: {other}"))),
+        };
+        let event = Event {
+            version: EVENT_VERSION.to_owned(),
+            timestamp: Timestamp::now(),
+            layer: Layer::Application,
+            kind: SETTLEMENT_EVENT_TYPE.to_owned(),
+            input: receipt.unwrap_or_else(|| Digest(Sha256::digest(b"").into())),
+            output: key,
+            metadata,
+            proof: None,
+            parents: None,
+        };
+        let bytes = event.canonical_bytes().map_err(|e| Error::Settle(e.to_string()))?;
+        self.ledger.append(vec![bytes])?;
         Ok(r)
     }
 
