@@ -113,6 +113,7 @@ impl Proven {
             records: l.records() as u64,
             cycles: cycles(e, l.records()),
             prove_seconds: self.proof.prove_time.as_secs_f64(),
+            cached: self.proof.cache == zkaudit_zkvm::CacheUse::Hit,
             peak_rss_bytes: self.proof.peak_rss_bytes,
             ledger_index,
             proof_ref: None,

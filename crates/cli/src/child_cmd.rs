@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use zkaudit_jobs::protocol::{ChildProgress, ChildRequest};
 use zkaudit_jobs::Mode;
-use zkaudit_zkvm::{Progress, ProveOptions};
+use zkaudit_zkvm::{Progress, ProveOptions, ReceiptCache};
 
 use crate::output::print_json;
 
@@ -39,7 +39,8 @@ pub fn run(request: &str) -> Result<ExitCode> {
     match req.mode {
         Mode::ExecuteOnly => print_json(&zkaudit_app::proof::run(&l, true)?),
         Mode::Prove => {
-            let opts = ProveOptions { segment_po2: req.segment_po2, timeout: None, succinct: false };
+            // The worker's environment may name a receipt cache.
+            let opts = ProveOptions { segment_po2: req.segment_po2, timeout: None, succinct: false, cache: ReceiptCache::from_env() };
             let proven = zkaudit_app::proof::prove(&l, opts, |p| {
                 report(match p {
                     Progress::Executing => ChildProgress::Executing,
@@ -48,6 +49,9 @@ pub fn run(request: &str) -> Result<ExitCode> {
                     Progress::Compressing => ChildProgress::Compressing,
                 });
             })?;
+            if let Some(w) = proven.proof.cache.warning() {
+                eprintln!("warning: {w}");
+            }
             std::fs::write(&req.receipt, &proven.receipt).with_context(|| format!("writing {}", req.receipt.display()))?;
             print_json(&proven.report(&l, Some(req.receipt.display().to_string()), None)?);
         }

@@ -12,7 +12,7 @@ use zkaudit_app::ledger::Ledger;
 use zkaudit_note::SigningKey;
 use zkaudit_plan::value::hex;
 use zkaudit_zkvm::registry::{self, Origin, ProgramEntry};
-use zkaudit_zkvm::{Expectations, Progress, ProveOptions, Registry};
+use zkaudit_zkvm::{Expectations, Progress, ProveOptions, ReceiptCache, Registry};
 
 use crate::output::{out, outln, print_json};
 use crate::plan_cmd::{self, DataArgs};
@@ -39,6 +39,11 @@ pub struct ProveArgs {
     /// Compress to a succinct receipt (only where risc0's recursion programs are built in).
     #[arg(long)]
     succinct: bool,
+    /// Receipt cache: a job already proved there (same guest, plan, data,
+    /// kind and segment size) is answered from it after verifying the
+    /// receipt again, and a new receipt is kept there.
+    #[arg(long, value_name = "DIR", env = zkaudit_zkvm::cache::RECEIPT_CACHE_ENV)]
+    receipt_cache: Option<PathBuf>,
     // --store URL: also put the receipt in content-addressed storage
     // (Blossom, IPFS) and report where (`proofRef`).
     #[command(flatten)]
@@ -162,7 +167,12 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     let ledger = a.ledger.as_deref().map(|dir| Ledger::open(dir, None)).transpose()?;
     let store = a.store.open_for_put()?;
     let pb = if a.json { ProgressBar::hidden() } else { spinner() };
-    let opts = ProveOptions { segment_po2: a.segment_po2, timeout: a.timeout.map(Duration::from_secs), succinct: a.succinct };
+    let opts = ProveOptions {
+        segment_po2: a.segment_po2,
+        timeout: a.timeout.map(Duration::from_secs),
+        succinct: a.succinct,
+        cache: a.receipt_cache.map(ReceiptCache::new),
+    };
     let proven = zkaudit_app::proof::prove(&l, opts, |p| match p {
         Progress::Executing => pb.set_message("executing the guest"),
         Progress::Executed { total_cycles, segments } => {
@@ -173,6 +183,9 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
     });
     pb.finish_and_clear();
     let proven = proven?;
+    if let Some(w) = proven.proof.cache.warning() {
+        eprintln!("warning: {w}");
+    }
     std::fs::write(&a.out, &proven.receipt).with_context(|| format!("writing {}", a.out.display()))?;
     let index = match &ledger {
         Some(ledger) => Some(zkaudit_app::proof::record(ledger, &proven.claim(&l), &proven.receipt)?),
@@ -192,7 +205,11 @@ pub fn prove(a: ProveArgs) -> Result<ExitCode> {
         outln!("data root:   {} ({} records)", r.data_root, r.records);
         outln!("output:      {}", String::from_utf8_lossy(&proven.proof.execution.journal.output));
         outln!("cycles:      {} total ({} user, {} paging) in {} segment(s)", c.total_cycles, c.user_cycles, c.paging_cycles, c.segments);
-        outln!("prove time:  {:.1} s", r.prove_seconds);
+        if r.cached {
+            outln!("prove time:  {:.1} s, earlier (from the receipt cache, verified again now)", r.prove_seconds);
+        } else {
+            outln!("prove time:  {:.1} s", r.prove_seconds);
+        }
         if let Some(rss) = r.peak_rss_bytes {
             outln!("peak memory: {:.2} GiB", rss as f64 / f64::from(1u32 << 30));
         }

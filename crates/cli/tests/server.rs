@@ -33,15 +33,23 @@ impl Server {
         Server::start_on("127.0.0.1:0", dir, extra)
     }
 
+    /// A server whose provers do not answer from the test run's receipt
+    /// cache (`ZKAUDIT_RECEIPT_CACHE`), for tests that need a prover that
+    /// is still proving.
+    fn start_uncached(dir: &Path, extra: &[&str]) -> Server {
+        Server::spawn("127.0.0.1:0", dir, extra, false)
+    }
+
     fn start_on(addr: &str, dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(ZKAUDIT)
-            .args(["serve", "--addr", addr, "--dir"])
-            .arg(dir)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+        Server::spawn(addr, dir, extra, true)
+    }
+
+    fn spawn(addr: &str, dir: &Path, extra: &[&str], receipt_cache: bool) -> Server {
+        let mut cmd = Command::new(ZKAUDIT);
+        if !receipt_cache {
+            cmd.env_remove("ZKAUDIT_RECEIPT_CACHE");
+        }
+        let mut child = cmd.args(["serve", "--addr", addr, "--dir"]).arg(dir).args(extra).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
@@ -239,7 +247,7 @@ fn jobs_survive_a_restart_and_a_cancel_kills_the_prover() {
     let (_tmp, dir) = ledger();
     let t = token(&dir, "submit", "alice", None);
     // A prove job, killed with the server while it runs.
-    let s = Server::start(&dir, &["--workers", "1", "--max-attempts", "2"]);
+    let s = Server::start_uncached(&dir, &["--workers", "1", "--max-attempts", "2"]);
     let r = post(&format!("{}/v1/prove/income-threshold", s.url), Some(&t), &income_input("prove"));
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_owned();
@@ -255,7 +263,7 @@ fn jobs_survive_a_restart_and_a_cancel_kills_the_prover() {
     assert_eq!((job["state"].as_str(), job["attempts"].as_u64()), (Some("queued"), Some(1)), "{job}");
     s.kill();
     // With a worker again it runs; cancelling it stops the prover at once.
-    let s = Server::start(&dir, &["--workers", "1", "--max-attempts", "2"]);
+    let s = Server::start_uncached(&dir, &["--workers", "1", "--max-attempts", "2"]);
     let t0 = Instant::now();
     loop {
         let job = get(&format!("{}/v1/jobs/{id}", s.url), Some(&t)).body;

@@ -147,6 +147,11 @@ pub struct ProveReport {
     pub cycles: Cycles,
     /// Wall time of proving, execution excluded (seconds).
     pub prove_seconds: f64,
+    /// True when the receipt came from the prover's receipt cache: proved
+    /// earlier for the same guest, plan and data, and verified again now;
+    /// `cycles`, `proveSeconds` and `peakRssBytes` are then that proof's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
     /// Peak resident memory of the prover (bytes), where known.
     pub peak_rss_bytes: Option<u64>,
     /// Leaf index of the proof event, when recorded in a ledger.

@@ -102,6 +102,9 @@ pub struct Finish {
     pub receipt_id: Option<String>,
     /// The run's JSON result.
     pub result: Option<serde_json::Value>,
+    /// The receipt came from the prover's receipt cache: nothing was
+    /// proved for this job (see `ProveReport::cached`).
+    pub cached: bool,
 }
 
 /// What [`Store::claim_idempotency_key`] found.

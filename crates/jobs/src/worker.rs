@@ -92,7 +92,7 @@ pub fn run(store: &Store, cfg: &Config, stop: &AtomicBool, observer: &dyn Observ
 }
 
 fn failed(state: State, error: String) -> Finish {
-    Finish { state, error: Some(error), cycles: None, segments: None, receipt_id: None, result: None }
+    Finish { state, error: Some(error), cycles: None, segments: None, receipt_id: None, result: None, cached: false }
 }
 
 #[derive(Default)]
@@ -261,20 +261,20 @@ fn read_progress(stderr: impl std::io::Read, shared: &Mutex<Shared>) {
 fn collect(store: &Store, job: &Job, out: &str, receipt: &std::path::Path) -> Result<Finish, String> {
     let line = out.trim();
     let no_result = |e: serde_json::Error| format!("the job's process printed no valid result: {e}");
-    let (cycles, receipt_id, result) = match job.mode {
+    let (cycles, receipt_id, result, cached) = match job.mode {
         Mode::Prove => {
             let mut r: ProveReport = serde_json::from_str(line).map_err(no_result)?;
             let bytes = std::fs::read(receipt).map_err(|e| format!("reading the receipt: {e}"))?;
             store.put_receipt(&job.tenant, &r.receipt_digest, &job.id, &bytes).map_err(|e| e.to_string())?;
             r.receipt = None;
-            (Some(r.cycles), Some(r.receipt_digest.clone()), serde_json::to_value(&r))
+            (Some(r.cycles), Some(r.receipt_digest.clone()), serde_json::to_value(&r), r.cached)
         }
         Mode::ExecuteOnly => {
             // The full output may hold private columns; the journal commits
             // to it by hash, and only the public part is kept.
             let mut r: RunReport = serde_json::from_str(line).map_err(no_result)?;
             r.output = None;
-            (r.zkvm, None, serde_json::to_value(&r))
+            (r.zkvm, None, serde_json::to_value(&r), false)
         }
     };
     Ok(Finish {
@@ -284,5 +284,6 @@ fn collect(store: &Store, job: &Job, out: &str, receipt: &std::path::Path) -> Re
         segments: cycles.map(|c| c.segments),
         receipt_id,
         result: Some(result.map_err(|e| format!("keeping the result: {e}"))?),
+        cached,
     })
 }

@@ -114,7 +114,7 @@ fn claim(store: &Store, worker: &str, expected: &str) -> Job {
 
 /// A [`Finish`] in `state` with nothing else.
 fn finish_as(state: State) -> Finish {
-    Finish { state, error: None, cycles: None, segments: None, receipt_id: None, result: None }
+    Finish { state, error: None, cycles: None, segments: None, receipt_id: None, result: None, cached: false }
 }
 
 fn sha256_hex(data: &[u8]) -> String {
@@ -288,6 +288,7 @@ fn finish_records_the_outcome_for_its_worker_only(store: &Store) {
         segments: Some(2),
         receipt_id: Some(receipt_id.clone()),
         result: Some(result.clone()),
+        cached: false,
     };
 
     assert!(!store.finish(&a.id, "w2", &f).unwrap(), "another worker cannot finish the job");

@@ -136,7 +136,8 @@ impl Observer for Metrics {
     fn finished(&self, job: &Job, f: &Finish, seconds: f64) {
         let labels = JobLabels { mode: job.mode.as_str().into(), state: f.state.as_str().into() };
         self.job_seconds.get_or_create(&labels).observe(seconds);
-        if f.receipt_id.is_some() {
+        // A receipt from the prover's receipt cache was not proved here.
+        if f.receipt_id.is_some() && !f.cached {
             self.cycles_proven.inc_by(f.cycles.unwrap_or(0));
         }
     }

@@ -8,6 +8,7 @@
 //!   signed file),
 //! * [`prove()`]: execute-only runs (cycle counts) and proofs with the local
 //!   CPU prover, with cycle and time limits and segment progress,
+//! * [`cache`]: receipts already proved, answered without proving again,
 //! * [`verify()`]: receipt files, checked against the registry and against the
 //!   expected plan hash, data root and output.
 //!
@@ -16,6 +17,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod prove;
 pub mod registry;
 pub mod verify;
@@ -25,6 +27,7 @@ pub mod guest {
     include!(concat!(env!("OUT_DIR"), "/guest.rs"));
 }
 
+pub use cache::{CacheUse, EntryFor, ReceiptCache};
 pub use prove::{execute, prove, Execution, Job, Progress, Proof, ProveError, ProveOptions};
 pub use registry::{ProgramEntry, Registry};
 pub use verify::{verify, Expectations, Verified, VerifyError};

@@ -7,6 +7,7 @@ use risc0_zkvm::{get_prover_server, ExecutorEnv, ExecutorImpl, NullSegmentRef, P
 use zkaudit_merkle::Hash;
 use zkaudit_plan::journal::{guest_input, Journal};
 
+use crate::cache::{CacheUse, EntryFor, ReceiptCache};
 use crate::guest::GUEST_PROGRAM;
 
 /// One plan execution to run in the guest.
@@ -39,7 +40,7 @@ impl Job {
 }
 
 /// Proving options.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ProveOptions {
     /// Segment size as a power of two (cycles); `None` is risc0's default.
     pub segment_po2: Option<u32>,
@@ -48,6 +49,8 @@ pub struct ProveOptions {
     /// Compress the composite receipt to a succinct one (needs the
     /// recursion artifacts; see [`crate::succinct_available`]).
     pub succinct: bool,
+    /// Answer from, and keep the new receipt in, this receipt cache.
+    pub cache: Option<ReceiptCache>,
 }
 
 /// Cycle counts and the journal of one guest run.
@@ -101,6 +104,10 @@ pub struct Proof {
     pub prove_time: Duration,
     /// Peak resident memory of this process, in bytes (Linux `VmHWM`).
     pub peak_rss_bytes: Option<u64>,
+    /// Whether the receipt came from [`ProveOptions::cache`]; for a hit,
+    /// `execution` (its journal aside), `prove_time` and `peak_rss_bytes`
+    /// are the earlier proof's.
+    pub cache: CacheUse,
 }
 
 /// Why a run or proof failed.
@@ -191,9 +198,12 @@ enum Event {
 
 /// Proves `job` with the local CPU prover, reporting progress.
 ///
-/// The receipt is composite unless `opts.succinct`. The proof runs on its
-/// own thread so that `opts.timeout` can be enforced; on timeout that
-/// thread is abandoned and finishes in the background.
+/// The receipt is composite unless `opts.succinct`. With `opts.cache`, a
+/// receipt already proved for this job and checked again
+/// ([`ReceiptCache::lookup`]) is returned without proving, and a new one is
+/// kept there. The proof runs on its own thread so that `opts.timeout` can
+/// be enforced; on timeout that thread is abandoned and finishes in the
+/// background.
 ///
 /// # Errors
 /// Any [`ProveError`].
@@ -201,11 +211,33 @@ pub fn prove(job: Job, opts: ProveOptions, mut progress: impl FnMut(Progress)) -
     if opts.succinct && !crate::succinct_available() {
         return Err(ProveError::NoSuccinct);
     }
+    let entry = EntryFor::new(&job, &opts);
+    let mut refused = None;
+    if let Some(cache) = &opts.cache {
+        match cache.lookup(&entry) {
+            Ok(Some(proof)) => return Ok(proof),
+            Ok(None) => {}
+            Err(reason) => refused = Some(reason),
+        }
+    }
+    let mut proof = prove_fresh(job, &opts, &mut progress)?;
+    if let Some(cache) = &opts.cache {
+        proof.cache = match (cache.store(&entry, &proof), refused) {
+            (Err(reason), _) => CacheUse::Failed(reason),
+            (Ok(()), Some(reason)) => CacheUse::Replaced(reason),
+            (Ok(()), None) => CacheUse::Stored,
+        };
+    }
+    Ok(proof)
+}
+
+fn prove_fresh(job: Job, opts: &ProveOptions, progress: &mut impl FnMut(Progress)) -> Result<Proof, ProveError> {
     let (tx, rx) = mpsc::channel();
+    let (succinct, segment_po2) = (opts.succinct, opts.segment_po2);
     std::thread::Builder::new()
         .name("zkaudit-prover".into())
         .spawn(move || {
-            let r = prove_on_thread(&job, opts, &tx);
+            let r = prove_on_thread(&job, succinct, segment_po2, &tx);
             let _ = tx.send(Event::Done(Box::new(r)));
         })
         .map_err(|e| ProveError::Prover(format!("cannot start the prover thread: {e}")))?;
@@ -227,7 +259,7 @@ pub fn prove(job: Job, opts: ProveOptions, mut progress: impl FnMut(Progress)) -
             }
             Ok(Event::Done(r)) => {
                 let (receipt, execution, prove_time) = (*r)?;
-                return Ok(Proof { receipt, execution, prove_time, peak_rss_bytes: peak_rss_bytes() });
+                return Ok(Proof { receipt, execution, prove_time, peak_rss_bytes: peak_rss_bytes(), cache: CacheUse::Off });
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let (Some(d), Some(t)) = (deadline, opts.timeout) {
@@ -243,9 +275,9 @@ pub fn prove(job: Job, opts: ProveOptions, mut progress: impl FnMut(Progress)) -
     }
 }
 
-fn prove_on_thread(job: &Job, opts: ProveOptions, tx: &mpsc::Sender<Event>) -> Result<(Receipt, Execution, Duration), ProveError> {
+fn prove_on_thread(job: &Job, succinct: bool, segment_po2: Option<u32>, tx: &mpsc::Sender<Event>) -> Result<(Receipt, Execution, Duration), ProveError> {
     let _ = tx.send(Event::Progress(Progress::Executing));
-    let env = env_for(job, opts.segment_po2)?;
+    let env = env_for(job, segment_po2)?;
     let mut exec = ExecutorImpl::from_elf(env, GUEST_PROGRAM).map_err(|e| ProveError::Guest(format!("{e:#}")))?;
     let mut session = exec.run().map_err(|e| run_error(e, job.max_cycles))?;
     let execution = execution(&session)?;
@@ -256,7 +288,7 @@ fn prove_on_thread(job: &Job, opts: ProveOptions, tx: &mpsc::Sender<Event>) -> R
     let ctx = VerifierContext::default();
     let info = prover.prove_session(&ctx, &session).map_err(|e| ProveError::Prover(format!("{e:#}")))?;
     let mut receipt = info.receipt;
-    if opts.succinct {
+    if succinct {
         let _ = tx.send(Event::Progress(Progress::Compressing));
         receipt = prover.compress(&ProverOpts::succinct(), &receipt).map_err(|e| ProveError::Prover(format!("{e:#}")))?;
     }

@@ -9,7 +9,7 @@ use zkaudit_plan::source::PlanFile;
 use zkaudit_plan::{records, Bounds};
 use zkaudit_zkvm::registry::{self, ProgramEntry};
 use zkaudit_zkvm::verify::{encode_receipt, VerifyError};
-use zkaudit_zkvm::{execute, prove, Expectations, Job, ProveError, ProveOptions, Registry};
+use zkaudit_zkvm::{execute, prove, CacheUse, EntryFor, Expectations, Job, ProveError, ProveOptions, ReceiptCache, Registry};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -133,7 +133,10 @@ fn a_real_proof_verifies_and_every_tampering_is_caught() {
     let (job, native) = income();
     let plan_hash = job.plan_hash;
     let data_root = job.data_root;
-    let proof = prove(job, ProveOptions::default(), |_| {}).expect("proving succeeds");
+    // The test suite shares one receipt cache per run (scripts/test.sh), so
+    // this job is proved once however many tests need its receipt.
+    let opts = ProveOptions { cache: ReceiptCache::from_env(), ..ProveOptions::default() };
+    let proof = prove(job.clone(), opts, |_| {}).expect("proving succeeds");
     assert_eq!(proof.execution.journal, native);
     assert_eq!(proof.execution.segments, 1, "keep test proofs to one segment");
     let bytes = encode_receipt(&proof.receipt).unwrap();
@@ -193,4 +196,46 @@ fn a_real_proof_verifies_and_every_tampering_is_caught() {
     let mut wrong = expect;
     wrong.output = Some(br#"{"meets_threshold":false,"payment_count":8}"#.to_vec());
     assert!(matches!(zkaudit_zkvm::verify(&bytes, &embedded, &wrong), Err(VerifyError::Output { .. })));
+
+    the_receipt_cache_answers_only_with_what_verifies(&job, &proof, &bytes);
+}
+
+/// The receipt cache: a hit returns the same receipt without proving; an
+/// entry whose receipt was changed, or that holds another job's receipt,
+/// is refused and removed.
+fn the_receipt_cache_answers_only_with_what_verifies(job: &Job, proof: &zkaudit_zkvm::Proof, bytes: &[u8]) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = ReceiptCache::new(dir.path().join("receipts"));
+    let entry = EntryFor::new(job, &ProveOptions::default());
+    assert!(matches!(cache.lookup(&entry), Ok(None)));
+    cache.store(&entry, proof).unwrap();
+
+    // A hit: prove() answers from the cache without proving.
+    let opts = ProveOptions { cache: Some(cache.clone()), ..ProveOptions::default() };
+    let hit = prove(job.clone(), opts, |p| panic!("proving again despite the cache: {p:?}")).unwrap();
+    assert_eq!(hit.cache, CacheUse::Hit);
+    assert_eq!(zkaudit_zkvm::verify::encode_receipt(&hit.receipt).unwrap(), bytes);
+    assert_eq!(hit.execution, proof.execution);
+    assert_eq!(hit.prove_time.as_millis(), proof.prove_time.as_millis());
+
+    // Another segment size is another entry.
+    let other = EntryFor { segment_po2: Some(16), ..entry };
+    assert!(matches!(cache.lookup(&other), Ok(None)));
+
+    // A changed receipt is refused and its entry removed.
+    let receipt_file = cache.dir().join(format!("{}.receipt", entry.key()));
+    let mut bad = bytes.to_vec();
+    bad[bytes.len() / 2] ^= 1;
+    std::fs::write(&receipt_file, &bad).unwrap();
+    let e = cache.lookup(&entry).unwrap_err();
+    assert!(e.contains(&entry.key()), "{e}");
+    assert!(!receipt_file.exists());
+    assert!(matches!(cache.lookup(&entry), Ok(None)));
+
+    // This job's receipt filed under another job's entry: refused.
+    let mut elsewhere = entry;
+    elsewhere.data_root[0] ^= 1;
+    cache.store(&elsewhere, proof).unwrap();
+    let e = cache.lookup(&elsewhere).unwrap_err();
+    assert!(e.contains("another plan or data root"), "{e}");
 }
