@@ -12,7 +12,8 @@
 //! * checking an inclusion proof offline ([`inclusion`]);
 //! * opening the auditor's engine and running compliance packs ([`audit`]);
 //! * settling proof-market jobs on a verified receipt, each step recorded
-//!   as a ledger event ([`settle`]).
+//!   as a ledger event ([`settle`]), and the prover registry built from
+//!   those events ([`provers`]).
 //!
 //! It must not parse arguments, speak HTTP or print: those are the front
 //! ends'. It holds no format, hashing or storage logic of its own: those
@@ -28,6 +29,7 @@ pub mod inclusion;
 pub mod ledger;
 pub mod plans;
 pub mod proof;
+pub mod provers;
 pub mod settle;
 
 pub use error::Error;

@@ -19,7 +19,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zkaudit_event::{Digest, Event, Layer, Timestamp, EVENT_VERSION};
-use zkaudit_index::{Query, Selector};
+use zkaudit_index::{IndexedEvent, Query, Selector};
 use zkaudit_settle::settlement::{Job, SettleError, Settled, Settlement};
 use zkaudit_zkvm::{Expectations, Registry};
 
@@ -39,7 +39,8 @@ pub const MAX_RECORDED_AMOUNT: u128 = (1 << 53) - 1;
 /// ledger's unit (e.g. msat).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettlementRecord {
-    /// `deposit`, `stake`, `accept`, `pay`, `refund` or `challenge_rejected`.
+    /// `deposit`, `stake`, `withdraw`, `accept`, `pay`, `refund` or
+    /// `challenge_rejected`.
     #[serde(rename = "event.action")]
     pub action: String,
     /// `success` (the step was taken) or `failure` (it was refused).
@@ -48,8 +49,8 @@ pub struct SettlementRecord {
     /// Why, in words: the verification's verdict, the deadline, the challenge.
     #[serde(rename = "event.reason")]
     pub reason: String,
-    /// The job (e.g. the NIP-90 request's event ID); for `deposit` and
-    /// `stake`, the payment's reference on the rail.
+    /// The job (e.g. the NIP-90 request's event ID); for `deposit`,
+    /// `stake` and `withdraw`, the payment's reference on the rail.
     #[serde(rename = "zkaudit.settlement.job")]
     pub job: String,
     /// The buyer's key.
@@ -58,7 +59,8 @@ pub struct SettlementRecord {
     /// The prover's key.
     #[serde(rename = "zkaudit.settlement.prover")]
     pub prover: String,
-    /// The job's price (for `deposit` and `stake`, the amount paid in).
+    /// The job's price (for `deposit`, `stake` and `withdraw`, the amount
+    /// paid in or out).
     #[serde(rename = "zkaudit.settlement.price")]
     pub price: u64,
     /// Seconds the prover had for a valid proof, from acceptance.
@@ -102,7 +104,7 @@ pub struct Market<'a, L: zkaudit_settle::Ledger> {
     pub registry: &'a Registry,
 }
 
-fn amount(v: u128) -> Result<u64, Error> {
+pub(crate) fn amount(v: u128) -> Result<u64, Error> {
     if v > MAX_RECORDED_AMOUNT {
         return Err(Error::Settle(format!("amount {v} is over 2^53 - 1, which a ledger event cannot hold exactly")));
     }
@@ -115,7 +117,53 @@ fn step_key(job: &str, action: &str) -> Digest {
     Digest(Sha256::digest(format!("zkaudit-settle/{job}/{action}").as_bytes()).into())
 }
 
-fn settle_error(e: SettleError) -> Error {
+/// An event's metadata read back as the record `T` it was written from.
+///
+/// # Errors
+/// [`Error::Settle`] naming the event and the field that does not fit.
+pub(crate) fn read_record<T: serde::de::DeserializeOwned>(e: &IndexedEvent) -> Result<T, Error> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in &e.metadata {
+        let v = serde_json::from_str(v).map_err(|err| Error::Settle(format!("event {}: metadata {k}: {err}", e.leaf_index)))?;
+        m.insert(k.clone(), v);
+    }
+    serde_json::from_value(serde_json::Value::Object(m)).map_err(|err| Error::Settle(format!("event {}: not a {} record: {err}", e.leaf_index, e.kind)))
+}
+
+/// The record of the `kind` event whose output digest is `key`, if any.
+pub(crate) fn recorded_step<T: serde::de::DeserializeOwned>(ledger: &Ledger, kind: &str, key: Digest) -> Result<Option<T>, Error> {
+    match ledger.select(&Query::new(Selector::Output(key.to_string())))?.into_iter().find(|e| e.kind == kind) {
+        Some(e) => read_record(&e).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Appends an application-layer `kind` event with `r` as its metadata,
+/// `input` as its input digest (the empty digest when `None`) and `key`
+/// as its output digest (which makes the step findable, and so written
+/// once).
+pub(crate) fn append_step<T: Serialize>(ledger: &Ledger, kind: &str, input: Option<Digest>, key: Digest, r: &T) -> Result<(), Error> {
+    let metadata = match serde_json::to_value(r).map_err(|e| Error::Settle(e.to_string()))? {
+        serde_json::Value::Object(m) => m,
+        other => return Err(Error::Settle(format!("a {kind} record is not an object: {other}"))),
+    };
+    let event = Event {
+        version: EVENT_VERSION.to_owned(),
+        timestamp: Timestamp::now(),
+        layer: Layer::Application,
+        kind: kind.to_owned(),
+        input: input.unwrap_or_else(|| Digest(Sha256::digest(b"").into())),
+        output: key,
+        metadata,
+        proof: None,
+        parents: None,
+    };
+    let bytes = event.canonical_bytes().map_err(|e| Error::Settle(e.to_string()))?;
+    ledger.append(vec![bytes])?;
+    Ok(())
+}
+
+pub(crate) fn settle_error(e: SettleError) -> Error {
     Error::Settle(e.to_string())
 }
 
@@ -123,17 +171,7 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
     /// The recorded step `action` of job `job`, if any.
     fn recorded(&self, job: &str, action: &str) -> Result<Option<SettlementRecord>, Error> {
         let key = step_key(job, action);
-        let Some(e) = self.ledger.select(&Query::new(Selector::Output(key.to_string())))?.into_iter().find(|e| e.kind == SETTLEMENT_EVENT_TYPE) else {
-            return Ok(None);
-        };
-        let mut m = serde_json::Map::new();
-        for (k, v) in &e.metadata {
-            let v = serde_json::from_str(v).map_err(|err| Error::Settle(format!("event {}: metadata {k}: {err}", e.leaf_index)))?;
-            m.insert(k.clone(), v);
-        }
-        serde_json::from_value(serde_json::Value::Object(m))
-            .map(Some)
-            .map_err(|err| Error::Settle(format!("event {}: not a settlement record: {err}", e.leaf_index)))
+        recorded_step(self.ledger, SETTLEMENT_EVENT_TYPE, key)
     }
 
     /// The job `id` as it was accepted (from its recorded `accept` step).
@@ -150,24 +188,7 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         if let Some(first) = self.recorded(&job.id, &r.action)? {
             return Ok(first);
         }
-        let key = step_key(&job.id, &r.action);
-        let metadata = match serde_json::to_value(&r).map_err(|e| Error::Settle(e.to_string()))? {
-            serde_json::Value::Object(m) => m,
-            other => return Err(Error::Settle(format!("a settlement record is not an object: {other}"))),
-        };
-        let event = Event {
-            version: EVENT_VERSION.to_owned(),
-            timestamp: Timestamp::now(),
-            layer: Layer::Application,
-            kind: SETTLEMENT_EVENT_TYPE.to_owned(),
-            input: receipt.unwrap_or_else(|| Digest(Sha256::digest(b"").into())),
-            output: key,
-            metadata,
-            proof: None,
-            parents: None,
-        };
-        let bytes = event.canonical_bytes().map_err(|e| Error::Settle(e.to_string()))?;
-        self.ledger.append(vec![bytes])?;
+        append_step(self.ledger, SETTLEMENT_EVENT_TYPE, receipt, step_key(&job.id, &r.action), &r)?;
         Ok(r)
     }
 
@@ -226,6 +247,20 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         self.settlement.stake(prover, amount, rail_ref).map_err(settle_error)?;
         let job = Job { id: rail_ref.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: amount, deadline_s: 0 };
         let r = self.base(&job, "stake", "staked over the payment rail")?;
+        self.record(&job, r, None)
+    }
+
+    /// `amount` of `prover`'s stake paid back out over the payment rail
+    /// (`rail_ref` names the payout and makes the step idempotent),
+    /// recorded.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when the stake not locked by jobs is less than
+    /// `amount`; [`Error::Ledger`] as for [`Market::accept`].
+    pub fn withdraw_stake(&self, prover: &str, amount: u128, rail_ref: &str) -> Result<SettlementRecord, Error> {
+        self.settlement.withdraw_stake(prover, amount, rail_ref).map_err(settle_error)?;
+        let job = Job { id: rail_ref.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: amount, deadline_s: 0 };
+        let r = self.base(&job, "withdraw", "stake paid back out over the payment rail")?;
         self.record(&job, r, None)
     }
 

@@ -27,6 +27,7 @@ mod llm_cmd;
 mod log_cmd;
 mod output;
 mod plan_cmd;
+mod provers_cmd;
 mod record_cmd;
 mod registry_cmd;
 mod serve_cmd;
@@ -142,6 +143,11 @@ enum Command {
     /// step recorded in the ledger.
     #[command(subcommand)]
     Settle(settle_cmd::SettleCommand),
+    /// The proof market's prover registry: register with stake, list
+    /// reputation and weight, select a prover for a job by a seeded draw,
+    /// unbond and withdraw; every step recorded in the ledger.
+    #[command(subcommand)]
+    Provers(provers_cmd::ProversCommand),
     /// Run the proof server: jobs, receipts, verification, attestation and the ledger over HTTP.
     Serve(serve_cmd::ServeArgs),
     /// Claim and prove jobs from a server's shared PostgreSQL job store.
@@ -179,6 +185,7 @@ fn main() -> ExitCode {
         Command::Store(c) => store_cmd::store(c),
         Command::Dvm(c) => dvm_cmd::dvm(c),
         Command::Settle(c) => settle_cmd::settle(c),
+        Command::Provers(c) => provers_cmd::provers(c),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

@@ -41,7 +41,7 @@ pub struct MarketArgs {
     registry: RegistryArgs,
     /// Print one JSON object.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// What a receipt is checked against: the job's plan and data.
@@ -142,7 +142,8 @@ pub enum SettleCommand {
     },
 }
 
-fn open(m: &MarketArgs) -> Result<(Settlement<SqlLedger>, Ledger, zkaudit_zkvm::Registry)> {
+/// The settlement, the event ledger and the program registry `m` names.
+pub(crate) fn open_market(m: &MarketArgs) -> Result<(Settlement<SqlLedger>, Ledger, zkaudit_zkvm::Registry)> {
     let settlement = Settlement::new(SqlLedger::open(&m.db, Arc::new(SystemClock))?, Policy::default(), m.unit, m.challenge_window)?;
     Ok((settlement, Ledger::open(&m.ledger, None)?, m.registry.load()?))
 }
@@ -198,38 +199,38 @@ fn kind(name: &str) -> Result<AccountKind> {
 pub fn settle(cmd: SettleCommand) -> Result<ExitCode> {
     match cmd {
         SettleCommand::Deposit { market, buyer, amount, rail_ref } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             Ok(print(&Market { settlement: &s, ledger: &l, registry: &reg }.deposit(&buyer, amount, &rail_ref)?, market.json))
         }
         SettleCommand::Stake { market, prover, amount, rail_ref } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             Ok(print(&Market { settlement: &s, ledger: &l, registry: &reg }.stake(&prover, amount, &rail_ref)?, market.json))
         }
         SettleCommand::Accept { market, job, buyer, prover, price, deadline } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             let r = Market { settlement: &s, ledger: &l, registry: &reg }.accept(&Job { id: job, buyer, prover, price, deadline_s: deadline })?;
             Ok(print(&r, market.json))
         }
         SettleCommand::Fulfil { market, job, receipt } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             let m = Market { settlement: &s, ledger: &l, registry: &reg };
             let (bytes, expect) = receipt.load()?;
             Ok(print(&m.fulfil(&m.job(&job)?, &bytes, &expect)?, market.json))
         }
         SettleCommand::Challenge { market, job, receipt, challenger } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             let m = Market { settlement: &s, ledger: &l, registry: &reg };
             let (bytes, expect) = receipt.load()?;
             Ok(print(&m.challenge(&m.job(&job)?, &bytes, &expect, &challenger)?, market.json))
         }
         SettleCommand::MissedDeadline { market, job } => {
-            let (s, l, reg) = open(&market)?;
+            let (s, l, reg) = open_market(&market)?;
             let m = Market { settlement: &s, ledger: &l, registry: &reg };
             let r = m.missed_deadline(&m.job(&job)?)?;
             Ok(print(&r, market.json))
         }
         SettleCommand::Balance { market, kind: k, owner } => {
-            let (s, _, _) = open(&market)?;
+            let (s, _, _) = open_market(&market)?;
             let id = account_id(kind(&k)?, owner.as_deref().unwrap_or(""));
             let a = zkaudit_settle::Ledger::lookup_accounts(&s.ledger, &[id])?;
             let a = a.first().copied().unwrap_or(zkaudit_settle::Account::new(id, market.unit, 0, 0));

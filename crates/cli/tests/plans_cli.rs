@@ -181,6 +181,97 @@ fn prove_record_and_verify_one_real_receipt() {
     ok(&["log", "verify", l]);
 
     settles_jobs_on_the_receipt(tmp.path(), &receipt, &bad);
+    provers_register_earn_reputation_and_are_selected(tmp.path(), &receipt, &bad);
+}
+
+/// The prover registry over the same real receipt: registration with
+/// stake (below the minimum refused), reputation from settled jobs, a
+/// seeded draw that anyone can repeat from the recorded seed, unbonding
+/// and withdrawal after the unbonding period.
+fn provers_register_earn_reputation_and_are_selected(tmp: &Path, receipt: &Path, bad: &Path) {
+    let ledger = tmp.join("provers-ledger");
+    let (l, db) = (ledger.to_str().unwrap(), tmp.join("provers.sqlite"));
+    ok(&["log", "init", l, "--origin", "test.example/provers"]);
+    let db = db.to_str().unwrap();
+    let call = |cmd: &str, sub: &str, args: &[&str]| -> (i32, serde_json::Value) {
+        let mut all = vec![cmd, sub, "--db", db, "--ledger", l, "--json"];
+        if cmd == "provers" {
+            all.extend_from_slice(&["--min-stake", "500000"]);
+        }
+        all.extend_from_slice(args);
+        let out = run(&all);
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&out.stderr).into_owned()));
+        (out.status.code().unwrap(), v)
+    };
+    let (code, v) = call("provers", "register", &["alice", "--endpoint", "https://alice.example/v1", "--stake", "2000000", "--ref", "ln-a"]);
+    assert_eq!((code, v["zkaudit.prover.tee"].as_str()), (0, Some("none")), "{v}");
+    assert_eq!(
+        call("provers", "register", &["alice", "--endpoint", "https://alice.example/v1", "--stake", "2000000", "--ref", "ln-a"]).1,
+        v,
+        "a repeat finds the step"
+    );
+    assert_eq!(call("provers", "register", &["bob", "--endpoint", "https://bob.example", "--stake", "1000000", "--ref", "ln-b"]).0, 0);
+    let (code, v) = call("provers", "register", &["carl", "--endpoint", "https://carl.example", "--stake", "100", "--ref", "ln-c"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("below the minimum of 500000"), "{code} {v}");
+    let (code, v) = call("provers", "register", &["alice", "--endpoint", "https://alice.example", "--stake", "5", "--ref", "ln-a2"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("registered already"), "{code} {v}");
+    let (code, v) = call("provers", "register", &["dan", "--endpoint", "not a url", "--stake", "600000", "--ref", "ln-d"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("is not a URL"), "{code} {v}");
+
+    // Alice proves validly, Bob submits a damaged receipt.
+    assert_eq!(call("settle", "deposit", &["buyer", "100000", "--ref", "ln-buyer"]).0, 0);
+    for (job, prover, r) in [("job-a", "alice", receipt), ("job-b", "bob", bad)] {
+        assert_eq!(call("settle", "accept", &[job, "--buyer", "buyer", "--prover", prover, "--price", "1000", "--deadline", "600"]).0, 0);
+        let code = call("settle", "fulfil", &[job, "--receipt", r.to_str().unwrap(), "--plan", INCOME, "--data", PAYMENTS]).0;
+        assert_eq!(code, if prover == "alice" { 0 } else { 1 });
+    }
+    let list = call("provers", "list", &[]).1;
+    let (a, b) = (row_of(&list, "alice"), row_of(&list, "bob"));
+    assert_eq!((a["outcomes"]["succeeded"].as_u64(), a["reputationBps"].as_u64(), a["rampBps"].as_u64()), (Some(1), Some(6_666), Some(200)), "{a}");
+    assert_eq!((b["outcomes"]["failed"].as_u64(), b["reputationBps"].as_u64(), b["stake"].as_str()), (Some(1), Some(2_500), Some("900000")), "{b}");
+    assert_eq!(a["weight"], "26664", "2,000,000 × 6,666 × 200 / 10^8");
+    assert!(list.as_array().unwrap().iter().all(|p| p["key"] != "carl"));
+
+    // The draw: recorded with its seed, repeated identically, and
+    // reproducible from the listed weights alone.
+    let seed = "5eed".repeat(16);
+    let (code, sel) = call("provers", "select", &["job-x", "--seed", &seed]);
+    assert_eq!(code, 0, "{sel}");
+    assert_eq!(call("provers", "select", &["job-x", "--seed", &seed]).1, sel);
+    let draw = zkaudit_settle::provers::draw_value(&<[u8; 32]>::try_from(hex::decode(&seed).unwrap()).unwrap(), "job-x");
+    let weights: Vec<(String, u128)> =
+        list.as_array().unwrap().iter().map(|p| (p["key"].as_str().unwrap().to_owned(), p["weight"].as_str().unwrap().parse().unwrap())).collect();
+    let total: u128 = weights.iter().map(|w| w.1).sum();
+    assert_eq!(sel["zkaudit.prover.total_weight"].as_str(), Some(total.to_string().as_str()), "{sel}");
+    let at = draw % total;
+    let mut cumulative = 0;
+    let expected = weights.iter().find(|(_, w)| {
+        cumulative += w;
+        at < cumulative
+    });
+    assert_eq!(sel["zkaudit.prover.key"].as_str(), expected.map(|e| e.0.as_str()), "{sel} {weights:?}");
+    let (code, v) = call("provers", "select", &["job-tee", "--seed", &seed, "--require-tee"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("and a TEE"), "{code} {v}");
+
+    // Unbonding: Alice is no longer drawn, and withdraws only after the period.
+    assert_eq!(call("provers", "unbond", &["alice"]).0, 0);
+    for i in 0..5 {
+        assert_eq!(call("provers", "select", &[&format!("job-after-{i}"), "--seed", &seed]).1["zkaudit.prover.key"], "bob");
+    }
+    let (code, v) = call("provers", "withdraw", &["alice"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("unbonding period ends in"), "{code} {v}");
+    let (code, v) = call("provers", "withdraw", &["bob"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("run `unbond` first"), "{code} {v}");
+    let (code, v) = call("provers", "withdraw", &["alice", "--unbonding", "0"]);
+    assert_eq!((code, v["zkaudit.prover.amount"].as_u64()), (0, Some(2_000_000)), "{v}");
+    assert_eq!(call("settle", "balance", &["stake", "alice"]).1["net"], "0");
+    assert_eq!(row_of(&call("provers", "list", &[]).1, "alice")["status"]["state"], "withdrawn");
+    // Every step is in the ledger, which still verifies.
+    ok(&["log", "verify", l]);
+}
+
+fn row_of(list: &serde_json::Value, key: &str) -> serde_json::Value {
+    list.as_array().unwrap().iter().find(|p| p["key"] == key).cloned().unwrap_or_else(|| panic!("{key} in {list}"))
 }
 
 /// The proof market's settlement on this real receipt (and a damaged

@@ -9,7 +9,9 @@
 //! which a TigerBeetle client could implement as well; and, on top, the
 //! settlement of a job ([`settlement`]): escrow, collateral locks, the fee
 //! split, refunds and slashing, as linked batches with IDs derived from
-//! names, so every step is idempotent. It must not verify proofs (the
+//! names, so every step is idempotent; and the prover registry's rules
+//! ([`provers`]: reputation, the verification period, seeded weighted
+//! selection, unbonding). It must not verify proofs (the
 //! caller decides, from `zkaudit-zkvm`'s verdict, whether to pay or to
 //! refund) and moves no money outside its own accounts: [`rail`] is the
 //! interface to a payment rail that releases money by a preimage
@@ -23,6 +25,7 @@
 
 pub mod engine;
 pub mod model;
+pub mod provers;
 pub mod rail;
 pub mod settlement;
 pub mod sql;

@@ -52,6 +52,8 @@ pub enum Step {
     Deposit = 1,
     /// Stake paid in over the rail.
     Stake = 2,
+    /// Stake paid back out over the rail after unbonding.
+    Withdraw = 3,
     /// The buyer's payment held in escrow until the job settles.
     Escrow = 10,
     /// The prover's collateral locked until the job settles.
@@ -298,9 +300,30 @@ impl<L: Ledger> Settlement<L> {
         if let Some((amount, _)) = self.holds(job)?.1 {
             return Ok(amount);
         }
-        let stake = self.ledger.lookup_accounts(&[account_id(AccountKind::Stake, &job.prover)])?;
-        let free = stake.first().map_or(0, |a| a.credits_posted.saturating_sub(a.debits_posted + a.debits_pending));
-        Ok(bps(free, self.policy.invalid_proof_slash_bps))
+        Ok(bps(self.free_stake(&job.prover)?, self.policy.invalid_proof_slash_bps))
+    }
+
+    /// `prover`'s stake not locked by jobs in progress: posted credits
+    /// less posted and pending debits (0 for a prover that never staked).
+    ///
+    /// # Errors
+    /// [`SettleError::Ledger`].
+    pub fn free_stake(&self, prover: &str) -> Result<u128, SettleError> {
+        let stake = self.ledger.lookup_accounts(&[account_id(AccountKind::Stake, prover)])?;
+        Ok(stake.first().map_or(0, |a| a.credits_posted.saturating_sub(a.debits_posted + a.debits_pending)))
+    }
+
+    /// Pays `amount` of `prover`'s stake back out over the payment rail
+    /// (`rail_ref` names the payout and makes it idempotent). Whether it
+    /// was paid now (`true`) or before (`false`).
+    ///
+    /// # Errors
+    /// [`SettleError::Refused`] when the stake not locked by jobs in
+    /// progress is less than `amount`.
+    pub fn withdraw_stake(&self, prover: &str, amount: u128, rail_ref: &str) -> Result<bool, SettleError> {
+        self.ensure(&[(AccountKind::Rail, ""), (AccountKind::Stake, prover)])?;
+        let t = self.transfer(transfer_id(rail_ref, Step::Withdraw, 0), (AccountKind::Stake, prover), (AccountKind::Rail, ""), amount, Step::Withdraw);
+        self.batch("withdraw", vec![t])
     }
 
     /// Whether `job`'s deadline has passed at `now_ns` (ns since the

@@ -1,0 +1,304 @@
+//! The prover registry (`zkaudit provers`): who may prove for the market,
+//! with what weight, and the seeded draw that picks one for a job.
+//!
+//! Its state lives in the ledger and the settlement accounts, nowhere else:
+//! * registrations, unbonding requests, withdrawals and selections are
+//!   `prover` events ([`ProverRecord`]), each written once (its output
+//!   digest names the step);
+//! * a prover's outcomes are counted from the `settlement` events of the
+//!   jobs it settled (`pay` on a valid proof: succeeded; `refund` on an
+//!   invalid proof or an upheld challenge: failed; on a missed deadline:
+//!   timed out);
+//! * its stake is its stake account's free balance in the settlement
+//!   ledger; registering pays stake in over the rail and withdrawing pays
+//!   it out, both recorded as `settlement` events too.
+//!
+//! So anyone with the ledger can rebuild the registry as of any selection
+//! and repeat the draw from its recorded seed. The rules (reputation,
+//! verification period, weights, unbonding) are
+//! [`zkaudit_settle::provers`]'.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use zkaudit_event::Digest;
+use zkaudit_index::{Query, Selector};
+use zkaudit_settle::provers::{Outcomes, Prover, RegistryPolicy, Status};
+
+use crate::settle::{amount, append_step, read_record, recorded_step, Market, SettlementRecord, SETTLEMENT_EVENT_TYPE};
+use crate::Error;
+
+/// The type of the prover registry's ledger events.
+pub const PROVER_EVENT_TYPE: &str = "prover";
+
+/// What a registry step did, as its `prover` event's metadata (ECS names
+/// where ECS has them, else `zkaudit.prover.*`). Amounts are integers in
+/// the settlement ledger's unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProverRecord {
+    /// `register`, `unbond`, `withdraw` or `select`.
+    #[serde(rename = "event.action")]
+    pub action: String,
+    /// Why, in words.
+    #[serde(rename = "event.reason")]
+    pub reason: String,
+    /// The prover's key; for `select`, the prover selected.
+    #[serde(rename = "zkaudit.prover.key")]
+    pub key: String,
+    /// Where the prover takes jobs (`register`).
+    #[serde(rename = "zkaudit.prover.endpoint", default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// `none`, or the TEE a verified attestation showed (`register`).
+    #[serde(rename = "zkaudit.prover.tee", default, skip_serializing_if = "Option::is_none")]
+    pub tee: Option<String>,
+    /// Stake paid in (`register`) or out (`withdraw`).
+    #[serde(rename = "zkaudit.prover.amount", default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<u64>,
+    /// The job a selection is for.
+    #[serde(rename = "zkaudit.prover.job", default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The selection's seed, 64 hex digits.
+    #[serde(rename = "zkaudit.prover.seed", default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// The draw, in decimal (it may exceed 2^53).
+    #[serde(rename = "zkaudit.prover.draw", default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<String>,
+    /// The candidates' total weight, in decimal.
+    #[serde(rename = "zkaudit.prover.total_weight", default, skip_serializing_if = "Option::is_none")]
+    pub total_weight: Option<String>,
+    /// How many provers had a weight above zero.
+    #[serde(rename = "zkaudit.prover.candidates", default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<u64>,
+    /// Whether the job required a TEE.
+    #[serde(rename = "zkaudit.prover.require_tee", default, skip_serializing_if = "Option::is_none")]
+    pub require_tee: Option<bool>,
+}
+
+impl ProverRecord {
+    fn new(action: &str, key: &str, reason: String) -> ProverRecord {
+        ProverRecord {
+            action: action.to_owned(),
+            reason,
+            key: key.to_owned(),
+            endpoint: None,
+            tee: None,
+            amount: None,
+            job: None,
+            seed: None,
+            draw: None,
+            total_weight: None,
+            candidates: None,
+            require_tee: None,
+        }
+    }
+}
+
+/// The output digest of registry step `name`: SHA-256 of `zkaudit-provers/<name>`.
+fn step_key(name: &str) -> Digest {
+    Digest(Sha256::digest(format!("zkaudit-provers/{name}").as_bytes()).into())
+}
+
+/// The registry over a market's settlement ledger and event ledger.
+pub struct ProverRegistry<'a, L: zkaudit_settle::Ledger> {
+    /// Stake moves through the market's settlement, recorded in its ledger.
+    pub market: &'a Market<'a, L>,
+    /// Minimum stake, verification period, unbonding.
+    pub policy: RegistryPolicy,
+}
+
+impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
+    fn events<T: serde::de::DeserializeOwned>(&self, kind: &str) -> Result<Vec<(u64, T)>, Error> {
+        self.market
+            .ledger
+            .select(&Query::new(Selector::Type(kind.to_owned())))?
+            .iter()
+            .map(|e| Ok((u64::try_from(e.timestamp_ns).unwrap_or(0), read_record(e)?)))
+            .collect()
+    }
+
+    /// Every prover ever registered, in key order, as of now.
+    ///
+    /// # Errors
+    /// [`Error::Ledger`] or [`Error::Index`] reading events;
+    /// [`Error::Settle`] for an event that is not a registry record or a
+    /// settlement ledger that fails.
+    pub fn provers(&self) -> Result<Vec<Prover>, Error> {
+        let mut by_key = std::collections::BTreeMap::<String, Prover>::new();
+        for (ts, r) in self.events::<ProverRecord>(PROVER_EVENT_TYPE)? {
+            match r.action.as_str() {
+                "register" => {
+                    let p = Prover {
+                        key: r.key.clone(),
+                        endpoint: r.endpoint.unwrap_or_default(),
+                        tee: r.tee.filter(|t| t != "none"),
+                        registered_ns: ts,
+                        status: Status::Active,
+                        stake: 0,
+                        outcomes: by_key.get(&r.key).map(|p| p.outcomes).unwrap_or_default(),
+                    };
+                    by_key.insert(r.key, p);
+                }
+                "unbond" => {
+                    if let Some(p) = by_key.get_mut(&r.key) {
+                        p.status = Status::Unbonding { since_ns: ts };
+                    }
+                }
+                "withdraw" => {
+                    if let Some(p) = by_key.get_mut(&r.key) {
+                        p.status = Status::Withdrawn;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (_, s) in self.events::<SettlementRecord>(SETTLEMENT_EVENT_TYPE)? {
+            let Some(p) = by_key.get_mut(&s.prover) else { continue };
+            let o: &mut Outcomes = &mut p.outcomes;
+            match (s.action.as_str(), s.cause.as_deref()) {
+                ("pay", Some("valid_proof")) => o.succeeded += 1,
+                ("refund", Some("invalid_proof" | "challenge_upheld")) => o.failed += 1,
+                ("refund", Some("deadline_missed")) => o.timed_out += 1,
+                _ => {}
+            }
+        }
+        for p in by_key.values_mut() {
+            p.stake = self.market.settlement.free_stake(&p.key).map_err(crate::settle::settle_error)?;
+        }
+        Ok(by_key.into_values().collect())
+    }
+
+    /// The prover `key`, if it ever registered.
+    ///
+    /// # Errors
+    /// As for [`ProverRegistry::provers`].
+    pub fn prover(&self, key: &str) -> Result<Option<Prover>, Error> {
+        Ok(self.provers()?.into_iter().find(|p| p.key == key))
+    }
+
+    /// Registers `key`, taking jobs at `endpoint`, with `stake` paid in
+    /// over the rail (`rail_ref` names the payment and makes the step
+    /// idempotent: repeating it answers with the first record). No TEE
+    /// attestation is taken yet: the prover is registered as `tee: none`.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when `key` is registered already (and not
+    /// withdrawn), the endpoint is not a URL, or its free stake with this
+    /// payment stays below the minimum (nothing is paid in then).
+    pub fn register(&self, key: &str, endpoint: &str, stake: u128, rail_ref: &str) -> Result<ProverRecord, Error> {
+        let step = step_key(&format!("register/{rail_ref}"));
+        if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
+            return Ok(first);
+        }
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(Error::Settle(format!("prover key {key:?}: must be non-empty, without spaces")));
+        }
+        if !endpoint.split_once("://").is_some_and(|(scheme, rest)| !scheme.is_empty() && !rest.is_empty()) || endpoint.chars().any(char::is_whitespace) {
+            return Err(Error::Settle(format!("endpoint {endpoint:?} is not a URL")));
+        }
+        if let Some(p) = self.prover(key)? {
+            if p.status != Status::Withdrawn {
+                return Err(Error::Settle(format!("prover {key} is registered already ({:?})", p.status)));
+            }
+        }
+        let free = self.market.settlement.free_stake(key).map_err(crate::settle::settle_error)?;
+        if free.saturating_add(stake) < self.policy.min_stake {
+            return Err(Error::Settle(format!("a stake of {} is below the minimum of {}", free.saturating_add(stake), self.policy.min_stake)));
+        }
+        self.market.stake(key, stake, rail_ref)?;
+        let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake}, without a TEE attestation"));
+        r.endpoint = Some(endpoint.to_owned());
+        r.tee = Some("none".into());
+        r.amount = Some(amount(stake)?);
+        append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
+        Ok(r)
+    }
+
+    fn registered(&self, key: &str) -> Result<Prover, Error> {
+        self.prover(key)?.ok_or_else(|| Error::Settle(format!("prover {key} is not registered")))
+    }
+
+    /// Starts `key`'s unbonding: it is not selected from now on, and may
+    /// withdraw its stake once the unbonding period has passed.
+    /// Repeating it answers with the first record.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when `key` is not registered or has withdrawn.
+    pub fn unbond(&self, key: &str) -> Result<ProverRecord, Error> {
+        let p = self.registered(key)?;
+        let step = step_key(&format!("unbond/{key}/{}", p.registered_ns));
+        if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
+            return Ok(first);
+        }
+        if p.status != Status::Active {
+            return Err(Error::Settle(format!("prover {key} is not active ({:?})", p.status)));
+        }
+        let r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s));
+        append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
+        Ok(r)
+    }
+
+    /// Pays `key`'s free stake back out over the rail, once its unbonding
+    /// period has passed at `now_ns` (ns since the epoch). Repeating it
+    /// answers with the first record.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when `key` is not unbonding, the period has not
+    /// passed, or jobs in progress still lock part of its stake.
+    pub fn withdraw(&self, key: &str, now_ns: u64) -> Result<ProverRecord, Error> {
+        let p = self.registered(key)?;
+        let step = step_key(&format!("withdraw/{key}/{}", p.registered_ns));
+        if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
+            return Ok(first);
+        }
+        let Some(from) = p.withdrawable_from_ns(&self.policy) else {
+            return Err(Error::Settle(format!("prover {key} is not unbonding ({:?}): run `unbond` first", p.status)));
+        };
+        if now_ns < from {
+            return Err(Error::Settle(format!("prover {key}: the unbonding period ends in {} s", (from - now_ns).div_ceil(1_000_000_000))));
+        }
+        let accounts =
+            self.market.settlement.ledger.lookup_accounts(&[zkaudit_settle::settlement::account_id(zkaudit_settle::settlement::AccountKind::Stake, key)]);
+        let locked = accounts.map_err(|e| Error::Settle(e.to_string()))?.first().map_or(0, |a| a.debits_pending);
+        if locked > 0 {
+            return Err(Error::Settle(format!("prover {key}: {locked} of its stake is still locked by jobs in progress")));
+        }
+        let rail_ref = format!("withdraw/{key}/{}", p.registered_ns);
+        self.market.withdraw_stake(key, p.stake, &rail_ref)?;
+        let mut r = ProverRecord::new("withdraw", key, format!("stake of {} paid out after unbonding", p.stake));
+        r.amount = Some(amount(p.stake)?);
+        append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
+        Ok(r)
+    }
+
+    /// Selects the prover for `job` by the seeded weighted draw
+    /// ([`zkaudit_settle::provers::select`]) over the registry as it is
+    /// now, and records the selection with its seed. Repeating it for the
+    /// same job answers with the first selection.
+    ///
+    /// # Errors
+    /// [`Error::Settle`] when no prover can be selected (none active with
+    /// the minimum stake, or none with a TEE when one is required).
+    pub fn select(&self, job: &str, seed: &[u8; 32], require_tee: bool) -> Result<ProverRecord, Error> {
+        let step = step_key(&format!("select/{job}"));
+        if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
+            return Ok(first);
+        }
+        let provers = self.provers()?;
+        let Some(s) = zkaudit_settle::provers::select(&provers, &self.policy, seed, job, require_tee) else {
+            let tee = if require_tee { " and a TEE" } else { "" };
+            return Err(Error::Settle(format!(
+                "no prover can be selected for job {job}: {} registered, none active with a stake of at least {}{tee}",
+                provers.len(),
+                self.policy.min_stake
+            )));
+        };
+        let mut r = ProverRecord::new("select", &s.prover, format!("drew {} of total weight {} among {} candidate(s)", s.draw, s.total_weight, s.candidates));
+        r.job = Some(job.to_owned());
+        r.seed = Some(hex::encode(seed));
+        r.draw = Some(s.draw.to_string());
+        r.total_weight = Some(s.total_weight.to_string());
+        r.candidates = Some(s.candidates as u64);
+        r.require_tee = Some(require_tee);
+        append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
+        Ok(r)
+    }
+}

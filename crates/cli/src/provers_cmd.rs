@@ -1,0 +1,188 @@
+//! `zkaudit provers …`: the proof market's prover registry
+//! (`zkaudit_app::provers`): register with stake, list with reputation and
+//! weight, select one for a job by a seeded draw, unbond and withdraw.
+//! Each step is one call into the registry; every change is a ledger
+//! event.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::json;
+use zkaudit_app::provers::{ProverRecord, ProverRegistry};
+use zkaudit_app::settle::Market;
+use zkaudit_settle::provers::{RegistryPolicy, Status};
+
+use crate::output::{out, outln, print_json};
+use crate::settle_cmd::{open_market, MarketArgs};
+
+/// The registry's parameters.
+#[derive(Args)]
+pub struct PolicyArgs {
+    /// The least stake a prover needs to be selected, in the unit.
+    #[arg(long, default_value_t = RegistryPolicy::default().min_stake)]
+    min_stake: u128,
+    /// Valid proofs before a prover has full selection weight.
+    #[arg(long, default_value_t = RegistryPolicy::default().verification_period)]
+    verification_period: u32,
+    /// Seconds from `unbond` until the stake may be withdrawn.
+    #[arg(long, value_name = "SECONDS", default_value_t = RegistryPolicy::default().unbonding_s)]
+    unbonding: u64,
+}
+
+/// `zkaudit provers` subcommands.
+#[derive(Subcommand)]
+pub enum ProversCommand {
+    /// Register a prover with stake paid in over the rail (idempotent by --ref).
+    Register {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The prover's key (names its stake account).
+        key: String,
+        /// Where it takes jobs (a URL).
+        #[arg(long)]
+        endpoint: String,
+        /// Stake paid in, in the unit.
+        #[arg(long)]
+        stake: u128,
+        /// The stake payment's reference on the rail (e.g. a payment hash).
+        #[arg(long = "ref")]
+        rail_ref: String,
+    },
+    /// Every registered prover: status, stake, outcomes, reputation and selection weight.
+    List {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Select the prover for a job: a weighted draw reproducible from the seed, recorded.
+    Select {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The job's ID.
+        job: String,
+        /// 32 bytes of public randomness, 64 hex digits (e.g. a beacon's
+        /// value for a round after the job was posted).
+        #[arg(long)]
+        seed: String,
+        /// Only provers registered with a verified TEE attestation.
+        #[arg(long)]
+        require_tee: bool,
+    },
+    /// Start unbonding: no more jobs; the stake may be withdrawn after the unbonding period.
+    Unbond {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The prover's key.
+        key: String,
+    },
+    /// Pay the stake back out once the unbonding period has passed.
+    Withdraw {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The prover's key.
+        key: String,
+    },
+}
+
+impl PolicyArgs {
+    fn policy(&self) -> RegistryPolicy {
+        RegistryPolicy { min_stake: self.min_stake, verification_period: self.verification_period, unbonding_s: self.unbonding }
+    }
+}
+
+fn print(r: &ProverRecord, json: bool) -> ExitCode {
+    if json {
+        print_json(r);
+    } else {
+        let job = r.job.as_ref().map_or(String::new(), |j| format!(" for job {j}"));
+        outln!("{} {}{job}: {}", r.action, r.key, r.reason);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Runs a `zkaudit provers` subcommand.
+pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
+    let (market, policy) = match &cmd {
+        ProversCommand::Register { market, policy, .. }
+        | ProversCommand::List { market, policy }
+        | ProversCommand::Select { market, policy, .. }
+        | ProversCommand::Unbond { market, policy, .. }
+        | ProversCommand::Withdraw { market, policy, .. } => (market, policy.policy()),
+    };
+    let (s, l, reg) = open_market(market)?;
+    let m = Market { settlement: &s, ledger: &l, registry: &reg };
+    let registry = ProverRegistry { market: &m, policy };
+    let json = market.json;
+    match &cmd {
+        ProversCommand::Register { key, endpoint, stake, rail_ref, .. } => Ok(print(&registry.register(key, endpoint, *stake, rail_ref)?, json)),
+        ProversCommand::Select { job, seed, require_tee, .. } => {
+            let bytes = hex::decode(seed).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).context("--seed must be 64 hex digits (32 bytes)")?;
+            Ok(print(&registry.select(job, &bytes, *require_tee)?, json))
+        }
+        ProversCommand::Unbond { key, .. } => Ok(print(&registry.unbond(key)?, json)),
+        ProversCommand::Withdraw { key, .. } => {
+            let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock);
+            Ok(print(&registry.withdraw(key, now)?, json))
+        }
+        ProversCommand::List { .. } => {
+            let provers = registry.provers()?;
+            if json {
+                let rows: Vec<_> = provers
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "key": p.key, "endpoint": p.endpoint, "tee": p.tee, "registeredNs": p.registered_ns,
+                            "status": p.status, "stake": p.stake.to_string(), "outcomes": p.outcomes,
+                            "reputationBps": p.outcomes.reputation_bps(), "rampBps": p.ramp_bps(&policy),
+                            "verified": p.verified(&policy), "weight": p.weight(&policy, false).to_string(),
+                        })
+                    })
+                    .collect();
+                print_json(&rows);
+            } else {
+                outln!(
+                    "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>5} {:<10} endpoint",
+                    "key",
+                    "stake",
+                    "ok/bad/late",
+                    "rep bps",
+                    "ramp",
+                    "weight",
+                    "tee",
+                    "status"
+                );
+                for p in &provers {
+                    let status = match p.status {
+                        Status::Active => "active",
+                        Status::Unbonding { .. } => "unbonding",
+                        Status::Withdrawn => "withdrawn",
+                    };
+                    let o = p.outcomes;
+                    outln!(
+                        "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>5} {:<10} {}",
+                        p.key,
+                        p.stake,
+                        format!("{}/{}/{}", o.succeeded, o.failed, o.timed_out),
+                        o.reputation_bps(),
+                        p.ramp_bps(&policy),
+                        p.weight(&policy, false),
+                        p.tee.as_deref().unwrap_or("none"),
+                        status,
+                        p.endpoint
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
