@@ -47,9 +47,16 @@ pub struct ProverRecord {
     /// Where the prover takes jobs (`register`).
     #[serde(rename = "zkaudit.prover.endpoint", default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// `none`, or the TEE a verified attestation showed (`register`).
+    /// `none`, or the TEE a verified attestation showed (`register`):
+    /// `sgx`, `tdx` or `sev-snp`.
     #[serde(rename = "zkaudit.prover.tee", default, skip_serializing_if = "Option::is_none")]
     pub tee: Option<String>,
+    /// The attested code measurement, hex (`register` with evidence).
+    #[serde(rename = "zkaudit.prover.tee_measurement", default, skip_serializing_if = "Option::is_none")]
+    pub tee_measurement: Option<String>,
+    /// The attested platform's TCB status (`register` with evidence).
+    #[serde(rename = "zkaudit.prover.tcb_status", default, skip_serializing_if = "Option::is_none")]
+    pub tcb_status: Option<String>,
     /// Stake paid in (`register`) or out (`withdraw`).
     #[serde(rename = "zkaudit.prover.amount", default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<u64>,
@@ -81,6 +88,8 @@ impl ProverRecord {
             key: key.to_owned(),
             endpoint: None,
             tee: None,
+            tee_measurement: None,
+            tcb_status: None,
             amount: None,
             job: None,
             seed: None,
@@ -176,14 +185,20 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
 
     /// Registers `key`, taking jobs at `endpoint`, with `stake` paid in
     /// over the rail (`rail_ref` names the payment and makes the step
-    /// idempotent: repeating it answers with the first record). No TEE
-    /// attestation is taken yet: the prover is registered as `tee: none`.
+    /// idempotent: repeating it answers with the first record).
+    ///
+    /// With `evidence` (a TEE quote or report and its collateral), the
+    /// evidence must verify now, and its measurement be approved by the
+    /// market's program registry ([`zkaudit_attest::verify`]); the TEE,
+    /// measurement and TCB status are recorded, and the evidence's SHA-256
+    /// is the event's input digest. Without, the prover is `tee: none`.
     ///
     /// # Errors
     /// [`Error::Settle`] when `key` is registered already (and not
-    /// withdrawn), the endpoint is not a URL, or its free stake with this
-    /// payment stays below the minimum (nothing is paid in then).
-    pub fn register(&self, key: &str, endpoint: &str, stake: u128, rail_ref: &str) -> Result<ProverRecord, Error> {
+    /// withdrawn), the endpoint is not a URL, the evidence is refused
+    /// (with the reason), or its free stake with this payment stays below
+    /// the minimum; nothing is paid in then.
+    pub fn register(&self, key: &str, endpoint: &str, stake: u128, rail_ref: &str, evidence: Option<(&[u8], &[u8])>) -> Result<ProverRecord, Error> {
         let step = step_key(&format!("register/{rail_ref}"));
         if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
             return Ok(first);
@@ -203,12 +218,34 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if free.saturating_add(stake) < self.policy.min_stake {
             return Err(Error::Settle(format!("a stake of {} is below the minimum of {}", free.saturating_add(stake), self.policy.min_stake)));
         }
+        let attested = match evidence {
+            Some((quote, collateral)) => {
+                let policy = zkaudit_attest::Policy { approved: Some(self.market.registry.approved_measurements()), require_up_to_date: false };
+                let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
+                let a =
+                    zkaudit_attest::verify(quote, collateral, now, &policy).map_err(|e| Error::Settle(format!("prover {key}: attestation refused: {e}")))?;
+                Some((a, Digest(Sha256::digest(quote).into())))
+            }
+            None => None,
+        };
         self.market.stake(key, stake, rail_ref)?;
-        let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake}, without a TEE attestation"));
+        let mut r = match &attested {
+            Some((a, _)) => {
+                let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake} and a verified {} attestation", a.tee.as_str()));
+                r.tee = Some(a.tee.as_str().to_owned());
+                r.tee_measurement = Some(a.measurement.clone());
+                r.tcb_status = Some(a.tcb_status.clone());
+                r
+            }
+            None => {
+                let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake}, without a TEE attestation"));
+                r.tee = Some("none".into());
+                r
+            }
+        };
         r.endpoint = Some(endpoint.to_owned());
-        r.tee = Some("none".into());
         r.amount = Some(amount(stake)?);
-        append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
+        append_step(self.market.ledger, PROVER_EVENT_TYPE, attested.map(|(_, d)| d), step, &r)?;
         Ok(r)
     }
 

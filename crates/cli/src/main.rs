@@ -9,6 +9,7 @@
 // the usual placeholder notation, not HTML.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod attest_cmd;
 mod audit_cmd;
 mod bench;
 mod bench_audit;
@@ -143,6 +144,10 @@ enum Command {
     /// step recorded in the ledger.
     #[command(subcommand)]
     Settle(settle_cmd::SettleCommand),
+    /// TEE attestation: verify SGX and TDX DCAP quotes and SEV-SNP reports
+    /// offline, measurements checked against the program registry.
+    #[command(subcommand)]
+    Attest(attest_cmd::AttestCommand),
     /// The proof market's prover registry: register with stake, list
     /// reputation and weight, select a prover for a job by a seeded draw,
     /// unbond and withdraw; every step recorded in the ledger.
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
         Command::Dvm(c) => dvm_cmd::dvm(c),
         Command::Settle(c) => settle_cmd::settle(c),
         Command::Provers(c) => provers_cmd::provers(c),
+        Command::Attest(c) => attest_cmd::attest(c),
         Command::LlmGateway(a) => llm_cmd::gateway(a),
         Command::Llm(c) => llm_cmd::run(c),
         Command::RegistryGateway(a) => registry_cmd::gateway(a),

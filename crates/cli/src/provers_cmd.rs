@@ -4,6 +4,7 @@
 //! Each step is one call into the registry; every change is a ledger
 //! event.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -50,6 +51,13 @@ pub enum ProversCommand {
         /// The stake payment's reference on the rail (e.g. a payment hash).
         #[arg(long = "ref")]
         rail_ref: String,
+        /// TEE evidence (an SGX or TDX DCAP quote, or an SEV-SNP report),
+        /// verified now against the registry's approved measurements.
+        #[arg(long, value_name = "FILE", requires = "collateral")]
+        quote: Option<PathBuf>,
+        /// The evidence's collateral (DCAP JSON, or the VCEK certificate).
+        #[arg(long, value_name = "FILE", requires = "quote")]
+        collateral: Option<PathBuf>,
     },
     /// Every registered prover: status, stake, outcomes, reputation and selection weight.
     List {
@@ -124,7 +132,15 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
     let registry = ProverRegistry { market: &m, policy };
     let json = market.json;
     match &cmd {
-        ProversCommand::Register { key, endpoint, stake, rail_ref, .. } => Ok(print(&registry.register(key, endpoint, *stake, rail_ref)?, json)),
+        ProversCommand::Register { key, endpoint, stake, rail_ref, quote, collateral, .. } => {
+            let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+            let evidence = match (quote, collateral) {
+                (Some(q), Some(c)) => Some((zkaudit_attest::evidence_bytes(&read(q)?), read(c)?)),
+                _ => None,
+            };
+            let evidence = evidence.as_ref().map(|(q, c)| (q.as_slice(), c.as_slice()));
+            Ok(print(&registry.register(key, endpoint, *stake, rail_ref, evidence)?, json))
+        }
         ProversCommand::Select { job, seed, require_tee, .. } => {
             let bytes = hex::decode(seed).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).context("--seed must be 64 hex digits (32 bytes)")?;
             Ok(print(&registry.select(job, &bytes, *require_tee)?, json))

@@ -136,6 +136,10 @@ pub enum RegistryCommand {
         /// Release date, YYYY-MM-DD.
         #[arg(long)]
         release_date: String,
+        /// A TEE measurement (hex) of a build approved to run as a prover
+        /// (SGX MRENCLAVE, TDX MRTD, SEV-SNP MEASUREMENT); repeatable.
+        #[arg(long = "tee-measurement", value_name = "HEX")]
+        tee_measurements: Vec<String>,
     },
     /// Mark a program deprecated in a signed registry file, with a reason.
     Deprecate {
@@ -324,7 +328,7 @@ pub fn registry(cmd: RegistryCommand) -> Result<ExitCode> {
             registry::write_file(&file, &[], &sk)?;
             outln!("{}", sk.verifier());
         }
-        RegistryCommand::Add { file, key, image_id, program_version, features, release_date } => {
+        RegistryCommand::Add { file, key, image_id, program_version, features, release_date, tee_measurements } => {
             let entry = ProgramEntry {
                 image_id: image_id.unwrap_or_else(|| zkaudit_zkvm::guest::GUEST_IMAGE_ID.into()),
                 version: program_version,
@@ -332,6 +336,7 @@ pub fn registry(cmd: RegistryCommand) -> Result<ExitCode> {
                 release_date,
                 deprecated: false,
                 reason: None,
+                tee_measurements: tee_measurements.iter().map(|m| m.to_lowercase()).collect(),
             };
             registry::add(&file, &read_key(&key)?, entry)?;
         }

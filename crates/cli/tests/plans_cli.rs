@@ -92,6 +92,59 @@ fn registry_files_are_signed_and_merged() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("signature"));
 }
 
+/// TEE evidence from `../shared/data/tee/` (dcap-qvl's SGX quote, virtee's
+/// SEV-SNP report): valid only once the signed registry approves its
+/// measurement, and refused, with the reason, when its collateral has
+/// expired or a byte of it is flipped.
+#[test]
+fn attestations_verify_against_the_registrys_measurements() {
+    let tee = root().join("../shared/data/tee");
+    let (quote, collateral) = (tee.join("dcap-qvl/sgx_quote"), tee.join("dcap-qvl/sgx_quote_collateral.json"));
+    let (q, c) = (quote.to_str().unwrap(), collateral.to_str().unwrap());
+    let attest = |extra: &[&str]| -> (i32, serde_json::Value) {
+        let mut args = vec!["attest", "verify", q, "--collateral", c, "--json"];
+        args.extend_from_slice(extra);
+        let out = run(&args);
+        (out.status.code().unwrap(), serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
+    };
+    let july = ["--at", "2025-07-01T00:00:00Z"];
+    let (code, v) = attest(&july);
+    assert_eq!(code, 1, "{v}");
+    let measurement = v["attestation"]["measurement"].as_str().unwrap().to_owned();
+    assert!(v["reason"].as_str().unwrap().contains("not approved by the registry"), "{v}");
+    assert_eq!(v["attestation"]["tcbStatus"], "ConfigurationAndSWHardeningNeeded");
+
+    // A registry file that approves this enclave's measurement.
+    let tmp = tempfile::tempdir().unwrap();
+    let (file, key) = (tmp.path().join("registry.note"), tmp.path().join("registry.key"));
+    let (f, k) = (file.to_str().unwrap(), key.to_str().unwrap());
+    let vkey = ok(&["registry", "init", f, "--name", "test.example/registry", "--key", k]).trim().to_string();
+    ok(&["registry", "add", f, "--key", k, "--program-version", "0.1.0", "--release-date", "2026-12-05", "--tee-measurement", &measurement]);
+    let reg = ["--registry", f, "--registry-vkey", vkey.as_str()];
+    let (code, v) = attest(&[&july[..], &reg[..]].concat());
+    assert_eq!((code, v["valid"].as_bool()), (0, Some(true)), "{v}");
+    // Now (December 2026) its collateral has expired.
+    let (code, v) = attest(&reg);
+    assert!(code == 1 && v["reason"].as_str().unwrap().to_lowercase().contains("expired"), "{v}");
+    // Only UpToDate platforms, when asked.
+    let (code, v) = attest(&[&july[..], &reg[..], &["--require-up-to-date"][..]].concat());
+    assert!(code == 1 && v["reason"].as_str().unwrap().contains("not UpToDate"), "{v}");
+    // A flipped byte in the quote's body.
+    let mut bytes = std::fs::read(&quote).unwrap();
+    bytes[120] ^= 1;
+    let bad = tmp.path().join("bad_quote");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = run(&["attest", "verify", bad.to_str().unwrap(), "--collateral", c, "--at", "2025-07-01T00:00:00Z", "--any-measurement"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("does not verify"), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // An SEV-SNP report with its VCEK, up to AMD's root.
+    let report = tee.join("sev/report_milan.hex");
+    let vcek = tee.join("sev/vcek_milan.der");
+    let v = json(&["attest", "verify", report.to_str().unwrap(), "--collateral", vcek.to_str().unwrap(), "--any-measurement", "--json"]);
+    assert_eq!((v["valid"].as_bool(), v["attestation"]["tee"].as_str()), (Some(true), Some("sev-snp")), "{v}");
+}
+
 #[test]
 fn prove_record_and_verify_one_real_receipt() {
     let tmp = tempfile::tempdir().unwrap();
@@ -253,10 +306,59 @@ fn provers_register_earn_reputation_and_are_selected(tmp: &Path, receipt: &Path,
     let (code, v) = call("provers", "select", &["job-tee", "--seed", &seed, "--require-tee"]);
     assert!(code == 2 && v.as_str().unwrap().contains("and a TEE"), "{code} {v}");
 
+    // Registering with TEE evidence: verified now against the registry's
+    // approved measurements. The SGX sample's collateral has expired; the
+    // SEV-SNP sample (whose VCEK chains to AMD's root) registers once its
+    // measurement is approved, and is then the only prover a TEE job draws.
+    let tee = root().join("../shared/data/tee");
+    let path = |p: &str| tee.join(p).to_str().unwrap().to_owned();
+    let (code, v) = call(
+        "provers",
+        "register",
+        &[
+            "erin",
+            "--endpoint",
+            "https://erin.example",
+            "--stake",
+            "600000",
+            "--ref",
+            "ln-e",
+            "--quote",
+            &path("dcap-qvl/sgx_quote"),
+            "--collateral",
+            &path("dcap-qvl/sgx_quote_collateral.json"),
+        ],
+    );
+    assert!(code == 2 && v.as_str().unwrap().contains("attestation refused") && v.as_str().unwrap().to_lowercase().contains("expired"), "{code} {v}");
+    let snp = ["--quote", &path("sev/report_milan.hex"), "--collateral", &path("sev/vcek_milan.der")].map(str::to_owned);
+    let (code, v) = call(
+        "provers",
+        "register",
+        &[&["fay", "--endpoint", "https://fay.example", "--stake", "600000", "--ref", "ln-f"][..], &snp.each_ref().map(String::as_str)[..]].concat(),
+    );
+    assert!(code == 2 && v.as_str().unwrap().contains("not approved by the registry"), "{code} {v}");
+    let measurement = json(&["attest", "verify", &path("sev/report_milan.hex"), "--collateral", &path("sev/vcek_milan.der"), "--any-measurement", "--json"])
+        ["attestation"]["measurement"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (file, key) = (tmp.join("provers-registry.note"), tmp.join("provers-registry.key"));
+    let (f, k) = (file.to_str().unwrap(), key.to_str().unwrap());
+    let vkey = ok(&["registry", "init", f, "--name", "test.example/registry", "--key", k]).trim().to_string();
+    ok(&["registry", "add", f, "--key", k, "--program-version", "0.1.0", "--release-date", "2026-12-05", "--tee-measurement", &measurement]);
+    let with_registry = [
+        &["fay", "--endpoint", "https://fay.example", "--stake", "600000", "--ref", "ln-f", "--registry", f, "--registry-vkey", &vkey][..],
+        &snp.each_ref().map(String::as_str)[..],
+    ]
+    .concat();
+    let (code, v) = call("provers", "register", &with_registry);
+    assert_eq!((code, v["zkaudit.prover.tee"].as_str(), v["zkaudit.prover.tee_measurement"].as_str()), (0, Some("sev-snp"), Some(measurement.as_str())), "{v}");
+    assert_eq!(call("provers", "select", &["job-tee", "--seed", &seed, "--require-tee"]).1["zkaudit.prover.key"], "fay");
+
     // Unbonding: Alice is no longer drawn, and withdraws only after the period.
     assert_eq!(call("provers", "unbond", &["alice"]).0, 0);
     for i in 0..5 {
-        assert_eq!(call("provers", "select", &[&format!("job-after-{i}"), "--seed", &seed]).1["zkaudit.prover.key"], "bob");
+        assert_ne!(call("provers", "select", &[&format!("job-after-{i}"), "--seed", &seed]).1["zkaudit.prover.key"], "alice");
     }
     let (code, v) = call("provers", "withdraw", &["alice"]);
     assert!(code == 2 && v.as_str().unwrap().contains("unbonding period ends in"), "{code} {v}");

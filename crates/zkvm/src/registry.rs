@@ -33,6 +33,11 @@ pub struct ProgramEntry {
     /// Why it was deprecated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// TEE measurements of builds of this program approved to run as a
+    /// prover (SGX `MRENCLAVE`, TDX `MRTD`, SEV-SNP `MEASUREMENT`;
+    /// lowercase hex).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tee_measurements: Vec<String>,
 }
 
 /// Where an entry came from.
@@ -116,6 +121,7 @@ pub fn embedded_entry() -> ProgramEntry {
         release_date: guest::GUEST_RELEASE_DATE.into(),
         deprecated: false,
         reason: None,
+        tee_measurements: Vec::new(),
     }
 }
 
@@ -128,6 +134,9 @@ fn check_entry(e: &ProgramEntry) -> Result<(), String> {
     }
     if e.version.is_empty() {
         return Err("empty version".into());
+    }
+    if let Some(m) = e.tee_measurements.iter().find(|m| !matches!(m.len(), 64 | 96) || !m.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
+        return Err(format!("TEE measurement `{m}` is not 32 or 48 bytes of lowercase hex"));
     }
     if e.deprecated && e.reason.as_deref().unwrap_or("").is_empty() {
         return Err(format!("deprecated program {} needs a reason", e.image_id));
@@ -168,6 +177,11 @@ impl Registry {
     /// The entry for `image_id`, if any.
     pub fn get(&self, image_id: &str) -> Option<&ProgramEntry> {
         self.entries.iter().map(|(e, _)| e).find(|e| e.image_id == image_id)
+    }
+
+    /// The TEE measurements approved by programs that are not deprecated.
+    pub fn approved_measurements(&self) -> Vec<String> {
+        self.entries.iter().filter(|(e, _)| !e.deprecated).flat_map(|(e, _)| e.tee_measurements.iter().cloned()).collect()
     }
 
     /// The entry for `image_id` if it is known and not deprecated.
