@@ -24,7 +24,7 @@ use zkaudit_event::Digest;
 use zkaudit_index::{Query, Selector};
 use zkaudit_settle::provers::{Outcomes, Prover, RegistryPolicy, Status};
 
-use crate::settle::{amount, append_step, read_record, recorded_step, Market, SettlementRecord, SETTLEMENT_EVENT_TYPE};
+use crate::settle::{amount, append_step, read_record, recorded_step, settle_error, Market, SettlementRecord, SETTLEMENT_EVENT_TYPE};
 use crate::Error;
 
 /// The type of the prover registry's ledger events.
@@ -170,7 +170,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             }
         }
         for p in by_key.values_mut() {
-            p.stake = self.market.settlement.free_stake(&p.key).map_err(crate::settle::settle_error)?;
+            p.stake = self.market.settlement.free_stake(&p.key).map_err(settle_error)?;
         }
         Ok(by_key.into_values().collect())
     }
@@ -214,7 +214,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
                 return Err(Error::Settle(format!("prover {key} is registered already ({:?})", p.status)));
             }
         }
-        let free = self.market.settlement.free_stake(key).map_err(crate::settle::settle_error)?;
+        let free = self.market.settlement.free_stake(key).map_err(settle_error)?;
         if free.saturating_add(stake) < self.policy.min_stake {
             return Err(Error::Settle(format!("a stake of {} is below the minimum of {}", free.saturating_add(stake), self.policy.min_stake)));
         }
@@ -292,9 +292,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if now_ns < from {
             return Err(Error::Settle(format!("prover {key}: the unbonding period ends in {} s", (from - now_ns).div_ceil(1_000_000_000))));
         }
-        let accounts =
-            self.market.settlement.ledger.lookup_accounts(&[zkaudit_settle::settlement::account_id(zkaudit_settle::settlement::AccountKind::Stake, key)]);
-        let locked = accounts.map_err(|e| Error::Settle(e.to_string()))?.first().map_or(0, |a| a.debits_pending);
+        let (_, locked) = self.market.settlement.stake_balance(key).map_err(settle_error)?;
         if locked > 0 {
             return Err(Error::Settle(format!("prover {key}: {locked} of its stake is still locked by jobs in progress")));
         }

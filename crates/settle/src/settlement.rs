@@ -309,8 +309,18 @@ impl<L: Ledger> Settlement<L> {
     /// # Errors
     /// [`SettleError::Ledger`].
     pub fn free_stake(&self, prover: &str) -> Result<u128, SettleError> {
+        Ok(self.stake_balance(prover)?.0)
+    }
+
+    /// `prover`'s stake as `(free, locked)`: free as for
+    /// [`Settlement::free_stake`], locked the collateral held by jobs in
+    /// progress (pending debits).
+    ///
+    /// # Errors
+    /// [`SettleError::Ledger`].
+    pub fn stake_balance(&self, prover: &str) -> Result<(u128, u128), SettleError> {
         let stake = self.ledger.lookup_accounts(&[account_id(AccountKind::Stake, prover)])?;
-        Ok(stake.first().map_or(0, |a| a.credits_posted.saturating_sub(a.debits_posted + a.debits_pending)))
+        Ok(stake.first().map_or((0, 0), |a| (a.credits_posted.saturating_sub(a.debits_posted + a.debits_pending), a.debits_pending)))
     }
 
     /// Pays `amount` of `prover`'s stake back out over the payment rail
