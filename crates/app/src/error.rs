@@ -59,6 +59,11 @@ pub enum Error {
     /// A settlement step was refused or its ledger failed (nothing moved).
     #[error("settlement: {0}")]
     Settle(String),
+    /// A market step that the state of things refuses now (a prover
+    /// registered already, an unbonding period still running, stake still
+    /// locked, no prover to select); nothing moved.
+    #[error("{0}")]
+    Conflict(String),
     /// A job's stored result or plan cannot be recorded.
     #[error("job {job}: {reason}")]
     Job {

@@ -101,6 +101,36 @@ impl ProverRecord {
     }
 }
 
+/// A prover as `zkaudit provers list --json` and `GET /v1/provers` show
+/// it: what was recorded, plus the figures derived under the policy.
+/// Stake and weight are decimal strings (they may exceed 2^53).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProverView {
+    /// The prover's key.
+    pub key: String,
+    /// Where it takes jobs.
+    pub endpoint: String,
+    /// `sgx`, `tdx`, `sev-snp`, or `None` without a verified attestation.
+    pub tee: Option<String>,
+    /// When it registered (ns since the Unix epoch).
+    pub registered_ns: u64,
+    /// Its life-cycle state.
+    pub status: Status,
+    /// Its free stake, in the settlement ledger's unit.
+    pub stake: String,
+    /// Its settled jobs.
+    pub outcomes: Outcomes,
+    /// Reputation, basis points.
+    pub reputation_bps: u32,
+    /// Verification ramp, basis points.
+    pub ramp_bps: u32,
+    /// Whether it has passed the verification period.
+    pub verified: bool,
+    /// Selection weight (0: never drawn).
+    pub weight: String,
+}
+
 /// The output digest of registry step `name`: SHA-256 of `zkaudit-provers/<name>`.
 fn step_key(name: &str) -> Digest {
     Digest(Sha256::digest(format!("zkaudit-provers/{name}").as_bytes()).into())
@@ -175,6 +205,30 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         Ok(by_key.into_values().collect())
     }
 
+    /// [`ProverRegistry::provers`] with the derived figures.
+    ///
+    /// # Errors
+    /// As for [`ProverRegistry::provers`].
+    pub fn views(&self) -> Result<Vec<ProverView>, Error> {
+        Ok(self
+            .provers()?
+            .into_iter()
+            .map(|p| ProverView {
+                reputation_bps: p.outcomes.reputation_bps(),
+                ramp_bps: p.ramp_bps(&self.policy),
+                verified: p.verified(&self.policy),
+                weight: p.weight(&self.policy, false).to_string(),
+                stake: p.stake.to_string(),
+                key: p.key,
+                endpoint: p.endpoint,
+                tee: p.tee,
+                registered_ns: p.registered_ns,
+                status: p.status,
+                outcomes: p.outcomes,
+            })
+            .collect())
+    }
+
     /// The prover `key`, if it ever registered.
     ///
     /// # Errors
@@ -194,10 +248,10 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// is the event's input digest. Without, the prover is `tee: none`.
     ///
     /// # Errors
-    /// [`Error::Settle`] when `key` is registered already (and not
-    /// withdrawn), the endpoint is not a URL, the evidence is refused
-    /// (with the reason), or its free stake with this payment stays below
-    /// the minimum; nothing is paid in then.
+    /// [`Error::Conflict`] when `key` is registered already (and not
+    /// withdrawn); [`Error::Settle`] when the endpoint is not a URL, the
+    /// evidence is refused (with the reason), or its free stake with this
+    /// payment stays below the minimum. Nothing is paid in then.
     pub fn register(&self, key: &str, endpoint: &str, stake: u128, rail_ref: &str, evidence: Option<(&[u8], &[u8])>) -> Result<ProverRecord, Error> {
         let step = step_key(&format!("register/{rail_ref}"));
         if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
@@ -211,7 +265,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         }
         if let Some(p) = self.prover(key)? {
             if p.status != Status::Withdrawn {
-                return Err(Error::Settle(format!("prover {key} is registered already ({:?})", p.status)));
+                return Err(Error::Conflict(format!("prover {key} is registered already ({:?})", p.status)));
             }
         }
         let free = self.market.settlement.free_stake(key).map_err(settle_error)?;
@@ -250,7 +304,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     }
 
     fn registered(&self, key: &str) -> Result<Prover, Error> {
-        self.prover(key)?.ok_or_else(|| Error::Settle(format!("prover {key} is not registered")))
+        self.prover(key)?.ok_or_else(|| Error::Conflict(format!("prover {key} is not registered")))
     }
 
     /// Starts `key`'s unbonding: it is not selected from now on, and may
@@ -258,7 +312,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// Repeating it answers with the first record.
     ///
     /// # Errors
-    /// [`Error::Settle`] when `key` is not registered or has withdrawn.
+    /// [`Error::Conflict`] when `key` is not registered or not active.
     pub fn unbond(&self, key: &str) -> Result<ProverRecord, Error> {
         let p = self.registered(key)?;
         let step = step_key(&format!("unbond/{key}/{}", p.registered_ns));
@@ -266,7 +320,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             return Ok(first);
         }
         if p.status != Status::Active {
-            return Err(Error::Settle(format!("prover {key} is not active ({:?})", p.status)));
+            return Err(Error::Conflict(format!("prover {key} is not active ({:?})", p.status)));
         }
         let r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s));
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
@@ -278,7 +332,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// answers with the first record.
     ///
     /// # Errors
-    /// [`Error::Settle`] when `key` is not unbonding, the period has not
+    /// [`Error::Conflict`] when `key` is not unbonding, the period has not
     /// passed, or jobs in progress still lock part of its stake.
     pub fn withdraw(&self, key: &str, now_ns: u64) -> Result<ProverRecord, Error> {
         let p = self.registered(key)?;
@@ -287,14 +341,14 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             return Ok(first);
         }
         let Some(from) = p.withdrawable_from_ns(&self.policy) else {
-            return Err(Error::Settle(format!("prover {key} is not unbonding ({:?}): run `unbond` first", p.status)));
+            return Err(Error::Conflict(format!("prover {key} is not unbonding ({:?}): run `unbond` first", p.status)));
         };
         if now_ns < from {
-            return Err(Error::Settle(format!("prover {key}: the unbonding period ends in {} s", (from - now_ns).div_ceil(1_000_000_000))));
+            return Err(Error::Conflict(format!("prover {key}: the unbonding period ends in {} s", (from - now_ns).div_ceil(1_000_000_000))));
         }
         let (_, locked) = self.market.settlement.stake_balance(key).map_err(settle_error)?;
         if locked > 0 {
-            return Err(Error::Settle(format!("prover {key}: {locked} of its stake is still locked by jobs in progress")));
+            return Err(Error::Conflict(format!("prover {key}: {locked} of its stake is still locked by jobs in progress")));
         }
         let rail_ref = format!("withdraw/{key}/{}", p.registered_ns);
         self.market.withdraw_stake(key, p.stake, &rail_ref)?;
@@ -310,8 +364,8 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// same job answers with the first selection.
     ///
     /// # Errors
-    /// [`Error::Settle`] when no prover can be selected (none active with
-    /// the minimum stake, or none with a TEE when one is required).
+    /// [`Error::Conflict`] when no prover can be selected (none active
+    /// with the minimum stake, or none with a TEE when one is required).
     pub fn select(&self, job: &str, seed: &[u8; 32], require_tee: bool) -> Result<ProverRecord, Error> {
         let step = step_key(&format!("select/{job}"));
         if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
@@ -320,7 +374,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         let provers = self.provers()?;
         let Some(s) = zkaudit_settle::provers::select(&provers, &self.policy, seed, job, require_tee) else {
             let tee = if require_tee { " and a TEE" } else { "" };
-            return Err(Error::Settle(format!(
+            return Err(Error::Conflict(format!(
                 "no prover can be selected for job {job}: {} registered, none active with a stake of at least {}{tee}",
                 provers.len(),
                 self.policy.min_stake

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
 use zkaudit_app::provers::{ProverRecord, ProverRegistry};
 use zkaudit_app::settle::Market;
 use zkaudit_settle::provers::{RegistryPolicy, Status};
@@ -103,7 +102,8 @@ pub enum ProversCommand {
 }
 
 impl PolicyArgs {
-    fn policy(&self) -> RegistryPolicy {
+    /// The policy these arguments give.
+    pub(crate) fn policy(&self) -> RegistryPolicy {
         RegistryPolicy { min_stake: self.min_stake, verification_period: self.verification_period, unbonding_s: self.unbonding }
     }
 }
@@ -151,23 +151,12 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
             Ok(print(&registry.withdraw(key, now)?, json))
         }
         ProversCommand::List { .. } => {
-            let provers = registry.provers()?;
+            let provers = registry.views()?;
             if json {
-                let rows: Vec<_> = provers
-                    .iter()
-                    .map(|p| {
-                        json!({
-                            "key": p.key, "endpoint": p.endpoint, "tee": p.tee, "registeredNs": p.registered_ns,
-                            "status": p.status, "stake": p.stake.to_string(), "outcomes": p.outcomes,
-                            "reputationBps": p.outcomes.reputation_bps(), "rampBps": p.ramp_bps(&policy),
-                            "verified": p.verified(&policy), "weight": p.weight(&policy, false).to_string(),
-                        })
-                    })
-                    .collect();
-                print_json(&rows);
+                print_json(&provers);
             } else {
                 outln!(
-                    "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>5} {:<10} endpoint",
+                    "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>7} {:<10} endpoint",
                     "key",
                     "stake",
                     "ok/bad/late",
@@ -185,13 +174,13 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
                     };
                     let o = p.outcomes;
                     outln!(
-                        "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>5} {:<10} {}",
+                        "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>7} {:<10} {}",
                         p.key,
                         p.stake,
                         format!("{}/{}/{}", o.succeeded, o.failed, o.timed_out),
-                        o.reputation_bps(),
-                        p.ramp_bps(&policy),
-                        p.weight(&policy, false),
+                        p.reputation_bps,
+                        p.ramp_bps,
+                        p.weight,
                         p.tee.as_deref().unwrap_or("none"),
                         status,
                         p.endpoint

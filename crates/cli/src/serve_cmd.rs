@@ -69,6 +69,16 @@ pub struct ServeArgs {
     /// says where; retried with backoff while no store takes them).
     #[command(flatten)]
     store: StoreOpts,
+    /// The proof market's settlement database (a SQLite file or a
+    /// `postgres://` URL): serves the prover registry at /v1/provers,
+    /// recorded in this server's ledger.
+    #[arg(long, value_name = "PATH|URL")]
+    settle_db: Option<String>,
+    /// The ledger number of the settlement unit (1: msat).
+    #[arg(long, default_value_t = 1, requires = "settle_db")]
+    settle_unit: u32,
+    #[command(flatten)]
+    provers: crate::provers_cmd::PolicyArgs,
 }
 
 /// `zkaudit worker` arguments.
@@ -140,6 +150,7 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         registry: a.registry.load()?,
         blossom_max_bytes: a.blossom_max_bytes,
         proof_store: a.store.open_for_put()?.map(Arc::new),
+        market: a.settle_db.map(|db| zkaudit_server::MarketConfig { db, unit: a.settle_unit, policy: a.provers.policy() }),
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

@@ -201,6 +201,9 @@ fn jobs_run_and_tenants_see_only_their_own() {
         "/v1/jobs/{id}",
         "/v1/prove/income-threshold",
         "/v1/verify/batch",
+        "/v1/provers",
+        "/v1/provers/select",
+        "/v1/provers/{key}/withdraw",
         "/v1/log/entries",
         "/tile/{path}",
         "/metrics",
@@ -390,6 +393,64 @@ fn a_blossom_store_without_a_key_is_refused_at_start() {
     assert!(err.contains("--store blossom+http://127.0.0.1:9/blossom: uploads to a Blossom server need --key FILE"), "{err}");
     let out = Command::new(ZKAUDIT).args(["serve", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir).args(["--store", "ftp://x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "an unknown store scheme: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The prover registry over HTTP: 404 without a settlement database;
+/// with one, registration (admin only; a repeat by the same payment
+/// answers with the first record, a second registration gets 409, a stake
+/// below the minimum 422), the list, a seeded draw, unbonding, and
+/// withdrawal refused (409) before the unbonding period ends. Every step
+/// lands in the server's ledger.
+#[test]
+fn the_prover_registry_over_http() {
+    {
+        let (_tmp, dir) = ledger();
+        let admin = token(&dir, "admin", "ops", None);
+        let off = Server::start(&dir, &["--workers", "0"]);
+        assert_eq!(get(&format!("{}/v1/provers", off.url), Some(&admin)).status, 404);
+    }
+    let (tmp, dir) = ledger();
+    let admin = token(&dir, "admin", "ops", None);
+    let submit = token(&dir, "submit", "alice", None);
+
+    let db = tmp.path().join("settle.sqlite");
+    let s = Server::start(&dir, &["--workers", "0", "--settle-db", db.to_str().unwrap(), "--min-stake", "1000"]);
+    let url = format!("{}/v1/provers", s.url);
+    let alice = json!({"key": "alice", "endpoint": "https://alice.example", "stake": 5000, "ref": "ln-a"});
+    assert_eq!(post(&url, Some(&submit), &alice).status, 403);
+    let r = post(&url, Some(&admin), &alice);
+    assert_eq!((r.status, r.body["zkaudit.prover.tee"].as_str()), (201, Some("none")), "{}", r.body);
+    assert_eq!(post(&url, Some(&admin), &alice).body, r.body, "the same payment again");
+    let again = post(&url, Some(&admin), &json!({"key": "alice", "endpoint": "https://alice.example", "stake": 5000, "ref": "ln-a2"}));
+    assert_eq!(again.status, 409, "{}", again.body);
+    let low = post(&url, Some(&admin), &json!({"key": "bob", "endpoint": "https://bob.example", "stake": 10, "ref": "ln-b"}));
+    assert_eq!(low.status, 422, "{}", low.body);
+    assert_eq!(post(&url, Some(&admin), &json!({"key": "bob", "endpoint": "https://bob.example", "stake": 3000, "ref": "ln-b2"})).status, 201);
+
+    let list = get(&url, Some(&submit)).body;
+    let keys: Vec<&str> = list.as_array().unwrap().iter().map(|p| p["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["alice", "bob"], "{list}");
+    assert_eq!((list[0]["stake"].as_str(), list[0]["reputationBps"].as_u64(), list[0]["status"]["state"].as_str()), (Some("5000"), Some(5000), Some("active")));
+
+    let seed = "ab".repeat(32);
+    let pick = post(&format!("{url}/select"), Some(&submit), &json!({"job": "job-1", "seed": seed}));
+    assert_eq!(pick.status, 200, "{}", pick.body);
+    assert!(["alice", "bob"].contains(&pick.body["zkaudit.prover.key"].as_str().unwrap()));
+    assert_eq!(post(&format!("{url}/select"), Some(&submit), &json!({"job": "job-1", "seed": "00".repeat(32)})).body, pick.body, "one draw per job");
+    assert_eq!(post(&format!("{url}/select"), Some(&submit), &json!({"job": "job-2", "seed": seed, "require_tee": true})).status, 409);
+    assert_eq!(post(&format!("{url}/select"), Some(&submit), &json!({"job": "job-3", "seed": "xyz"})).status, 400);
+
+    assert_eq!(call("POST", &format!("{url}/alice/unbond"), Some(&admin), "", b"").status, 200);
+    let w = call("POST", &format!("{url}/alice/withdraw"), Some(&admin), "", b"");
+    assert!(w.status == 409 && w.body.to_string().contains("unbonding period ends in"), "{} {}", w.status, w.body);
+    assert_eq!(call("POST", &format!("{url}/carol/unbond"), Some(&admin), "", b"").status, 409);
+    s.kill();
+
+    // Every step is a ledger event in the server's ledger.
+    let out = Command::new(ZKAUDIT).args(["query", dir.to_str().unwrap(), "event(I, _, _, prover, _, _).", "--json"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let answers: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(answers["answers"].as_array().map(Vec::len), Some(4), "register ×2, select, unbond and no more: {text}");
 }
 
 #[test]

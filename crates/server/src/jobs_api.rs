@@ -37,7 +37,7 @@ const MAX_WAIT_S: u64 = 600;
 
 /// Parses a JSON body into `T`; errors name the field (`data.prices.csv`)
 /// or the line and column of a syntax error.
-fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

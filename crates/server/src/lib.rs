@@ -24,6 +24,7 @@ mod error;
 mod jobs_api;
 mod log_api;
 mod metrics;
+mod provers_api;
 mod status;
 
 use std::net::SocketAddr;
@@ -82,6 +83,20 @@ pub struct Config {
     /// Where recorded proofs' receipts are also put (`--store`): each job's
     /// `proof_ref` is set once a store takes its receipt.
     pub proof_store: Option<Arc<zkaudit_store::ProofStore>>,
+    /// The proof market's settlement database and prover-registry policy,
+    /// for `/v1/provers` (`--settle-db`); `None` leaves it off (404).
+    pub market: Option<MarketConfig>,
+}
+
+/// Where `/v1/provers` keeps its state.
+#[derive(Clone, Debug)]
+pub struct MarketConfig {
+    /// The settlement ledger: a SQLite path or a `postgres://` URL.
+    pub db: String,
+    /// The ledger number of the unit amounts are in (1: msat).
+    pub unit: u32,
+    /// Minimum stake, verification period, unbonding.
+    pub policy: zkaudit_settle::provers::RegistryPolicy,
 }
 
 /// Everything handlers share.
@@ -103,6 +118,8 @@ pub struct AppState {
     /// Set when a proof was recorded, so the storer need not wait for its
     /// next round to put the receipt in storage.
     store_due: AtomicBool,
+    /// The settlement accounts behind `/v1/provers`, when enabled.
+    settlement: Option<zkaudit_settle::settlement::Settlement<zkaudit_settle::SqlLedger>>,
 }
 
 /// Runs `f` on the blocking pool (store, ledger and verifier calls block).
@@ -133,6 +150,9 @@ pub enum StartError {
     /// The Blossom blob directory is unusable.
     #[error("blossom: {0}")]
     Blossom(#[from] zkaudit_store::Error),
+    /// The settlement database cannot be opened.
+    #[error("settlement database: {0}")]
+    Settle(String),
 }
 
 /// The API's routes, without the server around them.
@@ -166,6 +186,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/receipts/{id}", get(jobs_api::receipt))
         .route("/v1/verify", post(jobs_api::verify))
         .route("/v1/verify/batch", post(jobs_api::verify_batch))
+        .route("/v1/provers", get(provers_api::list).post(provers_api::register))
+        .route("/v1/provers/select", post(provers_api::select))
+        .route("/v1/provers/{key}/unbond", post(provers_api::unbond))
+        .route("/v1/provers/{key}/withdraw", post(provers_api::withdraw))
         .route("/v1/log/entries", post(log_api::append))
         .route("/v1/log/checkpoint", get(log_api::checkpoint))
         .route("/v1/log/proof/inclusion", get(log_api::inclusion))
@@ -219,7 +243,16 @@ impl AppState {
             mount: "/blossom".into(),
             public_url: None,
         })?;
+        let settlement = match &config.market {
+            Some(m) => {
+                let ledger = zkaudit_settle::SqlLedger::open(&m.db, Arc::new(zkaudit_settle::SystemClock)).map_err(|e| StartError::Settle(e.to_string()))?;
+                let policy = zkaudit_settle::settlement::Policy::default();
+                Some(zkaudit_settle::settlement::Settlement::new(ledger, policy, m.unit, 3600).map_err(|e| StartError::Settle(e.to_string()))?)
+            }
+            None => None,
+        };
         let state = Arc::new(AppState {
+            settlement,
             attestation_key: attestation_key(ledger.dir(), &origin)?,
             registry: config.registry.clone(),
             store: Arc::new(store),

@@ -66,6 +66,7 @@ async fn api(max_body_bytes: usize, tokens: &'static [(Scope, &'static str)]) ->
             registry: zkaudit_zkvm::Registry::embedded(),
             blossom_max_bytes: zkaudit_store::DEFAULT_MAX_BLOB_BYTES,
             proof_store: None,
+            market: None,
         })
         .unwrap();
         let indexer = state.follow_index().unwrap();

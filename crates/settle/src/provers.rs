@@ -49,7 +49,7 @@ impl Default for RegistryPolicy {
 
 /// Where a prover is in its life cycle.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
+#[serde(rename_all = "snake_case", rename_all_fields = "camelCase", tag = "state")]
 pub enum Status {
     /// Registered and selectable.
     Active,
