@@ -150,7 +150,10 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             .ledger
             .select(&Query::new(Selector::Type(kind.to_owned())))?
             .iter()
-            .map(|e| Ok((u64::try_from(e.timestamp_ns).unwrap_or(0), read_record(e)?)))
+            .map(|e| {
+                let ts = u64::try_from(e.timestamp_ns).map_err(|_| Error::Settle(format!("event {}: a {kind} event dated before 1970", e.leaf_index)))?;
+                Ok((ts, read_record(e)?))
+            })
             .collect()
     }
 
@@ -165,9 +168,10 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         for (ts, r) in self.events::<ProverRecord>(PROVER_EVENT_TYPE)? {
             match r.action.as_str() {
                 "register" => {
+                    let endpoint = r.endpoint.ok_or_else(|| Error::Settle(format!("a register event of prover {} has no endpoint", r.key)))?;
                     let p = Prover {
                         key: r.key.clone(),
-                        endpoint: r.endpoint.unwrap_or_default(),
+                        endpoint,
                         tee: r.tee.filter(|t| t != "none"),
                         registered_ns: ts,
                         status: Status::Active,
