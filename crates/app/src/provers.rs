@@ -78,6 +78,29 @@ pub struct ProverRecord {
     /// Whether the job required a TEE.
     #[serde(rename = "zkaudit.prover.require_tee", default, skip_serializing_if = "Option::is_none")]
     pub require_tee: Option<bool>,
+    /// The registry policy the step applied, so the decision can be
+    /// checked again.
+    #[serde(rename = "zkaudit.prover.policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<PolicyRecord>,
+}
+
+/// A [`RegistryPolicy`] as a ledger event holds it (the minimum stake in
+/// decimal: it may exceed 2^53).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyRecord {
+    /// The least stake to be selected, in the settlement unit.
+    pub min_stake: String,
+    /// Valid proofs before full weight.
+    pub verification_period: u32,
+    /// Seconds from unbonding to withdrawal.
+    pub unbonding_s: u64,
+}
+
+impl From<&RegistryPolicy> for PolicyRecord {
+    fn from(p: &RegistryPolicy) -> PolicyRecord {
+        PolicyRecord { min_stake: p.min_stake.to_string(), verification_period: p.verification_period, unbonding_s: p.unbonding_s }
+    }
 }
 
 impl ProverRecord {
@@ -97,6 +120,7 @@ impl ProverRecord {
             total_weight: None,
             candidates: None,
             require_tee: None,
+            policy: None,
         }
     }
 }
@@ -303,6 +327,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         };
         r.endpoint = Some(endpoint.to_owned());
         r.amount = Some(amount(stake)?);
+        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, attested.map(|(_, d)| d), step, &r)?;
         Ok(r)
     }
@@ -326,7 +351,8 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if p.status != Status::Active {
             return Err(Error::Conflict(format!("prover {key} is not active ({:?})", p.status)));
         }
-        let r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s));
+        let mut r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s));
+        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }
@@ -358,6 +384,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         self.market.withdraw_stake(key, p.stake, &rail_ref)?;
         let mut r = ProverRecord::new("withdraw", key, format!("stake of {} paid out after unbonding", p.stake));
         r.amount = Some(amount(p.stake)?);
+        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }
@@ -391,6 +418,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         r.total_weight = Some(s.total_weight.to_string());
         r.candidates = Some(s.candidates as u64);
         r.require_tee = Some(require_tee);
+        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }

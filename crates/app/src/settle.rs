@@ -91,6 +91,10 @@ pub struct SettlementRecord {
     /// Of the slashed collateral, paid to the challenger.
     #[serde(rename = "zkaudit.settlement.challenger_reward", default)]
     pub challenger_reward: u64,
+    /// The shares and slashing rates (basis points) the step applied
+    /// (`accept`, `pay`, `refund`), so its amounts can be recomputed.
+    #[serde(rename = "zkaudit.settlement.policy", default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<zkaudit_settle::settlement::Policy>,
 }
 
 /// A settlement ledger, the event ledger its steps are recorded in, and
@@ -210,6 +214,7 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
             slashed: 0,
             challenger: None,
             challenger_reward: 0,
+            policy: None,
         })
     }
 
@@ -221,6 +226,7 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         r.slashed = amount(s.slashed)?;
         r.challenger_reward = amount(s.challenger_reward)?;
         r.challenger = challenger.map(str::to_owned);
+        r.policy = Some(self.settlement.policy);
         r.verdict = verdict.map(|(v, _)| v.to_owned());
         r.receipt = verdict.map(|(_, d)| hex::encode(d.0));
         self.record(job, r, verdict.map(|(_, d)| d))
@@ -277,6 +283,7 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         self.settlement.accept(job, collateral).map_err(settle_error)?;
         let mut r = self.base(job, "accept", "payment held in escrow, collateral locked")?;
         r.collateral = Some(amount(collateral)?);
+        r.policy = Some(self.settlement.policy);
         self.record(job, r, None)
     }
 

@@ -291,6 +291,7 @@ fn provers_register_earn_reputation_and_are_selected(tmp: &Path, receipt: &Path,
     let (code, sel) = call("provers", "select", &["job-x", "--seed", &seed]);
     assert_eq!(code, 0, "{sel}");
     assert_eq!(call("provers", "select", &["job-x", "--seed", &seed]).1, sel);
+    assert_eq!(sel["zkaudit.prover.policy"], serde_json::json!({"minStake": "500000", "verificationPeriod": 100, "unbondingS": 604800}), "{sel}");
     let draw = zkaudit_settle::provers::draw_value(&<[u8; 32]>::try_from(hex::decode(&seed).unwrap()).unwrap(), "job-x");
     let weights: Vec<(String, u128)> =
         list.as_array().unwrap().iter().map(|p| (p["key"].as_str().unwrap().to_owned(), p["weight"].as_str().unwrap().parse().unwrap())).collect();
@@ -407,6 +408,7 @@ fn settles_jobs_on_the_receipt(tmp: &Path, receipt: &Path, bad: &Path) {
     let (code, v) = settle(&["fulfil", "job-ok", "--receipt", good, "--plan", INCOME, "--data", PAYMENTS]);
     assert_eq!((code, v["event.action"].as_str(), v["zkaudit.settlement.verdict"].as_str()), (0, Some("pay"), Some("valid")), "{v}");
     assert_eq!(v["zkaudit.settlement.split"], serde_json::json!([700, 201, 100]));
+    assert_eq!(v["zkaudit.settlement.policy"]["prover_bps"], 7000, "the shares applied are recorded: {v}");
     let size = |l: &str| json(&["log", "verify", l, "--json"])["size"].as_u64().unwrap();
     let before = size(l);
     assert_eq!(settle(&["fulfil", "job-ok", "--receipt", good, "--plan", INCOME, "--data", PAYMENTS]).1, v, "a repeat finds the step");

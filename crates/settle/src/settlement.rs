@@ -73,7 +73,7 @@ pub enum Step {
 }
 
 /// Shares, in basis points (1/10,000), and slashing rates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// The prover's share of the fee (7,000: 70%).
     pub prover_bps: u32,
