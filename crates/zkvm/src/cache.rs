@@ -7,9 +7,10 @@
 //! matters because proving takes minutes and execution well under a second.
 //!
 //! Nothing is trusted from the cache: an entry is used only after its
-//! receipt verifies against this build's image ID (risc0
-//! `Receipt::verify`) and its journal names the job's plan hash and data
-//! root. An entry that fails is removed and the job proved again.
+//! receipt passes the checks of any receipt file ([`crate::verify()`])
+//! against the embedded registry, that is this build's image ID, and its
+//! journal names the job's plan hash and data root. An entry that fails is
+//! removed and the job proved again.
 //!
 //! Layout, one pair per job under the directory (written to a temporary
 //! name, then renamed, so a reader never sees half an entry):
@@ -22,15 +23,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use risc0_zkvm::{InnerReceipt, Receipt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zkaudit_merkle::Hash;
-use zkaudit_plan::journal::Journal;
-use zkaudit_plan::value::{hex, parse_hex32};
+use zkaudit_plan::value::hex;
 
 use crate::guest::GUEST_IMAGE_ID;
 use crate::prove::{Execution, Job, Proof, ProveOptions};
+use crate::registry::Registry;
+use crate::verify::{encode_receipt, verify_decoded, Expectations, VerifyError, COMPOSITE, SUCCINCT};
 
 /// The environment variable naming the receipt cache directory, read by
 /// `zkaudit prove` (as `--receipt-cache`) and by proof workers' job
@@ -194,7 +195,7 @@ impl ReceiptCache {
             prove_millis: u64::try_from(proof.prove_time.as_millis()).unwrap_or(u64::MAX),
             peak_rss_bytes: proof.peak_rss_bytes,
         };
-        let receipt = bincode::serialize(&proof.receipt).map_err(|e| format!("encoding the receipt: {e}"))?;
+        let receipt = encode_receipt(&proof.receipt).map_err(|e| format!("encoding the receipt: {e}"))?;
         let meta = serde_json::to_vec_pretty(&meta).map_err(|e| format!("encoding the entry: {e}"))?;
         // The receipt first: an entry counts only once its `.json` exists.
         write_atomic(&receipt_path, &receipt)?;
@@ -210,28 +211,23 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
     })
 }
 
-/// Decodes and checks one entry's files against `entry`.
+/// Decodes and checks one entry's files against `entry`: the receipt
+/// verifies like any receipt file ([`crate::verify::verify_decoded`])
+/// against the embedded registry, which lists only this build's guest.
 fn check(bytes: &[u8], meta: &[u8], entry: &EntryFor) -> Result<Proof, String> {
     let meta: EntryMeta = serde_json::from_slice(meta).map_err(|e| format!("the entry's metadata: {e}"))?;
-    let receipt: Receipt = bincode::deserialize(bytes).map_err(|e| format!("not a receipt: {e}"))?;
-    let kind_ok = match &receipt.inner {
-        InnerReceipt::Composite(_) => !entry.succinct,
-        InnerReceipt::Succinct(_) => entry.succinct,
-        _ => false,
-    };
-    if !kind_ok {
-        return Err("a receipt of another kind".into());
-    }
-    let id = parse_hex32(GUEST_IMAGE_ID).ok_or("this build's image ID is not 32 bytes")?;
-    receipt.verify(risc0_zkvm::sha::Digest::from(id)).map_err(|e| format!("does not verify against image ID {GUEST_IMAGE_ID}: {e}"))?;
-    let journal = Journal::decode(&receipt.journal.bytes).map_err(|e| format!("the journal: {e}"))?;
-    if journal.plan_hash != entry.plan_hash || journal.data_root != entry.data_root {
-        return Err("a receipt for another plan or data root".into());
+    let expect = Expectations { plan_hash: Some(entry.plan_hash), data_root: Some(entry.data_root), output: None };
+    let (receipt, v) = verify_decoded(bytes, &Registry::embedded(), &expect).map_err(|e| match e {
+        VerifyError::PlanHash { .. } | VerifyError::DataRoot { .. } => format!("a receipt for another plan or data root: {e}"),
+        e => e.to_string(),
+    })?;
+    if v.kind != if entry.succinct { SUCCINCT } else { COMPOSITE } {
+        return Err(format!("a {} receipt, not the kind asked for", v.kind));
     }
     Ok(Proof {
         receipt,
         execution: Execution {
-            journal,
+            journal: v.journal,
             user_cycles: meta.user_cycles,
             paging_cycles: meta.paging_cycles,
             reserved_cycles: meta.reserved_cycles,

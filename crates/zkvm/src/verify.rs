@@ -117,15 +117,28 @@ pub fn claimed_image_id(receipt: &Receipt) -> Result<String, VerifyError> {
     Ok(hex(claim.pre.digest().as_bytes()))
 }
 
+/// The [`Verified::kind`] of a composite receipt.
+pub const COMPOSITE: &str = "risc0-composite";
+/// The [`Verified::kind`] of a succinct receipt.
+pub const SUCCINCT: &str = "risc0-succinct";
+
 /// Verifies a receipt file's bytes against `registry` and `expect`.
 ///
 /// # Errors
 /// The first failed check, as a [`VerifyError`].
 pub fn verify(bytes: &[u8], registry: &Registry, expect: &Expectations) -> Result<Verified, VerifyError> {
+    verify_decoded(bytes, registry, expect).map(|(_, v)| v)
+}
+
+/// [`verify`], also returning the decoded receipt.
+///
+/// # Errors
+/// As for [`verify`].
+pub fn verify_decoded(bytes: &[u8], registry: &Registry, expect: &Expectations) -> Result<(Receipt, Verified), VerifyError> {
     let receipt: Receipt = bincode::deserialize(bytes).map_err(|e| VerifyError::Decode(e.to_string()))?;
     let (kind, segments) = match &receipt.inner {
-        InnerReceipt::Composite(c) => ("risc0-composite", c.segments.len()),
-        InnerReceipt::Succinct(_) => ("risc0-succinct", 1),
+        InnerReceipt::Composite(c) => (COMPOSITE, c.segments.len()),
+        InnerReceipt::Succinct(_) => (SUCCINCT, 1),
         InnerReceipt::Fake(_) => return Err(VerifyError::Kind("a dev-mode fake receipt proves nothing and is never accepted".into())),
         _ => return Err(VerifyError::Kind("only composite and succinct receipts are accepted".into())),
     };
@@ -156,7 +169,7 @@ pub fn verify(bytes: &[u8], registry: &Registry, expect: &Expectations) -> Resul
             });
         }
     }
-    Ok(Verified {
+    let verified = Verified {
         journal_digest: Sha256::digest(&receipt.journal.bytes).into(),
         receipt_digest: Sha256::digest(bytes).into(),
         journal,
@@ -164,5 +177,6 @@ pub fn verify(bytes: &[u8], registry: &Registry, expect: &Expectations) -> Resul
         kind,
         segments,
         verify_time,
-    })
+    };
+    Ok((receipt, verified))
 }
