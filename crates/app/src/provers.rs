@@ -104,7 +104,7 @@ impl From<&RegistryPolicy> for PolicyRecord {
 }
 
 impl ProverRecord {
-    fn new(action: &str, key: &str, reason: String) -> ProverRecord {
+    fn new(action: &str, key: &str, reason: String, policy: &RegistryPolicy) -> ProverRecord {
         ProverRecord {
             action: action.to_owned(),
             reason,
@@ -120,7 +120,7 @@ impl ProverRecord {
             total_weight: None,
             candidates: None,
             require_tee: None,
-            policy: None,
+            policy: Some(policy.into()),
         }
     }
 }
@@ -200,7 +200,8 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
                         registered_ns: ts,
                         status: Status::Active,
                         stake: 0,
-                        outcomes: by_key.get(&r.key).map(|p| p.outcomes).unwrap_or_default(),
+                        // Counted below from the settlement events, all of them.
+                        outcomes: Outcomes::default(),
                     };
                     by_key.insert(r.key, p);
                 }
@@ -313,21 +314,25 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         self.market.stake(key, stake, rail_ref)?;
         let mut r = match &attested {
             Some((a, _)) => {
-                let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake} and a verified {} attestation", a.tee.as_str()));
+                let mut r = ProverRecord::new(
+                    "register",
+                    key,
+                    format!("registered with a stake of {stake} and a verified {} attestation", a.tee.as_str()),
+                    &self.policy,
+                );
                 r.tee = Some(a.tee.as_str().to_owned());
                 r.tee_measurement = Some(a.measurement.clone());
                 r.tcb_status = Some(a.tcb_status.clone());
                 r
             }
             None => {
-                let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake}, without a TEE attestation"));
+                let mut r = ProverRecord::new("register", key, format!("registered with a stake of {stake}, without a TEE attestation"), &self.policy);
                 r.tee = Some("none".into());
                 r
             }
         };
         r.endpoint = Some(endpoint.to_owned());
         r.amount = Some(amount(stake)?);
-        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, attested.map(|(_, d)| d), step, &r)?;
         Ok(r)
     }
@@ -351,8 +356,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if p.status != Status::Active {
             return Err(Error::Conflict(format!("prover {key} is not active ({:?})", p.status)));
         }
-        let mut r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s));
-        r.policy = Some((&self.policy).into());
+        let r = ProverRecord::new("unbond", key, format!("unbonding: stake withdrawable after {} s", self.policy.unbonding_s), &self.policy);
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }
@@ -366,7 +370,9 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// passed, or jobs in progress still lock part of its stake.
     pub fn withdraw(&self, key: &str, now_ns: u64) -> Result<ProverRecord, Error> {
         let p = self.registered(key)?;
-        let step = step_key(&format!("withdraw/{key}/{}", p.registered_ns));
+        // Names both the step and the payout on the rail.
+        let name = format!("withdraw/{key}/{}", p.registered_ns);
+        let step = step_key(&name);
         if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
             return Ok(first);
         }
@@ -376,15 +382,13 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if now_ns < from {
             return Err(Error::Conflict(format!("prover {key}: the unbonding period ends in {} s", (from - now_ns).div_ceil(1_000_000_000))));
         }
-        let (_, locked) = self.market.settlement.stake_balance(key).map_err(settle_error)?;
+        let (free, locked) = self.market.settlement.stake_balance(key).map_err(settle_error)?;
         if locked > 0 {
             return Err(Error::Conflict(format!("prover {key}: {locked} of its stake is still locked by jobs in progress")));
         }
-        let rail_ref = format!("withdraw/{key}/{}", p.registered_ns);
-        self.market.withdraw_stake(key, p.stake, &rail_ref)?;
-        let mut r = ProverRecord::new("withdraw", key, format!("stake of {} paid out after unbonding", p.stake));
-        r.amount = Some(amount(p.stake)?);
-        r.policy = Some((&self.policy).into());
+        self.market.withdraw_stake(key, free, &name)?;
+        let mut r = ProverRecord::new("withdraw", key, format!("stake of {free} paid out after unbonding"), &self.policy);
+        r.amount = Some(amount(free)?);
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }
@@ -411,14 +415,18 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
                 self.policy.min_stake
             )));
         };
-        let mut r = ProverRecord::new("select", &s.prover, format!("drew {} of total weight {} among {} candidate(s)", s.draw, s.total_weight, s.candidates));
+        let mut r = ProverRecord::new(
+            "select",
+            &s.prover,
+            format!("drew {} of total weight {} among {} candidate(s)", s.draw, s.total_weight, s.candidates),
+            &self.policy,
+        );
         r.job = Some(job.to_owned());
         r.seed = Some(hex::encode(seed));
         r.draw = Some(s.draw.to_string());
         r.total_weight = Some(s.total_weight.to_string());
         r.candidates = Some(s.candidates as u64);
         r.require_tee = Some(require_tee);
-        r.policy = Some((&self.policy).into());
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }

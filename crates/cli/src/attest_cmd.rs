@@ -53,9 +53,8 @@ fn at_secs(at: Option<&str>) -> Result<u64> {
     if let Ok(secs) = at.parse::<u64>() {
         return Ok(secs);
     }
-    let t = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-        .with_context(|| format!("--at {at:?}: neither RFC 3339 nor seconds since the Unix epoch"))?;
-    u64::try_from(t.unix_timestamp()).with_context(|| format!("--at {at:?} is before 1970"))
+    let t = zkaudit_event::Timestamp::parse(at).map_err(|e| anyhow::anyhow!("--at: {e} (nor seconds since the Unix epoch)"))?;
+    u64::try_from(t.unix_nanos().div_euclid(1_000_000_000)).with_context(|| format!("--at {at:?} is before 1970"))
 }
 
 /// Runs a `zkaudit attest` subcommand.

@@ -35,7 +35,7 @@ pub struct MarketArgs {
     unit: u32,
     /// Optimistic mode's challenge window (s): holds last this long past
     /// the deadline, so a challenge can still refund.
-    #[arg(long, default_value_t = 3600)]
+    #[arg(long, default_value_t = zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S)]
     challenge_window: u32,
     #[command(flatten)]
     registry: RegistryArgs,

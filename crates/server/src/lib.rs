@@ -246,8 +246,8 @@ impl AppState {
         let settlement = match &config.market {
             Some(m) => {
                 let ledger = zkaudit_settle::SqlLedger::open(&m.db, Arc::new(zkaudit_settle::SystemClock)).map_err(|e| StartError::Settle(e.to_string()))?;
-                let policy = zkaudit_settle::settlement::Policy::default();
-                Some(zkaudit_settle::settlement::Settlement::new(ledger, policy, m.unit, 3600).map_err(|e| StartError::Settle(e.to_string()))?)
+                let (policy, window) = (zkaudit_settle::settlement::Policy::default(), zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S);
+                Some(zkaudit_settle::settlement::Settlement::new(ledger, policy, m.unit, window).map_err(|e| StartError::Settle(e.to_string()))?)
             }
             None => None,
         };

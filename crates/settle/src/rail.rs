@@ -20,6 +20,7 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::model::{Account, AccountFlags, CreateTransferResult, PendingStatus, Transfer, TransferFlags};
+use crate::settlement::derive_id;
 use crate::{Error, Ledger};
 
 /// SHA-256 of a [`Preimage`]: what a conditional payment is locked to.
@@ -146,29 +147,18 @@ fn hex32(b: &[u8; 32]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn derive(parts: &[&[u8]]) -> u128 {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    let d = h.finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&d[..16]);
-    u128::from_be_bytes(b).clamp(1, u128::MAX - 1)
-}
-
 impl<L: Ledger> Custodial<L> {
     /// The balance account of `owner`.
     pub fn account_id(owner: &str) -> u128 {
-        derive(&[b"zkaudit-settle/custodial/", owner.as_bytes()])
+        derive_id(&[b"zkaudit-settle/custodial/", owner.as_bytes()])
     }
 
     fn hold_id(hash: &PaymentHash) -> u128 {
-        derive(&[b"zkaudit-settle/hold/", &hash.0])
+        derive_id(&[b"zkaudit-settle/hold/", &hash.0])
     }
 
     fn resolve_id(hash: &PaymentHash) -> u128 {
-        derive(&[b"zkaudit-settle/hold-resolved/", &hash.0])
+        derive_id(&[b"zkaudit-settle/hold-resolved/", &hash.0])
     }
 
     fn db(e: Error) -> RailError {

@@ -193,15 +193,28 @@ fn bps(amount: u128, rate: u32) -> u128 {
 }
 
 fn derive(name: &str) -> u128 {
-    let d = Sha256::digest(name.as_bytes());
+    derive_id(&[name.as_bytes()])
+}
+
+/// An account or transfer ID derived from `parts`: the first 16 bytes of
+/// SHA-256 of their concatenation, big-endian; 0 and `u128::MAX` are not
+/// IDs, so they are clamped away.
+pub(crate) fn derive_id(parts: &[&[u8]]) -> u128 {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    let d = h.finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
-    // 0 and u128::MAX are not IDs.
     u128::from_be_bytes(b).clamp(1, u128::MAX - 1)
 }
 
 /// A pending transfer's amount and status.
 type Hold = (u128, PendingStatus);
+
+/// The challenge window of optimistic settlement unless configured (s).
+pub const DEFAULT_CHALLENGE_WINDOW_S: u32 = 3600;
 
 /// How long a collateral lock outlasts its job's escrow (s).
 pub const LOCK_GRACE_S: u32 = 86_400;
