@@ -2,16 +2,23 @@
 //! with what weight, and the seeded draw that picks one for a job.
 //!
 //! Its state lives in the ledger and the settlement accounts, nowhere else:
-//! * registrations, unbonding requests, withdrawals and selections are
-//!   `prover` events ([`ProverRecord`]), each written once (its output
-//!   digest names the step);
+//! * registrations, attestations, unbonding requests, withdrawals,
+//!   selections, bans and endpoint probes are `prover` events
+//!   ([`ProverRecord`]), each written once (its output digest names the
+//!   step); probes are recorded when a prover's reachability changes, so
+//!   the event that first saw it down dates the outage;
 //! * a prover's outcomes are counted from the `settlement` events of the
 //!   jobs it settled (`pay` on a valid proof: succeeded; `refund` on an
 //!   invalid proof or an upheld challenge: failed; on a missed deadline:
 //!   timed out);
 //! * its stake is its stake account's free balance in the settlement
 //!   ledger; registering pays stake in over the rail and withdrawing pays
-//!   it out, both recorded as `settlement` events too.
+//!   it out, both recorded as `settlement` events too;
+//! * penalties outside jobs are `settlement` `slash` steps: the policy's
+//!   share of the free stake for an outage longer than
+//!   [`RegistryPolicy::downtime_s`] (once per outage), and for a forged
+//!   attestation ([`zkaudit_attest::AttestError::Forged`]), which also
+//!   bans the prover.
 //!
 //! So anyone with the ledger can rebuild the registry as of any selection
 //! and repeat the draw from its recorded seed. The rules (reputation,
@@ -23,6 +30,7 @@ use sha2::{Digest as _, Sha256};
 use zkaudit_event::Digest;
 use zkaudit_index::{Query, Selector};
 use zkaudit_settle::provers::{Outcomes, Prover, RegistryPolicy, Status};
+use zkaudit_settle::settlement::Penalty;
 
 use crate::settle::{amount, append_step, read_record, recorded_step, settle_error, Market, SettlementRecord, SETTLEMENT_EVENT_TYPE};
 use crate::Error;
@@ -35,7 +43,7 @@ pub const PROVER_EVENT_TYPE: &str = "prover";
 /// the settlement ledger's unit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProverRecord {
-    /// `register`, `unbond`, `withdraw` or `select`.
+    /// `register`, `attest`, `unbond`, `withdraw`, `select`, `probe` or `ban`.
     #[serde(rename = "event.action")]
     pub action: String,
     /// Why, in words.
@@ -60,6 +68,9 @@ pub struct ProverRecord {
     /// Stake paid in (`register`) or out (`withdraw`).
     #[serde(rename = "zkaudit.prover.amount", default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<u64>,
+    /// Whether the prover's endpoint answered (`probe`).
+    #[serde(rename = "zkaudit.prover.reachable", default, skip_serializing_if = "Option::is_none")]
+    pub reachable: Option<bool>,
     /// The job a selection is for.
     #[serde(rename = "zkaudit.prover.job", default, skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
@@ -95,11 +106,13 @@ pub struct PolicyRecord {
     pub verification_period: u32,
     /// Seconds from unbonding to withdrawal.
     pub unbonding_s: u64,
+    /// Seconds of unreachability before a downtime penalty.
+    pub downtime_s: u64,
 }
 
 impl From<&RegistryPolicy> for PolicyRecord {
     fn from(p: &RegistryPolicy) -> PolicyRecord {
-        PolicyRecord { min_stake: p.min_stake.to_string(), verification_period: p.verification_period, unbonding_s: p.unbonding_s }
+        PolicyRecord { min_stake: p.min_stake.to_string(), verification_period: p.verification_period, unbonding_s: p.unbonding_s, downtime_s: p.downtime_s }
     }
 }
 
@@ -114,6 +127,7 @@ impl ProverRecord {
             tee_measurement: None,
             tcb_status: None,
             amount: None,
+            reachable: None,
             job: None,
             seed: None,
             draw: None,
@@ -160,6 +174,52 @@ fn step_key(name: &str) -> Digest {
     Digest(Sha256::digest(format!("zkaudit-provers/{name}").as_bytes()).into())
 }
 
+/// What one probe of a prover's endpoint found
+/// ([`ProverRegistry::probe`]), as `zkaudit provers probe --json` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeResult {
+    /// The prover's key.
+    pub key: String,
+    /// The endpoint probed.
+    pub endpoint: String,
+    /// Whether it answered.
+    pub reachable: bool,
+    /// Why not, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when it has been unreachable (ns since the Unix epoch): the
+    /// first probe that found it down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub down_since_ns: Option<u64>,
+    /// Whether this probe changed its recorded reachability (a `probe`
+    /// event was written).
+    pub recorded: bool,
+    /// The downtime penalty of this outage, once it has lasted longer than
+    /// the policy allows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slash: Option<SettlementRecord>,
+}
+
+/// Checks that `endpoint` answers an HTTP GET within `timeout`: any
+/// response below 500 counts (a prover's API may want a token). The
+/// probe [`ProverRegistry::probe`] uses by default.
+///
+/// # Errors
+/// Why it is not reachable: the connection or the 5xx status.
+pub fn http_probe(endpoint: &str, timeout: std::time::Duration) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+    let status = agent.get(endpoint).call().map_err(|e| e.to_string())?.status();
+    if status.is_server_error() {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(())
+}
+
+/// For each probed prover, when its reachability was last recorded (ns)
+/// and whether it was reachable.
+type LastProbes = std::collections::BTreeMap<String, (u64, bool)>;
+
 /// The registry over a market's settlement ledger and event ledger.
 pub struct ProverRegistry<'a, L: zkaudit_settle::Ledger> {
     /// Stake moves through the market's settlement, recorded in its ledger.
@@ -188,7 +248,14 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// [`Error::Settle`] for an event that is not a registry record or a
     /// settlement ledger that fails.
     pub fn provers(&self) -> Result<Vec<Prover>, Error> {
+        Ok(self.scan()?.0)
+    }
+
+    /// The provers, and for each probed one when its reachability was
+    /// last recorded and what it was.
+    fn scan(&self) -> Result<(Vec<Prover>, LastProbes), Error> {
         let mut by_key = std::collections::BTreeMap::<String, Prover>::new();
+        let mut probes = std::collections::BTreeMap::new();
         for (ts, r) in self.events::<ProverRecord>(PROVER_EVENT_TYPE)? {
             match r.action.as_str() {
                 "register" => {
@@ -215,6 +282,20 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
                         p.status = Status::Withdrawn;
                     }
                 }
+                "attest" => {
+                    if let Some(p) = by_key.get_mut(&r.key) {
+                        p.tee = r.tee.filter(|t| t != "none");
+                    }
+                }
+                "ban" => {
+                    if let Some(p) = by_key.get_mut(&r.key) {
+                        p.status = Status::Banned { since_ns: ts };
+                    }
+                }
+                "probe" => {
+                    let up = r.reachable.ok_or_else(|| Error::Settle(format!("a probe event of prover {} does not say if it was reachable", r.key)))?;
+                    probes.insert(r.key, (ts, up));
+                }
                 _ => {}
             }
         }
@@ -231,7 +312,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         for p in by_key.values_mut() {
             p.stake = self.market.settlement.free_stake(&p.key).map_err(settle_error)?;
         }
-        Ok(by_key.into_values().collect())
+        Ok((by_key.into_values().collect(), probes))
     }
 
     /// [`ProverRegistry::provers`] with the derived figures.
@@ -293,6 +374,9 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             return Err(Error::Settle(format!("endpoint {endpoint:?} is not a URL")));
         }
         if let Some(p) = self.prover(key)? {
+            if matches!(p.status, Status::Banned { .. }) {
+                return Err(Error::Conflict(format!("prover {key} is banned and may not register again")));
+            }
             if p.status != Status::Withdrawn {
                 return Err(Error::Conflict(format!("prover {key} is registered already ({:?})", p.status)));
             }
@@ -429,5 +513,103 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         r.require_tee = Some(require_tee);
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
+    }
+}
+
+impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
+    /// A registered prover presents fresh TEE evidence (`quote` and its
+    /// `collateral`), verified at `now_s` (s since the epoch) against the
+    /// market's approved measurements:
+    /// * it verifies: an `attest` event records the TEE, measurement and
+    ///   TCB status (the prover's `tee` from now on);
+    /// * it is forged ([`zkaudit_attest::AttestError::Forged`]): the
+    ///   policy's share of the free stake is slashed
+    ///   ([`Penalty::ForgedAttestation`]) and a `ban` event bars the
+    ///   prover for good; the `ban` record is returned.
+    ///
+    /// The evidence's SHA-256 is the events' input digest, and names the
+    /// step: presenting the same evidence again answers with the first
+    /// record.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when `key` is not registered, withdrawn or
+    /// banned; [`Error::Settle`] when the evidence is refused for another
+    /// reason (expired or mismatched collateral, an unapproved
+    /// measurement, not evidence at all): nothing is recorded then.
+    pub fn attest(&self, key: &str, quote: &[u8], collateral: &[u8], now_s: u64) -> Result<ProverRecord, Error> {
+        let evidence = Digest(Sha256::digest(quote).into());
+        let step = step_key(&format!("attest/{key}/{evidence}"));
+        if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
+            return Ok(first);
+        }
+        let p = self.registered(key)?;
+        if matches!(p.status, Status::Withdrawn | Status::Banned { .. }) {
+            return Err(Error::Conflict(format!("prover {key} is {}", p.status.name())));
+        }
+        let policy = zkaudit_attest::Policy { approved: Some(self.market.registry.approved_measurements()), require_up_to_date: false };
+        match zkaudit_attest::verify(quote, collateral, now_s, &policy) {
+            Ok(a) => {
+                let mut r = ProverRecord::new("attest", key, format!("a verified {} attestation, TCB {}", a.tee.as_str(), a.tcb_status), &self.policy);
+                r.tee = Some(a.tee.as_str().to_owned());
+                r.tee_measurement = Some(a.measurement);
+                r.tcb_status = Some(a.tcb_status);
+                append_step(self.market.ledger, PROVER_EVENT_TYPE, Some(evidence), step, &r)?;
+                Ok(r)
+            }
+            Err(e @ zkaudit_attest::AttestError::Forged { .. }) => {
+                let reason = format!("forged attestation: {e}");
+                self.market.penalize(key, Penalty::ForgedAttestation, &format!("forged/{key}/{evidence}"), &reason, Some(evidence))?;
+                let r = ProverRecord::new("ban", key, reason, &self.policy);
+                append_step(self.market.ledger, PROVER_EVENT_TYPE, Some(evidence), step, &r)?;
+                Ok(r)
+            }
+            Err(e) => Err(Error::Settle(format!("prover {key}: attestation refused: {e}"))),
+        }
+    }
+
+    /// Probes the endpoint of every active or unbonding prover with
+    /// `check` (e.g. [`http_probe`]) at `now_ns` (ns since the epoch).
+    /// A change in reachability is recorded as a `probe` event; a prover
+    /// down since a recorded probe more than [`RegistryPolicy::downtime_s`]
+    /// ago is slashed the policy's downtime share of its free stake
+    /// ([`Penalty::Downtime`]), once per outage (the outage's start names
+    /// the penalty).
+    ///
+    /// # Errors
+    /// As for [`ProverRegistry::provers`], and [`Error::Ledger`] when a
+    /// probe or penalty cannot be recorded.
+    pub fn probe(&self, now_ns: u64, check: impl Fn(&str) -> Result<(), String>) -> Result<Vec<ProbeResult>, Error> {
+        let (provers, probes) = self.scan()?;
+        let mut results = Vec::new();
+        for p in provers.iter().filter(|p| matches!(p.status, Status::Active | Status::Unbonding { .. })) {
+            let found = check(&p.endpoint);
+            let reachable = found.is_ok();
+            let last = probes.get(&p.key).copied();
+            let recorded = last.map(|(_, up)| up) != Some(reachable);
+            if recorded {
+                let reason = match &found {
+                    Ok(()) => format!("{} answered", p.endpoint),
+                    Err(e) => format!("{} unreachable: {e}", p.endpoint),
+                };
+                let mut r = ProverRecord::new("probe", &p.key, reason, &self.policy);
+                r.endpoint = Some(p.endpoint.clone());
+                r.reachable = Some(reachable);
+                append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step_key(&format!("probe/{}/{now_ns}", p.key)), &r)?;
+            }
+            let down_since_ns = match last {
+                _ if reachable => None,
+                Some((since, false)) => Some(since),
+                _ => Some(now_ns),
+            };
+            let slash = match down_since_ns {
+                Some(since) if now_ns.saturating_sub(since) > self.policy.downtime_s.saturating_mul(1_000_000_000) => {
+                    let reason = format!("unreachable for {} s, over the {} s allowed", (now_ns - since) / 1_000_000_000, self.policy.downtime_s);
+                    Some(self.market.penalize(&p.key, Penalty::Downtime, &format!("downtime/{}/{since}", p.key), &reason, None)?)
+                }
+                _ => None,
+            };
+            results.push(ProbeResult { key: p.key.clone(), endpoint: p.endpoint.clone(), reachable, error: found.err(), down_since_ns, recorded, slash });
+        }
+        Ok(results)
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use zkaudit_event::{Digest, Event, Layer, Timestamp, EVENT_VERSION};
 use zkaudit_index::{IndexedEvent, Query, Selector};
-use zkaudit_settle::settlement::{Job, SettleError, Settled, Settlement};
+use zkaudit_settle::settlement::{Job, Penalty, SettleError, Settled, Settlement};
 use zkaudit_zkvm::{Expectations, Registry};
 
 use crate::ledger::Ledger;
@@ -39,8 +39,8 @@ pub const MAX_RECORDED_AMOUNT: u128 = (1 << 53) - 1;
 /// ledger's unit (e.g. msat).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettlementRecord {
-    /// `deposit`, `stake`, `withdraw`, `accept`, `pay`, `refund` or
-    /// `challenge_rejected`.
+    /// `deposit`, `stake`, `withdraw`, `accept`, `pay`, `refund`,
+    /// `challenge_rejected` or `slash` (stake taken outside a job).
     #[serde(rename = "event.action")]
     pub action: String,
     /// `success` (the step was taken) or `failure` (it was refused).
@@ -70,10 +70,12 @@ pub struct SettlementRecord {
     #[serde(rename = "zkaudit.settlement.collateral", default, skip_serializing_if = "Option::is_none")]
     pub collateral: Option<u64>,
     /// Why the job was paid or refunded: `valid_proof`, `invalid_proof`,
-    /// `deadline_missed` or `challenge_upheld`.
+    /// `deadline_missed` or `challenge_upheld`; why stake was slashed
+    /// outside a job: `downtime` or `forged_attestation`.
     #[serde(rename = "zkaudit.settlement.cause", default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<String>,
-    /// `valid` or `invalid`: the receipt's verification, where one was made.
+    /// `valid` or `invalid`: the receipt's verification, where one was
+    /// made; `forged` for attestation evidence whose own signature failed.
     #[serde(rename = "zkaudit.settlement.verdict", default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
     /// SHA-256 of the receipt verified (64 hex).
@@ -268,6 +270,28 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         let job = Job { id: rail_ref.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: amount, deadline_s: 0 };
         let r = self.base(&job, "withdraw", "stake paid back out over the payment rail")?;
         self.record(&job, r, None)
+    }
+
+    /// Slashes `prover`'s free stake for `penalty` outside any job
+    /// ([`Settlement::slash_stake`]) and records it as a `slash` step:
+    /// `reference` names the penalty (the outage, the evidence) and makes
+    /// it idempotent, `reason` says why, `evidence` (e.g. the forged
+    /// evidence's SHA-256) is the event's input digest. The record's
+    /// `price` and `slashed` are the amount taken.
+    ///
+    /// # Errors
+    /// As for [`Market::withdraw_stake`].
+    pub fn penalize(&self, prover: &str, penalty: Penalty, reference: &str, reason: &str, evidence: Option<Digest>) -> Result<SettlementRecord, Error> {
+        let (taken, _) = self.settlement.slash_stake(prover, penalty, reference).map_err(settle_error)?;
+        let job = Job { id: reference.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: taken, deadline_s: 0 };
+        let mut r = self.base(&job, "slash", reason)?;
+        r.cause = Some(penalty.cause().to_owned());
+        r.slashed = amount(taken)?;
+        r.policy = Some(self.settlement.policy);
+        if penalty == Penalty::ForgedAttestation {
+            r.verdict = Some("forged".into());
+        }
+        self.record(&job, r, evidence)
     }
 
     /// Accepts `job`: the buyer's payment into escrow and the prover's

@@ -7,7 +7,15 @@
 //!   collateral's signatures and validity, and the platform's TCB status.
 //! * AMD SEV-SNP: an attestation report signed by the chip's VCEK, whose
 //!   certificate is checked up to AMD's ARK through the ASK (the `sev`
-//!   crate's built-in Milan, Genoa and Turin roots).
+//!   crate's built-in Milan, Genoa and Turin roots), valid at the given
+//!   time, and issued for the report's chip and reported TCB (AMD's VCEK
+//!   extensions `hwID` and the `blSPL`, `teeSPL`, `snpSPL`, `ucodeSPL`
+//!   security patch levels, OIDs 1.3.6.1.4.1.3704.1.*).
+//!
+//! Evidence whose own signature fails while its collateral is in order
+//! (it vouches for the key that should have signed) is
+//! [`AttestError::Forged`]: altered or made up, which the proof market
+//! punishes harder than collateral that is merely out of date.
 //!
 //! The measurement (SGX `MRENCLAVE`, TDX `MRTD`, SEV-SNP `MEASUREMENT`) is
 //! then looked up among the approved ones the caller gives (the program
@@ -86,6 +94,18 @@ pub enum AttestError {
         /// `sgx`, `tdx` or `sev-snp`.
         tee: &'static str,
         /// The reason.
+        reason: String,
+    },
+    /// The evidence's own signature does not verify, while its collateral
+    /// is in order: DCAP's enclave report or QE report signature, or the
+    /// QE report's binding of the attestation key; SEV-SNP's report
+    /// signature under a VCEK that chains to AMD and names the report's
+    /// chip and TCB.
+    #[error("{tee} evidence is forged: {reason}")]
+    Forged {
+        /// `sgx`, `tdx` or `sev-snp`.
+        tee: &'static str,
+        /// The failed check.
         reason: String,
     },
     /// The evidence verifies, but its TCB status is not acceptable under
@@ -198,7 +218,7 @@ pub fn verify(evidence: &[u8], collateral: &[u8], now_secs: u64, policy: &Policy
 /// The signature checks of [`verify`] alone, without a [`Policy`].
 ///
 /// # Errors
-/// [`AttestError::Format`], [`AttestError::Collateral`] or [`AttestError::Invalid`].
+/// [`AttestError::Format`], [`AttestError::Collateral`], [`AttestError::Invalid`] or [`AttestError::Forged`].
 pub fn verify_evidence(evidence: &[u8], collateral: &[u8], now_secs: u64) -> Result<Attestation, AttestError> {
     match detect(evidence)? {
         tee @ (Tee::Sgx | Tee::Tdx) => verify_dcap(tee, evidence, collateral, now_secs),
@@ -224,11 +244,24 @@ impl Policy {
     }
 }
 
+/// dcap-qvl 0.7's reasons for a quote whose own signatures fail (its
+/// enclave or TD report, its QE report, or the QE report's hash of the
+/// attestation key): every other failure is about the collateral, the
+/// platform's TCB or the format. Pinned by the tests on flipped bytes.
+const DCAP_FORGERY: [&str; 3] = ["ISV enclave report signature is invalid", "Signature is invalid for qe_report in quote", "QE report hash mismatch"];
+
 fn verify_dcap(tee: Tee, quote: &[u8], collateral: &[u8], now_secs: u64) -> Result<Attestation, AttestError> {
     let collateral: dcap_qvl::QuoteCollateralV3 =
         serde_json::from_slice(collateral).map_err(|e| AttestError::Collateral(format!("not DCAP quote collateral (QuoteCollateralV3 JSON): {e}")))?;
     let invalid = |reason: String| AttestError::Invalid { tee: tee.as_str(), reason };
-    let report = dcap_qvl::verify::verify(quote, &collateral, now_secs).map_err(|e| invalid(format!("{e:#}")))?;
+    let report = dcap_qvl::verify::verify(quote, &collateral, now_secs).map_err(|e| {
+        let reason = format!("{e:#}");
+        if DCAP_FORGERY.iter().any(|sign| reason.contains(sign)) {
+            AttestError::Forged { tee: tee.as_str(), reason }
+        } else {
+            invalid(reason)
+        }
+    })?;
     let (measurement, signer, report_data) = match &report.report {
         dcap_qvl::quote::Report::SgxEnclave(r) => (hex::encode(r.mr_enclave), Some(hex::encode(r.mr_signer)), hex::encode(r.report_data)),
         dcap_qvl::quote::Report::TD10(r) => (hex::encode(r.mr_td), None, hex::encode(r.report_data)),
@@ -251,6 +284,8 @@ fn verify_snp(report: &[u8], vcek: &[u8], now_secs: u64) -> Result<Attestation, 
     let vek = if vcek.starts_with(b"-----BEGIN") { Certificate::from_pem(vcek) } else { Certificate::from_der(vcek) }
         .map_err(|e| AttestError::Collateral(format!("not a VCEK certificate (DER or PEM): {e}")))?;
     let parsed = AttestationReport::from_bytes(report).map_err(|e| AttestError::Format(format!("SEV-SNP report: {e}")))?;
+    let der = vek.to_der().map_err(|e| AttestError::Collateral(format!("VCEK: {e}")))?;
+    vcek_matches(&der, &parsed, now_secs)?;
     // AMD's roots for each processor family; the VCEK names its own.
     type Root = fn() -> std::io::Result<Certificate>;
     let roots: [(&str, Root, Root); 3] = [
@@ -266,7 +301,12 @@ fn verify_snp(report: &[u8], vcek: &[u8], now_secs: u64) -> Result<Attestation, 
             reasons.push(format!("{family}: {e}"));
             continue;
         }
-        (&chain, &parsed).verify().map_err(|e| invalid(format!("the report's signature does not verify with the VCEK (AMD {family} chain): {e}")))?;
+        // The VCEK is AMD's, valid now, for this chip and TCB: a signature
+        // that fails under it is the report's own.
+        (&chain, &parsed).verify().map_err(|e| AttestError::Forged {
+            tee: Tee::SevSnp.as_str(),
+            reason: format!("the report's signature does not verify with its chip's VCEK (AMD {family} chain): {e}"),
+        })?;
         let t = &parsed.reported_tcb;
         return Ok(Attestation {
             tee: Tee::SevSnp,
@@ -279,4 +319,56 @@ fn verify_snp(report: &[u8], vcek: &[u8], now_secs: u64) -> Result<Attestation, 
         });
     }
     Err(invalid(format!("the VCEK does not chain to AMD's roots ({})", reasons.join("; "))))
+}
+
+/// AMD's VCEK extensions (AMD SEV-SNP firmware ABI, "VCEK certificate
+/// extensions"): the chip ID and the TCB's security patch levels.
+const OID_HW_ID: x509_cert::der::asn1::ObjectIdentifier = x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+const OID_SPL: [(&str, x509_cert::der::asn1::ObjectIdentifier); 4] = [
+    ("bootloader", x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1")),
+    ("tee", x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2")),
+    ("snp", x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3")),
+    ("microcode", x509_cert::der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8")),
+];
+
+/// Whether the VCEK (DER) is valid at `now_secs` and was issued for the
+/// report's chip (unless the report masks its chip ID with zeros) and
+/// reported TCB.
+///
+/// # Errors
+/// [`AttestError::Collateral`] naming the date, chip or level that differs.
+fn vcek_matches(der: &[u8], report: &sev::firmware::guest::AttestationReport, now_secs: u64) -> Result<(), AttestError> {
+    use x509_cert::der::Decode as _;
+    let bad = |m: String| AttestError::Collateral(format!("the VCEK {m}"));
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| bad(format!("does not parse: {e}")))?;
+    let validity = &cert.tbs_certificate.validity;
+    let (from, until) = (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs());
+    if now_secs < from || now_secs > until {
+        return Err(bad(format!("is valid from {from} to {until} (s since the epoch), not at {now_secs}")));
+    }
+    let extensions = cert.tbs_certificate.extensions.as_deref().unwrap_or_default();
+    let ext = |oid| extensions.iter().find(|e| e.extn_id == oid).map(|e| e.extn_value.as_bytes());
+    if report.chip_id.iter().any(|b| *b != 0) {
+        // The raw ID, or wrapped in an OCTET STRING; Turin's VCEKs hold its first 8 bytes.
+        let id = ext(OID_HW_ID).map(|v| if v.len() > 2 && v[0] == 0x04 && usize::from(v[1]) == v.len() - 2 { &v[2..] } else { v });
+        if !id.is_some_and(|id| !id.is_empty() && report.chip_id.starts_with(id)) {
+            return Err(bad(format!(
+                "is for chip {}, not the report's {}",
+                id.map_or_else(|| "(none named)".into(), hex::encode),
+                hex::encode(report.chip_id)
+            )));
+        }
+    }
+    let t = &report.reported_tcb;
+    for ((name, oid), level) in OID_SPL.iter().zip([t.bootloader, t.tee, t.snp, t.microcode]) {
+        // A DER INTEGER: 02, its length, then big-endian bytes.
+        let found = ext(*oid).and_then(|v| match v {
+            [0x02, n, rest @ ..] if usize::from(*n) == rest.len() && rest.len() <= 2 => Some(rest.iter().fold(0u16, |a, b| a << 8 | u16::from(*b))),
+            _ => None,
+        });
+        if found != Some(u16::from(level)) {
+            return Err(bad(format!("names {name} patch level {found:?}, the report's TCB has {level}")));
+        }
+    }
+    Ok(())
 }

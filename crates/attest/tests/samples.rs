@@ -77,7 +77,11 @@ fn every_flipped_byte_of_a_quote_signature_or_body_is_refused() {
     for i in [0usize, 60, 120, 200, 400, 420, 500, 600] {
         let mut bad = quote.clone();
         bad[i] ^= 0x01;
-        assert!(verify(&bad, &collateral, JULY_2025, &Policy::default()).is_err(), "byte {i} flipped went unnoticed");
+        let e = verify(&bad, &collateral, JULY_2025, &Policy::default()).expect_err(&format!("byte {i} flipped went unnoticed"));
+        // Past the header (its version byte makes it no quote at all), a
+        // flip breaks the quote's own signatures under valid collateral:
+        // forged, not merely invalid.
+        assert_eq!(i > 0, matches!(e, AttestError::Forged { tee: "sgx", .. }), "byte {i}: {e}");
     }
     let mut bad_collateral: serde_json::Value = serde_json::from_slice(&collateral).unwrap();
     let info = bad_collateral["tcb_info"].as_str().unwrap().replacen("\"version\":3", "\"version\":3 ", 1);
@@ -98,10 +102,19 @@ fn the_sev_snp_report_verifies_up_to_amds_root() {
     assert!(a.tcb_status.starts_with("bootloader="), "{}", a.tcb_status);
     let mut bad = report.clone();
     bad[0x90] ^= 0x80;
-    let e = verify(&bad, &vcek, DEC_2026, &Policy::default()).unwrap_err().to_string();
-    assert!(e.contains("does not verify"), "{e}");
-    // The Turin VCEK did not sign a Milan report.
-    assert!(verify(&report, &tee("sev/vcek_turin.der"), DEC_2026, &Policy::default()).is_err());
+    let e = verify(&bad, &vcek, DEC_2026, &Policy::default()).unwrap_err();
+    assert!(matches!(e, AttestError::Forged { tee: "sev-snp", .. }) && e.to_string().contains("does not verify"), "{e}");
+    // The Turin VCEK is another chip's: wrong collateral, not a forgery.
+    let e = verify(&report, &tee("sev/vcek_turin.der"), DEC_2026, &Policy::default()).unwrap_err();
+    assert!(matches!(&e, AttestError::Collateral(m) if m.contains("is for chip")), "{e}");
+    // A report that claims another TCB than its VCEK was issued for.
+    let mut newer = report.clone();
+    newer[0x180] ^= 0x01; // REPORTED_TCB's bootloader SPL (byte 0 of the TCB at 0x180)
+    let e = verify(&newer, &vcek, DEC_2026, &Policy::default()).unwrap_err();
+    assert!(matches!(&e, AttestError::Collateral(m) if m.contains("bootloader patch level")), "{e}");
+    // Outside the VCEK's validity (it was issued in 2023; 1 January 2000 is before it).
+    let e = verify(&report, &vcek, 946_684_800, &Policy::default()).unwrap_err();
+    assert!(matches!(&e, AttestError::Collateral(m) if m.contains("is valid from")), "{e}");
     let e = verify(&report, &vcek, DEC_2026, &Policy { approved: Some(vec![]), ..Policy::default() }).unwrap_err();
     assert!(matches!(e, AttestError::NotApproved { tee: "sev-snp", .. }), "{e}");
 }

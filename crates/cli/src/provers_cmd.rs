@@ -1,6 +1,8 @@
 //! `zkaudit provers …`: the proof market's prover registry
 //! (`zkaudit_app::provers`): register with stake, list with reputation and
-//! weight, select one for a job by a seeded draw, unbond and withdraw.
+//! weight, select one for a job by a seeded draw, present fresh TEE
+//! evidence (a forged one bans), probe endpoints (downtime is slashed),
+//! unbond and withdraw.
 //! Each step is one call into the registry; every change is a ledger
 //! event.
 
@@ -11,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use zkaudit_app::provers::{ProverRecord, ProverRegistry};
 use zkaudit_app::settle::Market;
-use zkaudit_settle::provers::{RegistryPolicy, Status};
+use zkaudit_settle::provers::RegistryPolicy;
 
 use crate::output::{out, outln, print_json};
 use crate::settle_cmd::{open_market, MarketArgs};
@@ -28,6 +30,10 @@ pub struct PolicyArgs {
     /// Seconds from `unbond` until the stake may be withdrawn.
     #[arg(long, value_name = "SECONDS", default_value_t = RegistryPolicy::default().unbonding_s)]
     unbonding: u64,
+    /// Seconds a prover's endpoint may stay unreachable before `probe`
+    /// slashes it for downtime.
+    #[arg(long, value_name = "SECONDS", default_value_t = RegistryPolicy::default().downtime_s)]
+    downtime_after: u64,
 }
 
 /// `zkaudit provers` subcommands.
@@ -81,6 +87,33 @@ pub enum ProversCommand {
         #[arg(long)]
         require_tee: bool,
     },
+    /// A registered prover presents fresh TEE evidence: recorded when it
+    /// verifies; a forged one slashes the stake and bans the prover (exit 1).
+    Attest {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// The prover's key.
+        key: String,
+        /// The evidence (an SGX or TDX DCAP quote, or an SEV-SNP report).
+        #[arg(long, value_name = "FILE")]
+        quote: PathBuf,
+        /// Its collateral (DCAP JSON, or the VCEK certificate).
+        #[arg(long, value_name = "FILE")]
+        collateral: PathBuf,
+    },
+    /// Probe every active or unbonding prover's endpoint (HTTP GET);
+    /// record changes, slash outages longer than --downtime-after.
+    Probe {
+        #[command(flatten)]
+        market: MarketArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Seconds to wait for each endpoint.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        timeout: u64,
+    },
     /// Start unbonding: no more jobs; the stake may be withdrawn after the unbonding period.
     Unbond {
         #[command(flatten)]
@@ -104,7 +137,12 @@ pub enum ProversCommand {
 impl PolicyArgs {
     /// The policy these arguments give.
     pub(crate) fn policy(&self) -> RegistryPolicy {
-        RegistryPolicy { min_stake: self.min_stake, verification_period: self.verification_period, unbonding_s: self.unbonding }
+        RegistryPolicy {
+            min_stake: self.min_stake,
+            verification_period: self.verification_period,
+            unbonding_s: self.unbonding,
+            downtime_s: self.downtime_after,
+        }
     }
 }
 
@@ -124,6 +162,8 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
         ProversCommand::Register { market, policy, .. }
         | ProversCommand::List { market, policy }
         | ProversCommand::Select { market, policy, .. }
+        | ProversCommand::Attest { market, policy, .. }
+        | ProversCommand::Probe { market, policy, .. }
         | ProversCommand::Unbond { market, policy, .. }
         | ProversCommand::Withdraw { market, policy, .. } => (market, policy.policy()),
     };
@@ -131,9 +171,9 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
     let m = Market { settlement: &s, ledger: &l, registry: &reg };
     let registry = ProverRegistry { market: &m, policy };
     let json = market.json;
+    let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     match &cmd {
         ProversCommand::Register { key, endpoint, stake, rail_ref, quote, collateral, .. } => {
-            let read = |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
             let evidence = match (quote, collateral) {
                 (Some(q), Some(c)) => Some((zkaudit_attest::evidence_bytes(&read(q)?), read(c)?)),
                 _ => None,
@@ -144,6 +184,31 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
         ProversCommand::Select { job, seed, require_tee, .. } => {
             let bytes = hex::decode(seed).ok().and_then(|b| <[u8; 32]>::try_from(b).ok()).context("--seed must be 64 hex digits (32 bytes)")?;
             Ok(print(&registry.select(job, &bytes, *require_tee)?, json))
+        }
+        ProversCommand::Attest { key, quote, collateral, .. } => {
+            let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
+            let r = registry.attest(key, &zkaudit_attest::evidence_bytes(&read(quote)?), &read(collateral)?, now)?;
+            print(&r, json);
+            Ok(if r.action == "ban" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        ProversCommand::Probe { timeout, .. } => {
+            let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock);
+            let timeout = std::time::Duration::from_secs(*timeout);
+            let results = registry.probe(now, |endpoint| zkaudit_app::provers::http_probe(endpoint, timeout))?;
+            if json {
+                print_json(&results);
+            } else {
+                for r in &results {
+                    let state = match (&r.error, r.down_since_ns) {
+                        (None, _) => "up".to_owned(),
+                        (Some(e), Some(since)) => format!("down for {} s ({e})", now.saturating_sub(since) / 1_000_000_000),
+                        (Some(e), None) => format!("down ({e})"),
+                    };
+                    let slash = r.slash.as_ref().map_or(String::new(), |s| format!("; slashed {} for downtime", s.slashed));
+                    outln!("{} {}: {state}{slash}", r.key, r.endpoint);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         ProversCommand::Unbond { key, .. } => Ok(print(&registry.unbond(key)?, json)),
         ProversCommand::Withdraw { key, .. } => {
@@ -167,11 +232,7 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
                     "status"
                 );
                 for p in &provers {
-                    let status = match p.status {
-                        Status::Active => "active",
-                        Status::Unbonding { .. } => "unbonding",
-                        Status::Withdrawn => "withdrawn",
-                    };
+                    let status = p.status.name();
                     let o = p.outcomes;
                     outln!(
                         "{:<20} {:>10} {:>12} {:>8} {:>6} {:>9} {:>7} {:<10} {}",

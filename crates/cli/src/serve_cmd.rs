@@ -79,6 +79,8 @@ pub struct ServeArgs {
     settle_unit: u32,
     #[command(flatten)]
     provers: crate::provers_cmd::PolicyArgs,
+    #[command(flatten)]
+    settle_policy: crate::settle_cmd::SettlePolicyArgs,
 }
 
 /// `zkaudit worker` arguments.
@@ -150,7 +152,12 @@ pub fn serve(a: ServeArgs) -> Result<ExitCode> {
         registry: a.registry.load()?,
         blossom_max_bytes: a.blossom_max_bytes,
         proof_store: a.store.open_for_put()?.map(Arc::new),
-        market: a.settle_db.map(|db| zkaudit_server::MarketConfig { db, unit: a.settle_unit, policy: a.provers.policy() }),
+        market: a.settle_db.map(|db| zkaudit_server::MarketConfig {
+            db,
+            unit: a.settle_unit,
+            policy: a.provers.policy(),
+            settlement: a.settle_policy.policy(),
+        }),
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

@@ -39,9 +39,54 @@ pub struct MarketArgs {
     challenge_window: u32,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    policy: SettlePolicyArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The fee split and slashing rates, in basis points (1/10,000); the
+/// defaults are the seed's.
+#[derive(Args)]
+pub struct SettlePolicyArgs {
+    /// The prover's share of each fee.
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().prover_bps)]
+    prover_share: u32,
+    /// The treasury's share (it also takes the rounding remainder).
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().treasury_bps)]
+    treasury_share: u32,
+    /// The insurance pool's share.
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().insurance_bps)]
+    insurance_share: u32,
+    /// Collateral locked per job, as a share of the free stake, and lost
+    /// on an invalid proof or a missed deadline.
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().invalid_proof_slash_bps)]
+    slash_invalid: u32,
+    /// The challenger's share of the collateral its challenge slashes.
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().challenger_bps)]
+    challenger_share: u32,
+    /// Share of the free stake lost for downtime past `--downtime-after`.
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().downtime_slash_bps)]
+    slash_downtime: u32,
+    /// Share of the free stake lost for a forged attestation (with a ban).
+    #[arg(long, value_name = "BPS", default_value_t = Policy::default().forged_attestation_slash_bps)]
+    slash_forged: u32,
+}
+
+impl SettlePolicyArgs {
+    /// The policy these arguments give (checked by `Settlement::new`).
+    pub(crate) fn policy(&self) -> Policy {
+        Policy {
+            prover_bps: self.prover_share,
+            treasury_bps: self.treasury_share,
+            insurance_bps: self.insurance_share,
+            invalid_proof_slash_bps: self.slash_invalid,
+            challenger_bps: self.challenger_share,
+            downtime_slash_bps: self.slash_downtime,
+            forged_attestation_slash_bps: self.slash_forged,
+        }
+    }
 }
 
 /// What a receipt is checked against: the job's plan and data.
@@ -144,7 +189,7 @@ pub enum SettleCommand {
 
 /// The settlement, the event ledger and the program registry `m` names.
 pub(crate) fn open_market(m: &MarketArgs) -> Result<(Settlement<SqlLedger>, Ledger, zkaudit_zkvm::Registry)> {
-    let settlement = Settlement::new(SqlLedger::open(&m.db, Arc::new(SystemClock))?, Policy::default(), m.unit, m.challenge_window)?;
+    let settlement = Settlement::new(SqlLedger::open(&m.db, Arc::new(SystemClock))?, m.policy.policy(), m.unit, m.challenge_window)?;
     Ok((settlement, Ledger::open(&m.ledger, None)?, m.registry.load()?))
 }
 

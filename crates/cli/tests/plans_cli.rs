@@ -291,7 +291,11 @@ fn provers_register_earn_reputation_and_are_selected(tmp: &Path, receipt: &Path,
     let (code, sel) = call("provers", "select", &["job-x", "--seed", &seed]);
     assert_eq!(code, 0, "{sel}");
     assert_eq!(call("provers", "select", &["job-x", "--seed", &seed]).1, sel);
-    assert_eq!(sel["zkaudit.prover.policy"], serde_json::json!({"minStake": "500000", "verificationPeriod": 100, "unbondingS": 604800}), "{sel}");
+    assert_eq!(
+        sel["zkaudit.prover.policy"],
+        serde_json::json!({"minStake": "500000", "verificationPeriod": 100, "unbondingS": 604800, "downtimeS": 3600}),
+        "{sel}"
+    );
     let draw = zkaudit_settle::provers::draw_value(&<[u8; 32]>::try_from(hex::decode(&seed).unwrap()).unwrap(), "job-x");
     let weights: Vec<(String, u128)> =
         list.as_array().unwrap().iter().map(|p| (p["key"].as_str().unwrap().to_owned(), p["weight"].as_str().unwrap().parse().unwrap())).collect();
@@ -369,8 +373,123 @@ fn provers_register_earn_reputation_and_are_selected(tmp: &Path, receipt: &Path,
     assert_eq!((code, v["zkaudit.prover.amount"].as_u64()), (0, Some(2_000_000)), "{v}");
     assert_eq!(call("settle", "balance", &["stake", "alice"]).1["net"], "0");
     assert_eq!(row_of(&call("provers", "list", &[]).1, "alice")["status"]["state"], "withdrawn");
+
+    // Fresh evidence: the same report again is recorded as an attestation;
+    // one with a flipped measurement byte fails its own signature under
+    // the chip's VCEK: forged, so Fay loses all her free stake, is banned
+    // and drawn no more.
+    let fay_stake = || call("settle", "balance", &["stake", "fay"]).1["net"].as_str().unwrap().to_owned();
+    assert_eq!(fay_stake(), "600000");
+    let attest = |quote: &str| {
+        let args = ["fay", "--quote", quote, "--collateral", &path("sev/vcek_milan.der"), "--registry", f, "--registry-vkey", &vkey];
+        call("provers", "attest", &args)
+    };
+    let (code, v) = attest(&path("sev/report_milan.hex"));
+    assert_eq!((code, v["event.action"].as_str(), v["zkaudit.prover.tee"].as_str()), (0, Some("attest"), Some("sev-snp")), "{v}");
+    let mut forged = zkaudit_attest::evidence_bytes(&std::fs::read(path("sev/report_milan.hex")).unwrap());
+    forged[0x90] ^= 0x80;
+    let forged_file = tmp.join("forged-report.bin");
+    std::fs::write(&forged_file, &forged).unwrap();
+    let (code, v) = attest(forged_file.to_str().unwrap());
+    assert_eq!((code, v["event.action"].as_str()), (1, Some("ban")), "{v}");
+    assert!(v["event.reason"].as_str().unwrap().contains("forged"), "{v}");
+    assert_eq!(attest(forged_file.to_str().unwrap()).1, v, "the same evidence again finds the ban");
+    assert_eq!(fay_stake(), "0", "100% of the free stake");
+    assert_eq!(row_of(&call("provers", "list", &[]).1, "fay")["status"]["state"], "banned");
+    let (code, v) = call("provers", "select", &["job-tee-2", "--seed", &seed, "--require-tee"]);
+    assert!(code == 2 && v.as_str().unwrap().contains("and a TEE"), "{code} {v}");
+    let (code, v) = call("provers", "register", &with_registry);
+    assert_eq!(code, 0, "the registration step is found, not taken again: {v}");
+    let again = [&["fay", "--endpoint", "https://fay.example", "--stake", "600000", "--ref", "ln-f2"][..]].concat();
+    let (code, v) = call("provers", "register", &again);
+    assert!(code == 2 && v.as_str().unwrap().contains("banned"), "{code} {v}");
+    let (code, v) = attest(&path("sev/report_milan.hex"));
+    assert!(code == 0 && v["event.action"] == "attest", "evidence seen before answers with its first record: {v}");
+
+    // Downtime: Gus serves on loopback, Bob's endpoint does not resolve.
+    // An outage longer than --downtime-after costs 1% of the free stake,
+    // once; coming back is recorded.
+    let gus = Endpoint::start(None);
+    let url = format!("http://{}/", gus.addr);
+    assert_eq!(call("provers", "register", &["gus", "--endpoint", &url, "--stake", "800000", "--ref", "ln-g"]).0, 0);
+    let probe = |after: &str| {
+        let (code, v) = call("provers", "probe", &["--timeout", "2", "--downtime-after", after]);
+        assert_eq!(code, 0, "{v}");
+        let by = |k: &str| v.as_array().unwrap().iter().find(|r| r["key"] == k).cloned().unwrap_or_else(|| panic!("{k} in {v}"));
+        (by("gus"), by("bob"), v)
+    };
+    let (g, b, all) = probe("3600");
+    assert_eq!(
+        (g["reachable"].as_bool(), g["recorded"].as_bool(), b["reachable"].as_bool(), b["recorded"].as_bool()),
+        (Some(true), Some(true), Some(false), Some(true)),
+        "{all}"
+    );
+    assert!(all.as_array().unwrap().iter().all(|r| r["key"] != "fay" && r["key"] != "alice"), "banned and withdrawn provers are not probed: {all}");
+    let addr = gus.addr;
+    drop(gus);
+    let (g, b, all) = probe("1");
+    assert_eq!((g["reachable"].as_bool(), g["recorded"].as_bool(), b["recorded"].as_bool()), (Some(false), Some(true), Some(false)), "{all}");
+    assert!(b["slash"].is_null() || b["slash"]["zkaudit.settlement.slashed"].as_u64() == Some(9_000), "{all}");
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    let (g, b, all) = probe("1");
+    assert_eq!(g["slash"]["zkaudit.settlement.slashed"].as_u64(), Some(8_000), "1% of 800,000: {all}");
+    assert_eq!((b["slash"]["zkaudit.settlement.slashed"].as_u64(), b["slash"]["zkaudit.settlement.cause"].as_str()), (Some(9_000), Some("downtime")), "{all}");
+    let (g2, _, _) = probe("1");
+    assert_eq!(g2["slash"], g["slash"], "one penalty per outage");
+    assert_eq!(call("settle", "balance", &["stake", "gus"]).1["net"], "792000");
+    let back = Endpoint::start(Some(addr));
+    let (g, _, all) = probe("1");
+    assert_eq!((g["reachable"].as_bool(), g["recorded"].as_bool(), g["slash"].is_null()), (Some(true), Some(true), true), "{all}");
+    drop(back);
+
+    // The settlement pack holds over the penalties: each rests on a
+    // recorded outage or a forged verdict.
+    let report = json(&["compliance", l, "--pack", "settlement", "--json"]);
+    assert!(report["rules"].as_array().unwrap().iter().all(|r| r["verdict"] == "pass"), "{report}");
     // Every step is in the ledger, which still verifies.
     ok(&["log", "verify", l]);
+}
+
+/// A prover's endpoint on loopback: answers every connection with
+/// `HTTP/1.1 200 OK` until dropped.
+struct Endpoint {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Endpoint {
+    fn start(at: Option<std::net::SocketAddr>) -> Endpoint {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind(at.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        let mut buf = [0u8; 4096];
+                        let _ = c.read(&mut buf);
+                        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                    }
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        });
+        Endpoint { addr, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn row_of(list: &serde_json::Value, key: &str) -> serde_json::Value {

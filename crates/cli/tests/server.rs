@@ -444,13 +444,30 @@ fn the_prover_registry_over_http() {
     let w = call("POST", &format!("{url}/alice/withdraw"), Some(&admin), "", b"");
     assert!(w.status == 409 && w.body.to_string().contains("unbonding period ends in"), "{} {}", w.status, w.body);
     assert_eq!(call("POST", &format!("{url}/carol/unbond"), Some(&admin), "", b"").status, 409);
+
+    // Probing (admin): Alice is unbonding and still answerable for
+    // downtime, Bob is active; neither endpoint resolves.
+    assert_eq!(call("POST", &format!("{url}/probe"), Some(&submit), "", b"").status, 403);
+    let p = call("POST", &format!("{url}/probe"), Some(&admin), "", b"");
+    assert_eq!(p.status, 200, "{}", p.body);
+    let seen: Vec<(&str, bool, bool)> =
+        p.body.as_array().unwrap().iter().map(|r| (r["key"].as_str().unwrap(), r["reachable"].as_bool().unwrap(), r["recorded"].as_bool().unwrap())).collect();
+    assert_eq!(seen, [("alice", false, true), ("bob", false, true)], "{}", p.body);
+    // Fresh evidence: refused as expired (422), or for a prover never registered (409).
+    use base64::Engine as _;
+    let tee = |f: &str| base64::engine::general_purpose::STANDARD.encode(std::fs::read(root().join("../shared/data/tee").join(f)).unwrap());
+    let evidence = json!({"quote": tee("dcap-qvl/sgx_quote"), "collateral": tee("dcap-qvl/sgx_quote_collateral.json")});
+    let a = post(&format!("{url}/bob/attest"), Some(&submit), &evidence);
+    assert!(a.status == 422 && a.body.to_string().to_lowercase().contains("expired"), "{} {}", a.status, a.body);
+    assert_eq!(post(&format!("{url}/carol/attest"), Some(&submit), &evidence).status, 409);
+    assert_eq!(post(&format!("{url}/bob/attest"), Some(&submit), &json!({"quote": "!"})).status, 400);
     s.kill();
 
     // Every step is a ledger event in the server's ledger.
     let out = Command::new(ZKAUDIT).args(["query", dir.to_str().unwrap(), "event(I, _, _, prover, _, _).", "--json"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let answers: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    assert_eq!(answers["answers"].as_array().map(Vec::len), Some(4), "register ×2, select, unbond and no more: {text}");
+    assert_eq!(answers["answers"].as_array().map(Vec::len), Some(6), "register ×2, select, unbond, probe ×2 and no more: {text}");
 }
 
 #[test]

@@ -95,8 +95,10 @@ pub struct MarketConfig {
     pub db: String,
     /// The ledger number of the unit amounts are in (1: msat).
     pub unit: u32,
-    /// Minimum stake, verification period, unbonding.
+    /// Minimum stake, verification period, unbonding, downtime.
     pub policy: zkaudit_settle::provers::RegistryPolicy,
+    /// Fee shares and slashing rates.
+    pub settlement: zkaudit_settle::settlement::Policy,
 }
 
 /// Everything handlers share.
@@ -188,6 +190,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/verify/batch", post(jobs_api::verify_batch))
         .route("/v1/provers", get(provers_api::list).post(provers_api::register))
         .route("/v1/provers/select", post(provers_api::select))
+        .route("/v1/provers/probe", post(provers_api::probe))
+        .route("/v1/provers/{key}/attest", post(provers_api::attest))
         .route("/v1/provers/{key}/unbond", post(provers_api::unbond))
         .route("/v1/provers/{key}/withdraw", post(provers_api::withdraw))
         .route("/v1/log/entries", post(log_api::append))
@@ -246,8 +250,8 @@ impl AppState {
         let settlement = match &config.market {
             Some(m) => {
                 let ledger = zkaudit_settle::SqlLedger::open(&m.db, Arc::new(zkaudit_settle::SystemClock)).map_err(|e| StartError::Settle(e.to_string()))?;
-                let (policy, window) = (zkaudit_settle::settlement::Policy::default(), zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S);
-                Some(zkaudit_settle::settlement::Settlement::new(ledger, policy, m.unit, window).map_err(|e| StartError::Settle(e.to_string()))?)
+                let window = zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S;
+                Some(zkaudit_settle::settlement::Settlement::new(ledger, m.settlement, m.unit, window).map_err(|e| StartError::Settle(e.to_string()))?)
             }
             None => None,
         };

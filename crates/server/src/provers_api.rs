@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine as _;
 use serde::Deserialize;
-use zkaudit_app::provers::{ProverRecord, ProverRegistry, ProverView};
+use zkaudit_app::provers::{ProbeResult, ProverRecord, ProverRegistry, ProverView};
 use zkaudit_app::settle::Market;
 use zkaudit_jobs::Scope;
 
@@ -71,10 +71,8 @@ pub struct RegisterIn {
 pub async fn register(State(state): State<Arc<AppState>>, caller: Caller, body: Bytes) -> Result<(StatusCode, Json<ProverRecord>), ApiError> {
     caller.require(Scope::Admin)?;
     let req: RegisterIn = parse_body(&body)?;
-    let b64 =
-        |field: &str, v: &str| base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| ApiError::bad(field.to_owned(), format!("not base64: {e}")));
     let evidence = match (&req.quote, &req.collateral) {
-        (Some(q), Some(c)) => Some((zkaudit_attest::evidence_bytes(&b64("quote", q)?), b64("collateral", c)?)),
+        (Some(q), Some(c)) => Some(evidence(q, c)?),
         (None, None) => None,
         _ => return Err(ApiError::bad("quote", "give quote and collateral together")),
     };
@@ -83,6 +81,46 @@ pub async fn register(State(state): State<Arc<AppState>>, caller: Caller, body: 
     })
     .await?;
     Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// TEE evidence and its collateral from their base64 fields `quote` and `collateral`.
+fn evidence(quote: &str, collateral: &str) -> Result<(Vec<u8>, Vec<u8>), ApiError> {
+    let b64 =
+        |field: &str, v: &str| base64::engine::general_purpose::STANDARD.decode(v).map_err(|e| ApiError::bad(field.to_owned(), format!("not base64: {e}")));
+    Ok((zkaudit_attest::evidence_bytes(&b64("quote", quote)?), b64("collateral", collateral)?))
+}
+
+/// Body of `POST /v1/provers/{key}/attest`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestIn {
+    /// TEE evidence, base64 (binary or hex text).
+    quote: String,
+    /// Its collateral, base64.
+    collateral: String,
+}
+
+/// `POST /v1/provers/{key}/attest` (submit): a registered prover presents
+/// fresh TEE evidence; 200 with the `attest` record when it verifies, or
+/// with the `ban` record when it is forged (the stake is slashed and the
+/// prover banned); 422 when refused for another reason, 409 when the
+/// prover is not registered, withdrawn or banned.
+pub async fn attest(State(state): State<Arc<AppState>>, caller: Caller, Path(key): Path<String>, body: Bytes) -> Result<Json<ProverRecord>, ApiError> {
+    caller.require(Scope::Submit)?;
+    let req: AttestIn = parse_body(&body)?;
+    let (quote, collateral) = evidence(&req.quote, &req.collateral)?;
+    let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
+    Ok(Json(with_registry(state, move |r| r.attest(&key, &quote, &collateral, now)).await?))
+}
+
+/// `POST /v1/provers/probe` (admin): probes every active or unbonding
+/// prover's endpoint now (HTTP GET, 10 s each), records changes and
+/// slashes outages past the downtime allowed; one result per prover.
+pub async fn probe(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<ProbeResult>>, ApiError> {
+    caller.require(Scope::Admin)?;
+    let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock);
+    let timeout = std::time::Duration::from_secs(10);
+    Ok(Json(with_registry(state, move |r| r.probe(now, |endpoint| zkaudit_app::provers::http_probe(endpoint, timeout))).await?))
 }
 
 /// Body of `POST /v1/provers/select`.

@@ -37,13 +37,17 @@ pub struct RegistryPolicy {
     /// Seconds from an unbonding request until the stake may be withdrawn;
     /// the prover is not selected meanwhile and can still be slashed.
     pub unbonding_s: u64,
+    /// Seconds a prover's endpoint may stay unreachable before it is
+    /// slashed for downtime (the seed: 1 h).
+    pub downtime_s: u64,
 }
 
 impl Default for RegistryPolicy {
     /// A minimum stake of 1,000,000 units (1,000 sat in msat), the seed's
-    /// 100-proof verification period and 7 days of unbonding.
+    /// 100-proof verification period, 7 days of unbonding and 1 h of
+    /// tolerated downtime.
     fn default() -> RegistryPolicy {
-        RegistryPolicy { min_stake: 1_000_000, verification_period: 100, unbonding_s: 7 * 86_400 }
+        RegistryPolicy { min_stake: 1_000_000, verification_period: 100, unbonding_s: 7 * 86_400, downtime_s: 3_600 }
     }
 }
 
@@ -62,6 +66,24 @@ pub enum Status {
     },
     /// Its stake was withdrawn; it must register again to serve.
     Withdrawn,
+    /// Banned at `since_ns` for a forged attestation: never selected
+    /// again, may not register again or withdraw.
+    Banned {
+        /// When it was banned.
+        since_ns: u64,
+    },
+}
+
+impl Status {
+    /// `active`, `unbonding`, `withdrawn` or `banned`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Unbonding { .. } => "unbonding",
+            Status::Withdrawn => "withdrawn",
+            Status::Banned { .. } => "banned",
+        }
+    }
 }
 
 /// A prover's settled jobs.
@@ -225,6 +247,7 @@ mod tests {
         assert_eq!(Prover { tee: Some("sgx".into()), ..p.clone() }.weight(&policy, true), p.weight(&policy, false));
         assert_eq!(Prover { stake: 999_999, ..p.clone() }.weight(&policy, false), 0);
         assert_eq!(Prover { status: Status::Unbonding { since_ns: 1 }, ..p.clone() }.weight(&policy, false), 0);
+        assert_eq!(Prover { status: Status::Banned { since_ns: 1 }, ..p.clone() }.weight(&policy, false), 0);
         // A new prover has a tenth of a percent of ramp per valid proof.
         let new = prover("bb", 2_000_000, 0);
         assert_eq!(new.ramp_bps(&policy), 100);

@@ -70,6 +70,9 @@ pub enum Step {
     Slash = 16,
     /// Slashed collateral passed on (insurance pool, challenger).
     SlashShare = 17,
+    /// Stake taken from a prover outside any job (downtime, a forged
+    /// attestation), into the slashed account.
+    Penalty = 18,
 }
 
 /// Shares, in basis points (1/10,000), and slashing rates.
@@ -86,13 +89,28 @@ pub struct Policy {
     pub invalid_proof_slash_bps: u32,
     /// The challenger's share of collateral slashed on its challenge (5,000: 50%).
     pub challenger_bps: u32,
+    /// Share of a prover's free stake lost for being down longer than the
+    /// registry allows (100: 1%).
+    pub downtime_slash_bps: u32,
+    /// Share of a prover's free stake lost for a forged attestation, which
+    /// also bans it (10,000: 100%).
+    pub forged_attestation_slash_bps: u32,
 }
 
 impl Default for Policy {
-    /// The seed's defaults: 70/20/10, 10% of stake per invalid proof, half
-    /// of it to a successful challenger.
+    /// The seed's defaults: 70/20/10, 10% of stake per invalid proof (half
+    /// of it to a successful challenger), 1% for downtime over an hour,
+    /// 100% for a forged attestation.
     fn default() -> Policy {
-        Policy { prover_bps: 7_000, treasury_bps: 2_000, insurance_bps: 1_000, invalid_proof_slash_bps: 1_000, challenger_bps: 5_000 }
+        Policy {
+            prover_bps: 7_000,
+            treasury_bps: 2_000,
+            insurance_bps: 1_000,
+            invalid_proof_slash_bps: 1_000,
+            challenger_bps: 5_000,
+            downtime_slash_bps: 100,
+            forged_attestation_slash_bps: 10_000,
+        }
     }
 }
 
@@ -106,7 +124,8 @@ impl Policy {
         if sum != 10_000 {
             return Err(format!("the fee shares add up to {sum} basis points, not 10000"));
         }
-        if self.invalid_proof_slash_bps > 10_000 || self.challenger_bps > 10_000 {
+        let rates = [self.invalid_proof_slash_bps, self.challenger_bps, self.downtime_slash_bps, self.forged_attestation_slash_bps];
+        if rates.iter().any(|r| *r > 10_000) {
             return Err("a rate is over 10000 basis points".into());
         }
         Ok(())
@@ -118,6 +137,35 @@ impl Policy {
     pub fn split(&self, price: u128) -> (u128, u128, u128) {
         let (p, i) = (bps(price, self.prover_bps), bps(price, self.insurance_bps));
         (p, price - p - i, i)
+    }
+}
+
+/// Why stake is taken from a prover outside any job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Penalty {
+    /// Its endpoint stayed unreachable longer than the registry allows.
+    Downtime,
+    /// It presented a forged attestation (it is also banned).
+    ForgedAttestation,
+}
+
+impl Penalty {
+    /// `downtime` or `forged_attestation`: the cause recorded.
+    pub fn cause(self) -> &'static str {
+        match self {
+            Penalty::Downtime => "downtime",
+            Penalty::ForgedAttestation => "forged_attestation",
+        }
+    }
+}
+
+impl Policy {
+    /// The share of the free stake `penalty` takes, basis points.
+    pub fn penalty_bps(&self, penalty: Penalty) -> u32 {
+        match penalty {
+            Penalty::Downtime => self.downtime_slash_bps,
+            Penalty::ForgedAttestation => self.forged_attestation_slash_bps,
+        }
     }
 }
 
@@ -476,6 +524,35 @@ impl<L: Ledger> Settlement<L> {
         }
         let now = self.batch("refund and slash", batch)?;
         Ok(Settled { outcome: "refunded", reason: reason.to_owned(), split: None, slashed: collateral, challenger_reward: reward, now })
+    }
+
+    /// Slashes the [`Policy::penalty_bps`] of `penalty` of `prover`'s free
+    /// stake outside any job: a stake transfer to the slashed account passed on to the
+    /// insurance pool, in one linked batch. `reference` names the penalty
+    /// (e.g. the outage or the forged evidence) and makes it idempotent:
+    /// a repeat finds the first penalty and answers with its amount.
+    /// Returns `(amount, now)`; collateral locked by jobs in progress is
+    /// not touched (it settles with its jobs).
+    ///
+    /// # Errors
+    /// [`SettleError::Ledger`]; [`SettleError::Refused`] when the stake
+    /// moved between the read and the transfer (repeat the call).
+    pub fn slash_stake(&self, prover: &str, penalty: Penalty, reference: &str) -> Result<(u128, bool), SettleError> {
+        let (taken, passed) = (transfer_id(reference, Step::Penalty, 0), transfer_id(reference, Step::SlashShare, 0));
+        if let Some((t, _)) = self.ledger.lookup_transfers(&[taken])?.first() {
+            return Ok((t.amount, false));
+        }
+        let amount = bps(self.free_stake(prover)?, self.policy.penalty_bps(penalty));
+        if amount == 0 {
+            return Ok((0, false));
+        }
+        self.ensure(&[(AccountKind::Stake, prover), (AccountKind::Slashed, ""), (AccountKind::Insurance, "")])?;
+        let batch = vec![
+            self.transfer(taken, (AccountKind::Stake, prover), (AccountKind::Slashed, ""), amount, Step::Penalty),
+            self.transfer(passed, (AccountKind::Slashed, ""), (AccountKind::Insurance, ""), amount, Step::SlashShare),
+        ];
+        let now = self.batch("slash stake", batch)?;
+        Ok((amount, now))
     }
 
     /// The status of `job`'s escrow, and the amount and status of its

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use zkaudit_settle::settlement::{account_id, AccountKind as K, Job, Policy, SettleError, Settlement};
+use zkaudit_settle::settlement::{account_id, AccountKind as K, Job, Penalty, Policy, SettleError, Settlement};
 use zkaudit_settle::{Ledger, ManualClock, SqlLedger};
 
 const S: u64 = 1_000_000_000;
@@ -108,4 +108,22 @@ fn a_buyer_who_cannot_pay_holds_nothing() {
     let stake = m.ledger.lookup_accounts(&[account_id(K::Stake, "prover")]).unwrap()[0];
     assert_eq!((buyer.debits_pending, stake.debits_pending), (0, 0), "the linked lock was not taken either");
     assert!(Settlement::new(m.ledger, Policy { prover_bps: 8_000, ..Policy::default() }, 1, 0).is_err(), "shares must add up to 100%");
+}
+
+#[test]
+fn stake_slashed_outside_a_job_takes_the_rate_of_the_free_stake_once() {
+    let (_d, _c, m) = market();
+    // A job in progress locks 10,000 of the 100,000: the penalty leaves it alone.
+    let j = job("job-p", 100, 600);
+    m.accept(&j, m.collateral(&j).unwrap()).unwrap();
+    assert_eq!(m.slash_stake("prover", Penalty::Downtime, "outage-1").unwrap(), (900, true), "1% of the 90,000 free");
+    assert_eq!(m.slash_stake("prover", Penalty::Downtime, "outage-1").unwrap(), (900, false), "a repeat finds the first");
+    assert_eq!(m.stake_balance("prover").unwrap(), (89_100, 10_000));
+    assert_eq!(held(&m, K::Insurance, ""), 900);
+    assert_eq!(held(&m, K::Slashed, ""), 0, "passed on to the insurance pool");
+    // 100% of what is free; nothing left to take after it.
+    assert_eq!(m.slash_stake("prover", Penalty::ForgedAttestation, "forged-1").unwrap(), (89_100, true));
+    assert_eq!(m.slash_stake("prover", Penalty::ForgedAttestation, "forged-2").unwrap(), (0, false));
+    assert_eq!(m.stake_balance("prover").unwrap(), (0, 10_000));
+    balanced(&m);
 }
