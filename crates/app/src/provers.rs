@@ -32,7 +32,7 @@ use zkaudit_index::{Query, Selector};
 use zkaudit_settle::provers::{Outcomes, Prover, RegistryPolicy, Status};
 use zkaudit_settle::settlement::Penalty;
 
-use crate::settle::{amount, append_step, read_record, recorded_step, settle_error, Market, SettlementRecord, SETTLEMENT_EVENT_TYPE};
+use crate::settle::{amount, append_step, read_record, recorded_step, settle_error, Market, SettlementRecord, Terms, SETTLEMENT_EVENT_TYPE};
 use crate::Error;
 
 /// The type of the prover registry's ledger events.
@@ -214,6 +214,45 @@ pub fn http_probe(endpoint: &str, timeout: std::time::Duration) -> Result<(), St
         return Err(format!("HTTP {status}"));
     }
     Ok(())
+}
+
+/// A job a buyer posts to the market ([`ProverRegistry::post`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// The job's ID (unique per job; posting it again answers with the
+    /// first assignment).
+    pub id: String,
+    /// The buyer's key (names its balance).
+    pub buyer: String,
+    /// What the buyer pays, in the settlement unit.
+    pub price: u128,
+    /// Seconds the prover has for a valid proof, from acceptance.
+    pub deadline_s: u32,
+    /// Draw only provers with a verified TEE attestation.
+    pub require_tee: bool,
+    /// What the receipt must show, and where the spec is.
+    pub terms: Terms,
+}
+
+/// A job and the prover drawn for it, as `POST /v1/market/jobs`,
+/// `GET /v1/market/jobs/{id}` and `GET /v1/provers/{key}/jobs` show it:
+/// the recorded steps themselves.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Assignment {
+    /// The job's ID.
+    pub job: String,
+    /// The prover drawn for it.
+    pub prover: String,
+    /// Where that prover takes jobs.
+    pub endpoint: String,
+    /// The draw (`prover` event `select`).
+    pub selection: ProverRecord,
+    /// The job's acceptance (`settlement` event `accept`: escrow, collateral,
+    /// terms), if it was accepted.
+    pub accepted: Option<SettlementRecord>,
+    /// How it was settled (`pay` or `refund`), if it was.
+    pub outcome: Option<SettlementRecord>,
 }
 
 /// For each probed prover, when its reachability was last recorded (ns)
@@ -611,5 +650,65 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
             results.push(ProbeResult { key: p.key.clone(), endpoint: p.endpoint.clone(), reachable, error: found.err(), down_since_ns, recorded, slash });
         }
         Ok(results)
+    }
+}
+
+impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
+    /// Posts `offer` to the market: its prover is drawn from `seed`
+    /// ([`ProverRegistry::select`]) and the job accepted for it with its
+    /// terms ([`Market::accept_with`]: the buyer's payment into escrow,
+    /// the prover's collateral locked), both recorded. Posting the same
+    /// job again answers with its first assignment.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when no prover can be drawn; [`Error::Settle`]
+    /// when the buyer cannot pay (the draw stays recorded; nothing is
+    /// held).
+    pub fn post(&self, offer: &Offer, seed: &[u8; 32]) -> Result<Assignment, Error> {
+        if offer.id.is_empty() || offer.id.chars().any(|c| c.is_whitespace() || c == '/') {
+            return Err(Error::Settle(format!("job ID {:?}: must be non-empty, without spaces or slashes", offer.id)));
+        }
+        let selection = self.select(&offer.id, seed, offer.require_tee)?;
+        let job = zkaudit_settle::settlement::Job {
+            id: offer.id.clone(),
+            buyer: offer.buyer.clone(),
+            prover: selection.key.clone(),
+            price: offer.price,
+            deadline_s: offer.deadline_s,
+        };
+        self.market.accept_with(&job, Some(&offer.terms))?;
+        self.assignment(&offer.id)?.ok_or_else(|| Error::Settle(format!("job {}: its draw was not found after it was recorded", offer.id)))
+    }
+
+    /// Job `id`'s assignment, if a prover was drawn for it.
+    ///
+    /// # Errors
+    /// As for [`ProverRegistry::provers`].
+    pub fn assignment(&self, id: &str) -> Result<Option<Assignment>, Error> {
+        match recorded_step::<ProverRecord>(self.market.ledger, PROVER_EVENT_TYPE, step_key(&format!("select/{id}")))? {
+            Some(selection) => self.assignment_of(selection).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn assignment_of(&self, selection: ProverRecord) -> Result<Assignment, Error> {
+        let job = selection.job.clone().ok_or_else(|| Error::Settle(format!("a select event of prover {} names no job", selection.key)))?;
+        let endpoint = self
+            .prover(&selection.key)?
+            .map(|p| p.endpoint)
+            .ok_or_else(|| Error::Settle(format!("job {job}: its prover {} never registered", selection.key)))?;
+        Ok(Assignment { prover: selection.key.clone(), endpoint, accepted: self.market.accepted(&job)?, outcome: self.market.outcome(&job)?, job, selection })
+    }
+
+    /// The jobs drawn for prover `key`, oldest first, with where each stands.
+    ///
+    /// # Errors
+    /// As for [`ProverRegistry::provers`].
+    pub fn assigned(&self, key: &str) -> Result<Vec<Assignment>, Error> {
+        self.events::<ProverRecord>(PROVER_EVENT_TYPE)?
+            .into_iter()
+            .filter(|(_, r)| r.action == "select" && r.key == key)
+            .map(|(_, r)| self.assignment_of(r))
+            .collect()
     }
 }

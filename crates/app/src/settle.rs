@@ -93,10 +93,34 @@ pub struct SettlementRecord {
     /// Of the slashed collateral, paid to the challenger.
     #[serde(rename = "zkaudit.settlement.challenger_reward", default)]
     pub challenger_reward: u64,
+    /// The plan's hash (64 hex) the job's receipt must carry in its
+    /// journal (`accept` of a job posted with its terms).
+    #[serde(rename = "zkaudit.settlement.plan_hash", default, skip_serializing_if = "Option::is_none")]
+    pub plan_hash: Option<String>,
+    /// The data root (64 hex) the job's receipt must carry (`accept`
+    /// with terms).
+    #[serde(rename = "zkaudit.settlement.data_root", default, skip_serializing_if = "Option::is_none")]
+    pub data_root: Option<String>,
+    /// SHA-256 (64 hex) of the job's spec (plan and data references) in
+    /// the market's content-addressed store, where the prover fetches it.
+    #[serde(rename = "zkaudit.settlement.spec", default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
     /// The shares and slashing rates (basis points) the step applied
     /// (`accept`, `pay`, `refund`), so its amounts can be recomputed.
     #[serde(rename = "zkaudit.settlement.policy", default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<zkaudit_settle::settlement::Policy>,
+}
+
+/// What a job's receipt must show, and where the job's spec is: recorded
+/// with its `accept` step ([`Market::accept_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Terms {
+    /// SHA-256 of the plan's canonical JSON.
+    pub plan_hash: [u8; 32],
+    /// The RFC 9162 root over the input records.
+    pub data_root: [u8; 32],
+    /// SHA-256 of the job's spec in the market's store, if it is there.
+    pub spec: Option<Digest>,
 }
 
 /// A settlement ledger, the event ledger its steps are recorded in, and
@@ -216,6 +240,9 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
             slashed: 0,
             challenger: None,
             challenger_reward: 0,
+            plan_hash: None,
+            data_root: None,
+            spec: None,
             policy: None,
         })
     }
@@ -303,12 +330,76 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
     /// event cannot be appended (the holds stand; repeating the call
     /// records it).
     pub fn accept(&self, job: &Job) -> Result<SettlementRecord, Error> {
+        self.accept_with(job, None)
+    }
+
+    /// [`Market::accept`], recording the job's `terms` when given: what
+    /// its receipt must show, and where its spec is. A job accepted with
+    /// terms can be settled from the ledger alone ([`Market::deliver`]).
+    ///
+    /// # Errors
+    /// As for [`Market::accept`].
+    pub fn accept_with(&self, job: &Job, terms: Option<&Terms>) -> Result<SettlementRecord, Error> {
         let collateral = self.settlement.collateral(job).map_err(settle_error)?;
         self.settlement.accept(job, collateral).map_err(settle_error)?;
         let mut r = self.base(job, "accept", "payment held in escrow, collateral locked")?;
         r.collateral = Some(amount(collateral)?);
         r.policy = Some(self.settlement.policy);
+        if let Some(t) = terms {
+            r.plan_hash = Some(hex::encode(t.plan_hash));
+            r.data_root = Some(hex::encode(t.data_root));
+            r.spec = t.spec.map(|d| hex::encode(d.0));
+        }
         self.record(job, r, None)
+    }
+
+    /// The recorded `accept` step of job `id`, if it was accepted.
+    ///
+    /// # Errors
+    /// [`Error::Ledger`], [`Error::Index`] or [`Error::Settle`] reading it.
+    pub fn accepted(&self, id: &str) -> Result<Option<SettlementRecord>, Error> {
+        self.recorded(id, "accept")
+    }
+
+    /// How job `id` was settled (its `pay` or `refund` step), if it was.
+    ///
+    /// # Errors
+    /// As for [`Market::accepted`].
+    pub fn outcome(&self, id: &str) -> Result<Option<SettlementRecord>, Error> {
+        Ok(match self.recorded(id, "pay")? {
+            Some(r) => Some(r),
+            None => self.recorded(id, "refund")?,
+        })
+    }
+
+    /// Verify-before-fulfil ([`Market::fulfil`]) of job `id` against the
+    /// terms recorded when it was accepted ([`Market::accept_with`]): the
+    /// receipt must carry that plan hash and data root.
+    ///
+    /// Delivering the receipt a settled job was settled on answers with
+    /// that settlement.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the job was settled already on another
+    /// receipt (or none); [`Error::Settle`] when it was never accepted, or
+    /// accepted without terms; otherwise as for [`Market::fulfil`].
+    pub fn deliver(&self, id: &str, receipt: &[u8]) -> Result<SettlementRecord, Error> {
+        if let Some(done) = self.outcome(id)? {
+            // The same receipt again (an answer lost on the way) finds its settlement.
+            if done.receipt.as_deref() == Some(hex::encode(Sha256::digest(receipt)).as_str()) {
+                return Ok(done);
+            }
+            return Err(Error::Conflict(format!("job {id} was settled already ({}: {})", done.action, done.reason)));
+        }
+        let r = self.accepted(id)?.ok_or_else(|| Error::Settle(format!("job {id} was never accepted (no accept step in the ledger)")))?;
+        let hash = |v: &Option<String>, what: &str| {
+            v.as_deref()
+                .and_then(zkaudit_plan::value::parse_hex32)
+                .ok_or_else(|| Error::Settle(format!("job {id} was accepted without its {what}: settle it with `zkaudit settle fulfil --plan --data`")))
+        };
+        let expect = Expectations { plan_hash: Some(hash(&r.plan_hash, "plan hash")?), data_root: Some(hash(&r.data_root, "data root")?), output: None };
+        let job = Job { id: r.job, buyer: r.buyer, prover: r.prover, price: u128::from(r.price), deadline_s: r.deadline_s };
+        self.fulfil(&job, receipt, &expect)
     }
 
     /// Verify-before-fulfil: verifies `receipt` (registry, seal, journal

@@ -235,6 +235,120 @@ fn prove_record_and_verify_one_real_receipt() {
 
     settles_jobs_on_the_receipt(tmp.path(), &receipt, &bad);
     provers_register_earn_reputation_and_are_selected(tmp.path(), &receipt, &bad);
+    market_jobs_are_served_to_the_drawn_prover(tmp.path(), &receipt, &bad);
+}
+
+/// The market over HTTP (`zkaudit serve --settle-db`) with this real
+/// receipt: a buyer posts the income job, the registry draws the only
+/// prover, which finds the job under its own jobs, fetches the spec and
+/// data from the server's Blossom store (they hash to the job's terms),
+/// and delivers: the real receipt is paid with the split, a damaged one
+/// for a second job is refunded and slashed, a stranger may not deliver,
+/// and a job with no receipt by its deadline is refunded.
+fn market_jobs_are_served_to_the_drawn_prover(tmp: &Path, receipt: &Path, bad: &Path) {
+    let dir = tmp.join("market-ledger");
+    ok(&["log", "init", dir.to_str().unwrap(), "--origin", "test.example/market"]);
+    let token = |scope: &str, tenant: &str| ok(&["token", "create", dir.to_str().unwrap(), "--scope", scope, "--tenant", tenant]).trim().to_owned();
+    let (admin, buyer, prover, stranger) = (token("admin", "ops"), token("submit", "buyer"), token("submit", "pat"), token("submit", "mallory"));
+    let db = tmp.join("market.sqlite");
+    let server = daemon::Daemon::start(
+        Command::new(BIN).args(["serve", "--addr", "127.0.0.1:0", "--workers", "0", "--min-stake", "1000", "--settle-db"]).arg(&db).arg("--dir").arg(&dir),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let send = |method: &str, path: &str, token: &str, body: Vec<u8>, ct: &str| -> (u16, Vec<u8>) {
+        let url = format!("{}{path}", server.url);
+        let auth = format!("Bearer {token}");
+        let r = if method == "GET" {
+            agent.get(&url).header("Authorization", &auth).call()
+        } else {
+            agent.post(&url).header("Authorization", &auth).content_type(ct).send(&body[..])
+        };
+        let mut r = r.unwrap();
+        (r.status().as_u16(), r.body_mut().read_to_vec().unwrap())
+    };
+    let call = |method: &str, path: &str, token: &str, body: serde_json::Value| {
+        let (code, bytes) = send(method, path, token, body.to_string().into_bytes(), "application/json");
+        (code, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes))))
+    };
+    let (code, v) = call("POST", "/v1/provers", &admin, serde_json::json!({"key": "pat", "endpoint": "https://pat.example", "stake": 100000, "ref": "ln-pat"}));
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = call("POST", "/v1/market/deposits", &admin, serde_json::json!({"buyer": "buyer", "amount": 50000, "ref": "ln-buyer"}));
+    assert_eq!((code, v["event.action"].as_str()), (201, Some("deposit")), "{v}");
+    assert_eq!(call("POST", "/v1/market/deposits", &buyer, serde_json::json!({"buyer": "buyer", "amount": 1, "ref": "x"})).0, 403);
+
+    let plan = std::fs::read_to_string(root().join(INCOME)).unwrap();
+    let csv = std::fs::read_to_string(root().join("examples/income-threshold/payments.csv")).unwrap();
+    let job = |id: &str| serde_json::json!({"id": id, "plan": plan, "data": {"payments": {"csv": csv}}, "price": 1001, "deadline_s": 600});
+    let (code, a) = call("POST", "/v1/market/jobs", &buyer, job("m-1"));
+    assert_eq!(code, 201, "{a}");
+    assert_eq!((a["prover"].as_str(), a["endpoint"].as_str()), (Some("pat"), Some("https://pat.example")), "{a}");
+    assert_eq!(
+        (a["accepted"]["zkaudit.settlement.buyer"].as_str(), a["accepted"]["zkaudit.settlement.collateral"].as_u64()),
+        (Some("buyer"), Some(10_000)),
+        "{a}"
+    );
+    assert!(a["outcome"].is_null(), "{a}");
+    assert_eq!(call("POST", "/v1/market/jobs", &buyer, job("m-1")).1, a, "posting it again answers with the first assignment");
+    // The terms are the receipt's: the CLI's plan hash and data root.
+    let run = json(&["run", INCOME, "--data", PAYMENTS, "--json"]);
+    assert_eq!(
+        (&a["accepted"]["zkaudit.settlement.plan_hash"], &a["accepted"]["zkaudit.settlement.data_root"]),
+        (&run["planHash"], &run["dataRoot"]),
+        "{a} {run}"
+    );
+
+    // The prover finds the job among its own, and its spec and data in the store.
+    let (code, mine) = call("GET", "/v1/provers/pat/jobs", &prover, serde_json::Value::Null);
+    assert_eq!((code, mine.as_array().map(Vec::len)), (200, Some(1)), "{mine}");
+    let spec_sha = mine[0]["accepted"]["zkaudit.settlement.spec"].as_str().unwrap().to_owned();
+    let (code, spec_bytes) = send("GET", &format!("/blossom/{spec_sha}"), &prover, Vec::new(), "");
+    assert_eq!(code, 200);
+    assert_eq!(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&spec_bytes)), spec_sha);
+    let spec: serde_json::Value = serde_json::from_slice(&spec_bytes).unwrap();
+    let blob = spec["data"][0]["blob"].as_str().unwrap();
+    let (code, data) = send("GET", &format!("/blossom/{blob}"), &prover, Vec::new(), "");
+    assert_eq!((code, data), (200, csv.clone().into_bytes()), "the data as posted");
+
+    // Only the drawn prover delivers; the real receipt is paid.
+    let receipt_bytes = std::fs::read(receipt).unwrap();
+    let (code, _) = send("POST", "/v1/market/jobs/m-1/receipt", &stranger, receipt_bytes.clone(), "application/octet-stream");
+    assert_eq!(code, 403);
+    let (code, bytes) = send("POST", "/v1/market/jobs/m-1/receipt", &prover, receipt_bytes.clone(), "application/octet-stream");
+    let paid: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (code, paid["event.action"].as_str(), paid["zkaudit.settlement.split"].clone()),
+        (200, Some("pay"), serde_json::json!([700, 201, 100])),
+        "{paid}"
+    );
+    assert_eq!(call("GET", "/v1/market/jobs/m-1", &buyer, serde_json::Value::Null).1["outcome"], paid);
+    let (code, bytes) = send("POST", "/v1/market/jobs/m-1/receipt", &prover, receipt_bytes.clone(), "application/octet-stream");
+    assert_eq!((code, serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()), (200, paid.clone()), "the same delivery again finds its payment");
+    let (code, _) = send("POST", "/v1/market/jobs/m-1/receipt", &prover, std::fs::read(bad).unwrap(), "application/octet-stream");
+    assert_eq!(code, 409, "another receipt for a settled job");
+    assert_eq!(call("GET", "/v1/market/jobs/m-1", &buyer, serde_json::Value::Null).1["outcome"], paid);
+
+    // A damaged receipt for another job: refunded, and the prover slashed.
+    assert_eq!(call("POST", "/v1/market/jobs", &buyer, job("m-2")).0, 201);
+    let (code, bytes) = send("POST", "/v1/market/jobs/m-2/receipt", &prover, std::fs::read(bad).unwrap(), "application/octet-stream");
+    let refund: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!((code, refund["event.action"].as_str(), refund["zkaudit.settlement.cause"].as_str()), (200, Some("refund"), Some("invalid_proof")), "{refund}");
+    assert!(refund["zkaudit.settlement.slashed"].as_u64().unwrap() > 0, "{refund}");
+
+    // No receipt by the deadline (1 s): refunded on request, not before.
+    let mut quick = job("m-3");
+    quick["deadline_s"] = 1.into();
+    assert_eq!(call("POST", "/v1/market/jobs", &buyer, quick).0, 201);
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    let (code, v) = call("POST", "/v1/market/jobs/m-3/expire", &buyer, serde_json::Value::Null);
+    assert_eq!((code, v["zkaudit.settlement.cause"].as_str()), (200, Some("deadline_missed")), "{v}");
+    let (code, v) = call("POST", "/v1/market/jobs/m-1/expire", &buyer, serde_json::Value::Null);
+    assert_eq!(code, 422, "m-1 is not overdue: {v}");
+    assert_eq!(call("GET", "/v1/market/jobs/nope", &buyer, serde_json::Value::Null).0, 404);
+    let (code, list) = call("GET", "/v1/provers", &buyer, serde_json::Value::Null);
+    assert_eq!((code, list[0]["outcomes"].clone()), (200, serde_json::json!({"succeeded": 1, "failed": 1, "timedOut": 1})), "{list}");
+    drop(server);
+    let report = json(&["compliance", dir.to_str().unwrap(), "--pack", "settlement", "--json"]);
+    assert!(report["rules"].as_array().unwrap().iter().all(|r| r["verdict"] == "pass"), "{report}");
 }
 
 /// The prover registry over the same real receipt: registration with

@@ -71,7 +71,7 @@ fn job_json(j: &Job) -> Value {
 /// (an array of objects) or `blob` (with `format`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DataIn {
+pub(crate) struct DataIn {
     csv: Option<String>,
     jsonl: Option<String>,
     records: Option<Vec<serde_json::Map<String, Value>>>,
@@ -104,10 +104,38 @@ pub struct IncomeRequest {
 }
 
 /// A plan and data checked and ready to queue.
-struct Checked {
-    loaded: Loaded,
+pub(crate) struct Checked {
+    /// The plan with its data commitment.
+    pub(crate) loaded: Loaded,
     /// Per input, in plan order.
-    data: Vec<DataBytes>,
+    pub(crate) data: Vec<DataBytes>,
+}
+
+impl Checked {
+    /// The job's spec: the plan's canonical JSON, and each input stored
+    /// by `put` (which returns the blob's ID, its SHA-256).
+    pub(crate) fn spec(&self, mut put: impl FnMut(&[u8]) -> Result<String, ApiError>) -> Result<JobSpec, ApiError> {
+        let mut refs = Vec::new();
+        for d in &self.data {
+            let format = if d.format == Format::Csv { "csv" } else { "jsonl" };
+            refs.push(DataRef { name: d.name.clone(), blob: put(&d.bytes)?, format: format.into() });
+        }
+        let plan = String::from_utf8(self.loaded.file.jcs.clone()).map_err(ApiError::internal)?;
+        Ok(JobSpec { plan, data: refs })
+    }
+}
+
+/// The `plan` field of a request: a JSON object, or YAML (or JSON) text.
+pub(crate) fn parse_plan(plan: Value) -> Result<PlanFile, ApiError> {
+    let (text, is_json) = match plan {
+        Value::String(s) => {
+            let j = s.trim_start().starts_with('{');
+            (s, j)
+        }
+        v @ Value::Object(_) => (v.to_string(), true),
+        _ => return Err(ApiError::bad("plan", "expected a JSON object or YAML text")),
+    };
+    PlanFile::parse("plan", &text, is_json).map_err(|e| plan_error(&e))
 }
 
 fn located_json(errs: &[Located]) -> Value {
@@ -151,7 +179,7 @@ fn load_error(e: LoadError) -> ApiError {
 
 /// Validates the plan, reads every input's data by its schema, and commits
 /// to the records: everything a worker would refuse is refused here.
-fn check(state: &AppState, tenant: &str, file: PlanFile, data: BTreeMap<String, DataIn>) -> Result<Checked, ApiError> {
+pub(crate) fn check(state: &AppState, tenant: &str, file: PlanFile, data: BTreeMap<String, DataIn>) -> Result<Checked, ApiError> {
     let mut given = Vec::new();
     for (name, d) in data {
         let field = format!("data.{name}");
@@ -187,19 +215,13 @@ fn enqueue(state: &AppState, caller: &zkaudit_jobs::Token, kind: &str, c: &Check
     if timeout_s == 0 || timeout_s > max {
         return Err(ApiError::bad("timeout_s", format!("must be between 1 and {max} seconds")));
     }
-    let mut refs = Vec::new();
-    for d in &c.data {
-        let blob = state.store.put_blob(&caller.tenant, &d.bytes)?;
-        let format = if d.format == Format::Csv { "csv" } else { "jsonl" };
-        refs.push(DataRef { name: d.name.clone(), blob, format: format.into() });
-    }
-    let plan = String::from_utf8(c.loaded.file.jcs.clone()).map_err(ApiError::internal)?;
+    let spec = c.spec(|bytes| Ok(state.store.put_blob(&caller.tenant, bytes)?))?;
     let new = NewJob {
         tenant: caller.tenant.clone(),
         token_id: caller.id.clone(),
         kind: kind.into(),
         mode,
-        spec: JobSpec { plan, data: refs },
+        spec,
         timeout_s,
         max_attempts: state.config.max_attempts,
     };
@@ -249,19 +271,10 @@ pub async fn submit(State(state): State<Arc<AppState>>, caller: Caller, body: By
         return Err(ApiError::bad("input", "`input` is for built-in jobs; give `plan` and `data`"));
     }
     let plan = req.plan.ok_or_else(|| ApiError::bad("plan", "missing: a plan (JSON object, or YAML text) or `builtin`"))?;
-    let (text, is_json) = match plan {
-        Value::String(s) => {
-            let j = s.trim_start().starts_with('{');
-            (s, j)
-        }
-        v @ Value::Object(_) => (v.to_string(), true),
-        _ => return Err(ApiError::bad("plan", "expected a JSON object or YAML text")),
-    };
     let mode = req.mode.unwrap_or(Mode::Prove);
     let st = Arc::clone(&state);
     let job = blocking(move || {
-        let file = PlanFile::parse("plan", &text, is_json).map_err(|e| plan_error(&e))?;
-        let c = check(&st, &token.tenant, file, req.data)?;
+        let c = check(&st, &token.tenant, parse_plan(plan)?, req.data)?;
         enqueue(&st, &token, "plan", &c, mode, req.timeout_s).map(|j| (j, c.loaded.commitment.data_root, c.loaded.file.hash))
     })
     .await?;

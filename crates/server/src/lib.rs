@@ -23,6 +23,7 @@ mod dashboard_api;
 mod error;
 mod jobs_api;
 mod log_api;
+mod market_api;
 mod metrics;
 mod provers_api;
 mod status;
@@ -192,6 +193,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/provers/select", post(provers_api::select))
         .route("/v1/provers/probe", post(provers_api::probe))
         .route("/v1/provers/{key}/attest", post(provers_api::attest))
+        .route("/v1/provers/{key}/jobs", get(market_api::assigned))
+        .route("/v1/market/jobs", post(market_api::post))
+        .route("/v1/market/jobs/{id}", get(market_api::get))
+        .route("/v1/market/jobs/{id}/receipt", post(market_api::deliver))
+        .route("/v1/market/jobs/{id}/expire", post(market_api::expire))
+        .route("/v1/market/deposits", post(market_api::deposit))
         .route("/v1/provers/{key}/unbond", post(provers_api::unbond))
         .route("/v1/provers/{key}/withdraw", post(provers_api::withdraw))
         .route("/v1/log/entries", post(log_api::append))

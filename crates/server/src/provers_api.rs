@@ -20,8 +20,9 @@ use crate::jobs_api::parse_body;
 use crate::{blocking, AppState};
 
 /// Runs `f` with the registry, off the async runtime. 404 when the server
-/// runs without a settlement database.
-async fn with_registry<T: Send + 'static>(
+/// runs without a settlement database; [`zkaudit_app::Error::Conflict`]
+/// is 409, [`zkaudit_app::Error::Settle`] 422.
+pub(crate) async fn with_registry<T: Send + 'static>(
     state: Arc<AppState>,
     f: impl FnOnce(&ProverRegistry<'_, zkaudit_settle::SqlLedger>) -> Result<T, zkaudit_app::Error> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -141,6 +141,18 @@ impl BlobServer {
         Ok(meta)
     }
 
+    /// Stores `bytes` as `owner` (e.g. a service's own name) from inside
+    /// the process, as an upload would; returns their SHA-256 (64 hex),
+    /// under which `GET <mount>/<sha256>` serves them.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the blob or its metadata cannot be written.
+    pub fn put(&self, bytes: &[u8], content_type: &str, owner: &str) -> Result<String, Error> {
+        let sha = sha256_hex(bytes);
+        self.store(&sha, bytes, content_type, owner)?;
+        Ok(sha)
+    }
+
     fn base_url(&self, headers: &HeaderMap) -> String {
         if let Some(u) = &self.config.public_url {
             return u.trim_end_matches('/').to_owned();
