@@ -372,6 +372,22 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
         })
     }
 
+    /// A job that arrives with its result (a NIP-90 job, whose buyer pays
+    /// after the result): accepted with its terms
+    /// ([`Market::accept_with`]) and at once delivered
+    /// ([`Market::deliver`]): paid on a valid receipt, refunded and the
+    /// prover slashed on an invalid one. Repeating it answers with the
+    /// first settlement.
+    ///
+    /// # Errors
+    /// As for [`Market::accept`] and [`Market::deliver`].
+    pub fn settle_on_delivery(&self, job: &Job, terms: &Terms, receipt: &[u8]) -> Result<SettlementRecord, Error> {
+        if self.outcome(&job.id)?.is_none() {
+            self.accept_with(job, Some(terms))?;
+        }
+        self.deliver(&job.id, receipt)
+    }
+
     /// Verify-before-fulfil ([`Market::fulfil`]) of job `id` against the
     /// terms recorded when it was accepted ([`Market::accept_with`]): the
     /// receipt must carry that plan hash and data root.

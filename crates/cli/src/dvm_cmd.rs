@@ -103,6 +103,10 @@ pub struct RequestArgs {
     /// Longest proving time accepted (s).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_MAX_PROVING_TIME_S)]
     max_proving_time: u64,
+    /// The most this buyer pays for the result (NIP-90 `bid`, msat); the
+    /// provider asks it back as the result's `amount`.
+    #[arg(long, value_name = "MSAT")]
+    bid: Option<u64>,
     /// How long to wait for the outcome (s).
     #[arg(long, value_name = "S", default_value_t = 900)]
     wait: u64,
@@ -136,9 +140,32 @@ pub struct VerifyArgs {
     store: StoreOpts,
     #[command(flatten)]
     registry: RegistryArgs,
+    #[command(flatten)]
+    settle: DvmSettleArgs,
     /// Print the verdict as JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Settling a result on the market's accounts (`zkaudit settle`'s).
+#[derive(Args)]
+pub struct DvmSettleArgs {
+    /// Settle the job on this settlement database (SQLite file or
+    /// `postgres://` URL): accepted at the result's `amount` (at most the
+    /// request's `bid`) from the buyer to the provider, then paid with the
+    /// split on a valid receipt, or refunded and the provider slashed on
+    /// an invalid one. Results that fail before their receipt is fetched
+    /// (a bad signature, no request) are not settled.
+    #[arg(long, value_name = "PATH|URL", requires = "settle_ledger")]
+    settle_db: Option<String>,
+    /// The event ledger the settlement steps are recorded in.
+    #[arg(long, value_name = "DIR", requires = "settle_db")]
+    settle_ledger: Option<PathBuf>,
+    /// The ledger number of the settlement unit (1: msat, NIP-90's unit).
+    #[arg(long, default_value_t = 1)]
+    settle_unit: u32,
+    #[command(flatten)]
+    policy: crate::settle_cmd::SettlePolicyArgs,
 }
 
 /// Runs a `dvm` subcommand.
@@ -205,6 +232,7 @@ fn request(a: RequestArgs) -> Result<ExitCode> {
         max_proving_time_s: a.max_proving_time,
         plan: Source::Text(plan),
         data: a.data.iter().map(|d| data_input(d)).collect::<Result<_>>()?,
+        bid_msat: a.bid,
     };
     let provider = a.provider.as_deref().map(|p| zkaudit_dvm::nostr_sdk::PublicKey::parse(p).map_err(|e| anyhow!("--provider {p}: {e}"))).transpose()?;
     let r = zkaudit_dvm::buyer::Request { job, job_kind: a.nostr.kind, provider, encrypt: a.encrypt, wait: Duration::from_secs(a.wait) };
@@ -288,10 +316,52 @@ fn load_event(a: &VerifyArgs) -> Result<zkaudit_dvm::nostr_sdk::Event> {
 fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let event = load_event(&a)?;
     let v = verify_event(&event, &a.store, &a.registry)?;
+    let settlement = match (&a.settle.settle_db, &a.settle.settle_ledger) {
+        (Some(db), Some(ledger)) => Some(settle(&v, db, ledger, &a)?),
+        _ => None,
+    };
     if a.json {
-        print_json(&v);
+        let mut out = serde_json::to_value(&v)?;
+        if let (Some(s), Some(o)) = (&settlement, out.as_object_mut()) {
+            o.insert("settlement".into(), serde_json::to_value(s)?);
+        }
+        print_json(&out);
     } else {
         print_verdict(&v);
+        if let Some(s) = &settlement {
+            outln!("settled: {} ({})", s.action, s.reason);
+        }
     }
     Ok(if v.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Settles the job `v` judged (`--settle-db`): one call into the market.
+fn settle(v: &zkaudit_dvm::buyer::Verdict, db: &str, ledger: &std::path::Path, a: &VerifyArgs) -> Result<zkaudit_app::settle::SettlementRecord> {
+    let receipt = v
+        .receipt
+        .as_deref()
+        .ok_or_else(|| anyhow!("not settled: the result failed before its receipt was fetched ({})", v.reason.as_deref().unwrap_or("no reason")))?;
+    let price = v.amount_msat.filter(|a| *a > 0).ok_or_else(|| anyhow!("not settled: the result asks no amount (NIP-90 `amount` tag)"))?;
+    if let Some(bid) = v.bid_msat.filter(|b| price > *b) {
+        bail!("not settled: the result asks {price} msat, over the request's bid of {bid}");
+    }
+    let hash = |h: &str, what: &str| zkaudit_plan::value::parse_hex32(h).ok_or_else(|| anyhow!("not settled: the request's {what} is unknown"));
+    let terms = zkaudit_app::settle::Terms { plan_hash: hash(&v.plan_hash, "plan hash")?, data_root: hash(&v.data_root, "data root")?, spec: None };
+    let job = zkaudit_settle::settlement::Job {
+        id: v.request_id.clone(),
+        buyer: v.buyer.clone(),
+        prover: v.provider.clone(),
+        price: u128::from(price),
+        deadline_s: u32::try_from(v.max_proving_time_s).map_err(|_| anyhow!("not settled: a max-proving-time of {} s is too long", v.max_proving_time_s))?,
+    };
+    let accounts = zkaudit_settle::SqlLedger::open(db, std::sync::Arc::new(zkaudit_settle::SystemClock))?;
+    let settlement = zkaudit_settle::settlement::Settlement::new(
+        accounts,
+        a.settle.policy.policy(),
+        a.settle.settle_unit,
+        zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S,
+    )?;
+    let (events, registry) = (zkaudit_app::ledger::Ledger::open(ledger, None)?, a.registry.load()?);
+    let market = zkaudit_app::settle::Market { settlement: &settlement, ledger: &events, registry: &registry };
+    Ok(market.settle_on_delivery(&job, &terms, receipt)?)
 }

@@ -202,6 +202,8 @@ fn a_zk_job_over_nostr_is_refused_proved_stored_and_verified() {
             &s(&bkey),
             "--wait",
             "900",
+            "--bid",
+            "2000",
             "--json",
             "--verify",
             "--out",
@@ -303,6 +305,29 @@ fn a_zk_job_over_nostr_is_refused_proved_stored_and_verified() {
     let v = verify(&s(&forged_file), &[], &t.join("fresh-cache"));
     assert_eq!(v["valid"], false);
     assert!(v["reason"].as_str().unwrap().contains(&format!("plan hash {}", verdict["planHash"].as_str().unwrap())), "{v}");
+
+    // Settlement on the market's accounts: the provider asked the bid
+    // back (NIP-90 `amount`); the valid result is paid with the split, the
+    // forged one (a receipt for another plan) refunded, and the provider,
+    // who signed it, slashed.
+    assert_eq!((verdict["bidMsat"].as_u64(), verdict["amountMsat"].as_u64()), (Some(2000), Some(2000)), "{verdict}");
+    let (market_db, market_ledger) = (s(&t.join("market.sqlite")), t.join("market-ledger"));
+    ok(&zk(&["log", "init", &s(&market_ledger), "--origin", "test.example/dvm-market"], &[]));
+    let m = ["--db", &market_db, "--ledger", &s(&market_ledger)];
+    ok(&zk(&[&["settle", "deposit", &buyer_keys.public_key().to_hex(), "10000", "--ref", "ln-buyer"][..], &m[..]].concat(), &[]));
+    ok(&zk(&[&["settle", "stake", &provider_keys.public_key().to_hex(), "1000000", "--ref", "ln-provider"][..], &m[..]].concat(), &[]));
+    let settle = ["--settle-db", &market_db, "--settle-ledger", &s(&market_ledger)];
+    let v = verify(&result, &settle, &t.join("fresh-cache"));
+    let paid = &v["settlement"];
+    assert_eq!((paid["event.action"].as_str(), paid["zkaudit.settlement.split"].clone()), (Some("pay"), serde_json::json!([1400, 400, 200])), "{v}");
+    assert_eq!(paid["zkaudit.settlement.job"], verdict["requestId"], "{v}");
+    assert_eq!(verify(&result, &settle, &t.join("fresh-cache"))["settlement"], *paid, "settling it again finds the payment");
+    let v = verify(&s(&forged_file), &settle, &t.join("fresh-cache"));
+    let refund = &v["settlement"];
+    assert_eq!((refund["event.action"].as_str(), refund["zkaudit.settlement.cause"].as_str()), (Some("refund"), Some("invalid_proof")), "{v}");
+    assert_eq!(refund["zkaudit.settlement.slashed"].as_u64(), Some(100_000), "10% of the provider's stake: {v}");
+    let report: Value = serde_json::from_str(&ok(&zk(&["compliance", &s(&market_ledger), "--pack", "settlement", "--json"], &[]))).unwrap();
+    assert!(report["rules"].as_array().unwrap().iter().all(|r| r["verdict"] == "pass"), "{report}");
 
     // The same job asked with its parameters encrypted to the provider
     // (NIP-04, as NIP-90 names it): the buyer's --key reads the request

@@ -131,6 +131,17 @@ pub struct Verdict {
     pub request_id: String,
     /// The provider's public key (hex).
     pub provider: String,
+    /// The buyer's public key (hex): the request's author.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub buyer: String,
+    /// The request's `bid` (msat), if it named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bid_msat: Option<u64>,
+    /// The result's `amount` (msat): what the provider asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount_msat: Option<u64>,
+    /// The request's `max-proving-time` (s).
+    pub max_proving_time_s: u64,
     /// The receipt's image ID.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub image_id: String,
@@ -159,6 +170,10 @@ pub struct Verdict {
     pub fetch_ms: u64,
     /// Time to verify the seal and journal (ms).
     pub verify_ms: u64,
+    /// The receipt file, once fetched (also when it then failed to
+    /// verify): what settlement checks again before it pays or slashes.
+    #[serde(skip)]
+    pub receipt: Option<Vec<u8>>,
 }
 
 /// An event named by its ID: 64 hex digits, `note1…`, or `nevent1…`
@@ -249,10 +264,14 @@ fn check(result: &Event, buyer: Option<&Keys>, store: &ProofStore, registry: &Re
     let request = Event::from_json(request_json).map_err(|e| format!("the `request` tag is not an event: {e}"))?;
     request.verify().map_err(|e| format!("the embedded request's signature does not verify: {e}"))?;
     v.request_id = request.id.to_hex();
+    v.buyer = request.pubkey.to_hex();
+    v.amount_msat = z.amount_msat;
     if request.kind.as_u16() + 1000 != result.kind.as_u16() {
         return Err(format!("a kind {} result cannot answer a kind {} request", result.kind.as_u16(), request.kind.as_u16()));
     }
     let req = ZkRequest::parse(&request_tags(&request, result, buyer)?).map_err(|e| format!("the request: {e}"))?;
+    v.bid_msat = req.bid_msat;
+    v.max_proving_time_s = req.max_proving_time_s;
     let (loaded, _, _) = load_request(&req, timeout).map_err(|e| format!("the request's {e}"))?;
     v.plan_hash = hex(&loaded.file.hash);
     v.data_root = hex(&loaded.commitment.data_root);
@@ -273,6 +292,7 @@ fn check(result: &Event, buyer: Option<&Keys>, store: &ProofStore, registry: &Re
     };
     v.fetch_ms = fetch.elapsed().as_millis() as u64;
     v.receipt_sha256 = zkaudit_store::sha256_hex(&receipt);
+    v.receipt = Some(receipt.clone());
     let started = Instant::now();
     let expect = Expectations { plan_hash: Some(loaded.file.hash), data_root: Some(loaded.commitment.data_root), output: None };
     let verified = zkaudit_zkvm::verify(&receipt, registry, &expect).map_err(|e| format!("the receipt: {e}"))?;

@@ -329,6 +329,8 @@ async fn process(ctx: &Arc<Ctx>, request: &Event) -> Result<(Event, ZkResult), R
         proof,
         proving_time_ms: report.as_ref().map_or(wall.as_millis() as u64, |r| (r.prove_seconds * 1000.0).round() as u64),
         cycles_used: report.as_ref().map_or(cycles, |r| r.cycles.total_cycles),
+        // The provider asks what the buyer bid (NIP-90 `amount`), no more.
+        amount_msat: req.bid_msat,
     };
     // An encrypted request gets its output back encrypted with the same
     // scheme, marked `encrypted` (NIP-90); the ZK tags are commitments and
@@ -339,7 +341,8 @@ async fn process(ctx: &Arc<Ctx>, request: &Event) -> Result<(Event, ZkResult), R
         None => (output, Vec::new()),
     };
     tags.extend(z.to_tags());
-    let builder = EventBuilder::job_result(request.clone(), content, 0, None)
+    // NIP-90's `amount` tag is written by the builder.
+    let builder = EventBuilder::job_result(request.clone(), content, z.amount_msat.unwrap_or(0), None)
         .map_err(|e| Refusal::Failed(format!("building the result: {e}")))?
         .tags(to_nostr_tags(tags)?);
     let event = ctx.client.sign_event_builder(builder).await.map_err(|e| Refusal::Failed(format!("signing the result: {e}")))?;

@@ -59,6 +59,8 @@ pub struct ZkRequest {
     pub plan: Source,
     /// The data inputs.
     pub data: Vec<DataInput>,
+    /// NIP-90's `bid`: the most the buyer will pay (msat), if it says.
+    pub bid_msat: Option<u64>,
 }
 
 /// Default `max-proving-time` (s) when a request gives none.
@@ -115,7 +117,11 @@ impl ZkRequest {
             }
         }
         let plan = plan.ok_or_else(|| bad("no plan: give [\"i\", <plan>, \"text\", \"\", \"plan\"]".into()))?;
-        Ok(ZkRequest { verification, zkvm, min_program_version, max_proving_time_s, plan, data })
+        let bid_msat = match value(tags, "bid") {
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| bad(format!("bid `{v}` is not a whole number of millisats")))?),
+            None => None,
+        };
+        Ok(ZkRequest { verification, zkvm, min_program_version, max_proving_time_s, plan, data, bid_msat })
     }
 
     /// The request's tags (for the buyer to publish).
@@ -137,6 +143,9 @@ impl ZkRequest {
             tags.push(vec!["min-program-version".into(), v.clone()]);
         }
         tags.push(vec!["max-proving-time".into(), self.max_proving_time_s.to_string()]);
+        if let Some(b) = self.bid_msat {
+            tags.push(vec!["bid".into(), b.to_string()]);
+        }
         tags
     }
 }
@@ -172,6 +181,10 @@ pub struct ZkResult {
     pub proving_time_ms: u64,
     /// `cycles-used` (total cycles, all segments).
     pub cycles_used: u64,
+    /// NIP-90's `amount`: what the provider asks for the result (msat).
+    /// Read by [`ZkResult::parse`]; not written by [`ZkResult::to_tags`]
+    /// (NIP-90's result builder writes it).
+    pub amount_msat: Option<u64>,
 }
 
 fn hex64(tags: &[Vec<String>], name: &str) -> Result<String, String> {
@@ -218,6 +231,7 @@ impl ZkResult {
             proof,
             proving_time_ms: num("proving-time-ms")?,
             cycles_used: num("cycles-used")?,
+            amount_msat: if value(tags, "amount").is_some() { Some(num("amount")?) } else { None },
         })
     }
 
@@ -268,6 +282,7 @@ mod tests {
             max_proving_time_s: 120,
             plan: Source::Text("version: \"1.0\"".into()),
             data: vec![DataInput { name: "payments".into(), format: "csv".into(), source: Source::Url("http://h/x".into()) }],
+            bid_msat: Some(21_000),
         };
         assert_eq!(ZkRequest::parse(&r.to_tags()).unwrap(), r);
         let h = "ab".repeat(32);
@@ -279,9 +294,12 @@ mod tests {
             proof: ProofLocation::Ref { reference: format!("http://h/blossom/{h}"), sha256: h.clone() },
             proving_time_ms: 5,
             cycles_used: 7,
+            amount_msat: Some(21_000),
         };
-        assert_eq!(ZkResult::parse(&z.to_tags()).unwrap(), z);
-        let inline = ZkResult { proof: ProofLocation::Inline(vec![1, 2, 3]), ..z };
+        let mut tags = z.to_tags();
+        tags.push(vec!["amount".into(), "21000".into()]);
+        assert_eq!(ZkResult::parse(&tags).unwrap(), z);
+        let inline = ZkResult { proof: ProofLocation::Inline(vec![1, 2, 3]), amount_msat: None, ..z };
         assert_eq!(ZkResult::parse(&inline.to_tags()).unwrap(), inline);
     }
 
@@ -296,6 +314,7 @@ mod tests {
             (t(&[&["verification", "zk"], &["i", "p", "text", "", "plan"], &["i", "d", "text", "", "data:x:xml"]]), "data marker"),
             (t(&[&["verification", "zk"], &["i", "p", "text", "", "plan"], &["i", "p", "text", "", "plan"]]), "more than one plan"),
             (t(&[&["verification", "zk"], &["i"]]), "needs a value"),
+            (t(&[&["verification", "zk"], &["i", "p", "text", "", "plan"], &["bid", "lots"]]), "bid"),
         ];
         for (tags, want) in cases {
             let e = ZkRequest::parse(&tags).unwrap_err().to_string();

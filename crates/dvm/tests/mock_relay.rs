@@ -29,6 +29,7 @@ fn job() -> ZkRequest {
         max_proving_time_s: 300,
         plan: Source::Text(example("plan.yaml")),
         data: vec![DataInput { name: "payments".into(), format: "csv".into(), source: Source::Text(example("payments.csv")) }],
+        bid_msat: None,
     }
 }
 
