@@ -12,6 +12,12 @@
 //! the buyer's money goes back. [`PaymentRail`] is that interface; a
 //! Lightning or Cashu adapter implements it against a node or a mint.
 //!
+//! [`PreimageKeeper`] is the verifier's side: it derives each job's
+//! preimage from its own secret (so it keeps no per-job state and loses
+//! none in a crash), hands out only the payment hash when the payment is
+//! held, and after the verdict either reveals the preimage (a proof that
+//! verified) or cancels.
+//!
 //! [`Custodial`] implements it on the accounting ledger itself, for a
 //! market that keeps its users' balances (money deposited beforehand over
 //! some rail): the hold is a pending transfer whose ID is derived from the
@@ -125,6 +131,73 @@ pub trait PaymentRail {
     /// [`RailError::NotHeld`] when it was settled, [`RailError::Unknown`],
     /// [`RailError::Unavailable`].
     fn cancel(&self, hash: &PaymentHash) -> Result<(), RailError>;
+}
+
+/// The verifier's preimages: for job `j`, HMAC-SHA-256(secret,
+/// `zkaudit-settle/preimage/1/` ‖ `j`) (RFC 2104). Only the holder of the
+/// secret can release a payment; anyone can be given the hash. Its `Debug`
+/// does not show the secret.
+pub struct PreimageKeeper {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for PreimageKeeper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreimageKeeper(…)")
+    }
+}
+
+impl PreimageKeeper {
+    /// A keeper of `secret` (32 random bytes, kept like a signing key).
+    pub fn new(secret: [u8; 32]) -> PreimageKeeper {
+        PreimageKeeper { secret }
+    }
+
+    /// The preimage of `job`'s payment.
+    pub fn preimage(&self, job: &str) -> Preimage {
+        use hmac::Mac as _;
+        // HMAC takes a key of any length, so `new_from_slice` cannot fail here.
+        let mut mac = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(b"zkaudit-settle/preimage/1/");
+        mac.update(job.as_bytes());
+        Preimage(mac.finalize().into_bytes().into())
+    }
+
+    /// The hash `job`'s payment is locked to.
+    pub fn payment_hash(&self, job: &str) -> PaymentHash {
+        self.preimage(job).hash()
+    }
+
+    /// Locks `amount` from `payer` for `payee` on `rail` to `job`'s
+    /// payment hash, for `expiry_s` seconds; returns the hash and the
+    /// rail's reference. Idempotent, as the rail is.
+    ///
+    /// # Errors
+    /// As for [`PaymentRail::hold`].
+    pub fn hold(&self, rail: &dyn PaymentRail, job: &str, payer: &str, payee: &str, amount: u128, expiry_s: u32) -> Result<(PaymentHash, String), RailError> {
+        let hash = self.payment_hash(job);
+        let reference = rail.hold(payer, payee, amount, &hash, expiry_s)?;
+        Ok((hash, reference))
+    }
+
+    /// Ends `job`'s payment after the verdict: the preimage is revealed to
+    /// the rail (the payee is paid) only when `verified`; otherwise the
+    /// payment is cancelled back to the payer. Returns where it stands,
+    /// and is idempotent (a payment already settled or cancelled the same
+    /// way is found so).
+    ///
+    /// # Errors
+    /// [`RailError::NotHeld`] when the payment ended the other way (or
+    /// expired before a valid proof came), and the rail's errors.
+    pub fn conclude(&self, rail: &dyn PaymentRail, job: &str, verified: bool) -> Result<HoldState, RailError> {
+        let hash = self.payment_hash(job);
+        if verified {
+            rail.settle(&hash, &self.preimage(job))?;
+        } else {
+            rail.cancel(&hash)?;
+        }
+        rail.state(&hash)
+    }
 }
 
 /// [`PaymentRail`] on the accounting ledger: accounts are the payers' and

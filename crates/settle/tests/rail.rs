@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use zkaudit_settle::rail::{Custodial, HoldState, PaymentHash, PaymentRail, Preimage, RailError};
+use zkaudit_settle::rail::{Custodial, HoldState, PaymentHash, PaymentRail, Preimage, PreimageKeeper, RailError};
 use zkaudit_settle::{Ledger, ManualClock, SqlLedger, Transfer};
 
 const S: u64 = 1_000_000_000;
@@ -71,4 +71,31 @@ fn a_cancelled_or_expired_hold_goes_back_to_the_payer() {
     assert_eq!(balance(&r, "buyer"), (5_000, 0), "everything back");
     assert_eq!(balance(&r, "prover"), (0, 0));
     assert!(matches!(r.state(&PaymentHash([1; 32])), Err(RailError::Unknown(_))));
+}
+
+#[test]
+fn the_verifier_reveals_the_preimage_only_for_a_verified_proof() {
+    let (_d, _c, r) = rail();
+    let keeper = PreimageKeeper::new([9; 32]);
+    // Preimages are the keeper's alone, one per job, the same after a restart.
+    assert_eq!(PreimageKeeper::new([9; 32]).preimage("job-1"), keeper.preimage("job-1"));
+    assert_ne!(keeper.preimage("job-1"), keeper.preimage("job-2"));
+    assert_ne!(PreimageKeeper::new([8; 32]).preimage("job-1"), keeper.preimage("job-1"));
+    assert_eq!(format!("{keeper:?}"), "PreimageKeeper(…)");
+
+    let (hash, _) = keeper.hold(&r, "job-1", "buyer", "prover", 700, 600).unwrap();
+    assert_eq!(hash, keeper.payment_hash("job-1"));
+    // Another verifier cannot release it.
+    assert!(matches!(PreimageKeeper::new([8; 32]).conclude(&r, "job-1", true), Err(RailError::Unknown(_))), "its hash names no payment");
+    assert!(matches!(r.settle(&hash, &PreimageKeeper::new([8; 32]).preimage("job-1")), Err(RailError::WrongPreimage(_))));
+    assert_eq!(keeper.conclude(&r, "job-1", true).unwrap(), HoldState::Settled);
+    assert_eq!(keeper.conclude(&r, "job-1", true).unwrap(), HoldState::Settled, "idempotent");
+    assert_eq!(balance(&r, "prover"), (700, 0));
+
+    // A proof that failed: the payment goes back, and cannot be settled after.
+    keeper.hold(&r, "job-2", "buyer", "prover", 300, 600).unwrap();
+    assert_eq!(keeper.conclude(&r, "job-2", false).unwrap(), HoldState::Cancelled);
+    assert!(matches!(keeper.conclude(&r, "job-2", true), Err(RailError::NotHeld { state: HoldState::Cancelled, .. })));
+    assert_eq!(balance(&r, "buyer"), (5_000 - 700, 0));
+    assert_eq!(balance(&r, "prover"), (700, 0));
 }
