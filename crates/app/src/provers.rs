@@ -553,9 +553,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         append_step(self.market.ledger, PROVER_EVENT_TYPE, None, step, &r)?;
         Ok(r)
     }
-}
 
-impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// A registered prover presents fresh TEE evidence (`quote` and its
     /// `collateral`), verified at `now_s` (s since the epoch) against the
     /// market's approved measurements:
@@ -651,9 +649,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         }
         Ok(results)
     }
-}
 
-impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// Posts `offer` to the market: its prover is drawn from `seed`
     /// ([`ProverRegistry::select`]) and the job accepted for it with its
     /// terms ([`Market::accept_with`]: the buyer's payment into escrow,
@@ -686,17 +682,21 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// As for [`ProverRegistry::provers`].
     pub fn assignment(&self, id: &str) -> Result<Option<Assignment>, Error> {
         match recorded_step::<ProverRecord>(self.market.ledger, PROVER_EVENT_TYPE, step_key(&format!("select/{id}")))? {
-            Some(selection) => self.assignment_of(selection).map(Some),
+            Some(selection) => {
+                let endpoint = self.endpoint(&selection.key)?;
+                self.assignment_of(selection, endpoint).map(Some)
+            }
             None => Ok(None),
         }
     }
 
-    fn assignment_of(&self, selection: ProverRecord) -> Result<Assignment, Error> {
+    /// Where the registered prover `key` takes jobs.
+    fn endpoint(&self, key: &str) -> Result<String, Error> {
+        self.prover(key)?.map(|p| p.endpoint).ok_or_else(|| Error::Settle(format!("prover {key} was drawn but never registered")))
+    }
+
+    fn assignment_of(&self, selection: ProverRecord, endpoint: String) -> Result<Assignment, Error> {
         let job = selection.job.clone().ok_or_else(|| Error::Settle(format!("a select event of prover {} names no job", selection.key)))?;
-        let endpoint = self
-            .prover(&selection.key)?
-            .map(|p| p.endpoint)
-            .ok_or_else(|| Error::Settle(format!("job {job}: its prover {} never registered", selection.key)))?;
         Ok(Assignment { prover: selection.key.clone(), endpoint, accepted: self.market.accepted(&job)?, outcome: self.market.outcome(&job)?, job, selection })
     }
 
@@ -705,10 +705,12 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// # Errors
     /// As for [`ProverRegistry::provers`].
     pub fn assigned(&self, key: &str) -> Result<Vec<Assignment>, Error> {
-        self.events::<ProverRecord>(PROVER_EVENT_TYPE)?
-            .into_iter()
-            .filter(|(_, r)| r.action == "select" && r.key == key)
-            .map(|(_, r)| self.assignment_of(r))
-            .collect()
+        let selections: Vec<ProverRecord> =
+            self.events::<ProverRecord>(PROVER_EVENT_TYPE)?.into_iter().map(|(_, r)| r).filter(|r| r.action == "select" && r.key == key).collect();
+        if selections.is_empty() {
+            return Ok(Vec::new());
+        }
+        let endpoint = self.endpoint(key)?;
+        selections.into_iter().map(|r| self.assignment_of(r, endpoint.clone())).collect()
     }
 }

@@ -111,6 +111,13 @@ pub struct SettlementRecord {
     pub policy: Option<zkaudit_settle::settlement::Policy>,
 }
 
+impl SettlementRecord {
+    /// The job an `accept` record accepted.
+    fn job(&self) -> Job {
+        Job { id: self.job.clone(), buyer: self.buyer.clone(), prover: self.prover.clone(), price: u128::from(self.price), deadline_s: self.deadline_s }
+    }
+}
+
 /// What a job's receipt must show, and where the job's spec is: recorded
 /// with its `accept` step ([`Market::accept_with`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,8 +216,12 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
     /// # Errors
     /// [`Error::Settle`] when the job was never accepted here.
     pub fn job(&self, id: &str) -> Result<Job, Error> {
-        let r = self.recorded(id, "accept")?.ok_or_else(|| Error::Settle(format!("job {id} was never accepted (no accept step in the ledger)")))?;
-        Ok(Job { id: r.job, buyer: r.buyer, prover: r.prover, price: u128::from(r.price), deadline_s: r.deadline_s })
+        Ok(self.accept_record(id)?.job())
+    }
+
+    /// The recorded `accept` step of job `id`.
+    fn accept_record(&self, id: &str) -> Result<SettlementRecord, Error> {
+        self.accepted(id)?.ok_or_else(|| Error::Settle(format!("job {id} was never accepted (no accept step in the ledger)")))
     }
 
     fn record(&self, job: &Job, r: SettlementRecord, receipt: Option<Digest>) -> Result<SettlementRecord, Error> {
@@ -407,15 +418,14 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
             }
             return Err(Error::Conflict(format!("job {id} was settled already ({}: {})", done.action, done.reason)));
         }
-        let r = self.accepted(id)?.ok_or_else(|| Error::Settle(format!("job {id} was never accepted (no accept step in the ledger)")))?;
+        let r = self.accept_record(id)?;
         let hash = |v: &Option<String>, what: &str| {
             v.as_deref()
                 .and_then(zkaudit_plan::value::parse_hex32)
                 .ok_or_else(|| Error::Settle(format!("job {id} was accepted without its {what}: settle it with `zkaudit settle fulfil --plan --data`")))
         };
         let expect = Expectations { plan_hash: Some(hash(&r.plan_hash, "plan hash")?), data_root: Some(hash(&r.data_root, "data root")?), output: None };
-        let job = Job { id: r.job, buyer: r.buyer, prover: r.prover, price: u128::from(r.price), deadline_s: r.deadline_s };
-        self.fulfil(&job, receipt, &expect)
+        self.fulfil(&r.job(), receipt, &expect)
     }
 
     /// Verify-before-fulfil: verifies `receipt` (registry, seal, journal
