@@ -91,7 +91,11 @@ async function timing(page) {
         rows: await page.$$eval('#activity table:first-of-type tbody tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent))),
         chart_label: await page.getAttribute('#activity svg', 'aria-label'),
       };
-      out.proofs = { receipts: await page.textContent('[data-testid=receipts] .value') };
+      out.proofs = {
+        receipts: await page.textContent('[data-testid=receipts] .value'),
+        queued: await page.textContent('[data-testid=jobs-queued] .value'),
+        cancelled: await page.textContent('[data-testid=jobs-cancelled] .value'),
+      };
       out.findings = { text: await page.textContent('#findings .body') };
       await page.screenshot({ path: path.join(outdir, 'dashboard.png'), fullPage: true });
 

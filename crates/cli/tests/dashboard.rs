@@ -8,6 +8,10 @@
 
 #[path = "../../../tests-support/daemon.rs"]
 mod daemon;
+// Only `plan_job` is used here.
+#[allow(dead_code)]
+#[path = "../../../tests-support/jobs.rs"]
+mod jobs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -91,6 +95,23 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     let size = zkaudit_tlog::LogReader::open(&dir).unwrap().size();
     let token = String::from_utf8(zk(&["token", "create", "ledger", "--scope", "read"], t).stdout).unwrap().trim().to_owned();
     let server = Daemon::start(Command::new(ZKAUDIT).args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"]).arg(&dir));
+    // Jobs by state for the proofs panel: with no worker, two jobs wait;
+    // one is then cancelled.
+    let submit = String::from_utf8(zk(&["token", "create", "ledger", "--scope", "submit"], t).stdout).unwrap().trim().to_owned();
+    let jobs_agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let mut r = jobs_agent
+                .post(format!("{}/v1/jobs", server.url))
+                .header("Authorization", format!("Bearer {submit}"))
+                .send_json(jobs::plan_job("execute-only"))
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+            r.body_mut().read_json::<Value>().unwrap()["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let cancelled = jobs_agent.delete(format!("{}/v1/jobs/{}", server.url, ids[1])).header("Authorization", format!("Bearer {submit}")).call().unwrap();
+    assert_eq!(cancelled.status().as_u16(), 202);
     let shots = t.join("shots");
     std::fs::create_dir_all(&shots).unwrap();
 
@@ -148,8 +169,9 @@ fn the_dashboard_shows_the_ledger_and_verifies_events_in_the_browser() {
     assert!(reports["pdf"]["size"].as_u64().unwrap() > 10_000, "{reports}");
     assert_eq!(reports["download"], "zkaudit-telecoms-report.pdf");
 
-    // Proofs: none recorded here; findings: no source yet, said so (not zero).
+    // Proofs: jobs by state, none recorded here; findings: no source yet, said so (not zero).
     assert_eq!(v["proofs"]["receipts"].as_str(), Some("0"));
+    assert_eq!((v["proofs"]["queued"].as_str(), v["proofs"]["cancelled"].as_str()), (Some("1"), Some("1")), "{}", v["proofs"]);
     assert!(v["findings"]["text"].as_str().unwrap().starts_with("No source"), "{}", v["findings"]);
 
     // Drill-down: the telecoms pack's first violation opens that event, verified in the browser.

@@ -204,7 +204,9 @@ async function renderProofs() {
   const p = await json('/v1/dashboard/proofs');
   return [
     h('div', { class: 'stats' },
-      stat('Queued', fmt(p.queued)), stat('Running', fmt(p.running)),
+      stat('Queued', fmt(p.queued), { 'data-testid': 'jobs-queued' }), stat('Running', fmt(p.running)),
+      stat('Succeeded', fmt(p.succeeded)), stat('Failed', fmt(p.failed)),
+      stat('Timed out', fmt(p.timed_out)), stat('Cancelled', fmt(p.cancelled), { 'data-testid': 'jobs-cancelled' }),
       stat('Throughput', p.cycles_per_second ? `${fmt(p.cycles_per_second)} cycles/s` : 'no recent proof'),
       stat('Estimated wait', p.estimated_wait_seconds === null ? '—' : `${fmt(p.estimated_wait_seconds)} s`),
       stat('Receipts recorded', fmt(p.receipts_recorded), { 'data-testid': 'receipts' })),

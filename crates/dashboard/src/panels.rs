@@ -294,6 +294,14 @@ pub struct Proofs {
     pub queued: u64,
     /// Jobs running.
     pub running: u64,
+    /// Jobs finished with a result (the store keeps jobs until its cleanup).
+    pub succeeded: u64,
+    /// Jobs failed.
+    pub failed: u64,
+    /// Jobs killed after their time limit.
+    pub timed_out: u64,
+    /// Jobs cancelled.
+    pub cancelled: u64,
     /// Mean wall time of recent succeeded jobs, s.
     pub recent_job_seconds: Option<f64>,
     /// Proving throughput over recent proofs, cycles/s.
@@ -768,6 +776,10 @@ impl Dashboard {
         Ok(Proofs {
             queued: s.queued,
             running: s.running,
+            succeeded: s.succeeded,
+            failed: s.failed,
+            timed_out: s.timed_out,
+            cancelled: s.cancelled,
             recent_job_seconds: s.recent_job_seconds,
             cycles_per_second: s.recent_cycles_per_second,
             estimated_wait_seconds,

@@ -71,6 +71,14 @@ pub struct Stats {
     pub queued: u64,
     /// Jobs running.
     pub running: u64,
+    /// Jobs finished with a result (kept until the store's cleanup).
+    pub succeeded: u64,
+    /// Jobs finished with an error, or out of attempts.
+    pub failed: u64,
+    /// Jobs killed after their time limit.
+    pub timed_out: u64,
+    /// Jobs cancelled by their owner or an admin.
+    pub cancelled: u64,
     /// Mean wall time of the last (up to) 20 succeeded jobs, in seconds.
     pub recent_job_seconds: Option<f64>,
     /// Cycles per second over the last (up to) 20 succeeded proofs.
@@ -422,17 +430,21 @@ impl Store {
     /// # Errors
     /// [`Error::Db`].
     pub fn stats(&self) -> Result<Stats, Error> {
-        let rows = self.db.query("SELECT state, COUNT(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY state", &[])?;
+        let rows = self.db.query("SELECT state, COUNT(*) FROM jobs GROUP BY state", &[])?;
         let mut s = Stats::default();
         for r in rows {
             let mut r = r.into_iter();
-            let state = r.next().and_then(Val::text);
+            let state = r.next().and_then(Val::text).ok_or_else(|| corrupt("a job without a state"))?;
             let n = count_value(&r.next().unwrap_or(Val::Null), "the job counts")?;
-            match state.as_deref() {
-                Some("queued") => s.queued = n,
-                Some("running") => s.running = n,
-                _ => {}
-            }
+            let slot = match parse::<State>(state, "state")? {
+                State::Queued => &mut s.queued,
+                State::Running => &mut s.running,
+                State::Succeeded => &mut s.succeeded,
+                State::Failed => &mut s.failed,
+                State::TimedOut => &mut s.timed_out,
+                State::Cancelled => &mut s.cancelled,
+            };
+            *slot = n;
         }
         let recent = self.db.query(
             "SELECT finished_ns - started_ns, cycles, mode FROM jobs WHERE state = 'succeeded'
