@@ -18,7 +18,7 @@
 % No thresholds: the rules are exact.
 :- dynamic(param/2).
 
-pack(settlement, '1.1.0', 'Proof-market settlement: every payment rests on a valid receipt, every slash on a failed verification or a missed deadline, and the amounts reconcile').
+pack(settlement, '1.1.0', 'Proof-market settlement: every payment rests on a valid receipt, every slash on a failed verification, a missed deadline, a recorded outage or a forged attestation, and the amounts reconcile').
 
 rule(paid_on_valid_receipt, 'Every posted payment rests on a receipt that verified, after the job was accepted, once per job').
 rule(slash_has_cause, 'Every refund and slash rests on a failed verification, an upheld challenge or a missed deadline; every slash outside a job on a recorded outage or a forged attestation').
