@@ -335,25 +335,8 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
     Ok(if v.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Settles the job `v` judged (`--settle-db`): one call into the market.
+/// Settles the job `v` judged (`--settle-db`) on the market's accounts.
 fn settle(v: &zkaudit_dvm::buyer::Verdict, db: &str, ledger: &std::path::Path, a: &VerifyArgs) -> Result<zkaudit_app::settle::SettlementRecord> {
-    let receipt = v
-        .receipt
-        .as_deref()
-        .ok_or_else(|| anyhow!("not settled: the result failed before its receipt was fetched ({})", v.reason.as_deref().unwrap_or("no reason")))?;
-    let price = v.amount_msat.filter(|a| *a > 0).ok_or_else(|| anyhow!("not settled: the result asks no amount (NIP-90 `amount` tag)"))?;
-    if let Some(bid) = v.bid_msat.filter(|b| price > *b) {
-        bail!("not settled: the result asks {price} msat, over the request's bid of {bid}");
-    }
-    let hash = |h: &str, what: &str| zkaudit_plan::value::parse_hex32(h).ok_or_else(|| anyhow!("not settled: the request's {what} is unknown"));
-    let terms = zkaudit_app::settle::Terms { plan_hash: hash(&v.plan_hash, "plan hash")?, data_root: hash(&v.data_root, "data root")?, spec: None };
-    let job = zkaudit_settle::settlement::Job {
-        id: v.request_id.clone(),
-        buyer: v.buyer.clone(),
-        prover: v.provider.clone(),
-        price: u128::from(price),
-        deadline_s: u32::try_from(v.max_proving_time_s).map_err(|_| anyhow!("not settled: a max-proving-time of {} s is too long", v.max_proving_time_s))?,
-    };
     let accounts = zkaudit_settle::SqlLedger::open(db, std::sync::Arc::new(zkaudit_settle::SystemClock))?;
     let settlement = zkaudit_settle::settlement::Settlement::new(
         accounts,
@@ -363,5 +346,5 @@ fn settle(v: &zkaudit_dvm::buyer::Verdict, db: &str, ledger: &std::path::Path, a
     )?;
     let (events, registry) = (zkaudit_app::ledger::Ledger::open(ledger, None)?, a.registry.load()?);
     let market = zkaudit_app::settle::Market { settlement: &settlement, ledger: &events, registry: &registry };
-    Ok(market.settle_on_delivery(&job, &terms, receipt)?)
+    zkaudit_dvm::buyer::settle(v, &market).map_err(|e| anyhow!(e))
 }

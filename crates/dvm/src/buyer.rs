@@ -309,3 +309,35 @@ fn check(result: &Event, buyer: Option<&Keys>, store: &ProofStore, registry: &Re
     }
     Ok(())
 }
+
+/// Settles the job `v` judged on `market` (the market's accounts and
+/// ledger): accepted at the result's `amount` from the request's author
+/// to the result's author, with the request's plan hash and data root as
+/// its terms, then delivered (`Market::settle_on_delivery`): paid with
+/// the split on a valid receipt, refunded and the provider slashed on an
+/// invalid one. Repeating it answers with the first settlement.
+///
+/// # Errors
+/// A message when the result is not settled: it failed before its receipt
+/// was fetched (nothing shows the provider signed a bad proof), asks no
+/// amount or more than the request's bid, or the market refuses.
+pub fn settle<L: zkaudit_settle::Ledger>(v: &Verdict, market: &zkaudit_app::settle::Market<'_, L>) -> Result<zkaudit_app::settle::SettlementRecord, String> {
+    let receipt = v
+        .receipt
+        .as_deref()
+        .ok_or_else(|| format!("not settled: the result failed before its receipt was fetched ({})", v.reason.as_deref().unwrap_or("no reason")))?;
+    let price = v.amount_msat.filter(|a| *a > 0).ok_or("not settled: the result asks no amount (NIP-90 `amount` tag)")?;
+    if let Some(bid) = v.bid_msat.filter(|b| price > *b) {
+        return Err(format!("not settled: the result asks {price} msat, over the request's bid of {bid}"));
+    }
+    let hash = |h: &str, what: &str| zkaudit_plan::value::parse_hex32(h).ok_or_else(|| format!("not settled: the request's {what} is unknown"));
+    let terms = zkaudit_app::settle::Terms { plan_hash: hash(&v.plan_hash, "plan hash")?, data_root: hash(&v.data_root, "data root")?, spec: None };
+    let job = zkaudit_settle::settlement::Job {
+        id: v.request_id.clone(),
+        buyer: v.buyer.clone(),
+        prover: v.provider.clone(),
+        price: u128::from(price),
+        deadline_s: u32::try_from(v.max_proving_time_s).map_err(|_| format!("not settled: a max-proving-time of {} s is too long", v.max_proving_time_s))?,
+    };
+    market.settle_on_delivery(&job, &terms, receipt).map_err(|e| e.to_string())
+}

@@ -68,9 +68,6 @@ pub async fn post(State(state): State<Arc<AppState>>, caller: Caller, body: Byte
         Some(s) => Some(zkaudit_plan::value::parse_hex32(s).ok_or_else(|| ApiError::bad("seed", "must be 64 hex digits"))?),
         None => None,
     };
-    if req.id.as_deref().is_some_and(|id| id.is_empty() || id.contains(['/', ' '])) {
-        return Err(ApiError::bad("id", "must be non-empty, without spaces or slashes"));
-    }
     let st = Arc::clone(&state);
     let (offer, seed) = blocking(move || {
         let c = check(&st, &buyer, parse_plan(req.plan)?, req.data)?;
