@@ -320,6 +320,11 @@ impl<L: zkaudit_settle::Ledger> Market<'_, L> {
     /// # Errors
     /// As for [`Market::withdraw_stake`].
     pub fn penalize(&self, prover: &str, penalty: Penalty, reference: &str, reason: &str, evidence: Option<Digest>) -> Result<SettlementRecord, Error> {
+        // The first decision stands: a penalty recorded as 0 (no free stake
+        // then) must not take money later that no event would show.
+        if let Some(first) = self.recorded(reference, "slash")? {
+            return Ok(first);
+        }
         let (taken, _) = self.settlement.slash_stake(prover, penalty, reference).map_err(settle_error)?;
         let job = Job { id: reference.to_owned(), buyer: String::new(), prover: prover.to_owned(), price: taken, deadline_s: 0 };
         let mut r = self.base(&job, "slash", reason)?;
