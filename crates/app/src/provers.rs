@@ -169,6 +169,11 @@ pub struct ProverView {
     pub weight: String,
 }
 
+/// Seconds since the epoch by the system clock: when evidence is checked.
+fn now_s() -> u64 {
+    zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000
+}
+
 /// The output digest of registry step `name`: SHA-256 of `zkaudit-provers/<name>`.
 fn step_key(name: &str) -> Digest {
     Digest(Sha256::digest(format!("zkaudit-provers/{name}").as_bytes()).into())
@@ -200,6 +205,9 @@ pub struct ProbeResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slash: Option<SettlementRecord>,
 }
+
+/// How long a probe waits for a prover's endpoint unless told (s).
+pub const DEFAULT_PROBE_TIMEOUT_S: u64 = 10;
 
 /// Checks that `endpoint` answers an HTTP GET within `timeout`: any
 /// response below 500 counts (a prover's API may want a token). The
@@ -426,10 +434,8 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         }
         let attested = match evidence {
             Some((quote, collateral)) => {
-                let policy = zkaudit_attest::Policy { approved: Some(self.market.registry.approved_measurements()), require_up_to_date: false };
-                let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
-                let a =
-                    zkaudit_attest::verify(quote, collateral, now, &policy).map_err(|e| Error::Settle(format!("prover {key}: attestation refused: {e}")))?;
+                let a = zkaudit_attest::verify(quote, collateral, now_s(), &self.attestation_policy())
+                    .map_err(|e| Error::Settle(format!("prover {key}: attestation refused: {e}")))?;
                 Some((a, Digest(Sha256::digest(quote).into())))
             }
             None => None,
@@ -458,6 +464,12 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         r.amount = Some(amount(stake)?);
         append_step(self.market.ledger, PROVER_EVENT_TYPE, attested.map(|(_, d)| d), step, &r)?;
         Ok(r)
+    }
+
+    /// What a prover's TEE evidence must show: a measurement the market's
+    /// program registry approves.
+    fn attestation_policy(&self) -> zkaudit_attest::Policy {
+        zkaudit_attest::Policy { approved: Some(self.market.registry.approved_measurements()), require_up_to_date: false }
     }
 
     fn registered(&self, key: &str) -> Result<Prover, Error> {
@@ -555,8 +567,8 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     }
 
     /// A registered prover presents fresh TEE evidence (`quote` and its
-    /// `collateral`), verified at `now_s` (s since the epoch) against the
-    /// market's approved measurements:
+    /// `collateral`), verified now against the market's approved
+    /// measurements:
     /// * it verifies: an `attest` event records the TEE, measurement and
     ///   TCB status (the prover's `tee` from now on);
     /// * it is forged ([`zkaudit_attest::AttestError::Forged`]): the
@@ -573,7 +585,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
     /// banned; [`Error::Settle`] when the evidence is refused for another
     /// reason (expired or mismatched collateral, an unapproved
     /// measurement, not evidence at all): nothing is recorded then.
-    pub fn attest(&self, key: &str, quote: &[u8], collateral: &[u8], now_s: u64) -> Result<ProverRecord, Error> {
+    pub fn attest(&self, key: &str, quote: &[u8], collateral: &[u8]) -> Result<ProverRecord, Error> {
         let evidence = Digest(Sha256::digest(quote).into());
         let step = step_key(&format!("attest/{key}/{evidence}"));
         if let Some(first) = recorded_step(self.market.ledger, PROVER_EVENT_TYPE, step)? {
@@ -583,8 +595,7 @@ impl<L: zkaudit_settle::Ledger> ProverRegistry<'_, L> {
         if matches!(p.status, Status::Withdrawn | Status::Banned { .. }) {
             return Err(Error::Conflict(format!("prover {key} is {}", p.status.name())));
         }
-        let policy = zkaudit_attest::Policy { approved: Some(self.market.registry.approved_measurements()), require_up_to_date: false };
-        match zkaudit_attest::verify(quote, collateral, now_s, &policy) {
+        match zkaudit_attest::verify(quote, collateral, now_s(), &self.attestation_policy()) {
             Ok(a) => {
                 let mut r = ProverRecord::new("attest", key, format!("a verified {} attestation, TCB {}", a.tee.as_str(), a.tcb_status), &self.policy);
                 r.tee = Some(a.tee.as_str().to_owned());

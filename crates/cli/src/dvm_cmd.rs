@@ -337,13 +337,8 @@ fn verify(a: VerifyArgs) -> Result<ExitCode> {
 
 /// Settles the job `v` judged (`--settle-db`) on the market's accounts.
 fn settle(v: &zkaudit_dvm::buyer::Verdict, db: &str, ledger: &std::path::Path, a: &VerifyArgs) -> Result<zkaudit_app::settle::SettlementRecord> {
-    let accounts = zkaudit_settle::SqlLedger::open(db, std::sync::Arc::new(zkaudit_settle::SystemClock))?;
-    let settlement = zkaudit_settle::settlement::Settlement::new(
-        accounts,
-        a.settle.policy.policy(),
-        a.settle.settle_unit,
-        zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S,
-    )?;
+    let settlement =
+        crate::settle_cmd::open_accounts(db, a.settle.policy.policy(), a.settle.settle_unit, zkaudit_settle::settlement::DEFAULT_CHALLENGE_WINDOW_S)?;
     let (events, registry) = (zkaudit_app::ledger::Ledger::open(ledger, None)?, a.registry.load()?);
     let market = zkaudit_app::settle::Market { settlement: &settlement, ledger: &events, registry: &registry };
     zkaudit_dvm::buyer::settle(v, &market).map_err(|e| anyhow!(e))

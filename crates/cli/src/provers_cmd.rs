@@ -111,7 +111,7 @@ pub enum ProversCommand {
         #[command(flatten)]
         policy: PolicyArgs,
         /// Seconds to wait for each endpoint.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        #[arg(long, value_name = "SECONDS", default_value_t = zkaudit_app::provers::DEFAULT_PROBE_TIMEOUT_S)]
         timeout: u64,
     },
     /// Start unbonding: no more jobs; the stake may be withdrawn after the unbonding period.
@@ -186,8 +186,7 @@ pub fn provers(cmd: ProversCommand) -> Result<ExitCode> {
             Ok(print(&registry.select(job, &bytes, *require_tee)?, json))
         }
         ProversCommand::Attest { key, quote, collateral, .. } => {
-            let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
-            let r = registry.attest(key, &zkaudit_attest::evidence_bytes(&read(quote)?), &read(collateral)?, now)?;
+            let r = registry.attest(key, &zkaudit_attest::evidence_bytes(&read(quote)?), &read(collateral)?)?;
             print(&r, json);
             Ok(if r.action == "ban" { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }

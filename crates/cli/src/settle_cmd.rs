@@ -189,8 +189,15 @@ pub enum SettleCommand {
 
 /// The settlement, the event ledger and the program registry `m` names.
 pub(crate) fn open_market(m: &MarketArgs) -> Result<(Settlement<SqlLedger>, Ledger, zkaudit_zkvm::Registry)> {
-    let settlement = Settlement::new(SqlLedger::open(&m.db, Arc::new(SystemClock))?, m.policy.policy(), m.unit, m.challenge_window)?;
+    let settlement = open_accounts(&m.db, m.policy.policy(), m.unit, m.challenge_window)?;
     Ok((settlement, Ledger::open(&m.ledger, None)?, m.registry.load()?))
+}
+
+/// The settlement accounts in `db` (a SQLite file or a `postgres://`
+/// URL), under `policy`, in ledger `unit`, with a challenge window of
+/// `challenge_window_s`.
+pub(crate) fn open_accounts(db: &str, policy: Policy, unit: u32, challenge_window_s: u32) -> Result<Settlement<SqlLedger>> {
+    Ok(Settlement::new(SqlLedger::open(db, Arc::new(SystemClock))?, policy, unit, challenge_window_s)?)
 }
 
 impl ReceiptArgs {

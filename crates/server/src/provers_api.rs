@@ -110,8 +110,7 @@ pub async fn attest(State(state): State<Arc<AppState>>, caller: Caller, Path(key
     caller.require(Scope::Submit)?;
     let req: AttestIn = parse_body(&body)?;
     let (quote, collateral) = evidence(&req.quote, &req.collateral)?;
-    let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock) / 1_000_000_000;
-    Ok(Json(with_registry(state, move |r| r.attest(&key, &quote, &collateral, now)).await?))
+    Ok(Json(with_registry(state, move |r| r.attest(&key, &quote, &collateral)).await?))
 }
 
 /// `POST /v1/provers/probe` (admin): probes every active or unbonding
@@ -120,7 +119,7 @@ pub async fn attest(State(state): State<Arc<AppState>>, caller: Caller, Path(key
 pub async fn probe(State(state): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<ProbeResult>>, ApiError> {
     caller.require(Scope::Admin)?;
     let now = zkaudit_settle::Clock::now_ns(&zkaudit_settle::SystemClock);
-    let timeout = std::time::Duration::from_secs(10);
+    let timeout = std::time::Duration::from_secs(zkaudit_app::provers::DEFAULT_PROBE_TIMEOUT_S);
     Ok(Json(with_registry(state, move |r| r.probe(now, |endpoint| zkaudit_app::provers::http_probe(endpoint, timeout))).await?))
 }
 

@@ -190,9 +190,10 @@ impl PreimageKeeper {
     /// [`RailError::NotHeld`] when the payment ended the other way (or
     /// expired before a valid proof came), and the rail's errors.
     pub fn conclude(&self, rail: &dyn PaymentRail, job: &str, verified: bool) -> Result<HoldState, RailError> {
-        let hash = self.payment_hash(job);
+        let preimage = self.preimage(job);
+        let hash = preimage.hash();
         if verified {
-            rail.settle(&hash, &self.preimage(job))?;
+            rail.settle(&hash, &preimage)?;
         } else {
             rail.cancel(&hash)?;
         }
