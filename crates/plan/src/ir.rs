@@ -61,7 +61,10 @@ pub struct Output {
 }
 
 /// One step of a plan, tagged by `type`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Deserialized through [`StepMembers`], not serde's internally tagged enum
+/// (see there); the derived `Serialize` writes the same shape.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Step {
@@ -179,8 +182,9 @@ pub struct Transform {
     pub operation: TransformOp,
 }
 
-/// A transform operation, tagged by `op`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A transform operation, tagged by `op`; deserialized through
+/// [`OpMembers`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum TransformOp {
@@ -227,8 +231,9 @@ pub struct Aggregate {
     pub operation: AggregateOp,
 }
 
-/// An aggregate operation, tagged by `op`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An aggregate operation, tagged by `op`; deserialized through
+/// [`OpMembers`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum AggregateOp {
@@ -422,4 +427,313 @@ pub enum Expr {
     Month(Vec<Expr>),
     /// Day of the month of a date, 1 to 31 (`int`).
     Day(Vec<Expr>),
+}
+
+// Tagged objects without serde's buffering.
+//
+// serde's internally tagged enums (`#[serde(tag = "type")]`) read each object
+// into a tree of buffered `Content` first, because the tag may come after the
+// other members (it does in canonical JSON, whose keys are sorted). Inside
+// the zkVM that buffering was most of the cost of reading a plan. A step or
+// an operation is therefore read into one flat struct holding every member
+// any kind may have, then checked against its kind: a member that belongs
+// to another kind is refused as an unknown field, one the kind needs and
+// lacks as a missing field, with serde's own messages.
+
+/// The `type` of a step.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StepKind {
+    DataInput,
+    Transform,
+    Filter,
+    Aggregate,
+    Compute,
+    Branch,
+    Loop,
+}
+
+/// The `op` of a transform or aggregate operation.
+#[derive(Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum OpKind {
+    Map,
+    Select,
+    Rename,
+    Reduce,
+    Concat,
+    Merge,
+}
+
+/// A member name, borrowed from the input where the deserializer can.
+struct Key<'de>(alloc::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(alloc::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(alloc::borrow::Cow::Owned(v.into())))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Sets a member once; a second occurrence is serde's duplicate-field error.
+fn put<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(slot: &mut Option<T>, map: &mut A, name: &'static str) -> Result<(), A::Error> {
+    if slot.is_some() {
+        return Err(serde::de::Error::duplicate_field(name));
+    }
+    *slot = Some(map.next_value()?);
+    Ok(())
+}
+
+/// Defines a flat struct of optional members, one per `name: Type = "key"`,
+/// and reads it from a map: each known key into its member, the first
+/// unknown one kept (its value skipped) for the kind's own error message.
+macro_rules! members {
+    ($(#[$doc:meta])* $name:ident, $expecting:literal { $($field:ident: $ty:ty = $key:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Default)]
+        struct $name {
+            $($field: Option<$ty>,)*
+            /// The first member no kind has.
+            unknown: Option<String>,
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> serde::de::Visitor<'de> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$name, A::Error> {
+                        let mut m = $name::default();
+                        while let Some(Key(key)) = map.next_key()? {
+                            match &*key {
+                                $($key => put(&mut m.$field, &mut map, $key)?,)*
+                                other => {
+                                    if m.unknown.is_none() {
+                                        m.unknown = Some(other.into());
+                                    }
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(m)
+                    }
+                }
+                d.deserialize_map(V)
+            }
+        }
+    };
+}
+
+members! {
+    /// Every member a step object may have, whatever its `type`.
+    StepMembers, "a plan step (an object with a `type`)" {
+        kind: StepKind = "type",
+        id: String = "id",
+        input: String = "input",
+        schema: Vec<ColumnDef> = "schema",
+        data_commitment: Option<String> = "dataCommitment",
+        operation: OpMembers = "operation",
+        predicate: Expr = "predicate",
+        columns: Vec<Assign> = "columns",
+        condition: Expr = "condition",
+        then: String = "then",
+        otherwise: String = "else",
+        max_iterations: u32 = "maxIterations",
+        until: Option<Expr> = "until",
+        update: Vec<Assign> = "update",
+    }
+}
+
+members! {
+    /// Every member an `operation` object may have, whatever its `op`.
+    OpMembers, "an operation (an object with an `op`)" {
+        op: OpKind = "op",
+        column: String = "column",
+        expression: Expr = "expression",
+        fields: Vec<String> = "fields",
+        mapping: BTreeMap<String, String> = "mapping",
+        input: String = "input",
+        group_by: Vec<String> = "groupBy",
+        aggregations: Vec<Aggregation> = "aggregations",
+        inputs: Vec<String> = "inputs",
+        on: Vec<String> = "on",
+    }
+}
+
+/// Refuses a member no kind has, then the first member present that
+/// `allowed` (the kind's members) does not list.
+fn only<E: serde::de::Error>(unknown: Option<&str>, present: &[(&'static str, bool)], allowed: &'static [&'static str]) -> Result<(), E> {
+    if let Some(name) = unknown {
+        return Err(E::unknown_field(name, allowed));
+    }
+    match present.iter().find(|(name, here)| *here && !allowed.contains(name)) {
+        Some((name, _)) => Err(E::unknown_field(name, allowed)),
+        None => Ok(()),
+    }
+}
+
+/// A required member.
+fn need<T, E: serde::de::Error>(value: Option<T>, name: &'static str) -> Result<T, E> {
+    value.ok_or_else(|| E::missing_field(name))
+}
+
+impl StepMembers {
+    fn into_step<E: serde::de::Error>(self) -> Result<Step, E> {
+        let present = [
+            ("input", self.input.is_some()),
+            ("schema", self.schema.is_some()),
+            ("dataCommitment", self.data_commitment.is_some()),
+            ("operation", self.operation.is_some()),
+            ("predicate", self.predicate.is_some()),
+            ("columns", self.columns.is_some()),
+            ("condition", self.condition.is_some()),
+            ("then", self.then.is_some()),
+            ("else", self.otherwise.is_some()),
+            ("maxIterations", self.max_iterations.is_some()),
+            ("until", self.until.is_some()),
+            ("update", self.update.is_some()),
+        ];
+        let kind = need(self.kind, "type")?;
+        let id = need(self.id, "id")?;
+        Ok(match kind {
+            StepKind::DataInput => {
+                only(self.unknown.as_deref(), &present, &["id", "schema", "dataCommitment"])?;
+                Step::DataInput(DataInput { id, schema: need(self.schema, "schema")?, data_commitment: self.data_commitment.flatten() })
+            }
+            StepKind::Transform => {
+                only(self.unknown.as_deref(), &present, &["id", "input", "operation"])?;
+                let operation = need(self.operation, "operation")?.into_transform()?;
+                Step::Transform(Transform { id, input: need(self.input, "input")?, operation })
+            }
+            StepKind::Filter => {
+                only(self.unknown.as_deref(), &present, &["id", "input", "predicate"])?;
+                Step::Filter(Filter { id, input: need(self.input, "input")?, predicate: need(self.predicate, "predicate")? })
+            }
+            StepKind::Aggregate => {
+                only(self.unknown.as_deref(), &present, &["id", "operation"])?;
+                Step::Aggregate(Aggregate { id, operation: need(self.operation, "operation")?.into_aggregate()? })
+            }
+            StepKind::Compute => {
+                only(self.unknown.as_deref(), &present, &["id", "input", "columns"])?;
+                Step::Compute(Compute { id, input: need(self.input, "input")?, columns: need(self.columns, "columns")? })
+            }
+            StepKind::Branch => {
+                only(self.unknown.as_deref(), &present, &["id", "input", "condition", "then", "else"])?;
+                Step::Branch(Branch {
+                    id,
+                    input: need(self.input, "input")?,
+                    condition: need(self.condition, "condition")?,
+                    then: need(self.then, "then")?,
+                    otherwise: need(self.otherwise, "else")?,
+                })
+            }
+            StepKind::Loop => {
+                only(self.unknown.as_deref(), &present, &["id", "input", "maxIterations", "until", "update"])?;
+                Step::Loop(Loop {
+                    id,
+                    input: need(self.input, "input")?,
+                    max_iterations: need(self.max_iterations, "maxIterations")?,
+                    until: self.until.flatten(),
+                    update: need(self.update, "update")?,
+                })
+            }
+        })
+    }
+}
+
+impl OpMembers {
+    fn present(&self) -> [(&'static str, bool); 9] {
+        [
+            ("column", self.column.is_some()),
+            ("expression", self.expression.is_some()),
+            ("fields", self.fields.is_some()),
+            ("mapping", self.mapping.is_some()),
+            ("input", self.input.is_some()),
+            ("groupBy", self.group_by.is_some()),
+            ("aggregations", self.aggregations.is_some()),
+            ("inputs", self.inputs.is_some()),
+            ("on", self.on.is_some()),
+        ]
+    }
+
+    fn into_transform<E: serde::de::Error>(self) -> Result<TransformOp, E> {
+        const OPS: &[&str] = &["map", "select", "rename"];
+        let present = self.present();
+        Ok(match need(self.op, "op")? {
+            OpKind::Map => {
+                only(self.unknown.as_deref(), &present, &["column", "expression"])?;
+                TransformOp::Map { column: need(self.column, "column")?, expression: need(self.expression, "expression")? }
+            }
+            OpKind::Select => {
+                only(self.unknown.as_deref(), &present, &["fields"])?;
+                TransformOp::Select { fields: need(self.fields, "fields")? }
+            }
+            OpKind::Rename => {
+                only(self.unknown.as_deref(), &present, &["mapping"])?;
+                TransformOp::Rename { mapping: need(self.mapping, "mapping")? }
+            }
+            OpKind::Reduce => return Err(E::unknown_variant("reduce", OPS)),
+            OpKind::Concat => return Err(E::unknown_variant("concat", OPS)),
+            OpKind::Merge => return Err(E::unknown_variant("merge", OPS)),
+        })
+    }
+
+    fn into_aggregate<E: serde::de::Error>(self) -> Result<AggregateOp, E> {
+        const OPS: &[&str] = &["reduce", "concat", "merge"];
+        let present = self.present();
+        Ok(match need(self.op, "op")? {
+            OpKind::Reduce => {
+                only(self.unknown.as_deref(), &present, &["input", "groupBy", "aggregations"])?;
+                AggregateOp::Reduce {
+                    input: need(self.input, "input")?,
+                    group_by: self.group_by.unwrap_or_default(),
+                    aggregations: need(self.aggregations, "aggregations")?,
+                }
+            }
+            OpKind::Concat => {
+                only(self.unknown.as_deref(), &present, &["inputs"])?;
+                AggregateOp::Concat { inputs: need(self.inputs, "inputs")? }
+            }
+            OpKind::Merge => {
+                only(self.unknown.as_deref(), &present, &["inputs", "on"])?;
+                AggregateOp::Merge { inputs: need(self.inputs, "inputs")?, on: self.on.unwrap_or_default() }
+            }
+            OpKind::Map => return Err(E::unknown_variant("map", OPS)),
+            OpKind::Select => return Err(E::unknown_variant("select", OPS)),
+            OpKind::Rename => return Err(E::unknown_variant("rename", OPS)),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Step {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StepMembers::deserialize(d)?.into_step()
+    }
+}
+
+impl<'de> Deserialize<'de> for TransformOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OpMembers::deserialize(d)?.into_transform()
+    }
+}
+
+impl<'de> Deserialize<'de> for AggregateOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        OpMembers::deserialize(d)?.into_aggregate()
+    }
 }

@@ -115,7 +115,10 @@ pub fn prepare(plan_jcs: &[u8], plan_hash: &Hash, h: &dyn Hasher) -> Result<Prog
     if computed != *plan_hash {
         return Err(RunError::PlanHash { expected: value::hex(plan_hash), computed: value::hex(&computed) });
     }
-    let plan: Plan = serde_json::from_slice(plan_jcs).map_err(|e| RunError::PlanParse(alloc::format!("{e}")))?;
+    // One UTF-8 check of the whole text: `from_slice` would check every
+    // string again, which in the zkVM cost more than the check itself.
+    let text = core::str::from_utf8(plan_jcs).map_err(|e| RunError::PlanParse(alloc::format!("{e}")))?;
+    let plan: Plan = serde_json::from_str(text).map_err(|e| RunError::PlanParse(alloc::format!("{e}")))?;
     compile(&plan, &Bounds::default()).map_err(RunError::Invalid)
 }
 

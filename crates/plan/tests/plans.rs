@@ -267,3 +267,59 @@ fn plan_bytes_must_match_the_plan_hash() {
     assert!(matches!(zkaudit_plan::prepare(&f.jcs, &wrong, &Sha2), Err(RunError::PlanHash { .. })));
     assert!(zkaudit_plan::prepare(&f.jcs, &f.hash, &Sha2).is_ok());
 }
+
+#[test]
+fn steps_are_read_member_by_member_and_checked_against_their_kind() {
+    use zkaudit_plan::ir::Step;
+    let step = |json: &str| serde_json::from_str::<Step>(json).map_err(|e| e.to_string());
+
+    // Every kind, in canonical (sorted) and in written order, and back out.
+    let kinds = [
+        r#"{"type":"data-input","id":"t","schema":[{"name":"x","type":"int"}],"dataCommitment":null}"#,
+        r#"{"id":"m","input":"t","operation":{"column":"y","expression":{"col":"x"},"op":"map"},"type":"transform"}"#,
+        r#"{"type":"transform","id":"s","input":"t","operation":{"op":"select","fields":["x"]}}"#,
+        r#"{"type":"transform","id":"r","input":"t","operation":{"op":"rename","mapping":{"x":"y"}}}"#,
+        r#"{"type":"filter","id":"f","input":"t","predicate":{"bool":true}}"#,
+        r#"{"id":"g","operation":{"aggregations":[{"fn":"count","name":"n"}],"groupBy":["x"],"input":"t","op":"reduce"},"type":"aggregate"}"#,
+        r#"{"type":"aggregate","id":"c","operation":{"op":"concat","inputs":["t","t"]}}"#,
+        r#"{"type":"aggregate","id":"j","operation":{"op":"merge","inputs":["t","t"],"on":["x"]}}"#,
+        r#"{"type":"compute","id":"k","input":"t","columns":[{"name":"z","expression":{"int":1}}]}"#,
+        r#"{"type":"branch","id":"b","input":"t","condition":{"bool":true},"then":"t","else":"t"}"#,
+        r#"{"type":"loop","id":"l","input":"t","maxIterations":3,"until":null,"update":[{"name":"x","expression":{"int":1}}]}"#,
+    ];
+    for json in kinds {
+        let s = step(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+        let again = serde_json::to_string(&s).unwrap();
+        assert_eq!(step(&again).unwrap(), s, "{json} → {again}");
+    }
+    assert!(matches!(step(kinds[0]).unwrap(), Step::DataInput(d) if d.data_commitment.is_none()));
+
+    // A member of another kind is unknown to this one, and the message lists
+    // this kind's members only; so is a member no kind has.
+    let e = step(r#"{"type":"filter","id":"f","input":"t","predicate":{"bool":true},"schema":[]}"#).unwrap_err();
+    assert!(e.starts_with("unknown field `schema`, expected one of `id`, `input`, `predicate`"), "{e}");
+    let e = step(r#"{"type":"filter","id":"f","input":"t","predicat":{"bool":true}}"#).unwrap_err();
+    assert!(e.starts_with("unknown field `predicat`, expected one of `id`, `input`, `predicate`"), "{e}");
+    let e = step(r#"{"type":"aggregate","id":"g","operation":{"op":"concat","inputs":["t"],"on":["x"]}}"#).unwrap_err();
+    assert!(e.starts_with("unknown field `on`, expected `inputs`"), "{e}");
+    // Missing members, the tag included.
+    let e = step(r#"{"type":"filter","id":"f","input":"t"}"#).unwrap_err();
+    assert!(e.starts_with("missing field `predicate`"), "{e}");
+    let e = step(r#"{"id":"f","input":"t","predicate":{"bool":true}}"#).unwrap_err();
+    assert!(e.starts_with("missing field `type`"), "{e}");
+    let e = step(r#"{"type":"aggregate","id":"g","operation":{"input":"t","op":"reduce"}}"#).unwrap_err();
+    assert!(e.starts_with("missing field `aggregations`"), "{e}");
+    // An operation of the other step kind, and an unknown kind.
+    let e = step(r#"{"type":"transform","id":"m","input":"t","operation":{"op":"concat","inputs":["t"]}}"#).unwrap_err();
+    assert!(e.starts_with("unknown variant `concat`, expected one of `map`, `select`, `rename`"), "{e}");
+    let e = step(r#"{"type":"sort","id":"s"}"#).unwrap_err();
+    assert!(e.starts_with("unknown variant `sort`"), "{e}");
+    // `null` does not stand in for a member that has no null value, and a
+    // member is given once.
+    let e = step(r#"{"type":"aggregate","id":"g","operation":{"aggregations":[],"groupBy":null,"input":"t","op":"reduce"}}"#).unwrap_err();
+    assert!(e.starts_with("invalid type: null, expected a sequence"), "{e}");
+    let e = step(r#"{"type":"filter","id":"f","id":"g","input":"t","predicate":{"bool":true}}"#).unwrap_err();
+    assert!(e.starts_with("duplicate field `id`"), "{e}");
+    let e = step(r#""filter""#).unwrap_err();
+    assert!(e.starts_with("invalid type: string \"filter\", expected a plan step"), "{e}");
+}
