@@ -1,4 +1,5 @@
-//! `zkaudit detect`: anomaly findings over a ledger, recorded in it.
+//! `zkaudit detect`: anomaly findings over a ledger (local, or a server's),
+//! recorded in it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,16 +9,21 @@ use clap::Args;
 use zkaudit_detect::{Params, Rules};
 
 use crate::output::{out, outln, print_json};
+use crate::sink_args::SinkArgs;
 
 /// `zkaudit detect` arguments.
-#[derive(Args, Debug)]
+///
+/// The ledger read is the one findings are recorded in: `--ledger DIR`, or
+/// `--server URL` whose log is read by tlog-tiles and checked against
+/// `--vkey` (the token needs the submit scope, which includes read).
+#[derive(Args)]
 pub struct DetectArgs {
-    /// The ledger to read and record findings in (made by `zkaudit log init`).
-    #[arg(long, value_name = "DIR")]
-    ledger: PathBuf,
-    /// The ledger's index (SQLite path or postgres:// URL; default DIR/index.sqlite).
-    #[arg(long, value_name = "SPEC")]
-    index: Option<String>,
+    #[command(flatten)]
+    ledger: SinkArgs,
+    /// The log's verifier key (text or a file such as DIR/log.vkey): needed
+    /// with --server to check its signed checkpoint; with --ledger, checks it too.
+    #[arg(long, value_name = "KEY|FILE")]
+    vkey: Option<String>,
     /// Threshold rules (TOML, Wazuh-style frequency + timeframe or field bounds).
     #[arg(long, value_name = "FILE")]
     rules: Option<PathBuf>,
@@ -61,7 +67,9 @@ pub fn detect(a: DetectArgs) -> Result<ExitCode> {
     params.rate.z = a.z;
     params.host.z = a.z;
     let rules = a.rules.as_deref().map(Rules::load).transpose()?.unwrap_or_default();
-    let r = zkaudit_detect::run(&a.ledger, a.index.as_deref(), ns("from", &a.from)?, ns("to", &a.to)?, &params, &rules, a.dry_run)?;
+    let vkey = a.vkey.as_deref().map(crate::log_cmd::load_vkey).transpose()?;
+    let (from, to) = (ns("from", &a.from)?, ns("to", &a.to)?);
+    let r = zkaudit_detect::run(&a.ledger.destination()?, vkey.as_ref(), from, to, &params, &rules, a.dry_run)?;
     if a.json {
         print_json(&r);
     } else {

@@ -7,8 +7,9 @@
 //! `stress-ng` CPU spike. Every injected anomaly must be found; the clean
 //! replay gives no finding at all (N = 0), the clean host run at most one.
 
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
@@ -243,4 +244,103 @@ fn a_stress_ng_spike_is_a_host_metric_finding() {
     // The first outlying sample may catch stress-ng starting: at least half busy.
     let busy: f64 = cpu[0]["message"].as_str().unwrap().split(" = ").nth(1).unwrap().split(',').next().unwrap().parse().unwrap();
     assert!(busy >= 0.5, "{}", cpu[0]);
+}
+
+/// A `zkaudit serve` of `dir` on a free loopback port.
+fn serve(dir: &Path) -> (Child, String) {
+    let mut child = Command::new(ZKAUDIT)
+        .args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+    (child, url)
+}
+
+/// Kills the server when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_servers_log_is_read_by_tiles_against_its_checkpoint_and_findings_are_recorded_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/detect/rules.toml");
+    // Three hours of logins and failovers (more than one entry bundle), with
+    // a brute force at minute 120 and a slow failover at minute 140.
+    let mut events = Vec::new();
+    for m in 0..180 {
+        events.push(login_failed(m, 30, "192.0.2.1"));
+        events.push(failover(m, 18));
+    }
+    events.extend((0..6).map(|s| login_failed(120, s * 9, "198.51.100.9")));
+    events.push(failover(140, 73));
+    let served = ledger(t, "served");
+    append(&served, &events);
+    // The same events in a local ledger: what a local run finds.
+    let local = ledger(t, "local");
+    append(&local, &events);
+    let expected = found(&detect(&local, &rules, &["--dry-run"]));
+    assert!(expected.iter().any(|(r, s, _)| r == "ssh-brute-force" && s == "198.51.100.9"), "{expected:#?}");
+    assert!(expected.iter().any(|(r, _, _)| r == "slow-failover"), "{expected:#?}");
+
+    let token = String::from_utf8(zk(&["token", "create", "served", "--scope", "submit", "--tenant", "detect"], t).stdout).unwrap().trim().to_owned();
+    let (server, url) = serve(&served);
+    let _server = Killed(server);
+    let vkey = served.join("log.vkey");
+    let remote = |extra: &[&str]| {
+        let mut args = vec!["detect", "--server", &url, "--token", &token, "--rules", rules.to_str().unwrap(), "--spool", "spool", "--json"];
+        args.extend_from_slice(extra);
+        Command::new(ZKAUDIT).args(&args).current_dir(t).output().unwrap()
+    };
+    let ok = |out: Output| -> Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+
+    // Without the log's key, nothing is read; with another log's, refused.
+    let out = remote(&[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs the log's verifier key"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = remote(&["--vkey", local.join("log.vkey").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not match the log origin"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Read by tiles: the same findings as the local run, recorded in the
+    // server's ledger; a second run records none of them again.
+    let before = entries(&served).len();
+    let r = ok(remote(&["--vkey", vkey.to_str().unwrap()]));
+    assert_eq!(found(&r), expected);
+    assert_eq!(r["tree_size"].as_u64(), Some(before as u64));
+    assert_eq!(r["events_read"].as_u64(), Some(events.len() as u64));
+    assert_eq!(r["recorded"].as_u64(), Some(expected.len() as u64));
+    let after = entries(&served);
+    let recorded: Vec<&Value> = after.iter().filter(|e| e["type"] == "finding").collect();
+    assert_eq!((after.len(), recorded.len()), (before + expected.len(), expected.len()));
+    let again = ok(remote(&["--vkey", vkey.to_str().unwrap()]));
+    assert_eq!((again["recorded"].as_u64(), again["already_recorded"].as_u64()), (Some(0), Some(expected.len() as u64)));
+    assert_eq!(entries(&served).len(), after.len(), "nothing recorded twice");
+
+    // One flipped byte in a served entry bundle: the entries no longer hash
+    // to the signed root, so nothing is detected or recorded.
+    let bundle = served.join("tile/entries/000");
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let at = bytes.iter().position(|&b| b == b'7').unwrap();
+    bytes[at] = b'8';
+    std::fs::write(&bundle, bytes).unwrap();
+    let out = remote(&["--vkey", vkey.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("tile/entries") && err.contains("the signed checkpoint says"), "{err}");
+    assert_eq!(entries(&served).len(), after.len());
 }

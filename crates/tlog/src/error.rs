@@ -75,6 +75,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A request to a served log failed or was refused.
+    #[error("{url}: {reason}")]
+    Fetch {
+        /// The URL requested.
+        url: String,
+        /// What went wrong (the transport error, or the status and body).
+        reason: String,
+    },
     /// A group commit failed; the batch was not appended.
     #[error("append failed, nothing from this batch was acknowledged: {0}")]
     CommitFailed(String),

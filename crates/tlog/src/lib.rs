@@ -12,7 +12,9 @@
 //!   [`write_secret`]);
 //! * appends through one sequencer with group commit and fsync, serialised
 //!   across processes by a file lock ([`Log`]);
-//! * reads and RFC 9162 proofs as of the checkpoint ([`LogReader`]);
+//! * reads and RFC 9162 proofs as of the checkpoint ([`LogReader`]), and
+//!   reading a log another process serves by tlog-tiles, checked against
+//!   its signed checkpoint ([`RemoteLog`]);
 //! * fsck, which recomputes everything from the entries ([`fsck::verify`]).
 //!
 //! Durability order for each batch: bundles and tiles are written and
@@ -34,6 +36,7 @@ pub mod json;
 pub mod layout;
 mod log;
 mod reader;
+pub mod remote;
 mod store;
 mod writer;
 
@@ -41,6 +44,7 @@ pub use dir::{read_signing_key, write_secret, write_signing_key, LedgerDir, KEY_
 pub use error::{Error, Result};
 pub use log::{init, read_vkey, AppendStream, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
+pub use remote::RemoteLog;
 pub use store::{TileStore, CHECKPOINT_FILE};
 pub use writer::Leaf;
 pub use zkaudit_verify::bundle::BundleError;
