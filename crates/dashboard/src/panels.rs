@@ -4,6 +4,7 @@
 //! index ([`Dashboard::event`]) and verified in the browser.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -433,15 +434,57 @@ pub struct Lineage {
     pub truncated: bool,
 }
 
-/// The dashboard's state across requests: the checks it remembers, and
-/// the last compliance answer (packs are re-evaluated only when the tree
-/// or the window changes).
+/// The dashboard's state across requests: the checks it remembers, and the
+/// last answer of each panel that reads the ledger's events, kept while the
+/// checkpoint and the window stay the same ([`Memo`]).
 #[derive(Default)]
 pub struct Dashboard {
     last_seen: Mutex<Option<(u64, [u8; 32])>>,
     consistency: Mutex<Option<ConsistencyCheck>>,
     full_check: Mutex<Option<FullCheck>>,
-    compliance: Mutex<Option<(u64, [u8; 32], Compliance)>>,
+    activity: Memo<Activity>,
+    compliance: Memo<Compliance>,
+    findings: Memo<Findings>,
+    /// When a panel was last requested, ns since the Unix epoch (0: never).
+    viewed_ns: AtomicI64,
+    /// The checkpoint [`Dashboard::warm`] last filled the panels at.
+    warmed: Mutex<Option<(u64, [u8; 32])>>,
+}
+
+/// How long after the last panel request [`Dashboard::warm`] keeps the
+/// panels filled as the log grows: 10 minutes.
+const WARM_WHILE_VIEWED_NS: i64 = 600_000_000_000;
+
+/// One panel's last answer, with the checkpoint (tree size, root) and the
+/// window it answers for. The lock is held while computing, so concurrent
+/// requests for the same panel share one computation.
+struct Memo<T>(Mutex<Option<(MemoKey, T)>>);
+
+/// What a [`Memo`]'s answer is for: tree size, root hash, window.
+type MemoKey = (u64, [u8; 32], Window);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self(Mutex::new(None))
+    }
+}
+
+impl<T: Clone> Memo<T> {
+    /// The answer for `window` at `log`'s checkpoint: the kept one, or
+    /// `compute`'s, which is kept. The answer may reflect a later
+    /// checkpoint than the key (the log grows meanwhile), never an earlier.
+    fn get(&self, log: &LogReader, window: Window, compute: impl FnOnce() -> Result<T>) -> Result<T> {
+        let key = (log.size(), log.checkpoint().root, window);
+        let mut slot = lock(&self.0);
+        if let Some((k, answer)) = slot.as_ref() {
+            if *k == key {
+                return Ok(answer.clone());
+            }
+        }
+        let answer = compute()?;
+        *slot = Some((key, answer.clone()));
+        Ok(answer)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -481,6 +524,36 @@ impl Dashboard {
             return Err(Error::BadRequest { field: "to", message: format!("the window [{from_ns}, {to_ns}) ns is empty") });
         }
         Ok(Window { from_ns, to_ns })
+    }
+
+    fn viewed(&self) {
+        self.viewed_ns.store(now_ns(), Ordering::Relaxed);
+    }
+
+    /// Fills the activity, compliance and findings panels for the default
+    /// window ([`Dashboard::window`] with neither end given) when the
+    /// checkpoint has changed since the last fill, so that a page load
+    /// finds them computed. It does so once after start, then only while
+    /// the dashboard is being looked at (a panel requested in the last 10
+    /// minutes), so that an unwatched server spends nothing on it. Returns
+    /// whether it filled them. A server calls it from a thread of its own.
+    ///
+    /// # Errors
+    /// As the panels'.
+    pub fn warm(&self, ledger: &Ledger) -> Result<bool> {
+        let r = ledger.reader()?;
+        let now = (r.size(), r.checkpoint().root);
+        let mut warmed = lock(&self.warmed);
+        let watched = now_ns().saturating_sub(self.viewed_ns.load(Ordering::Relaxed)) < WARM_WHILE_VIEWED_NS;
+        if *warmed == Some(now) || (warmed.is_some() && !watched) {
+            return Ok(false);
+        }
+        let window = self.window(ledger, None, None)?;
+        self.activity.get(&r, window, || self.compute_activity(ledger, window))?;
+        self.findings.get(&r, window, || self.compute_findings(ledger, window))?;
+        self.compliance.get(&r, window, || self.compute_compliance(ledger, now.0, window))?;
+        *warmed = Some(now);
+        Ok(true)
     }
 
     /// The log integrity panel. Also checks consistency (RFC 9162 §2.1.4)
@@ -564,6 +637,11 @@ impl Dashboard {
     /// # Errors
     /// [`Error::App`].
     pub fn activity(&self, ledger: &Ledger, window: Window) -> Result<Activity> {
+        self.viewed();
+        self.activity.get(&ledger.reader()?, window, || self.compute_activity(ledger, window))
+    }
+
+    fn compute_activity(&self, ledger: &Ledger, window: Window) -> Result<Activity> {
         let span = i128::from(window.to_ns) - i128::from(window.from_ns);
         let mut bucket_ns = i64::try_from((span + i128::from(CHART_BUCKETS) - 1) / i128::from(CHART_BUCKETS)).unwrap_or(i64::MAX).max(1);
         if bucket_ns > HOUR_NS {
@@ -627,13 +705,12 @@ impl Dashboard {
     /// # Errors
     /// [`Error::App`] if the auditor cannot be opened or a pack fails.
     pub fn compliance(&self, ledger: &Ledger, window: Window) -> Result<Compliance> {
+        self.viewed();
         let now = ledger.reader()?;
-        if let Some((size, root, c)) = lock(&self.compliance).as_ref() {
-            if (*size, *root, c.window) == (now.size(), now.checkpoint().root, window) {
-                return Ok(c.clone());
-            }
-        }
-        let (tree_size, root) = (now.size(), now.checkpoint().root);
+        self.compliance.get(&now, window, || self.compute_compliance(ledger, now.size(), window))
+    }
+
+    fn compute_compliance(&self, ledger: &Ledger, tree_size: u64, window: Window) -> Result<Compliance> {
         let mut packs = Vec::new();
         for p in zkaudit_app::audit::PACKS {
             let (pack, _) = zkaudit_app::audit::load_pack(p.name)?;
@@ -667,9 +744,7 @@ impl Dashboard {
                     .collect(),
             });
         }
-        let c = Compliance { window, tree_size, packs };
-        *lock(&self.compliance) = Some((tree_size, root, c.clone()));
-        Ok(c)
+        Ok(Compliance { window, tree_size, packs })
     }
 
     fn engine(&self, ledger: &Ledger, window: Window) -> Result<zkaudit_audit::Engine> {
@@ -795,6 +870,11 @@ impl Dashboard {
     /// # Errors
     /// [`Error::App`].
     pub fn findings(&self, ledger: &Ledger, window: Window) -> Result<Findings> {
+        self.viewed();
+        self.findings.get(&ledger.reader()?, window, || self.compute_findings(ledger, window))
+    }
+
+    fn compute_findings(&self, ledger: &Ledger, window: Window) -> Result<Findings> {
         let all = Query::new(Selector::Type(FINDING_TYPE.into()));
         let ever = ledger.count(&all)?;
         let events = ledger.select(&Query { from_ns: Some(window.from_ns), to_ns: Some(window.to_ns), ..all })?;

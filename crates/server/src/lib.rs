@@ -426,6 +426,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         threads.push(t);
     }
     threads.push(upkeep(Arc::clone(&state), Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting upkeep".into(), error })?);
+    threads.push(warmer(Arc::clone(&state), Arc::clone(&stop)).map_err(|error| StartError::Io { what: "starting the dashboard warmer".into(), error })?);
     if let Some(proofs) = state.config.proof_store.clone() {
         // Not joined on stop: a round waiting on a slow store must not hold
         // up shutdown, and a put it leaves unmarked is repeated (idempotent,
@@ -489,6 +490,27 @@ fn storer(state: Arc<AppState>, proofs: Arc<zkaudit_store::ProofStore>, stop: Ar
 /// Every few seconds: re-queue jobs of workers that stopped sending
 /// heartbeats (workers on other machines), record the proofs they made,
 /// and apply the TTLs.
+/// Keeps the dashboard's panels computed as the log grows
+/// ([`zkaudit_dashboard::Dashboard::warm`]), checking every second.
+fn warmer(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new().name("zkaudit-dashboard".into()).spawn(move || {
+        let mut last_error = None;
+        while !stop.load(Ordering::Relaxed) {
+            // A failure is the panels' own, which their requests report;
+            // it is logged once, not every second.
+            match state.dashboard.warm(&state.ledger) {
+                Err(e) if last_error.as_ref() != Some(&e.to_string()) => {
+                    eprintln!("dashboard: {e}");
+                    last_error = Some(e.to_string());
+                }
+                Err(_) => {}
+                Ok(_) => last_error = None,
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    })
+}
+
 fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("zkaudit-upkeep".into()).spawn(move || {
         let mut tick = 0u64;
