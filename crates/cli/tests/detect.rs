@@ -7,12 +7,14 @@
 //! `stress-ng` CPU spike. Every injected anomaly must be found; the clean
 //! replay gives no finding at all (N = 0), the clean host run at most one.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
+
+#[path = "../../../tests-support/daemon.rs"]
+mod daemon;
 
 const ZKAUDIT: &str = env!("CARGO_BIN_EXE_zkaudit");
 /// The replay starts here: 2026-03-01T00:00:00Z.
@@ -246,31 +248,6 @@ fn a_stress_ng_spike_is_a_host_metric_finding() {
     assert!(busy >= 0.5, "{}", cpu[0]);
 }
 
-/// A `zkaudit serve` of `dir` on a free loopback port.
-fn serve(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(ZKAUDIT)
-        .args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-    (child, url)
-}
-
-/// Kills the server when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_servers_log_is_read_by_tiles_against_its_checkpoint_and_findings_are_recorded_there() {
     let tmp = tempfile::tempdir().unwrap();
@@ -295,8 +272,8 @@ fn a_servers_log_is_read_by_tiles_against_its_checkpoint_and_findings_are_record
     assert!(expected.iter().any(|(r, _, _)| r == "slow-failover"), "{expected:#?}");
 
     let token = String::from_utf8(zk(&["token", "create", "served", "--scope", "submit", "--tenant", "detect"], t).stdout).unwrap().trim().to_owned();
-    let (server, url) = serve(&served);
-    let _server = Killed(server);
+    let server = daemon::Daemon::start(Command::new(ZKAUDIT).args(["serve", "--workers", "0", "--addr", "127.0.0.1:0", "--dir"]).arg(&served));
+    let url = server.url.clone();
     let vkey = served.join("log.vkey");
     let remote = |extra: &[&str]| {
         let mut args = vec!["detect", "--server", &url, "--token", &token, "--rules", rules.to_str().unwrap(), "--spool", "spool", "--json"];
@@ -343,4 +320,5 @@ fn a_servers_log_is_read_by_tiles_against_its_checkpoint_and_findings_are_record
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tile/entries") && err.contains("the signed checkpoint says"), "{err}");
     assert_eq!(entries(&served).len(), after.len());
+    assert!(server.stop().success());
 }
