@@ -81,7 +81,10 @@ impl RemoteLog {
                 Some(data) => (id.path(), data),
                 None if !id.is_full() => {
                     let full = id.full_path();
-                    let data = self.http.get(&full)?.ok_or_else(|| Error::Fetch { url: self.http.url(&id.path()), reason: "404 Not Found, and no full bundle either".into() })?;
+                    let data = self
+                        .http
+                        .get(&full)?
+                        .ok_or_else(|| Error::Fetch { url: self.http.url(&id.path()), reason: "404 Not Found, and no full bundle either".into() })?;
                     (full, data)
                 }
                 None => return Err(Error::Fetch { url: self.http.url(&id.path()), reason: "404 Not Found".into() }),
