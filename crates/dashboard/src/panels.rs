@@ -436,7 +436,7 @@ pub struct Lineage {
 
 /// The dashboard's state across requests: the checks it remembers, and the
 /// last answer of each panel that reads the ledger's events, kept while the
-/// checkpoint and the window stay the same ([`Memo`]).
+/// checkpoint and the window stay the same.
 #[derive(Default)]
 pub struct Dashboard {
     last_seen: Mutex<Option<(u64, [u8; 32])>>,
@@ -532,11 +532,11 @@ impl Dashboard {
 
     /// Fills the activity, compliance and findings panels for the default
     /// window ([`Dashboard::window`] with neither end given) when the
-    /// checkpoint has changed since the last fill, so that a page load
-    /// finds them computed. It does so once after start, then only while
-    /// the dashboard is being looked at (a panel requested in the last 10
-    /// minutes), so that an unwatched server spends nothing on it. Returns
-    /// whether it filled them. A server calls it from a thread of its own.
+    /// checkpoint has changed since the last fill, so that the page's next
+    /// refresh finds them computed. Only while the dashboard is being
+    /// looked at (a panel requested in the last 10 minutes): a server whose
+    /// dashboard nobody opens spends nothing on it. Returns whether it
+    /// filled them. A server calls it from a thread of its own.
     ///
     /// # Errors
     /// As the panels'.
@@ -545,7 +545,7 @@ impl Dashboard {
         let now = (r.size(), r.checkpoint().root);
         let mut warmed = lock(&self.warmed);
         let watched = now_ns().saturating_sub(self.viewed_ns.load(Ordering::Relaxed)) < WARM_WHILE_VIEWED_NS;
-        if *warmed == Some(now) || (warmed.is_some() && !watched) {
+        if *warmed == Some(now) || !watched {
             return Ok(false);
         }
         let window = self.window(ledger, None, None)?;

@@ -62,8 +62,9 @@ pub struct Output {
 
 /// One step of a plan, tagged by `type`.
 ///
-/// Deserialized through [`StepMembers`], not serde's internally tagged enum
-/// (see there); the derived `Serialize` writes the same shape.
+/// Deserialized member by member and checked against its `type` afterwards,
+/// not through serde's internally tagged enum (which buffers each step
+/// first); the derived `Serialize` writes the same shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -182,8 +183,8 @@ pub struct Transform {
     pub operation: TransformOp,
 }
 
-/// A transform operation, tagged by `op`; deserialized through
-/// [`OpMembers`].
+/// A transform operation, tagged by `op`; deserialized member by member,
+/// as [`Step`] is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
@@ -231,8 +232,8 @@ pub struct Aggregate {
     pub operation: AggregateOp,
 }
 
-/// An aggregate operation, tagged by `op`; deserialized through
-/// [`OpMembers`].
+/// An aggregate operation, tagged by `op`; deserialized member by member,
+/// as [`Step`] is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "std", derive(schemars::JsonSchema))]
 #[serde(tag = "op", rename_all = "kebab-case", deny_unknown_fields)]
