@@ -78,10 +78,7 @@ impl LogReader {
     /// Checks the checkpoint's signature against `key` and that the key is
     /// named after the checkpoint's origin.
     pub fn verify_signature(&self, key: &VerifierKey) -> Result<()> {
-        if key.name() != self.checkpoint.origin {
-            return Err(Error::WrongKey { key: key.to_string(), origin: self.checkpoint.origin.clone() });
-        }
-        Ok(self.note.verify(key)?)
+        verify_checkpoint(&self.note, &self.checkpoint, key)
     }
 
     /// Tree size of the checkpoint.
@@ -147,4 +144,13 @@ impl LogReader {
             new_root: self.root_at(new)?,
         })
     }
+}
+
+/// Checks that `key` is named after `checkpoint`'s origin and signed
+/// `note` (the signed note `checkpoint` was parsed from).
+pub(crate) fn verify_checkpoint(note: &Note, checkpoint: &Checkpoint, key: &VerifierKey) -> Result<()> {
+    if key.name() != checkpoint.origin {
+        return Err(Error::WrongKey { key: key.to_string(), origin: checkpoint.origin.clone() });
+    }
+    Ok(note.verify(key)?)
 }

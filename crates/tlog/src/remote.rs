@@ -6,12 +6,12 @@
 //! fetched), and the entries read are hashed into their RFC 9162 root,
 //! which must equal the signed checkpoint's.
 
+use crate::layout::bundle_for_entry;
+use crate::reader::verify_checkpoint;
+use crate::store::bundle_entries;
+use crate::{Error, Result, CHECKPOINT_FILE};
 use zkaudit_merkle::{leaf_hash, CompactRange};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
-use zkaudit_verify::bundle::split_bundle;
-
-use crate::layout::{bundle_for_entry, TILE_WIDTH};
-use crate::{Error, Result, CHECKPOINT_FILE};
 
 /// A log served by tlog-tiles at a base URL, as of its signed checkpoint.
 pub struct RemoteLog {
@@ -41,10 +41,7 @@ impl RemoteLog {
         let bytes = http.get(CHECKPOINT_FILE)?.ok_or_else(|| Error::Fetch { url: http.url(CHECKPOINT_FILE), reason: "404 Not Found".into() })?;
         let note = Note::parse(&bytes)?;
         let checkpoint = Checkpoint::parse(note.text())?;
-        if key.name() != checkpoint.origin {
-            return Err(Error::WrongKey { key: key.to_string(), origin: checkpoint.origin });
-        }
-        note.verify(key)?;
+        verify_checkpoint(&note, &checkpoint, key)?;
         Ok(Self { http, checkpoint })
     }
 
@@ -89,10 +86,7 @@ impl RemoteLog {
                 }
                 None => return Err(Error::Fetch { url: self.http.url(&id.path()), reason: "404 Not Found".into() }),
             };
-            // A full bundle may stand in for a partial one: its first entries are the same.
-            let entries = split_bundle(&data, usize::from(id.width))
-                .or_else(|_| split_bundle(&data, TILE_WIDTH as usize))
-                .map_err(|e| Error::corrupt(self.http.url(&path), e.to_string()))?;
+            let entries = bundle_entries(&data, id).map_err(|e| Error::corrupt(self.http.url(&path), e.to_string()))?;
             for entry in entries.iter().take(usize::from(id.width)) {
                 tree.append(leaf_hash(entry), |_, _, _| {});
                 f(index, entry)?;

@@ -10,7 +10,7 @@ use zkaudit_merkle::{node_hash, Hash, SubtreeSource, HASH_SIZE};
 
 use crate::layout::{bundle_for_entry, tile_for_hash, TileId, TILE_HEIGHT, TILE_WIDTH};
 use crate::{Error, Result};
-use zkaudit_verify::bundle::split_bundle;
+use zkaudit_verify::bundle::{split_bundle, BundleError};
 
 /// File name of the checkpoint inside the log directory.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -22,6 +22,13 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path)(e)),
     }
+}
+
+/// The entries of bundle `id` in `data`: `id.width` of them, or, where a
+/// full bundle stands in for a partial one (tlog-tiles allows serving it),
+/// all 256, whose first `id.width` are the same entries.
+pub(crate) fn bundle_entries(data: &[u8], id: TileId) -> std::result::Result<Vec<&[u8]>, BundleError> {
+    split_bundle(data, usize::from(id.width)).or_else(|_| split_bundle(data, TILE_WIDTH as usize))
 }
 
 /// Reads the bytes of a tile or bundle. A partial tile that is gone because
@@ -113,10 +120,7 @@ impl TileStore {
         while index < to {
             let id = bundle_for_entry(index, self.size);
             let data = read_tile_bytes(&self.dir, id)?;
-            // A full bundle may stand in for a partial one: read only what we need.
-            let entries = split_bundle(&data, usize::from(id.width))
-                .or_else(|_| split_bundle(&data, TILE_WIDTH as usize))
-                .map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
+            let entries = bundle_entries(&data, id).map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
             let base = id.index * TILE_WIDTH;
             let end = to.min(base + u64::from(id.width));
             for i in index..end {
