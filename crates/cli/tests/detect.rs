@@ -250,6 +250,7 @@ fn a_stress_ng_spike_is_a_host_metric_finding() {
 
 #[test]
 fn a_servers_log_is_read_by_tiles_against_its_checkpoint_and_findings_are_recorded_there() {
+    let _cpu = CPU.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/detect/rules.toml");
