@@ -189,6 +189,7 @@ pub fn run(a: RegistryArgs) -> Result<()> {
         destination: zkaudit_collect::Destination::Ledger { dir: ledger.clone(), index: None },
         policy_file: None,
         osv_dir: None,
+        trusted_root: None,
         quarantine_dir: zkaudit_tlog::LedgerDir::new(&ledger).quarantine_dir(),
     }))?;
     let gw = format!("http://{}", running.addr);

@@ -39,6 +39,11 @@ pub struct GatewayArgs {
     /// A directory of OSV advisories (JSON, as osv.dev exports them) to check against.
     #[arg(long, value_name = "DIR")]
     osv: Option<PathBuf>,
+    /// A Sigstore trusted root (`trusted_root.json`, as `cosign
+    /// --trusted-root` takes) to verify provenance bundles against
+    /// (default: the public-good root embedded in this build).
+    #[arg(long, value_name = "FILE")]
+    trusted_root: Option<PathBuf>,
     /// The quarantine store (default DIR/quarantine with --ledger; needed with --server).
     #[arg(long, value_name = "DIR")]
     quarantine: Option<PathBuf>,
@@ -72,6 +77,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
         destination,
         policy_file: a.policy,
         osv_dir: a.osv,
+        trusted_root: a.trusted_root,
     };
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let report = rt.block_on(async {

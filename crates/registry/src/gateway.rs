@@ -34,6 +34,7 @@ use crate::osv::{Osv, OsvError};
 use crate::package::{check_version, Ecosystem};
 use crate::policy::{purl_matches, Action, Policy, PolicyError};
 use crate::provenance::Provenance;
+use crate::sigstore::{Sigstore, SigstoreError};
 use crate::quarantine;
 use crate::upstream::{FetchError, Fetched, Fetcher, Upstreams};
 use crate::{cargo, npm, provenance, pypi};
@@ -63,6 +64,9 @@ pub struct Config {
     pub osv_dir: Option<PathBuf>,
     /// The quarantine store's directory.
     pub quarantine_dir: PathBuf,
+    /// A Sigstore `trusted_root.json` to verify provenance against; `None`
+    /// for the embedded public-good root ([`Sigstore::public_good`]).
+    pub trusted_root: Option<PathBuf>,
 }
 
 /// Why the gateway could not start or stop cleanly.
@@ -74,6 +78,9 @@ pub enum GatewayError {
     /// The OSV export.
     #[error(transparent)]
     Osv(#[from] OsvError),
+    /// The Sigstore trust root.
+    #[error(transparent)]
+    Sigstore(#[from] SigstoreError),
     /// The event sink.
     #[error(transparent)]
     Sink(#[from] SinkError),
@@ -147,6 +154,7 @@ struct Shared {
     policy: Policy,
     policy_digest: String,
     osv: Osv,
+    sigstore: Sigstore,
     quarantine: quarantine::Store,
     sink: Mutex<Option<Sink>>,
     start_event: Digest,
@@ -351,6 +359,10 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         Some(d) => Osv::load(d)?,
         None => Osv::default(),
     };
+    let sigstore = match &config.trusted_root {
+        Some(f) => Sigstore::from_file(f)?,
+        None => Sigstore::public_good()?,
+    };
     if Ecosystem::ALL.iter().all(|e| config.upstreams.get(*e).is_none()) {
         return Err(GatewayError::NoUpstream("give --upstream-npm, --upstream-pypi or --upstream-cargo".into()));
     }
@@ -369,6 +381,7 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         policy_digest: policy.digest(),
         policy,
         osv,
+        sigstore,
         quarantine: quarantine::Store::new(&config.quarantine_dir),
         sink: Mutex::new(Some(sink)),
         start_event: Digest([0; 32]),
@@ -806,10 +819,10 @@ async fn read_provenance(s: &Shared, a: &Artifact, d: &Digests) -> (Provenance, 
     };
     let read = match a.package.ecosystem {
         Ecosystem::Npm => match &d.sha512 {
-            Some(sha512) => provenance::from_npm(&body, sha512),
+            Some(sha512) => provenance::from_npm(&body, sha512, &s.sigstore),
             None => Err("no SHA-512 was computed to match the attestations' subjects".into()),
         },
-        Ecosystem::Pypi => provenance::from_pep740(&body, &d.sha256),
+        Ecosystem::Pypi => provenance::from_pep740(&body, &d.sha256, &s.sigstore),
         Ecosystem::Cargo => return (Provenance::default(), None),
     };
     match read {
@@ -841,8 +854,11 @@ fn assess(s: &Shared, a: &Artifact, purl: &str, d: &Digests, prov: &Provenance) 
             add("vulnerable", on.vulnerable, format!("OSV {} affects this version: {summary}", m.id));
         }
     }
-    if s.policy.provenance.require.iter().any(|p| purl_matches(p, purl)) && !prov.present() {
-        add("missing_provenance", on.missing_provenance, format!("provenance is required for {purl}: {}", prov.verification()));
+    if !prov.invalid.is_empty() {
+        add("invalid_provenance", on.invalid_provenance, format!("provenance about these bytes does not verify: {}", prov.invalid.join("; ")));
+    }
+    if s.policy.provenance.require.iter().any(|p| purl_matches(p, purl)) && !prov.verified() {
+        add("missing_provenance", on.missing_provenance, format!("verified provenance is required for {purl}: {}", prov.verification()));
     }
     if s.policy.age.min_hours > 0 {
         let min = time::Duration::hours(s.policy.age.min_hours as i64);

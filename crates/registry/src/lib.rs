@@ -29,6 +29,7 @@ pub mod policy;
 pub mod provenance;
 pub mod pypi;
 pub mod quarantine;
+pub mod sigstore;
 pub mod upstream;
 
 pub use gateway::{start, Config, GatewayError, Report, Running};

@@ -9,7 +9,8 @@
 //! digest_mismatch = "quarantine"   # bytes differ from the registry's digest; never "allow"
 //! malicious = "quarantine"         # an OSV MAL- advisory names the version
 //! vulnerable = "warn"              # any other OSV advisory names it
-//! missing_provenance = "warn"      # no provenance, for a package under [provenance] require
+//! invalid_provenance = "quarantine" # a Sigstore bundle about these bytes fails verification
+//! missing_provenance = "warn"      # no verified provenance, for a package under [provenance] require
 //! too_new = "warn"                 # published less than [age] min_hours ago
 //! install_scripts = "warn"         # npm preinstall / install / postinstall
 //! denied = "quarantine"            # listed under [deny] packages
@@ -62,7 +63,10 @@ pub struct On {
     pub malicious: Action,
     /// Any other OSV advisory names it.
     pub vulnerable: Action,
-    /// No provenance, for a package whose provenance is required.
+    /// A Sigstore bundle whose statement names these bytes fails
+    /// verification (signature, certificate chain, transparency log).
+    pub invalid_provenance: Action,
+    /// No verified provenance, for a package whose provenance is required.
     pub missing_provenance: Action,
     /// Published less than `age.min_hours` ago (or no publish time known).
     pub too_new: Action,
@@ -78,6 +82,7 @@ impl Default for On {
             digest_mismatch: Action::Quarantine,
             malicious: Action::Quarantine,
             vulnerable: Action::Warn,
+            invalid_provenance: Action::Quarantine,
             missing_provenance: Action::Warn,
             too_new: Action::Warn,
             install_scripts: Action::Allow,

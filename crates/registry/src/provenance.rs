@@ -1,22 +1,23 @@
-//! Provenance published by the registries, read and matched against the
-//! bytes fetched: npm's attestations for a version (the Sigstore bundles
-//! at the packument's `dist.attestations.url`) and PyPI's PEP 740
-//! provenance objects (the simple API's `provenance` URL per file).
+//! Provenance published by the registries, read, matched against the
+//! bytes fetched and verified: npm's attestations for a version (the
+//! Sigstore bundles at the packument's `dist.attestations.url`) and PyPI's
+//! PEP 740 provenance objects (the simple API's `provenance` URL per file).
 //!
 //! Each bundle's DSSE envelope carries an in-toto Statement v1; from it
 //! come the predicate types, and from SLSA provenance v1 predicates the
 //! builder (`runDetails.builder.id`), the build type, the source
 //! repository (`buildDefinition.externalParameters.workflow`) and commit
 //! (`resolvedDependencies[].digest.gitCommit`). A statement counts only if
-//! one of its subjects carries the digest of the bytes fetched.
+//! one of its subjects carries the digest of the bytes fetched, and its
+//! bundle is then verified offline by [`crate::sigstore`].
 //!
 //! What is verified and what is only read is stated in every event
-//! ([`Provenance::verification`]): the subject digest is checked here; the
-//! Sigstore signatures and certificate chain are not (no offline Sigstore
-//! verifier is built in yet), so `zkaudit.provenance.verified` is false.
+//! ([`Provenance::verification`]).
 
 use base64::Engine as _;
 use serde_json::{Map, Value};
+
+use crate::sigstore::{Outcome, Sigstore};
 
 /// What the provenance of one artifact said.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,35 +40,70 @@ pub struct Provenance {
     pub statements: usize,
     /// Statements whose subject digest was not the artifact's.
     pub mismatched: usize,
+    /// Bundles about these bytes whose Sigstore verification passed.
+    pub verified: usize,
+    /// Bundles about these bytes that failed verification, each with where
+    /// and why.
+    pub invalid: Vec<String>,
+    /// Bundles about these bytes that cannot be verified against the trust
+    /// root (such as npm's publish attestations, signed with the
+    /// registry's own key), each with where and why.
+    pub unverifiable: Vec<String>,
+    /// The verified signer: the certificate's identity and OIDC issuer.
+    pub signer: Option<(String, Option<String>)>,
+    /// The trust root the bundles were verified against.
+    pub trust_root: Option<String>,
 }
 
 impl Provenance {
-    /// Whether some statement is about these very bytes.
+    /// Whether some statement is about these very bytes (read, not
+    /// necessarily verified).
     pub fn present(&self) -> bool {
         !self.predicate_types.is_empty()
     }
 
+    /// Whether some bundle about these bytes verified, and none failed.
+    pub fn verified(&self) -> bool {
+        self.verified > 0 && self.invalid.is_empty()
+    }
+
     /// The sentence recorded as `zkaudit.provenance.verification`.
-    pub fn verification(&self) -> &'static str {
-        if self.present() {
-            "subject digest checked against the bytes fetched; Sigstore signatures and certificate chain not verified"
+    pub fn verification(&self) -> String {
+        let root = self.trust_root.as_deref().unwrap_or("trust root");
+        let mut s = if !self.invalid.is_empty() {
+            format!("Sigstore verification failed: {}", self.invalid.join("; "))
+        } else if self.verified > 0 {
+            format!(
+                "{} Sigstore bundle(s) verified offline against the {root}: Fulcio certificate chain and SCT, Rekor inclusion proof and checkpoint, DSSE signature, subject digest of the bytes fetched",
+                self.verified
+            )
+        } else if self.present() {
+            "subject digest checked against the bytes fetched; no signature verified".to_owned()
         } else if self.mismatched > 0 {
-            "statements read, but none names the digest of the bytes fetched"
+            return "statements read, but none names the digest of the bytes fetched".into();
         } else {
-            "no statement found"
+            return "no statement found".into();
+        };
+        if !self.unverifiable.is_empty() {
+            s.push_str(&format!("; not verifiable here: {}", self.unverifiable.join("; ")));
         }
+        s
     }
 
     /// Its event fields (in-toto and SLSA names under `zkaudit.provenance.`).
     pub fn fields(&self) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("zkaudit.provenance.present".into(), self.present().into());
-        m.insert("zkaudit.provenance.verified".into(), false.into());
+        m.insert("zkaudit.provenance.verified".into(), self.verified().into());
         m.insert("zkaudit.provenance.verification".into(), self.verification().into());
         m.insert("zkaudit.provenance.statements".into(), self.statements.into());
         if self.present() {
             m.insert("zkaudit.provenance.predicateType".into(), self.predicate_types.clone().into());
         }
+        if !self.invalid.is_empty() {
+            m.insert("zkaudit.provenance.invalid".into(), self.invalid.clone().into());
+        }
+        let issuer = self.signer.as_ref().and_then(|(_, i)| i.clone());
         let opt = [
             ("zkaudit.provenance.runDetails.builder.id", &self.builder),
             ("zkaudit.provenance.buildDefinition.buildType", &self.build_type),
@@ -75,6 +111,8 @@ impl Provenance {
             ("zkaudit.provenance.source.commit", &self.commit),
             ("zkaudit.provenance.source.workflow", &self.workflow),
             ("zkaudit.provenance.publisher", &self.publisher),
+            ("zkaudit.provenance.signer.identity", &self.signer.as_ref().map(|(id, _)| id.clone())),
+            ("zkaudit.provenance.signer.issuer", &issuer),
         ];
         for (k, v) in opt {
             if let Some(v) = v {
@@ -84,9 +122,31 @@ impl Provenance {
         m
     }
 
+    /// Reads one Sigstore bundle about an artifact whose digest in `alg`
+    /// (`sha256`, `sha512`) is `digest`: its statement, then, if the
+    /// statement names these bytes, its verification. `at` names the
+    /// bundle in messages.
+    fn bundle(&mut self, sigstore: &Sigstore, at: &str, bundle: &Value, alg: &str, digest: &[u8]) -> Result<(), String> {
+        let payload = bundle.pointer("/dsseEnvelope/payload").and_then(Value::as_str).ok_or(format!("{at}: no dsseEnvelope.payload"))?;
+        if !self.statement(&b64(payload).map_err(|e| format!("{at}: {e}"))?, alg, digest).map_err(|e| format!("{at}: {e}"))? {
+            return Ok(());
+        }
+        self.trust_root = Some(sigstore.origin().to_owned());
+        match sigstore.verify(bundle, alg, digest) {
+            Outcome::Verified { identity, issuer } => {
+                self.verified += 1;
+                self.signer.get_or_insert((identity, issuer));
+            }
+            Outcome::Unverifiable(why) => self.unverifiable.push(format!("{at}: {why}")),
+            Outcome::Invalid(why) => self.invalid.push(format!("{at}: {why}")),
+        }
+        Ok(())
+    }
+
     /// Reads one in-toto Statement (JSON bytes) about an artifact whose
-    /// digest in algorithm `alg` (`sha256`, `sha512`) is `digest`.
-    fn statement(&mut self, bytes: &[u8], alg: &str, digest: &[u8]) -> Result<(), String> {
+    /// digest in algorithm `alg` (`sha256`, `sha512`) is `digest`; whether
+    /// one of its subjects names that digest.
+    fn statement(&mut self, bytes: &[u8], alg: &str, digest: &[u8]) -> Result<bool, String> {
         let s: Value = serde_json::from_slice(bytes).map_err(|e| format!("statement: {e}"))?;
         self.statements += 1;
         let want = hex::encode(digest);
@@ -94,7 +154,7 @@ impl Provenance {
         let matched = subjects.iter().any(|sub| sub.pointer(&format!("/digest/{alg}")).and_then(Value::as_str) == Some(want.as_str()));
         if !matched {
             self.mismatched += 1;
-            return Ok(());
+            return Ok(false);
         }
         let Some(pt) = s.get("predicateType").and_then(Value::as_str) else { return Err("statement: no predicateType".into()) };
         if !self.predicate_types.iter().any(|p| p == pt) {
@@ -110,7 +170,7 @@ impl Provenance {
             let deps = p.pointer("/buildDefinition/resolvedDependencies").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
             self.commit = deps.iter().find_map(|d| d.pointer("/digest/gitCommit").and_then(Value::as_str)).map(str::to_owned);
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -118,30 +178,34 @@ fn b64(s: &str) -> Result<Vec<u8>, String> {
     base64::engine::general_purpose::STANDARD.decode(s).map_err(|e| format!("base64: {e}"))
 }
 
-/// Reads npm's attestations document (`{"attestations": [{"predicateType",
-/// "bundle": {"dsseEnvelope": {"payload", …}}}]}`) for a tarball whose
+/// Reads and verifies npm's attestations document (`{"attestations":
+/// [{"predicateType", "bundle": <Sigstore bundle>}]}`) for a tarball whose
 /// SHA-512 is `sha512`.
 ///
 /// # Errors
-/// What is malformed, with its place.
-pub fn from_npm(json: &[u8], sha512: &[u8]) -> Result<Provenance, String> {
+/// What is malformed, with its place. A bundle that fails verification is
+/// not an error: it is recorded in [`Provenance::invalid`].
+pub fn from_npm(json: &[u8], sha512: &[u8], sigstore: &Sigstore) -> Result<Provenance, String> {
     let doc: Value = serde_json::from_slice(json).map_err(|e| format!("attestations: {e}"))?;
     let list = doc.get("attestations").and_then(Value::as_array).ok_or("attestations: no \"attestations\" array")?;
     let mut p = Provenance::default();
     for (i, a) in list.iter().enumerate() {
-        let payload = a.pointer("/bundle/dsseEnvelope/payload").and_then(Value::as_str).ok_or(format!("attestations[{i}]: no bundle.dsseEnvelope.payload"))?;
-        p.statement(&b64(payload).map_err(|e| format!("attestations[{i}]: {e}"))?, "sha512", sha512).map_err(|e| format!("attestations[{i}]: {e}"))?;
+        let at = format!("attestations[{i}]");
+        let bundle = a.get("bundle").ok_or(format!("{at}: no bundle"))?;
+        p.bundle(sigstore, &format!("{at}.bundle"), bundle, "sha512", sha512)?;
     }
     Ok(p)
 }
 
-/// Reads a PEP 740 provenance object (`{"version": 1,
-/// "attestation_bundles": [{"publisher", "attestations": [{"envelope":
-/// {"statement"}}]}]}`) for a file whose SHA-256 is `sha256`.
+/// Reads and verifies a PEP 740 provenance object (`{"version": 1,
+/// "attestation_bundles": [{"publisher", "attestations": [<attestation>]}]}`)
+/// for a file whose SHA-256 is `sha256`; each attestation is verified as
+/// the Sigstore bundle it stands for ([`crate::sigstore::pep740_bundle`]).
 ///
 /// # Errors
-/// What is malformed, with its place.
-pub fn from_pep740(json: &[u8], sha256: &[u8]) -> Result<Provenance, String> {
+/// What is malformed, with its place. An attestation that fails
+/// verification is recorded in [`Provenance::invalid`].
+pub fn from_pep740(json: &[u8], sha256: &[u8], sigstore: &Sigstore) -> Result<Provenance, String> {
     let doc: Value = serde_json::from_slice(json).map_err(|e| format!("provenance: {e}"))?;
     let bundles = doc.get("attestation_bundles").and_then(Value::as_array).ok_or("provenance: no \"attestation_bundles\" array")?;
     let mut p = Provenance::default();
@@ -161,8 +225,8 @@ pub fn from_pep740(json: &[u8], sha256: &[u8]) -> Result<Provenance, String> {
         let atts = b.get("attestations").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for (j, a) in atts.iter().enumerate() {
             let at = format!("attestation_bundles[{i}].attestations[{j}]");
-            let st = a.pointer("/envelope/statement").and_then(Value::as_str).ok_or(format!("{at}: no envelope.statement"))?;
-            p.statement(&b64(st).map_err(|e| format!("{at}: {e}"))?, "sha256", sha256).map_err(|e| format!("{at}: {e}"))?;
+            let bundle = crate::sigstore::pep740_bundle(a).map_err(|e| format!("{at}: {e}"))?;
+            p.bundle(sigstore, &at, &bundle, "sha256", sha256)?;
         }
     }
     Ok(p)
@@ -188,15 +252,22 @@ mod tests {
                 "resolvedDependencies":[{"uri":"git+https://github.com/o/x@refs/tags/v1","digest":{"gitCommit":"0123abcd"}}]},
                 "runDetails":{"builder":{"id":"https://github.com/actions/runner/github-hosted"}}}});
         let doc = json!({"attestations":[{"predicateType":"https://slsa.dev/provenance/v1","bundle":{"dsseEnvelope":{"payload":enc(&st),"payloadType":"application/vnd.in-toto+json"}}}]});
-        let p = from_npm(doc.to_string().as_bytes(), &digest).unwrap();
+        let sigstore = Sigstore::public_good().unwrap();
+        let p = from_npm(doc.to_string().as_bytes(), &digest, &sigstore).unwrap();
         assert!(p.present());
+        // Read, but with no signature or verification material it is not
+        // provenance anyone can rely on: the event says it failed.
+        assert!(!p.verified());
+        assert_eq!(p.invalid.len(), 1, "{:?}", p.invalid);
+        assert!(p.invalid[0].starts_with("attestations[0].bundle: "), "{:?}", p.invalid);
+        assert_eq!(p.fields()["zkaudit.provenance.verified"], json!(false));
         assert_eq!(p.repository.as_deref(), Some("https://github.com/o/x"));
         assert_eq!(p.commit.as_deref(), Some("0123abcd"));
         assert_eq!(p.builder.as_deref(), Some("https://github.com/actions/runner/github-hosted"));
-        let other = from_npm(doc.to_string().as_bytes(), &[8u8; 64]).unwrap();
+        let other = from_npm(doc.to_string().as_bytes(), &[8u8; 64], &sigstore).unwrap();
         assert!(!other.present());
-        assert_eq!(other.mismatched, 1);
-        assert!(from_npm(b"{\"attestations\":[{}]}", &digest).unwrap_err().contains("attestations[0]"));
+        assert_eq!((other.mismatched, other.invalid.len()), (1, 0), "a statement about other bytes is not verified at all");
+        assert!(from_npm(b"{\"attestations\":[{}]}", &digest, &sigstore).unwrap_err().contains("attestations[0]"));
     }
 
     #[test]
@@ -205,8 +276,9 @@ mod tests {
         let st = json!({"_type":"https://in-toto.io/Statement/v1","subject":[{"name":"x-1.0-py3-none-any.whl","digest":{"sha256":hex::encode(digest)}}],
             "predicateType":"https://docs.pypi.org/attestations/publish/v1","predicate":null});
         let doc = json!({"version":1,"attestation_bundles":[{"publisher":{"kind":"GitHub","repository":"o/x","workflow":"release.yml"},
-            "attestations":[{"version":1,"envelope":{"statement":enc(&st),"signature":"AA=="}}]}]});
-        let p = from_pep740(doc.to_string().as_bytes(), &digest).unwrap();
+            "attestations":[{"version":1,"envelope":{"statement":enc(&st),"signature":"AA=="},
+                "verification_material":{"certificate":"AA==","transparency_entries":[]}}]}]});
+        let p = from_pep740(doc.to_string().as_bytes(), &digest, &Sigstore::public_good().unwrap()).unwrap();
         assert_eq!(p.predicate_types, vec!["https://docs.pypi.org/attestations/publish/v1".to_owned()]);
         assert_eq!(p.publisher.as_deref(), Some("GitHub:o/x"));
         assert_eq!(p.fields()["zkaudit.provenance.verified"], json!(false));
