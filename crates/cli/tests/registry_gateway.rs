@@ -9,12 +9,17 @@
 //! gateway discovers this one from a `[source]` replacement in
 //! `$CARGO_HOME/config.toml`). The second test uses a test upstream
 //! written here that serves npm packuments and tarballs and can flip a
-//! byte, fail with 500, cut a body short, or not be there at all.
+//! byte, fail with 500, cut a body short, or not be there at all. The
+//! third serves real published artifacts with their real provenance (the
+//! registries reachable from here do not pass provenance through) and a
+//! forged copy of it.
 
 #[path = "../../../tests-support/cli.rs"]
 mod cli;
 #[path = "../../../tests-support/daemon.rs"]
 mod daemon;
+#[path = "../../../tests-support/sigstore_data.rs"]
+mod sigstore_data;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -117,7 +122,9 @@ impl Upstream {
                         }
                         let reply = routes.lock().unwrap().get(&path).cloned().unwrap_or(Reply { status: 404, body: b"not found".to_vec(), cut: false });
                         let len = if reply.cut { reply.body.len() * 2 } else { reply.body.len() };
-                        let head = format!("HTTP/1.1 {} X\r\nContent-Length: {len}\r\nContent-Type: application/json\r\n\r\n", reply.status);
+                        // Project pages (a path ending in `/`) are PEP 691 JSON.
+                        let ctype = if path.ends_with('/') { "application/vnd.pypi.simple.v1+json" } else { "application/json" };
+                        let head = format!("HTTP/1.1 {} X\r\nContent-Length: {len}\r\nContent-Type: {ctype}\r\n\r\n", reply.status);
                         let _ = conn.write_all(head.as_bytes());
                         let _ = conn.write_all(&reply.body);
                         if reply.cut {
@@ -137,13 +144,39 @@ impl Upstream {
     /// Serves npm package `name` 1.0.0 with `tarball` declared, and what
     /// the tarball URL actually answers.
     fn npm(&self, name: &str, declared: &[u8], served: Reply, scripts: Value) {
-        let file = format!("{name}-1.0.0.tgz");
-        let doc = json!({"name": name, "dist-tags": {"latest": "1.0.0"},
-            "versions": {"1.0.0": {"name": name, "version": "1.0.0", "scripts": scripts,
-                "dist": {"tarball": format!("{}/npm/{name}/-/{file}", self.url), "integrity": sri512(declared)}}},
-            "time": {"1.0.0": "2020-01-01T00:00:00.000Z"}});
+        self.npm_version(name, "1.0.0", declared, served, scripts, None);
+    }
+
+    /// [`Upstream::npm`] at `version`, with npm's attestations document
+    /// (`{"attestations": [...]}`) at the version's `dist.attestations.url`.
+    fn npm_version(&self, name: &str, version: &str, declared: &[u8], served: Reply, scripts: Value, attestations: Option<Value>) {
+        let file = format!("{name}-{version}.tgz");
+        let mut dist = json!({"tarball": format!("{}/npm/{name}/-/{file}", self.url), "integrity": sri512(declared)});
+        if let Some(doc) = attestations {
+            let path = format!("/attestations/{name}@{version}");
+            dist["attestations"] = json!({"url": format!("{}{path}", self.url), "provenance": {"predicateType": "https://slsa.dev/provenance/v1"}});
+            self.set(&path, 200, doc.to_string().into_bytes(), false);
+        }
+        let doc = json!({"name": name, "dist-tags": {"latest": version},
+            "versions": {version: {"name": name, "version": version, "scripts": scripts, "dist": dist}},
+            "time": {version: "2020-01-01T00:00:00.000Z"}});
         self.set(&format!("/npm/{name}"), 200, doc.to_string().into_bytes(), false);
         self.routes.lock().unwrap().insert(format!("/npm/{name}/-/{file}"), served);
+    }
+
+    /// Serves PyPI project `project` with one file (PEP 691 JSON), its
+    /// SHA-256 declared and, if given, its PEP 740 provenance object.
+    fn pypi(&self, project: &str, file: &str, body: Vec<u8>, provenance: Option<Value>) {
+        let mut entry = json!({"filename": file, "url": format!("{}/pypi/files/{file}", self.url),
+            "hashes": {"sha256": sha256_hex(&body)}, "upload-time": "2024-01-01T00:00:00.000000Z"});
+        if let Some(doc) = provenance {
+            let path = format!("/integrity/{project}/{file}/provenance");
+            entry["provenance"] = json!(format!("{}{path}", self.url));
+            self.set(&path, 200, doc.to_string().into_bytes(), false);
+        }
+        let page = json!({"meta": {"api-version": "1.1"}, "name": project, "files": [entry]});
+        self.set(&format!("/pypi/{project}/"), 200, page.to_string().into_bytes(), false);
+        self.set(&format!("/pypi/files/{file}"), 200, body, false);
     }
 }
 
@@ -363,27 +396,8 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
         .to_string(),
     )
     .unwrap();
-    // Provenance as npm publishes it: a Sigstore bundle whose DSSE payload
-    // is an in-toto Statement with a SLSA v1 predicate about the tarball.
-    let prov = npm_tarball(t, "provpkg");
-    up.npm("provpkg", &prov, Reply { status: 200, body: prov.clone(), cut: false }, json!({}));
-    let statement = json!({"_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "pkg:npm/provpkg@1.0.0", "digest": {"sha512": hex::encode(Sha512::digest(&prov))}}],
-        "predicateType": "https://slsa.dev/provenance/v1",
-        "predicate": {"buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1",
-            "externalParameters": {"workflow": {"repository": "https://github.com/example/provpkg", "path": ".github/workflows/release.yml", "ref": "refs/tags/v1.0.0"}},
-            "resolvedDependencies": [{"uri": "git+https://github.com/example/provpkg@refs/tags/v1.0.0", "digest": {"gitCommit": "4f2b1e0c9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c"}}]},
-            "runDetails": {"builder": {"id": "https://github.com/actions/runner/github-hosted"}}}});
-    let payload = base64::engine::general_purpose::STANDARD.encode(statement.to_string());
-    let bundle = json!({"attestations": [{"predicateType": "https://slsa.dev/provenance/v1",
-        "bundle": {"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "dsseEnvelope": {"payload": payload, "payloadType": "application/vnd.in-toto+json", "signatures": [{"sig": "AA=="}]}}}]});
-    up.set("/attestations/provpkg@1.0.0", 200, bundle.to_string().into_bytes(), false);
-    let mut doc: Value = serde_json::from_slice(&up.routes.lock().unwrap()["/npm/provpkg"].body).unwrap();
-    doc["versions"]["1.0.0"]["dist"]["attestations"] = json!({"url": format!("{}/attestations/provpkg@1.0.0", up.url)});
-    up.set("/npm/provpkg", 200, doc.to_string().into_bytes(), false);
-
     let policy = t.join("policy.toml");
-    std::fs::write(&policy, "[on]\ninstall_scripts = \"warn\"\n[provenance]\nrequire = [\"pkg:npm/okpkg\", \"pkg:npm/provpkg\"]\n").unwrap();
+    std::fs::write(&policy, "[on]\ninstall_scripts = \"warn\"\n[provenance]\nrequire = [\"pkg:npm/okpkg\"]\n").unwrap();
     let gw = Daemon::start(
         Command::new(ZKAUDIT)
             .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
@@ -405,16 +419,7 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
     let (status, body) = get(&gw.url, "/npm/okpkg/-/okpkg-1.0.0.tgz");
     assert_eq!((status, body == ok), (200, true));
 
-    // Provenance: read and matched to the bytes where published, a
-    // warning where required and missing.
-    assert_eq!(get(&gw.url, "/npm/provpkg/-/provpkg-1.0.0.tgz").0, 200);
-    let i = downloads(&ledger, "pkg:npm/provpkg@1.0.0")[0]["I"].as_u64().unwrap();
-    let p = query(&ledger, &format!("meta({i}, 'zkaudit.provenance.present', P), meta({i}, 'zkaudit.provenance.source.repository', R), meta({i}, 'zkaudit.provenance.source.commit', C), meta({i}, 'zkaudit.provenance.verified', V), meta({i}, 'zkaudit.download.decision', D)."));
-    assert_eq!(p[0]["P"], "true");
-    assert_eq!(p[0]["R"], "https://github.com/example/provpkg");
-    assert_eq!(p[0]["C"], "4f2b1e0c9d8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c");
-    assert_eq!(p[0]["V"], "false", "signatures are not verified, and the event says so");
-    assert_eq!(p[0]["D"], "allow");
+    // Provenance required and missing: a warning.
     let ok_dl = downloads(&ledger, "pkg:npm/okpkg@1.0.0");
     assert_eq!(ok_dl[0]["Dec"], "warn", "okpkg has no provenance and the policy requires it");
 
@@ -487,4 +492,126 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
     assert_eq!(status, 502, "{}", String::from_utf8_lossy(&body));
     assert_eq!(query(&ledger, "download_failed(I, okpkg, metadata, Msg).").len(), 1);
     assert!(down.stop().success());
+}
+
+/// pypi-attestations 0.0.31's sdist, with the SHA-256 PyPI publishes for
+/// it (pip checks it with --require-hashes). Its test assets hold
+/// pypi-attestations 0.0.19's sdist and the PEP 740 provenance object that
+/// PyPI serves for that file.
+const PA_SDIST: &str = "pypi_attestations-0.0.31.tar.gz";
+const PA_SHA256: &str = "5a2473aca7d7f65caf2c3a985691c5cf9264a97fa68c98fbae6e96320bcc7c9a";
+const PA_FILE: &str = "pypi_attestations-0.0.19.tar.gz";
+
+/// The value of one metadata field of event `i`.
+fn meta(ledger: &Path, i: u64, field: &str) -> Value {
+    let rows = query(ledger, &format!("meta({i}, '{field}', V)."));
+    assert_eq!(rows.len(), 1, "{field} of event {i}: {rows:?}");
+    rows[0]["V"].clone()
+}
+
+#[test]
+fn published_provenance_is_verified_offline_and_forged_provenance_is_quarantined() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ledger = ledger(t);
+    let up = Upstream::start();
+
+    // npm: the real tarball of sigstore@2.0.0, from the registry npm itself
+    // uses, and npm's real SLSA provenance bundle for it.
+    let out = output(
+        Command::new("npm")
+            .args(["pack", "sigstore@2.0.0", "--pack-destination"])
+            .arg(t)
+            .arg("--cache")
+            .arg(t.join("npm-cache"))
+            .arg("--userconfig")
+            .arg(t.join("npmrc")),
+    );
+    assert!(out.status.success(), "npm pack: {}", String::from_utf8_lossy(&out.stderr));
+    let tgz = std::fs::read(t.join("sigstore-2.0.0.tgz")).unwrap();
+    let data = sigstore_data::sigstore_test_data(env!("CARGO_MANIFEST_DIR"));
+    let bundle: Value = serde_json::from_slice(&std::fs::read(data.join("bundles/sigstore.js@2.0.0-provenance.sigstore.json")).unwrap()).unwrap();
+    let attestations = |b: &Value| json!({"attestations": [{"predicateType": "https://slsa.dev/provenance/v1", "bundle": b}]});
+    up.npm_version("sigstore", "2.0.0", &tgz, Reply { status: 200, body: tgz.clone(), cut: false }, json!({}), Some(attestations(&bundle)));
+    // The same bytes under another name, with the statement rewritten to
+    // claim another source repository (the signature was over the original).
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut st: Value = serde_json::from_slice(&b64.decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap()).unwrap()).unwrap();
+    st["predicate"]["buildDefinition"]["externalParameters"]["workflow"]["repository"] = json!("https://github.com/attacker/sigstore-js");
+    let mut forged = bundle.clone();
+    forged["dsseEnvelope"]["payload"] = json!(b64.encode(st.to_string()));
+    up.npm_version("forged", "2.0.0", &tgz, Reply { status: 200, body: tgz.clone(), cut: false }, json!({}), Some(attestations(&forged)));
+
+    // PyPI: a real sdist and the PEP 740 provenance PyPI published for it.
+    let pa = t.join("pa");
+    std::fs::create_dir_all(&pa).unwrap();
+    std::fs::write(pa.join("req.txt"), format!("pypi-attestations==0.0.31 --hash=sha256:{PA_SHA256}\n")).unwrap();
+    let out = output(
+        Command::new(python())
+            .args(["-m", "pip", "download", "--no-deps", "--no-cache-dir", "--require-hashes", "--no-binary", ":all:", "-r", "req.txt", "-d", "."])
+            .current_dir(&pa),
+    );
+    assert!(out.status.success(), "pip download: {}", String::from_utf8_lossy(&out.stderr));
+    let assets = "pypi_attestations-0.0.31/test/assets";
+    run(Command::new("tar")
+        .arg("xzf")
+        .arg(pa.join(PA_SDIST))
+        .arg("-C")
+        .arg(&pa)
+        .arg(format!("{assets}/{PA_FILE}"))
+        .arg(format!("{assets}/{PA_FILE}.provenance")));
+    let sdist = std::fs::read(pa.join(assets).join(PA_FILE)).unwrap();
+    let pep740: Value = serde_json::from_slice(&std::fs::read(pa.join(assets).join(format!("{PA_FILE}.provenance"))).unwrap()).unwrap();
+    up.pypi("pypi-attestations", PA_FILE, sdist.clone(), Some(pep740));
+
+    let policy = t.join("policy.toml");
+    std::fs::write(&policy, "[provenance]\nrequire = [\"pkg:npm/sigstore\", \"pkg:pypi/pypi-attestations\"]\n").unwrap();
+    let gw = Daemon::start(
+        Command::new(ZKAUDIT)
+            .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
+            .arg(&ledger)
+            .arg("--policy")
+            .arg(&policy)
+            .args(["--upstream-npm", &format!("{}/npm", up.url)])
+            .args(["--upstream-pypi", &format!("{}/pypi", up.url)]),
+    );
+
+    // The real provenance verifies: served, and the event names the signer.
+    let (status, body) = get(&gw.url, "/npm/sigstore/-/sigstore-2.0.0.tgz");
+    assert_eq!((status, body == tgz), (200, true), "{}", String::from_utf8_lossy(&body));
+    let d = downloads(&ledger, "pkg:npm/sigstore@2.0.0");
+    assert_eq!((d.len(), &d[0]["Dec"]), (1, &json!("allow")), "{d:?}");
+    let i = d[0]["I"].as_u64().unwrap();
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.verified"), json!("true"), "{}", meta(&ledger, i, "zkaudit.provenance.verification"));
+    assert_eq!(
+        meta(&ledger, i, "zkaudit.provenance.signer.identity"),
+        json!("https://github.com/sigstore/sigstore-js/.github/workflows/release.yml@refs/heads/main")
+    );
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.signer.issuer"), json!("https://token.actions.githubusercontent.com"));
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.source.repository"), json!("https://github.com/sigstore/sigstore-js"));
+
+    // The forged statement: held back, with the reason, and recorded.
+    let (status, body) = get(&gw.url, "/npm/forged/-/forged-2.0.0.tgz");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("invalid_provenance") && text.contains("DSSE signature verification failed"), "{text}");
+    let d = downloads(&ledger, "pkg:npm/forged@2.0.0");
+    assert_eq!((d.len(), &d[0]["Dec"]), (1, &json!("quarantine")), "{d:?}");
+    let i = d[0]["I"].as_u64().unwrap();
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.verified"), json!("false"));
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.source.repository"), json!("https://github.com/attacker/sigstore-js"), "read, and recorded as claimed");
+
+    // PyPI's PEP 740 provenance, verified as the Sigstore bundle it stands for.
+    let (status, body) = get(&gw.url, "/pypi/simple/pypi-attestations/");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = get(&gw.url, &format!("/pypi/files/pypi-attestations/{PA_FILE}"));
+    assert_eq!((status, body == sdist), (200, true), "{}", String::from_utf8_lossy(&body));
+    let d = downloads(&ledger, "pkg:pypi/pypi-attestations@0.0.19");
+    assert_eq!((d.len(), &d[0]["Dec"]), (1, &json!("allow")), "{d:?}");
+    let i = d[0]["I"].as_u64().unwrap();
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.verified"), json!("true"), "{}", meta(&ledger, i, "zkaudit.provenance.verification"));
+    assert_eq!(meta(&ledger, i, "zkaudit.provenance.publisher"), json!("GitHub:trailofbits/pypi-attestations"));
+    let id = meta(&ledger, i, "zkaudit.provenance.signer.identity");
+    assert!(id.as_str().unwrap().starts_with("https://github.com/trailofbits/pypi-attestations/.github/workflows/release.yml@"), "{id}");
+    assert!(gw.stop().success());
 }

@@ -34,8 +34,8 @@ use crate::osv::{Osv, OsvError};
 use crate::package::{check_version, Ecosystem};
 use crate::policy::{purl_matches, Action, Policy, PolicyError};
 use crate::provenance::Provenance;
-use crate::sigstore::{Sigstore, SigstoreError};
 use crate::quarantine;
+use crate::sigstore::{Sigstore, SigstoreError};
 use crate::upstream::{FetchError, Fetched, Fetcher, Upstreams};
 use crate::{cargo, npm, provenance, pypi};
 

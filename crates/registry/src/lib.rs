@@ -5,7 +5,8 @@
 //! the collector SDK's sink: the SHA-256 of the bytes as fetched (the
 //! event's `input`), the purl, the registry's declared digest and whether
 //! it matched ([`artifact`]), the provenance the registry publishes
-//! ([`provenance`]), OSV matches ([`osv`]) and the [`policy`]'s decision.
+//! ([`provenance`], verified offline by [`sigstore`]), OSV matches ([`osv`])
+//! and the [`policy`]'s decision.
 //! What the policy refuses goes to the content-addressed [`quarantine`]
 //! store and is answered 403 with the reason.
 //!

@@ -146,9 +146,7 @@ impl Sigstore {
                 Some(id) => Outcome::Verified { identity: id.as_str().to_owned(), issuer: r.issuer().map(str::to_owned) },
                 None => Outcome::Invalid("verified, but the certificate names no identity".into()),
             },
-            Err(e @ (sigstore_verify::Error::UnsupportedBundle(_) | sigstore_verify::Error::UnsupportedArtifact(_))) => {
-                Outcome::Unverifiable(e.to_string())
-            }
+            Err(e @ (sigstore_verify::Error::UnsupportedBundle(_) | sigstore_verify::Error::UnsupportedArtifact(_))) => Outcome::Unverifiable(e.to_string()),
             Err(e) => Outcome::Invalid(e.to_string()),
         }
     }
@@ -226,9 +224,7 @@ impl CryptoProvider for Ring {
             SigningScheme::RsaPkcs1Sha512 => &sig::RSA_PKCS1_2048_8192_SHA512,
             other => return Err(crypto::Error::UnsupportedAlgorithm(format!("{} signatures", other.name()))),
         };
-        sig::UnparsedPublicKey::new(alg, key)
-            .verify(data, signature)
-            .map_err(|_| crypto::Error::Verification(format!("{} signature invalid", scheme.name())))
+        sig::UnparsedPublicKey::new(alg, key).verify(data, signature).map_err(|_| crypto::Error::Verification(format!("{} signature invalid", scheme.name())))
     }
 
     fn verify_prehashed(&self, scheme: SigningScheme, _key: &[u8], _digest: &[u8], _signature: &[u8]) -> crypto::Result<()> {

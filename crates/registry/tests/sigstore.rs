@@ -4,13 +4,14 @@
 //! provenance for `sigstore@2.0.0` (a Fulcio certificate for sigstore-js's
 //! release workflow, a Rekor v1 entry with inclusion proof and checkpoint)
 //! and a managed-key bundle, as published in the test data of the
-//! `sigstore-verify` crate, which cargo has already unpacked for this build
-//! (found with `cargo metadata`; nothing is copied into this repository).
+//! `sigstore-verify` crate (see `tests-support/sigstore_data.rs`).
 //! Each is checked as published, then with one thing changed: the verdict
 //! must turn from verified to invalid.
 
+#[path = "../../../tests-support/sigstore_data.rs"]
+mod sigstore_data;
+
 use std::path::PathBuf;
-use std::process::Command;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -19,18 +20,8 @@ use zkaudit_registry::sigstore::{Outcome, Sigstore};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// The `test_data` directory of the `sigstore-verify` package this build uses.
 fn test_data() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--locked", "--manifest-path"])
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
-        .output()
-        .expect("cargo metadata");
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
-    let meta: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let pkg = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "sigstore-verify").expect("sigstore-verify in the dependency graph");
-    PathBuf::from(pkg["manifest_path"].as_str().unwrap()).parent().unwrap().join("test_data")
+    sigstore_data::sigstore_test_data(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn read(path: PathBuf) -> Value {
