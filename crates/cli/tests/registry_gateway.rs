@@ -548,7 +548,7 @@ fn published_provenance_is_verified_offline_and_forged_provenance_is_quarantined
     std::fs::write(pa.join("req.txt"), format!("pypi-attestations==0.0.31 --hash=sha256:{PA_SHA256}\n")).unwrap();
     let out = output(
         Command::new(python())
-            .args(["-m", "pip", "download", "--no-deps", "--no-cache-dir", "--require-hashes", "--no-binary", ":all:", "-r", "req.txt", "-d", "."])
+            .args(["-m", "pip", "download", "--no-deps", "--no-cache-dir", "--require-hashes", "--no-binary", "pypi-attestations", "-r", "req.txt", "-d", "."])
             .current_dir(&pa),
     );
     assert!(out.status.success(), "pip download: {}", String::from_utf8_lossy(&out.stderr));
