@@ -219,6 +219,14 @@ fn cargo_home(dir: &Path, sparse: &str) -> PathBuf {
     dir.to_path_buf()
 }
 
+/// `zkaudit registry-gateway` on any free port, recording into `ledger`
+/// under `policy`.
+fn gateway(ledger: &Path, policy: &Path) -> Command {
+    let mut c = Command::new(ZKAUDIT);
+    c.args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"]).arg(ledger).arg("--policy").arg(policy);
+    c
+}
+
 fn python() -> String {
     std::env::var("ZKAUDIT_PYTHON").unwrap_or_else(|_| "python3".into())
 }
@@ -241,15 +249,7 @@ fn real_clients_install_through_the_gateway_each_artifact_recorded_once() {
 
     let policy = t.join("policy.toml");
     std::fs::write(&policy, "[deny]\npackages = [\"pkg:npm/ms@2.1.2\"]\n").unwrap();
-    let gw = Daemon::start(
-        Command::new(ZKAUDIT)
-            .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
-            .arg(&ledger)
-            .arg("--policy")
-            .arg(&policy)
-            .env("CARGO_HOME", &gw_home)
-            .env_remove("PIP_INDEX_URL"),
-    );
+    let gw = Daemon::start(gateway(&ledger, &policy).env("CARGO_HOME", &gw_home).env_remove("PIP_INDEX_URL"));
 
     // npm: two small packages with no dependencies.
     let proj = t.join("npm-proj");
@@ -399,11 +399,7 @@ fn tampered_failing_and_malformed_requests_are_refused_and_recorded() {
     let policy = t.join("policy.toml");
     std::fs::write(&policy, "[on]\ninstall_scripts = \"warn\"\n[provenance]\nrequire = [\"pkg:npm/okpkg\"]\n").unwrap();
     let gw = Daemon::start(
-        Command::new(ZKAUDIT)
-            .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
-            .arg(&ledger)
-            .arg("--policy")
-            .arg(&policy)
+        gateway(&ledger, &policy)
             .arg("--osv")
             .arg(&osv)
             .args(["--upstream-npm", &format!("{}/npm", up.url)])
@@ -566,15 +562,8 @@ fn published_provenance_is_verified_offline_and_forged_provenance_is_quarantined
 
     let policy = t.join("policy.toml");
     std::fs::write(&policy, "[provenance]\nrequire = [\"pkg:npm/sigstore\", \"pkg:pypi/pypi-attestations\"]\n").unwrap();
-    let gw = Daemon::start(
-        Command::new(ZKAUDIT)
-            .args(["registry-gateway", "--listen", "127.0.0.1:0", "--ledger"])
-            .arg(&ledger)
-            .arg("--policy")
-            .arg(&policy)
-            .args(["--upstream-npm", &format!("{}/npm", up.url)])
-            .args(["--upstream-pypi", &format!("{}/pypi", up.url)]),
-    );
+    let gw =
+        Daemon::start(gateway(&ledger, &policy).args(["--upstream-npm", &format!("{}/npm", up.url)]).args(["--upstream-pypi", &format!("{}/pypi", up.url)]));
 
     // The real provenance verifies: served, and the event names the signer.
     let (status, body) = get(&gw.url, "/npm/sigstore/-/sigstore-2.0.0.tgz");
