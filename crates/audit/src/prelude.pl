@@ -341,6 +341,14 @@ download_failed(I, N, St, Msg) :-
 %% quarantined(?Index, ?Purl, ?Digest): a download the policy held back.
 quarantined(I, P, D) :- downloaded(I, P, D, quarantine).
 
+%% exec_denied(?Index, ?Executable, ?Digest, ?Purl): the quarantine guard
+%% refused to execute Executable, whose SHA-256 Digest is that of the
+%% quarantined download of Purl (the event's parents name that download).
+exec_denied(I, X, D, P) :-
+    event(I, _, _, exec_denied, D, _),
+    '$meta'(I, 'process.executable', X),
+    '$meta'(I, 'zkaudit.download.purl', P).
+
 %% tainted(+Digest, ?Source): Digest derives from a download: it is the
 %% bytes of one, or a lineage path (zkaudit_trace/3) leads from them to it.
 %% Source is the download's purl; the download event and the path are

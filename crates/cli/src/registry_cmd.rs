@@ -170,6 +170,23 @@ pub enum QuarantineCommand {
         /// Its SHA-256.
         digest: String,
     },
+    /// Have the kernel refuse to execute any file whose SHA-256 is
+    /// quarantined (fanotify FAN_OPEN_EXEC_PERM; needs root). Each refusal
+    /// is recorded as an `exec_denied` event whose parents name the
+    /// download event. Runs until SIGTERM or SIGINT.
+    Guard {
+        /// Guard the mount holding PATH (repeatable; default /).
+        #[arg(long = "mount", value_name = "PATH")]
+        mounts: Vec<PathBuf>,
+        /// The quarantine store (default DIR/quarantine with --ledger; needed with --server).
+        #[arg(long, value_name = "DIR")]
+        quarantine: Option<PathBuf>,
+        #[command(flatten)]
+        sink: SinkArgs,
+        /// Print the run's report as one JSON object when it stops.
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete an artifact from the store for good. Needs an admin token;
     /// recorded as a `quarantine_purge` event.
     Purge {
@@ -218,11 +235,51 @@ pub fn quarantine(c: QuarantineCommand) -> Result<ExitCode> {
             let r = e.released.as_ref().map(|r| r.event.to_string()).unwrap_or_default();
             outln!("released {} ({}); recorded as {r}", e.purl, e.sha256);
         }
+        QuarantineCommand::Guard { mounts, quarantine, sink, json } => return guard(mounts, quarantine, sink, json),
         QuarantineCommand::Purge { at, admin, digest } => {
             let (tokens, dest) = admin_context(&at, &admin)?;
             let e = at.store()?.purge_as(&Admin { tokens: &tokens, secret: &admin.admin_token }, dest, &digest, &admin.reason)?;
             outln!("purged {} ({}) from the quarantine store", e.purl, e.sha256);
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `zkaudit quarantine guard`: the guard on a thread, stopped by a signal.
+fn guard(mounts: Vec<PathBuf>, quarantine: Option<PathBuf>, sink: SinkArgs, json: bool) -> Result<ExitCode> {
+    let dest = sink.destination()?;
+    let store = Store::new(quarantine_dir(quarantine, &dest)?);
+    let mounts = if mounts.is_empty() { vec![PathBuf::from("/")] } else { mounts };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let worker = {
+        let stop = std::sync::Arc::clone(&stop);
+        let mounts = mounts.clone();
+        std::thread::spawn(move || {
+            zkaudit_registry::guard::run(store, &mounts, dest, &stop, |held| {
+                let _ = ready_tx.send(held);
+            })
+        })
+    };
+    let Ok(held) = ready_rx.recv() else {
+        // The guard ended before it was ready: its error says why.
+        let err = worker.join().map_err(|_| anyhow::anyhow!("the guard thread panicked"))?.err();
+        return Err(err.map_or_else(|| anyhow::anyhow!("the guard stopped before it started"), anyhow::Error::from));
+    };
+    let list: Vec<String> = mounts.iter().map(|m| m.display().to_string()).collect();
+    // Scripts and tests read this line to know the marks are in place.
+    outln!("guarding executions on the mounts of {} against {held} quarantined digests", list.join(", "));
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(until_signal())?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (report, sink) = worker.join().map_err(|_| anyhow::anyhow!("the guard thread panicked"))??;
+    if json {
+        print_json(&serde_json::json!({"guard": report, "events_appended": sink.appended, "left_in_spool": sink.left_in_spool}));
+    } else {
+        eprintln!(
+            "quarantine guard: {} executions allowed, {} denied ({} unrecorded), {} files hashed, {} undecided; {} events appended, {} batches left in the spool",
+            report.allowed, report.denied, report.unrecorded, report.hashed, report.undecided, sink.appended, sink.left_in_spool
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -604,3 +604,71 @@ fn published_provenance_is_verified_offline_and_forged_provenance_is_quarantined
     assert!(id.as_str().unwrap().starts_with("https://github.com/trailofbits/pypi-attestations/.github/workflows/release.yml@"), "{id}");
     assert!(gw.stop().success());
 }
+
+/// Writes an executable file.
+fn executable(path: &Path, body: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn the_guard_refuses_to_execute_a_quarantined_file_wherever_it_is_copied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let ledger = ledger(t);
+    let up = Upstream::start();
+    // An "artifact" that is a script, held back by the deny list.
+    let script = b"#!/bin/sh\necho pwned\n".to_vec();
+    up.npm("evilbin", &script, Reply { status: 200, body: script.clone(), cut: false }, json!({}));
+    let policy = t.join("policy.toml");
+    std::fs::write(&policy, "[deny]\npackages = [\"pkg:npm/evilbin\"]\n").unwrap();
+    let gw = Daemon::start(gateway(&ledger, &policy).args(["--upstream-npm", &format!("{}/npm", up.url)]));
+    assert_eq!(get(&gw.url, "/npm/evilbin/-/evilbin-1.0.0.tgz").0, 403);
+    assert!(gw.stop().success());
+    let sha = format!("sha256:{}", sha256_hex(&script));
+    let shown: Value = serde_json::from_slice(&run(Command::new(ZKAUDIT).args(["quarantine", "show", "--ledger"]).arg(&ledger).arg(&sha)).stdout).unwrap();
+
+    // The same bytes under an innocent name elsewhere, and a harmless script.
+    let copy = t.join("bin/innocent-name");
+    executable(&copy, &script);
+    let fine = t.join("bin/fine.sh");
+    executable(&fine, b"#!/bin/sh\necho fine\n");
+    assert_eq!(output(&mut Command::new(&copy)).stdout, b"pwned\n", "runs before the guard starts");
+
+    let mut guard = Command::new(ZKAUDIT)
+        .args(["quarantine", "guard", "--ledger"])
+        .arg(&ledger)
+        .arg("--mount")
+        .arg(t)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(guard.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("against 1 quarantined digests"), "{line:?}");
+
+    let refused = Command::new(&copy).output().expect_err("the kernel refuses the exec");
+    assert_eq!(refused.raw_os_error(), Some(1), "EPERM: {refused}");
+    assert_eq!(output(&mut Command::new(&fine)).stdout, b"fine\n", "other files run");
+
+    // Released by an admin: it runs again, without restarting the guard.
+    let admin = token(&ledger, "admin");
+    run(Command::new(ZKAUDIT).args(["quarantine", "release", "--ledger"]).arg(&ledger).args(["--admin-token", &admin, "--reason", "a test script", &sha]));
+    let ran = (0..50).find_map(|_| match Command::new(&copy).output() {
+        Ok(out) => Some(out),
+        Err(_) => {
+            std::thread::sleep(Duration::from_millis(100));
+            None
+        }
+    });
+    assert_eq!(ran.expect("runs within 5 s of the release").stdout, b"pwned\n");
+
+    Command::new("kill").arg("-TERM").arg(guard.id().to_string()).status().unwrap();
+    assert!(guard.wait().unwrap().success());
+    let d = query(&ledger, "exec_denied(I, X, D, P), parent(I, Dl).");
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["X"], json!(copy.display().to_string()));
+    assert_eq!((&d[0]["D"], &d[0]["P"]), (&json!(sha), &json!("pkg:npm/evilbin@1.0.0")));
+    assert_eq!(d[0]["Dl"], shown["event"], "its parent is the download event");
+}

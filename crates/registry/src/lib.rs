@@ -8,7 +8,8 @@
 //! ([`provenance`], verified offline by [`sigstore`]), OSV matches ([`osv`])
 //! and the [`policy`]'s decision.
 //! What the policy refuses goes to the content-addressed [`quarantine`]
-//! store and is answered 403 with the reason.
+//! store and is answered 403 with the reason; the [`guard`] can have the
+//! kernel refuse to execute any file with a quarantined digest.
 //!
 //! Upstreams are found the way each client finds its own ([`upstream`]);
 //! the crate names no registry host.
@@ -23,6 +24,7 @@
 pub mod artifact;
 pub mod cargo;
 pub mod gateway;
+pub mod guard;
 pub mod npm;
 pub mod osv;
 pub mod package;
