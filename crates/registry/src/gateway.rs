@@ -817,17 +817,21 @@ async fn read_provenance(s: &Shared, a: &Artifact, d: &Digests) -> (Provenance, 
         Err(FetchError::Status { status: 404, .. }) => return (Provenance::default(), None),
         Err(e) => return (Provenance::default(), Some(e.to_string())),
     };
-    let read = match a.package.ecosystem {
-        Ecosystem::Npm => match &d.sha512 {
-            Some(sha512) => provenance::from_npm(&body, sha512, &s.sigstore),
+    // Verification is a few ms of signature checks: off the async workers.
+    let (eco, sigstore, sha256, sha512) = (a.package.ecosystem, s.sigstore.clone(), d.sha256, d.sha512);
+    let read = tokio::task::spawn_blocking(move || match eco {
+        Ecosystem::Npm => match &sha512 {
+            Some(sha512) => provenance::from_npm(&body, sha512, &sigstore),
             None => Err("no SHA-512 was computed to match the attestations' subjects".into()),
         },
-        Ecosystem::Pypi => provenance::from_pep740(&body, &d.sha256, &s.sigstore),
-        Ecosystem::Cargo => return (Provenance::default(), None),
-    };
+        Ecosystem::Pypi => provenance::from_pep740(&body, &sha256, &sigstore),
+        Ecosystem::Cargo => Ok(Provenance::default()),
+    })
+    .await;
     match read {
-        Ok(p) => (p, None),
-        Err(e) => (Provenance::default(), Some(format!("{url}: {e}"))),
+        Ok(Ok(p)) => (p, None),
+        Ok(Err(e)) => (Provenance::default(), Some(format!("{url}: {e}"))),
+        Err(e) => (Provenance::default(), Some(format!("{url}: reading the provenance failed: {e}"))),
     }
 }
 

@@ -12,7 +12,7 @@
 //! invalid_provenance = "quarantine" # a Sigstore bundle about these bytes fails verification
 //! missing_provenance = "warn"      # no verified provenance, for a package under [provenance] require
 //! too_new = "warn"                 # published less than [age] min_hours ago
-//! install_scripts = "warn"         # npm preinstall / install / postinstall
+//! install_scripts = "allow"        # npm preinstall / install / postinstall
 //! denied = "quarantine"            # listed under [deny] packages
 //!
 //! [provenance]
