@@ -671,4 +671,7 @@ fn the_guard_refuses_to_execute_a_quarantined_file_wherever_it_is_copied() {
     assert_eq!(d[0]["X"], json!(copy.display().to_string()));
     assert_eq!((&d[0]["D"], &d[0]["P"]), (&json!(sha), &json!("pkg:npm/evilbin@1.0.0")));
     assert_eq!(d[0]["Dl"], shown["event"], "its parent is the download event");
+    // The guarded window: a start and a stop event, with the counts.
+    let w = query(&ledger, "event(S, _, _, quarantine_guard_start, _, _), event(E, _, _, quarantine_guard_stop, _, _), meta(E, 'zkaudit.guard.denied', N).");
+    assert_eq!((w.len(), &w[0]["N"]), (1, &json!(1)), "{w:?}");
 }

@@ -401,6 +401,7 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         .field("zkaudit.policy.json", serde_json::to_value(&shared.policy).unwrap_or(Value::Null))
         .field("zkaudit.policy.source", config.policy_file.as_ref().map_or_else(|| "built-in defaults".to_owned(), |p| p.display().to_string()))
         .field("zkaudit.osv.advisories", shared.osv.len() as u64)
+        .field("zkaudit.sigstore.trusted_root", shared.sigstore.origin())
         .outcome(true);
     for eco in Ecosystem::ALL {
         if let Some(u) = shared.upstreams.get(eco) {

@@ -191,12 +191,12 @@ impl Guard {
 
     /// Answers execution requests until `stop` is set (checked at least
     /// every 200 ms), calling `on_deny` for each refusal after the kernel
-    /// has been answered.
+    /// has been answered; [`Guard::report`] counts what it did.
     ///
     /// # Errors
     /// [`GuardError::Events`] if the group itself fails; the store failing
     /// to re-read keeps the digests read last.
-    pub fn run(&mut self, stop: &AtomicBool, mut on_deny: impl FnMut(&Denial<'_>)) -> Result<GuardReport, GuardError> {
+    pub fn run(&mut self, stop: &AtomicBool, mut on_deny: impl FnMut(&Denial<'_>)) -> Result<(), GuardError> {
         while !stop.load(Ordering::Relaxed) {
             let ready = {
                 let mut fds = [PollFd::new(self.fan.as_fd(), PollFlags::POLLIN)];
@@ -242,7 +242,12 @@ impl Guard {
                 }
             }
         }
-        Ok(self.report.clone())
+        Ok(())
+    }
+
+    /// What it did so far.
+    pub fn report(&self) -> &GuardReport {
+        &self.report
     }
 }
 
@@ -253,6 +258,11 @@ impl Guard {
 ///
 /// # Errors
 /// [`GuardError`]; denials recorded before a failure stay recorded.
+///
+/// The guarded window is recorded too: a `quarantine_guard_start` event
+/// (the mounts, how many digests were held) once the marks are in place,
+/// and a `quarantine_guard_stop` event (the counts; `parents`: the start)
+/// when it ends, so an auditor sees when executions were not guarded.
 pub fn run(
     store: Store,
     mounts: &[PathBuf],
@@ -262,15 +272,32 @@ pub fn run(
 ) -> Result<(GuardReport, zkaudit_collect::Report), GuardError> {
     let mut sink = Sink::open(dest, SinkOptions::new(COLLECTOR, Layer::Computation))?;
     let mut guard = Guard::new(store, mounts)?;
+    let paths: Vec<String> = mounts.iter().map(|m| m.display().to_string()).collect();
+    let started = Observation::new("quarantine_guard_start", Layer::Computation, OcsfClass::ProcessActivity, 99, "guard_started")
+        .field("zkaudit.guard.mounts", paths)
+        .field("zkaudit.guard.held", guard.held() as u64)
+        .outcome(true);
+    let start_event = sink.send(&started.into_event())?;
     ready(guard.held());
     let mut unrecorded = 0;
-    let mut report = guard.run(stop, |d| {
+    let result = guard.run(stop, |d| {
         let sent: Result<Digest, SinkError> = sink.send(&d.observation().into_event());
         if let Err(e) = sent {
             eprintln!("quarantine guard: recording the denial of {} (pid {}): {e}", d.path.display(), d.pid);
             unrecorded += 1;
         }
-    })?;
+    });
+    let mut report = guard.report().clone();
     report.unrecorded = unrecorded;
-    Ok((report, sink.finish()?))
+    let stopped = Observation::new("quarantine_guard_stop", Layer::Computation, OcsfClass::ProcessActivity, 99, "guard_stopped")
+        .parent(start_event)
+        .field("zkaudit.guard.allowed", report.allowed)
+        .field("zkaudit.guard.denied", report.denied)
+        .field("zkaudit.guard.undecided", report.undecided)
+        .outcome(result.is_ok());
+    let stopped = sink.send(&stopped.into_event());
+    let sink_report = sink.finish()?;
+    result?;
+    stopped?;
+    Ok((report, sink_report))
 }
