@@ -74,7 +74,7 @@ impl Provenance {
             format!("Sigstore verification failed: {}", self.invalid.join("; "))
         } else if self.verified > 0 {
             format!(
-                "{} Sigstore bundle(s) verified offline against the {root}: Fulcio certificate chain and SCT, Rekor inclusion proof and checkpoint, DSSE signature, subject digest of the bytes fetched",
+                "{} Sigstore bundle(s) verified offline against the {root}: the certificate's chain to its CA and its SCT, the transparency log entry (inclusion proof and checkpoint, or signed entry timestamp), the DSSE signature, the subject digest of the bytes fetched",
                 self.verified
             )
         } else if self.present() {
