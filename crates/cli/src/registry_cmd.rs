@@ -44,6 +44,14 @@ pub struct GatewayArgs {
     /// (default: the public-good root embedded in this build).
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// Where a long-running registry process (the gateway, the guard) keeps
+/// its quarantine store and records its events, and how it reports.
+#[derive(Args)]
+pub struct RunArgs {
     /// The quarantine store (default DIR/quarantine with --ledger; needed with --server).
     #[arg(long, value_name = "DIR")]
     quarantine: Option<PathBuf>,
@@ -54,18 +62,23 @@ pub struct GatewayArgs {
     json: bool,
 }
 
-/// Where the quarantine store is: given, or the ledger's own.
-fn quarantine_dir(given: Option<PathBuf>, dest: &Destination) -> Result<PathBuf> {
-    match (given, dest) {
-        (Some(d), _) => Ok(d),
-        (None, Destination::Ledger { dir, .. }) => Ok(zkaudit_tlog::LedgerDir::new(dir).quarantine_dir()),
-        (None, Destination::Server { .. }) => bail!("with --server, give --quarantine DIR"),
+impl RunArgs {
+    /// The quarantine store's directory (given, or the ledger's own), the
+    /// events' destination, and whether to report as JSON.
+    fn resolve(self) -> Result<(PathBuf, Destination, bool)> {
+        let dest = self.sink.destination()?;
+        let dir = match (self.quarantine, &dest) {
+            (Some(d), _) => d,
+            (None, Destination::Ledger { dir, .. }) => zkaudit_tlog::LedgerDir::new(dir).quarantine_dir(),
+            (None, Destination::Server { .. }) => bail!("with --server, give --quarantine DIR"),
+        };
+        Ok((dir, dest, self.json))
     }
 }
 
 /// `zkaudit registry-gateway`: serves until SIGTERM or SIGINT.
 pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
-    let destination = a.sink.destination()?;
+    let (quarantine_dir, destination, json) = a.run.resolve()?;
     let mut upstreams = Upstreams { npm: a.upstream_npm, pypi: a.upstream_pypi, cargo: a.upstream_cargo };
     for (eco, why) in upstreams.discover() {
         eprintln!("registry-gateway: /{eco}/ is off: {why}");
@@ -73,7 +86,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
     let config = zkaudit_registry::Config {
         listen: a.listen,
         upstreams,
-        quarantine_dir: quarantine_dir(a.quarantine, &destination)?,
+        quarantine_dir,
         destination,
         policy_file: a.policy,
         osv_dir: a.osv,
@@ -93,7 +106,7 @@ pub fn gateway(a: GatewayArgs) -> Result<ExitCode> {
         eprintln!("registry-gateway: stopping; recording the downloads in flight");
         anyhow::Ok(running.stop().await?)
     })?;
-    if a.json {
+    if json {
         print_json(&report);
     } else {
         eprintln!(
@@ -178,14 +191,8 @@ pub enum QuarantineCommand {
         /// Guard the mount holding PATH (repeatable; default /).
         #[arg(long = "mount", value_name = "PATH")]
         mounts: Vec<PathBuf>,
-        /// The quarantine store (default DIR/quarantine with --ledger; needed with --server).
-        #[arg(long, value_name = "DIR")]
-        quarantine: Option<PathBuf>,
         #[command(flatten)]
-        sink: SinkArgs,
-        /// Print the run's report as one JSON object when it stops.
-        #[arg(long)]
-        json: bool,
+        run: RunArgs,
     },
     /// Delete an artifact from the store for good. Needs an admin token;
     /// recorded as a `quarantine_purge` event.
@@ -235,7 +242,7 @@ pub fn quarantine(c: QuarantineCommand) -> Result<ExitCode> {
             let r = e.released.as_ref().map(|r| r.event.to_string()).unwrap_or_default();
             outln!("released {} ({}); recorded as {r}", e.purl, e.sha256);
         }
-        QuarantineCommand::Guard { mounts, quarantine, sink, json } => return guard(mounts, quarantine, sink, json),
+        QuarantineCommand::Guard { mounts, run } => return guard(mounts, run),
         QuarantineCommand::Purge { at, admin, digest } => {
             let (tokens, dest) = admin_context(&at, &admin)?;
             let e = at.store()?.purge_as(&Admin { tokens: &tokens, secret: &admin.admin_token }, dest, &digest, &admin.reason)?;
@@ -246,9 +253,9 @@ pub fn quarantine(c: QuarantineCommand) -> Result<ExitCode> {
 }
 
 /// `zkaudit quarantine guard`: the guard on a thread, stopped by a signal.
-fn guard(mounts: Vec<PathBuf>, quarantine: Option<PathBuf>, sink: SinkArgs, json: bool) -> Result<ExitCode> {
-    let dest = sink.destination()?;
-    let store = Store::new(quarantine_dir(quarantine, &dest)?);
+fn guard(mounts: Vec<PathBuf>, run: RunArgs) -> Result<ExitCode> {
+    let (dir, dest, json) = run.resolve()?;
+    let store = Store::new(dir);
     let mounts = if mounts.is_empty() { vec![PathBuf::from("/")] } else { mounts };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
