@@ -487,9 +487,6 @@ fn storer(state: Arc<AppState>, proofs: Arc<zkaudit_store::ProofStore>, stop: Ar
     })
 }
 
-/// Every few seconds: re-queue jobs of workers that stopped sending
-/// heartbeats (workers on other machines), record the proofs they made,
-/// and apply the TTLs.
 /// Keeps the dashboard's panels computed as the log grows
 /// ([`zkaudit_dashboard::Dashboard::warm`]), checking every second.
 fn warmer(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -511,6 +508,9 @@ fn warmer(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::t
     })
 }
 
+/// Every few seconds: re-queue jobs of workers that stopped sending
+/// heartbeats (workers on other machines), record the proofs they made,
+/// and apply the TTLs.
 fn upkeep(state: Arc<AppState>, stop: Arc<AtomicBool>) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("zkaudit-upkeep".into()).spawn(move || {
         let mut tick = 0u64;
