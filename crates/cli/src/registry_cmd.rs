@@ -252,34 +252,45 @@ pub fn quarantine(c: QuarantineCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `zkaudit quarantine guard`: the guard on a thread, stopped by a signal.
+/// `zkaudit quarantine guard`: the guard on a blocking thread, until a
+/// signal stops it or it fails (then the command fails with its error, so
+/// a guard that stopped guarding does not linger).
 fn guard(mounts: Vec<PathBuf>, run: RunArgs) -> Result<ExitCode> {
     let (dir, dest, json) = run.resolve()?;
     let store = Store::new(dir);
     let mounts = if mounts.is_empty() { vec![PathBuf::from("/")] } else { mounts };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let worker = {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut worker = {
         let stop = std::sync::Arc::clone(&stop);
         let mounts = mounts.clone();
-        std::thread::spawn(move || {
+        rt.spawn_blocking(move || {
             zkaudit_registry::guard::run(store, &mounts, dest, &stop, |held| {
                 let _ = ready_tx.send(held);
             })
         })
     };
+    let panicked = |_| anyhow::anyhow!("the guard thread panicked");
     let Ok(held) = ready_rx.recv() else {
         // The guard ended before it was ready: its error says why.
-        let err = worker.join().map_err(|_| anyhow::anyhow!("the guard thread panicked"))?.err();
+        let err = rt.block_on(worker).map_err(panicked)?.err();
         return Err(err.map_or_else(|| anyhow::anyhow!("the guard stopped before it started"), anyhow::Error::from));
     };
     let list: Vec<String> = mounts.iter().map(|m| m.display().to_string()).collect();
     // Scripts and tests read this line to know the marks are in place.
     outln!("guarding executions on the mounts of {} against {held} quarantined digests", list.join(", "));
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(until_signal())?;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (report, sink) = worker.join().map_err(|_| anyhow::anyhow!("the guard thread panicked"))??;
+    let joined = rt.block_on(async {
+        tokio::select! {
+            ended = &mut worker => anyhow::Ok(ended),
+            signal = until_signal() => {
+                signal?;
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                anyhow::Ok(worker.await)
+            }
+        }
+    })?;
+    let (report, sink) = joined.map_err(panicked)??;
     if json {
         print_json(&serde_json::json!({"guard": report, "events_appended": sink.appended, "left_in_spool": sink.left_in_spool}));
     } else {
