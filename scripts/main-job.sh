@@ -22,8 +22,9 @@ STOCKS="$DATA/stocks.csv"
 PLAN=examples/stocks-summary/plan.yaml
 [ -f "$STOCKS" ] || { echo "main-job: $STOCKS not found" >&2; exit 1; }
 
-# The dev profile builds every dependency (the prover included) at opt-level 3,
-# so proving is as fast as in a release build, and it shares its build (in
+# The dev profile builds every dependency at opt-level 3, and the prover's
+# crates also without debug assertions and overflow checks (Cargo.toml says
+# why: they kept rustc from inlining its field arithmetic); it shares its build (in
 # $CARGO_TARGET_DIR, see scripts/setup.sh) with scripts/test.sh. The zkVM
 # guest is built by crates/zkvm/build.rs.
 cargo build --locked -q -p zkaudit-cli
