@@ -10,10 +10,17 @@ use std::process::Command;
 
 /// The `test_data` directory of the `sigstore-verify` package in the
 /// dependency graph of the crate at `manifest_dir`.
+///
+/// The graph is resolved offline for the host platform only: the build
+/// downloaded exactly those packages, while the whole graph also names
+/// packages of other platforms that a fresh machine has never fetched.
 pub fn sigstore_test_data(manifest_dir: &str) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--locked", "--manifest-path"])
+    let version = Command::new(&cargo).arg("-vV").output().expect("cargo -vV");
+    let version = String::from_utf8_lossy(&version.stdout);
+    let host = version.lines().find_map(|l| l.strip_prefix("host: ")).expect("a host line in `cargo -vV`").trim().to_owned();
+    let out = Command::new(&cargo)
+        .args(["metadata", "--format-version", "1", "--offline", "--locked", "--filter-platform", &host, "--manifest-path"])
         .arg(format!("{manifest_dir}/Cargo.toml"))
         .output()
         .expect("cargo metadata");
