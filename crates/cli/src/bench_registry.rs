@@ -16,11 +16,18 @@
 //! * metadata: one client GETs the packument for `--seconds`, direct, then
 //!   through the gateway (which fetches it from the upstream each time):
 //!   latency p50/p99, and the gateway's added latency at each.
+//!
+//! Where `nginx` is installed (Debian's `nginx-light`), the downloads are
+//! also measured through nginx as a bare reverse proxy of the same
+//! upstream (`Nginx`): no hashing, no checks, no recording. Client,
+//! upstream and proxy share this machine's cores, so that row is what any
+//! proxy can reach here, the reference for the gateway's share of direct.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +96,91 @@ fn upstream(routes_at: impl FnOnce(SocketAddr) -> HashMap<String, Arc<Vec<u8>>>)
         }
     });
     Ok(addr)
+}
+
+/// nginx as a bare reverse proxy of `upstream`, for a reference row: two
+/// worker processes, keep-alive to the upstream, no access log, and
+/// response buffers of 4 MiB in memory (so an artifact of up to that size
+/// never goes to a temporary file). Its files live in `dir`. Stopped with
+/// `nginx -s stop` (which also ends its workers) when dropped.
+struct Nginx {
+    bin: PathBuf,
+    child: Child,
+    conf: PathBuf,
+    prefix: PathBuf,
+    /// `http://127.0.0.1:PORT`
+    base: String,
+}
+
+impl Nginx {
+    /// Starts it, or `Ok(None)` when no `nginx` is installed.
+    ///
+    /// # Errors
+    /// Writing its configuration, spawning it, or its not listening within
+    /// 10 s (the error carries its error log).
+    fn start(dir: &Path, upstream: SocketAddr) -> Result<Option<Nginx>> {
+        let Some(bin) = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"].into_iter().map(PathBuf::from).find(|p| p.exists()) else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(dir)?;
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let d = dir.display();
+        let conf = dir.join("nginx.conf");
+        let conf_text = format!(
+            r#"worker_processes 2;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  proxy_buffer_size 64k;
+  proxy_buffers 64 64k;
+  proxy_busy_buffers_size 128k;
+  upstream up {{ server {upstream}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+  }}
+}}
+"#
+        );
+        std::fs::write(&conf, conf_text)?;
+        let child = Command::new(&bin)
+            .args(["-q", "-p"])
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let nginx = Nginx { bin, child, conf, prefix: dir.to_owned(), base: format!("http://127.0.0.1:{port}") };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+                bail!("nginx did not listen on 127.0.0.1:{port} within 10 s: {}", log.trim());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Some(nginx))
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let stopped = Command::new(&self.bin).args(["-q", "-s", "stop", "-p"]).arg(&self.prefix).arg("-c").arg(&self.conf).status();
+        if !stopped.is_ok_and(|s| s.success()) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
 
 /// What one measurement saw.
@@ -202,18 +294,39 @@ pub fn run(a: RegistryArgs) -> Result<()> {
         }
     };
     let direct = load(&format!("{upstream_base}{tgz}"), a.clients, a.seconds);
+    let nginx = Nginx::start(&scratch.path().join("nginx"), up)?;
+    let via_nginx = nginx.as_ref().map(|n| load(&format!("{}{tgz}", n.base), a.clients, a.seconds));
+    drop(nginx);
     let via_npm = load(&format!("{gw}{tgz}"), a.clients, a.seconds);
     let via_cargo = load(&format!("{gw}/cargo/dl/benchcrate/1.0.0/download"), a.clients, a.seconds);
-    let failed = direct.errors + via_npm.errors + via_cargo.errors;
+    let failed = direct.errors + via_nginx.as_ref().map_or(0, |r| r.errors) + via_npm.errors + via_cargo.errors;
     if failed > 0 {
         eprintln!("bench registry: {failed} requests failed");
     }
     let rate = |r: &Run| r.requests as f64 / r.seconds;
-    for (name, r) in [("downloads direct", &direct), ("downloads via gateway, npm (SHA-512)", &via_npm), ("downloads via gateway, cargo (SHA-256)", &via_cargo)]
-    {
-        report(name, rate(r), "downloads/s", format!("{:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms", r.bytes as f64 / r.seconds / 1e6, r.pct(0.5), r.pct(0.99)));
+    let rows = [
+        ("downloads direct", Some(&direct)),
+        ("downloads via nginx (bare proxy)", via_nginx.as_ref()),
+        ("downloads via gateway, npm (SHA-512)", Some(&via_npm)),
+        ("downloads via gateway, cargo (SHA-256)", Some(&via_cargo)),
+    ];
+    for (name, r) in rows {
+        match r {
+            Some(r) => report(
+                name,
+                rate(r),
+                "downloads/s",
+                format!("{:.1} MB/s, p50 {:.2} ms, p99 {:.2} ms", r.bytes as f64 / r.seconds / 1e6, r.pct(0.5), r.pct(0.99)),
+            ),
+            None => eprintln!("bench registry: no nginx installed (apt-get install nginx-light), so no bare-proxy reference row"),
+        }
     }
-    for (name, r) in [("npm through the gateway / direct", &via_npm), ("cargo through the gateway / direct", &via_cargo)] {
+    let shares = [
+        ("nginx (bare proxy) / direct", via_nginx.as_ref()),
+        ("npm through the gateway / direct", Some(&via_npm)),
+        ("cargo through the gateway / direct", Some(&via_cargo)),
+    ];
+    for (name, r) in shares.into_iter().filter_map(|(n, r)| Some((n, r?))) {
         report(name, rate(r) / rate(&direct) * 100.0, "%", format!("{} clients, {} KiB artifact", a.clients, a.size_kib));
     }
 
