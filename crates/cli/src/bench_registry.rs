@@ -175,7 +175,7 @@ http {{
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let stopped = Command::new(&self.bin).args(["-q", "-s", "stop", "-p"]).arg(&self.prefix).arg("-c").arg(&self.conf).status();
+        let stopped = Command::new(&self.bin).args(["-q", "-s", "stop", "-p"]).arg(&self.prefix).arg("-c").arg(&self.conf).stderr(Stdio::null()).status();
         if !stopped.is_ok_and(|s| s.success()) {
             let _ = self.child.kill();
         }
