@@ -13,7 +13,9 @@
 //! * [`protocol`]: the one definition of what a worker and its child say to
 //!   each other (request, progress lines, result reports);
 //! * idempotency keys of ledger appends, and the `ledger_index` of each
-//!   proof job once its proof event is recorded.
+//!   proof job once its proof event is recorded;
+//! * [`TokenCache`]: token lookups cached for the front ends that
+//!   authenticate every request.
 //!
 //! It must not speak HTTP (that is `zkaudit-server`), parse plans or data
 //! (`zkaudit-plan`), or prove in-process (`zkaudit-zkvm`, reached through
@@ -25,10 +27,12 @@ mod db;
 mod model;
 pub mod protocol;
 mod store;
+mod tokens;
 pub mod worker;
 
 pub use model::{DataRef, Job, JobSpec, JobView, Mode, NewJob, Phase, Scope, State, Token};
 pub use store::{Finish, Idempotent, Recovered, Stats, Store, Submitted};
+pub use tokens::{TokenCache, TOKEN_CACHE_TTL};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

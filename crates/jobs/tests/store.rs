@@ -641,3 +641,30 @@ fn succeeded_proofs_are_recorded_and_stored_once(store: &Store) {
     assert!(store.set_stored(&b, "ipfs://bafkreib").unwrap());
     assert!(store.unstored_proofs(10).unwrap().is_empty());
 }
+
+/// The token cache answers from the store once, then from memory for
+/// `TOKEN_CACHE_TTL`: a token revoked meanwhile is still accepted from the
+/// cache (the documented window), an unknown secret is remembered as
+/// unknown, and another secret is looked up on its own.
+#[test]
+fn token_cache_remembers_lookups_within_its_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(Store::open(dir.path().join("jobs.db").to_str().unwrap()).unwrap());
+    let cache = zkaudit_jobs::TokenCache::new(std::sync::Arc::clone(&store));
+    let (token, secret) = store.create_token(Scope::Submit, "alice").unwrap();
+    let unknown = format!("zkaudit_{}", "0".repeat(64));
+
+    assert_eq!(cache.cached(&secret), None, "nothing cached before the first lookup");
+    assert_eq!(cache.lookup(&secret).unwrap(), Some(token.clone()));
+    assert_eq!(cache.lookup(&unknown).unwrap(), None);
+    assert!(store.revoke_token(&token.id).unwrap());
+    assert_eq!(store.token(&secret).unwrap(), None, "the store knows it is revoked");
+    assert_eq!(cache.cached(&secret), Some(Some(token.clone())), "the cache answers within its TTL");
+    assert_eq!(cache.lookup(&secret).unwrap(), Some(token), "and lookup uses it");
+    assert_eq!(cache.cached(&unknown), Some(None), "an unknown secret is cached as unknown");
+
+    let (other, other_secret) = store.create_token(Scope::Read, "bob").unwrap();
+    assert_eq!(cache.cached(&other_secret), None);
+    assert_eq!(cache.lookup(&other_secret).unwrap(), Some(other));
+    assert!(zkaudit_jobs::TOKEN_CACHE_TTL >= Duration::from_secs(1), "the window is long enough for this test's steps");
+}

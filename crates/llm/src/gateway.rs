@@ -9,7 +9,6 @@
 //! Each call runs in its own task, apart from the connection that made it,
 //! so a client that goes away cannot stop its call from being recorded.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -33,7 +32,7 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use zkaudit_collect::{Destination, Observation, OcsfClass, Sink, SinkOptions};
 use zkaudit_event::{Digest, Layer, Timestamp};
-use zkaudit_jobs::{Scope, Store, Token};
+use zkaudit_jobs::{Scope, Store, Token, TokenCache};
 
 use crate::api::{check_request, request_texts, response_texts, ApiError, Operation, RequestFacts};
 use crate::commit::{CallStore, Opening, StoredCall, REQUEST_TAG, RESPONSE_TAG};
@@ -46,8 +45,6 @@ pub const COLLECTOR: &str = "llm-gateway";
 
 /// Largest upstream response body read whole, in bytes.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
-/// How long a token lookup is trusted.
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
 /// How often the policy file is looked at for changes.
 const POLICY_POLL: Duration = Duration::from_secs(2);
 
@@ -153,8 +150,7 @@ struct Shared {
     scanner: Scanner,
     sink: Mutex<Option<Sink>>,
     stored: std::sync::mpsc::SyncSender<StoredCall>,
-    tokens: Arc<Store>,
-    token_cache: Mutex<HashMap<String, (Option<Token>, Instant)>>,
+    tokens: Arc<TokenCache>,
     instance: String,
     start_event: Digest,
     seq: AtomicU64,
@@ -291,8 +287,7 @@ pub async fn start(config: Config) -> Result<Running, GatewayError> {
         scanner: Scanner::new(),
         sink: Mutex::new(Some(sink)),
         stored,
-        tokens,
-        token_cache: Mutex::new(HashMap::new()),
+        tokens: Arc::new(TokenCache::new(tokens)),
         instance: instance.clone(),
         start_event: Digest([0; 32]),
         seq: AtomicU64::new(0),
@@ -406,23 +401,14 @@ async fn authenticate(s: &Shared, headers: &HeaderMap) -> Result<Token, ApiError
         Some((scheme, secret)) if scheme.eq_ignore_ascii_case("bearer") && !secret.trim().is_empty() => secret.trim().to_owned(),
         _ => return Err(unauthorized("expected `Authorization: Bearer <zkaudit token>`")),
     };
-    let cached = s.token_cache.lock().ok().and_then(|c| c.get(&secret).filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL).map(|(t, _)| t.clone()));
-    let token = match cached {
+    let token = match s.tokens.cached(&secret) {
         Some(t) => t,
         None => {
-            let store = Arc::clone(&s.tokens);
-            let key = secret.clone();
-            let t = tokio::task::spawn_blocking(move || store.token(&key))
+            let tokens = Arc::clone(&s.tokens);
+            tokio::task::spawn_blocking(move || tokens.lookup(&secret))
                 .await
                 .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e.to_string()))?
-                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", format!("token store: {e}")))?;
-            if let Ok(mut c) = s.token_cache.lock() {
-                if c.len() > 10_000 {
-                    c.clear();
-                }
-                c.insert(secret, (t.clone(), Instant::now()));
-            }
-            t
+                .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", format!("token store: {e}")))?
         }
     };
     let token = token.ok_or_else(|| unauthorized("unknown or revoked token"))?;

@@ -1,11 +1,9 @@
 //! Bearer-token authentication (RFC 6750) with `read`, `submit` and
-//! `admin` scopes. Tokens are looked up by the SHA-256 of their secret;
-//! lookups are cached for a few seconds so that appends under load do not
-//! hit the database on every request.
+//! `admin` scopes. Tokens are looked up by the SHA-256 of their secret,
+//! through the job store's [`zkaudit_jobs::TokenCache`], so that appends
+//! under load do not hit the database on every request.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,15 +12,6 @@ use zkaudit_jobs::{Scope, Token};
 
 use crate::error::ApiError;
 use crate::{blocking, AppState};
-
-/// How long a token lookup (found or not) is trusted.
-const CACHE_TTL: Duration = Duration::from_secs(5);
-/// Entries at most in the cache; it is cleared when full.
-const CACHE_MAX: usize = 10_000;
-
-/// Cached token lookups, keyed by the presented secret.
-#[derive(Default)]
-pub struct TokenCache(Mutex<HashMap<String, (Option<Token>, Instant)>>);
 
 /// Who made a request: a token, or nobody.
 #[derive(Clone, Debug)]
@@ -77,20 +66,11 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             return Err(unauthorized("expected `Authorization: Bearer <token>`"));
         }
         let secret = secret.trim().to_owned();
-        let cached = state.tokens.0.lock().ok().and_then(|c| c.get(&secret).filter(|(_, at)| at.elapsed() < CACHE_TTL).map(|(t, _)| t.clone()));
-        let token = match cached {
+        let token = match state.tokens.cached(&secret) {
             Some(t) => t,
             None => {
-                let store = Arc::clone(&state.store);
-                let s = secret.clone();
-                let t = blocking(move || store.token(&s).map_err(ApiError::from)).await?;
-                if let Ok(mut c) = state.tokens.0.lock() {
-                    if c.len() >= CACHE_MAX {
-                        c.clear();
-                    }
-                    c.insert(secret, (t.clone(), Instant::now()));
-                }
-                t
+                let tokens = Arc::clone(&state.tokens);
+                blocking(move || tokens.lookup(&secret).map_err(ApiError::from)).await?
             }
         };
         match token {

@@ -110,7 +110,7 @@ pub struct AppState {
     registry: Registry,
     attestation_key: SigningKey,
     binary_sha256: String,
-    tokens: auth::TokenCache,
+    tokens: Arc<zkaudit_jobs::TokenCache>,
     metrics: Arc<metrics::Metrics>,
     /// One recorder of finished proofs at a time (workers and upkeep both call it).
     recording: std::sync::Mutex<()>,
@@ -262,14 +262,15 @@ impl AppState {
             }
             None => None,
         };
+        let store = Arc::new(store);
         let state = Arc::new(AppState {
             settlement,
             attestation_key: attestation_key(ledger.dir(), &origin)?,
             registry: config.registry.clone(),
-            store: Arc::new(store),
+            tokens: Arc::new(zkaudit_jobs::TokenCache::new(Arc::clone(&store))),
+            store,
             ledger,
             binary_sha256,
-            tokens: auth::TokenCache::default(),
             metrics: Arc::new(metrics::Metrics::default()),
             recording: std::sync::Mutex::default(),
             dashboard: zkaudit_dashboard::Dashboard::new(),
