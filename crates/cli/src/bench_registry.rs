@@ -101,12 +101,12 @@ fn upstream(routes_at: impl FnOnce(SocketAddr) -> HashMap<String, Arc<Vec<u8>>>)
 /// nginx as a bare reverse proxy of `upstream`, for a reference row: two
 /// worker processes, keep-alive to the upstream, no access log, and
 /// response buffers of 4 MiB in memory (so an artifact of up to that size
-/// never goes to a temporary file). Its files live in `dir`. Stopped with
-/// `nginx -s stop` (which also ends its workers) when dropped.
+/// never goes to a temporary file). Its files live in `dir`
+/// (`nginx.conf` there). Stopped with `nginx -s stop` (which also ends
+/// its workers) when dropped.
 struct Nginx {
     bin: PathBuf,
     child: Child,
-    conf: PathBuf,
     prefix: PathBuf,
     /// `http://127.0.0.1:PORT`
     base: String,
@@ -160,7 +160,7 @@ http {{
             .stderr(Stdio::null())
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
-        let nginx = Nginx { bin, child, conf, prefix: dir.to_owned(), base: format!("http://127.0.0.1:{port}") };
+        let nginx = Nginx { bin, child, prefix: dir.to_owned(), base: format!("http://127.0.0.1:{port}") };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if Instant::now() > deadline {
@@ -175,7 +175,13 @@ http {{
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let stopped = Command::new(&self.bin).args(["-q", "-s", "stop", "-p"]).arg(&self.prefix).arg("-c").arg(&self.conf).stderr(Stdio::null()).status();
+        let stopped = Command::new(&self.bin)
+            .args(["-q", "-s", "stop", "-p"])
+            .arg(&self.prefix)
+            .arg("-c")
+            .arg(self.prefix.join("nginx.conf"))
+            .stderr(Stdio::null())
+            .status();
         if !stopped.is_ok_and(|s| s.success()) {
             let _ = self.child.kill();
         }
