@@ -67,22 +67,29 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-/// Parses one line into its entry bytes. The common case goes straight
-/// from the bytes (serde_json checks the UTF-8 of the strings it reads); a
-/// bad line is parsed again, as text, for the field path of its error
-/// (invalid UTF-8 is a bad line like any other, not a failed read).
+/// Parses one line into its entry bytes. The common case goes through the
+/// one-pass fast path (`fast.rs`); whatever it leaves is parsed by
+/// serde_json into an [`Event`](crate::Event) straight from the bytes
+/// (serde_json checks the UTF-8 of the strings it reads); a bad line is
+/// parsed again, as text, for the field path of its error (invalid UTF-8
+/// is a bad line like any other, not a failed read).
 fn parse_line(source: &str, line_no: usize, line: &[u8]) -> Result<Vec<u8>, LineError> {
     let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
-    let event = match serde_json::from_slice::<EventObject>(line) {
-        Ok(EventObject(event)) => event,
-        Err(_) => {
-            return Err(match std::str::from_utf8(line) {
-                Ok(text) => explain(source, line_no, text),
-                Err(e) => err(Some(e.valid_up_to() + 1), None, "invalid UTF-8".to_owned()),
-            })
+    let bytes = match crate::fast::entry_bytes(line) {
+        Some(bytes) => bytes,
+        None => {
+            let event = match serde_json::from_slice::<EventObject>(line) {
+                Ok(EventObject(event)) => event,
+                Err(_) => {
+                    return Err(match std::str::from_utf8(line) {
+                        Ok(text) => explain(source, line_no, text),
+                        Err(e) => err(Some(e.valid_up_to() + 1), None, "invalid UTF-8".to_owned()),
+                    })
+                }
+            };
+            event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?
         }
     };
-    let bytes = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
     if bytes.len() > MAX_ENTRY_BYTES {
         return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len())));
     }

@@ -36,6 +36,11 @@ impl Layer {
             Layer::Physical => "physical",
         }
     }
+
+    /// The layer whose wire name is `name` (exactly, lowercase).
+    pub fn from_name(name: &str) -> Option<Layer> {
+        [Layer::Application, Layer::Computation, Layer::Network, Layer::Physical].into_iter().find(|l| l.as_str() == name)
+    }
 }
 
 /// A content digest written `sha256:<64 lowercase hex digits>`.
@@ -46,23 +51,37 @@ impl Digest {
     /// Parses `sha256:<64 lowercase hex>`; the error says what is wrong.
     pub fn parse(s: &str) -> Result<Self, String> {
         let hexpart = s.strip_prefix("sha256:").ok_or_else(|| format!("digest {s:?} must start with \"sha256:\""))?;
-        let bad = || format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits");
-        if hexpart.len() != 64 {
-            return Err(bad());
+        Self::from_lower_hex(hexpart.as_bytes()).ok_or_else(|| format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits"))
+    }
+
+    /// The 32 bytes written as exactly 64 lowercase hex digits; `None` for
+    /// anything else (uppercase would be a second spelling of one digest).
+    pub(crate) fn from_lower_hex(hex: &[u8]) -> Option<Self> {
+        if hex.len() != 64 {
+            return None;
         }
-        // Lowercase only: uppercase would be a second spelling of one digest.
-        let nibble = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        };
         let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(hexpart.as_bytes().chunks_exact(2)) {
-            *o = (nibble(pair[0]).ok_or_else(bad)? << 4) | nibble(pair[1]).ok_or_else(bad)?;
+        for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            if (hi | lo) & 0xf0 != 0 {
+                return None;
+            }
+            *o = (hi << 4) | lo;
         }
-        Ok(Self(out))
+        Some(Self(out))
     }
 }
+
+/// Each byte's value as a lowercase hex digit, or 0xff if it is none.
+const NIBBLE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[b"0123456789abcdef"[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,6 +148,13 @@ impl Timestamp {
     /// Parses an RFC 3339 date-time (`2026-01-29T12:20:23.925000001-05:00`)
     /// with 0 to 9 fractional-second digits.
     pub fn parse(s: &str) -> Result<Self, String> {
+        let (unix_nanos, fraction_digits) = Self::check(s)?;
+        Ok(Self { text: s.to_owned(), unix_nanos, fraction_digits })
+    }
+
+    /// Checks `s` as [`Timestamp::parse`] does, returning its nanoseconds
+    /// since the epoch and its number of fraction digits.
+    pub(crate) fn check(s: &str) -> Result<(i128, u8), String> {
         let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| format!("timestamp {s:?} is not RFC 3339: {e}"))?;
         // The time crate takes any byte between date and time; RFC 3339 has
         // `T` (or `t`, §5.6) and lets applications use a space. Anything else
@@ -145,7 +171,7 @@ impl Timestamp {
         if fraction_digits > 9 {
             return Err(format!("timestamp {s:?} has {fraction_digits} fractional digits; at most 9 (nanoseconds) are allowed"));
         }
-        Ok(Self { text: s.to_owned(), unix_nanos: dt.unix_timestamp_nanos(), fraction_digits: fraction_digits as u8 })
+        Ok((dt.unix_timestamp_nanos(), fraction_digits as u8))
     }
 
     /// The timestamp as written.
@@ -262,49 +288,85 @@ impl Event {
     /// Errors only if a number in `metadata` cannot be written, which the
     /// strict parser already excludes.
     pub fn canonical_bytes(&self) -> Result<Vec<u8>, serde_json::Error> {
-        use crate::jcs::{digest, object, string};
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(b"{\"input\":");
-        digest(&mut out, &self.input);
-        out.extend_from_slice(b",\"layer\":");
-        string(&mut out, self.layer.as_str());
-        out.extend_from_slice(b",\"metadata\":");
-        object(&mut out, &self.metadata)?;
-        out.extend_from_slice(b",\"output\":");
-        digest(&mut out, &self.output);
-        if let Some(parents) = &self.parents {
-            out.extend_from_slice(b",\"parents\":[");
-            for (i, p) in parents.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                digest(&mut out, p);
-            }
-            out.push(b']');
-        }
-        if let Some(p) = &self.proof {
-            out.extend_from_slice(b",\"proof\":{\"image_id\":");
-            string(&mut out, &p.image_id);
-            out.extend_from_slice(b",\"journal_digest\":");
-            digest(&mut out, &p.journal_digest);
-            out.extend_from_slice(b",\"kind\":");
-            string(&mut out, &p.kind);
-            out.extend_from_slice(b",\"receipt_digest\":");
-            digest(&mut out, &p.receipt_digest);
-            out.push(b'}');
-        }
-        out.extend_from_slice(b",\"timestamp\":");
-        string(&mut out, self.timestamp.as_str());
-        out.extend_from_slice(b",\"type\":");
-        string(&mut out, &self.kind);
-        out.extend_from_slice(b",\"version\":");
-        string(&mut out, &self.version);
-        out.push(b'}');
+        let fields = EntryFields {
+            input: &self.input,
+            layer: self.layer,
+            output: &self.output,
+            parents: self.parents.as_deref(),
+            proof: self.proof.as_ref(),
+            timestamp: self.timestamp.as_str(),
+            kind: &self.kind,
+            version: &self.version,
+        };
+        fields.write(&mut out, |out| crate::jcs::object(out, &self.metadata))?;
         Ok(out)
     }
 
     /// Parses entry bytes back into an event (used when reading the log).
     pub fn from_entry(bytes: &[u8]) -> Result<Self, serde_json::Error> {
         serde_json::from_slice(bytes)
+    }
+}
+
+/// An event's members other than `metadata`, borrowed, in the form its
+/// entry bytes are written from: the one place that knows their RFC 8785
+/// order, for [`Event::canonical_bytes`] and the fast path of the JSON
+/// Lines reader.
+pub(crate) struct EntryFields<'a> {
+    pub input: &'a Digest,
+    pub layer: Layer,
+    pub output: &'a Digest,
+    pub parents: Option<&'a [Digest]>,
+    pub proof: Option<&'a ProofRef>,
+    pub timestamp: &'a str,
+    pub kind: &'a str,
+    pub version: &'a str,
+}
+
+impl EntryFields<'_> {
+    /// Appends the entry bytes to `out`, with `metadata` writing the
+    /// canonical metadata object (members in the order `input`, `layer`,
+    /// `metadata`, `output`, `parents`, `proof`, `timestamp`, `type`,
+    /// `version`, which is RFC 8785's).
+    pub fn write<E>(&self, out: &mut Vec<u8>, metadata: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        use crate::jcs::{digest, string};
+        out.extend_from_slice(b"{\"input\":");
+        digest(out, self.input);
+        out.extend_from_slice(b",\"layer\":");
+        string(out, self.layer.as_str());
+        out.extend_from_slice(b",\"metadata\":");
+        metadata(out)?;
+        out.extend_from_slice(b",\"output\":");
+        digest(out, self.output);
+        if let Some(parents) = self.parents {
+            out.extend_from_slice(b",\"parents\":[");
+            for (i, p) in parents.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                digest(out, p);
+            }
+            out.push(b']');
+        }
+        if let Some(p) = self.proof {
+            out.extend_from_slice(b",\"proof\":{\"image_id\":");
+            string(out, &p.image_id);
+            out.extend_from_slice(b",\"journal_digest\":");
+            digest(out, &p.journal_digest);
+            out.extend_from_slice(b",\"kind\":");
+            string(out, &p.kind);
+            out.extend_from_slice(b",\"receipt_digest\":");
+            digest(out, &p.receipt_digest);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"timestamp\":");
+        string(out, self.timestamp);
+        out.extend_from_slice(b",\"type\":");
+        string(out, self.kind);
+        out.extend_from_slice(b",\"version\":");
+        string(out, self.version);
+        out.push(b'}');
+        Ok(())
     }
 }

@@ -13,6 +13,7 @@
 
 mod batch;
 mod event;
+mod fast;
 pub mod jcs;
 mod strict;
 

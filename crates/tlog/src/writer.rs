@@ -16,9 +16,14 @@ use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE}
 use crate::{Error, Result};
 use zkaudit_verify::bundle::{push_entry, split_bundle};
 
-/// Bytes of tiles buffered before they are written out mid-batch. Files
-/// beyond the checkpoint are invisible, so flushing early is safe.
-const FLUSH_BYTES: usize = 64 << 20;
+/// Bytes of tiles buffered before they are handed to the flusher
+/// mid-batch. Files beyond the checkpoint are invisible, so flushing early
+/// is safe.
+const FLUSH_BYTES: usize = 8 << 20;
+
+/// Flushes of [`FLUSH_BYTES`] queued for the flusher at most, which bounds
+/// the memory a large batch holds.
+const FLUSHES_IN_FLIGHT: usize = 4;
 
 /// One entry ready to be sequenced: its bytes and its RFC 9162 §2.1.1
 /// leaf hash, `SHA-256(0x00 ‖ entry)`, computed by [`Leaf::new`] on
@@ -167,36 +172,49 @@ impl Writer {
             }
         };
         let first_index = state.range.size();
-        let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
-        let mut pending_bytes = 0usize;
         let mut completed: Vec<TileId> = Vec::new();
-        for leaf in leaves {
-            let index = state.range.size();
-            push_entry(&mut state.bundle, &leaf.bytes);
-            state.bundle_len += 1;
-            if state.bundle_len == TILE_WIDTH {
-                let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
-                pending_bytes += state.bundle.len();
-                files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
-                completed.push(id);
-                state.bundle_len = 0;
-            }
-            let levels = &mut state.levels;
-            state.range.append(leaf.hash, |height, idx, h| {
-                if let Some(level) = collect_stored_hash(levels, height, h) {
-                    let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
-                    let bytes = mem::take(&mut levels[level]).concat();
-                    pending_bytes += bytes.len();
-                    files.push((self.dir.join(id.path()), bytes));
+        // Full bundles and tiles are written mid-batch by a flusher thread
+        // while sequencing goes on (files beyond the checkpoint are
+        // invisible); the right edge and the checkpoint wait for it below.
+        let mut files = std::thread::scope(|s| -> Result<Vec<(PathBuf, Vec<u8>)>> {
+            let (tx, rx) = mpsc::sync_channel::<Vec<(PathBuf, Vec<u8>)>>(FLUSHES_IN_FLIGHT);
+            let flusher = s.spawn(move || rx.iter().try_for_each(|files| write_all_durably(&files)));
+            let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+            let mut pending_bytes = 0usize;
+            for leaf in leaves {
+                let index = state.range.size();
+                push_entry(&mut state.bundle, &leaf.bytes);
+                state.bundle_len += 1;
+                if state.bundle_len == TILE_WIDTH {
+                    let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
+                    pending_bytes += state.bundle.len();
+                    files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
                     completed.push(id);
+                    state.bundle_len = 0;
                 }
-            });
-            if pending_bytes >= FLUSH_BYTES {
-                write_all_durably(&files)?;
-                files.clear();
-                pending_bytes = 0;
+                let levels = &mut state.levels;
+                state.range.append(leaf.hash, |height, idx, h| {
+                    if let Some(level) = collect_stored_hash(levels, height, h) {
+                        let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
+                        let bytes = mem::take(&mut levels[level]).concat();
+                        pending_bytes += bytes.len();
+                        files.push((self.dir.join(id.path()), bytes));
+                        completed.push(id);
+                    }
+                });
+                if pending_bytes >= FLUSH_BYTES {
+                    pending_bytes = 0;
+                    // A closed channel means the flusher failed; its error
+                    // is returned below.
+                    if tx.send(mem::take(&mut files)).is_err() {
+                        break;
+                    }
+                }
             }
-        }
+            drop(tx);
+            flusher.join().unwrap_or_else(|_| Err(Error::CommitFailed("the flushing thread panicked".into())))?;
+            Ok(files)
+        })?;
         if !complete() {
             return Err(Error::Abandoned);
         }
