@@ -73,9 +73,9 @@ fn is_blank(line: &[u8]) -> bool {
 /// (serde_json checks the UTF-8 of the strings it reads); a bad line is
 /// parsed again, as text, for the field path of its error (invalid UTF-8
 /// is a bad line like any other, not a failed read).
-fn parse_line(source: &str, line_no: usize, line: &[u8]) -> Result<Vec<u8>, LineError> {
+fn parse_line(source: &str, line_no: usize, line: &[u8], buffers: &mut crate::fast::Buffers) -> Result<Vec<u8>, LineError> {
     let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
-    let bytes = match crate::fast::entry_bytes(line) {
+    let bytes = match crate::fast::entry_bytes(line, buffers) {
         Some(bytes) => bytes,
         None => {
             let event = match serde_json::from_slice::<EventObject>(line) {
@@ -139,12 +139,13 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut total = 0;
+    let mut buffers = crate::fast::Buffers::default();
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|error| BatchError::Io { source_name: source.to_owned(), error })?;
         if is_blank(&line) {
             continue;
         }
-        let parsed = parse_line(source, i + 1, &line);
+        let parsed = parse_line(source, i + 1, &line, &mut buffers);
         match parsed {
             Ok(b) if errors.is_empty() => entries.push(b),
             Ok(_) => {}
@@ -294,6 +295,7 @@ fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> P
     let mut start = 0;
     let mut next_line = block.first_line;
     let bytes = &block.bytes;
+    let mut buffers = crate::fast::Buffers::default();
     while start < bytes.len() {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
         let (line, line_no) = (&bytes[start..end], next_line);
@@ -302,7 +304,7 @@ fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> P
         if is_blank(line) {
             continue;
         }
-        match parse_line(source, line_no, line) {
+        match parse_line(source, line_no, line, &mut buffers) {
             Ok(b) if p.bad == 0 => p.items.push(map(b)),
             Ok(_) => {}
             Err(e) => {

@@ -15,7 +15,7 @@
 //! [`MAX_DEPTH`], and any syntax error.
 
 use crate::event::{EntryFields, Timestamp, EVENT_VERSION};
-use crate::jcs::{string, utf16_order};
+use crate::jcs::{first_special, string, utf16_order};
 use crate::strict::MAX_SAFE_INTEGER;
 use crate::{Digest, Layer};
 
@@ -23,14 +23,26 @@ use crate::{Digest, Layer};
 /// depth 1); serde_json refuses beyond 128.
 const MAX_DEPTH: u32 = 64;
 
+/// Buffers that one thread reuses from line to line.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    /// The line's canonical metadata object.
+    metadata: Vec<u8>,
+    /// An object's members while they are put in order.
+    reorder: Vec<u8>,
+    /// A string's text with its escapes decoded.
+    text: String,
+}
+
 /// The entry bytes of `line`, or `None` to leave the line to the full
 /// parser.
-pub(crate) fn entry_bytes(line: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>> {
     let text = std::str::from_utf8(line).ok()?;
     let mut c = Cursor { text, b: line, i: 0 };
     let mut top = Top::default();
-    let mut scratch = Scratch::default();
-    let mut metadata = Vec::with_capacity(line.len());
+    let Buffers { metadata, reorder, text: decoded } = buffers;
+    metadata.clear();
+    let mut scratch = Scratch { members: Vec::new(), reorder, text: decoded };
     c.expect(b'{')?;
     if c.peek()? == b'}' {
         return None;
@@ -50,7 +62,7 @@ pub(crate) fn entry_bytes(line: &[u8]) -> Option<Vec<u8>> {
                     return None;
                 }
                 set(&mut top.metadata, ())?;
-                c.object(&mut metadata, &mut scratch, 2)?;
+                c.object(metadata, &mut scratch, 2)?;
             }
             "parents" => set(&mut top.parents, c.parents()?)?,
             "proof" => {
@@ -88,7 +100,7 @@ pub(crate) fn entry_bytes(line: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(line.len() + 16);
     fields
         .write(&mut out, |out| {
-            out.extend_from_slice(&metadata);
+            out.extend_from_slice(metadata);
             Ok::<(), ()>(())
         })
         .ok()?;
@@ -122,16 +134,13 @@ struct Top<'a> {
     proof: Option<()>,
 }
 
-/// Buffers reused within one line.
-#[derive(Default)]
-struct Scratch<'a> {
+/// What the value writers share within one line.
+struct Scratch<'a, 'b> {
     /// Members of the objects being written, innermost last: each name
     /// and the span of `"name":value` in the output.
     members: Vec<(&'a str, usize, usize)>,
-    /// An object's members while they are put in order.
-    reorder: Vec<u8>,
-    /// A string's text with its escapes decoded.
-    text: String,
+    reorder: &'b mut Vec<u8>,
+    text: &'b mut String,
 }
 
 struct Cursor<'a> {
@@ -176,12 +185,9 @@ impl<'a> Cursor<'a> {
     fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
-        let len = memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-        if self.b[start + len] != b'"' {
-            return None;
-        }
-        let raw = &self.b[start..start + len];
-        if raw.iter().any(|&b| b < 0x20) {
+        let rest = &self.b[start..];
+        let len = first_special(rest)?;
+        if rest[len] != b'"' {
             return None;
         }
         self.i = start + len + 1;
@@ -216,7 +222,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Writes the canonical form of the value here to `out`.
-    fn value(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a>, depth: u32) -> Option<()> {
+    fn value(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a, '_>, depth: u32) -> Option<()> {
         match self.peek()? {
             b'{' => self.object(out, sc, depth + 1),
             b'[' => self.array(out, sc, depth + 1),
@@ -231,7 +237,7 @@ impl<'a> Cursor<'a> {
 
     /// An object, its members sorted by name as UTF-16 code units
     /// (RFC 8785 §3.2.3); `None` for a duplicate name.
-    fn object(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a>, depth: u32) -> Option<()> {
+    fn object(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a, '_>, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -279,7 +285,7 @@ impl<'a> Cursor<'a> {
         Some(())
     }
 
-    fn array(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a>, depth: u32) -> Option<()> {
+    fn array(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a, '_>, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
@@ -305,7 +311,7 @@ impl<'a> Cursor<'a> {
     /// A string value: as written when it has no escapes (its canonical
     /// form then is itself), else decoded and written again as RFC 8785
     /// escapes it.
-    fn string_value(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a>) -> Option<()> {
+    fn string_value(&mut self, out: &mut Vec<u8>, sc: &mut Scratch<'a, '_>) -> Option<()> {
         let at = self.i;
         if let Some(s) = self.plain_string() {
             out.push(b'"');
@@ -318,8 +324,8 @@ impl<'a> Cursor<'a> {
         sc.text.clear();
         loop {
             let rest = self.b.get(self.i..)?;
-            let len = memchr::memchr2(b'"', b'\\', rest)?;
-            if rest[..len].iter().any(|&b| b < 0x20) {
+            let len = first_special(rest)?;
+            if rest[len] < 0x20 {
                 return None;
             }
             sc.text.push_str(self.text.get(self.i..self.i + len)?);
@@ -355,7 +361,7 @@ impl<'a> Cursor<'a> {
             };
             sc.text.push(c);
         }
-        string(out, &sc.text);
+        string(out, sc.text);
         Some(())
     }
 
@@ -404,7 +410,7 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    use super::entry_bytes;
+    use super::{entry_bytes, Buffers};
     use crate::event::EventObject;
 
     /// What the full parser makes of `line`.
@@ -585,14 +591,14 @@ mod tests {
         for _ in 0..20_000 {
             let line = event(&mut rng);
             let want = full(line.as_bytes());
-            if let Some(got) = entry_bytes(line.as_bytes()) {
+            if let Some(got) = entry_bytes(line.as_bytes(), &mut Buffers::default()) {
                 assert_eq!(Some(&got), want.as_ref(), "seed {seed}: line {line}");
                 fast_valid += 1;
             }
             valid += usize::from(want.is_some());
             for _ in 0..4 {
                 let m = mutate(&mut rng, line.as_bytes());
-                if let Some(got) = entry_bytes(&m) {
+                if let Some(got) = entry_bytes(&m, &mut Buffers::default()) {
                     assert_eq!(Some(&got), full(&m).as_ref(), "seed {seed}: mutated line {}", String::from_utf8_lossy(&m));
                     fast_mutated += 1;
                 }
@@ -608,7 +614,7 @@ mod tests {
     #[test]
     fn the_common_shape_takes_the_fast_path() {
         let line = br#"{"type":"rpc_call","version":"1.0","timestamp":"2026-11-21T00:00:00.000000000Z","layer":"network","input":"sha256:0000000000000000000000000000000000000000000000000000000000000000","output":"sha256:0000000000000000000000000000000000000000000000009e3779b97f4a7c15","metadata":{"seq":0,"host":"node-0","pad":"x\"y","nested":{"b":[1,{"z":null,"a":true}],"a":-5}},"parents":[]}"#;
-        let got = entry_bytes(line).map(String::from_utf8);
+        let got = entry_bytes(line, &mut Buffers::default()).map(String::from_utf8);
         let want = r#"{"input":"sha256:0000000000000000000000000000000000000000000000000000000000000000","layer":"network","metadata":{"host":"node-0","nested":{"a":-5,"b":[1,{"a":true,"z":null}]},"pad":"x\"y","seq":0},"output":"sha256:0000000000000000000000000000000000000000000000009e3779b97f4a7c15","parents":[],"timestamp":"2026-11-21T00:00:00.000000000Z","type":"rpc_call","version":"1.0"}"#;
         assert_eq!(got, Some(Ok(want.to_owned())));
         assert_eq!(full(line), Some(want.as_bytes().to_vec()));

@@ -15,33 +15,54 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Number, Value};
 
+/// Whether `b` cannot stand raw in a JSON string's text: the quote, the
+/// backslash and the controls U+0000 to U+001F (RFC 8259 §7), which are
+/// also exactly what RFC 8785 escapes.
+fn special(b: u8) -> bool {
+    b == b'"' || b == b'\\' || b < 0x20
+}
+
+/// Position of the first [`special`] byte of `bytes`, testing sixteen
+/// bytes at a time.
+pub(crate) fn first_special(bytes: &[u8]) -> Option<usize> {
+    let start = bytes
+        .chunks_exact(16)
+        .take_while(|chunk| {
+            // Branch-free, so that it becomes vector compares.
+            let mut hits = 0u8;
+            for &b in *chunk {
+                hits |= u8::from(b == b'"') | u8::from(b == b'\\') | u8::from(b < 0x20);
+            }
+            hits == 0
+        })
+        .count()
+        * 16;
+    bytes[start..].iter().position(|&b| special(b)).map(|i| start + i)
+}
+
 /// Appends `s` as a JSON string.
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
-        } else {
-            out.extend_from_slice(esc);
+    let mut rest = s.as_bytes();
+    while let Some(i) = first_special(rest) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]]);
+            }
         }
-        start = i + 1;
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -58,13 +79,21 @@ fn number(out: &mut Vec<u8>, n: &Number) -> Result<(), serde_json::Error> {
 
 /// Appends `d` as a JSON string, `"sha256:<hex>"`.
 pub(crate) fn digest(out: &mut Vec<u8>, d: &crate::Digest) {
-    let mut hex = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    if hex::encode_to_slice(d.0, &mut hex).is_ok() {
-        out.extend_from_slice(b"\"sha256:");
-        out.extend_from_slice(&hex);
-        out.push(b'"');
+    /// Each byte's two lowercase hex digits.
+    const PAIRS: [[u8; 2]; 256] = {
+        let mut t = [[0u8; 2]; 256];
+        let mut i = 0;
+        while i < 256 {
+            t[i] = [b"0123456789abcdef"[i >> 4], b"0123456789abcdef"[i & 0xf]];
+            i += 1;
+        }
+        t
+    };
+    out.extend_from_slice(b"\"sha256:");
+    for &b in &d.0 {
+        out.extend_from_slice(&PAIRS[usize::from(b)]);
     }
+    out.push(b'"');
 }
 
 /// Orders member names as RFC 8785 does: by UTF-16 code units.
