@@ -18,7 +18,8 @@
 //! * fsck, which recomputes everything from the entries ([`fsck::verify`]).
 //!
 //! Durability order for each batch: bundles and tiles are written and
-//! fsynced, then the checkpoint is atomically replaced (temp file, fsync,
+//! fsynced (`fdatasync(2)` per file, or one `syncfs(2)` for 64 files or
+//! more at a time), then the checkpoint is atomically replaced (temp file, fsync,
 //! rename, directory fsync), and only then is the batch acknowledged. After
 //! a crash, the checkpoint is the truth: anything written beyond it is
 //! ignored and overwritten.
