@@ -213,20 +213,26 @@ where
     std::thread::scope(|s| {
         let (done_tx, done_rx) = mpsc::sync_channel::<Parsed<T>>(threads * 2);
         let stop = &stop;
-        let reading = s.spawn(move || read_blocks(&mut reader, work_tx, stop));
+        // Parsed blocks' buffers go back to the reader, so that reading
+        // fills memory already mapped instead of faulting in fresh pages.
+        let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
+        let reading = s.spawn(move || read_blocks(&mut reader, work_tx, &spare_rx, stop));
         let (work_rx, map) = (&work_rx, &map);
         for _ in 0..threads {
-            let done_tx = done_tx.clone();
+            let (done_tx, spare_tx) = (done_tx.clone(), spare_tx.clone());
             s.spawn(move || {
                 // The lock is held only to take a block, not while parsing it.
                 let next = || work_rx.lock().ok().and_then(|rx| rx.recv().ok());
                 while let Some(block) = next() {
-                    if done_tx.send(parse_block(&block, source, map)).is_err() {
+                    let parsed = parse_block(&block, source, map);
+                    let _ = spare_tx.send(block.bytes);
+                    if done_tx.send(parsed).is_err() {
                         break;
                     }
                 }
             });
         }
+        drop(spare_tx);
         drop(done_tx);
 
         let (mut next, mut waiting, mut consumed, mut count) = (0u64, BTreeMap::new(), 0u64, 0u64);
@@ -256,12 +262,21 @@ where
 }
 
 /// Splits the input into blocks of whole lines, numbering them and their
-/// first lines; stops early when `stop` is set.
-fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, stop: &AtomicBool) -> std::io::Result<()> {
+/// first lines, in buffers taken from `spare` where it has one; stops early
+/// when `stop` is set.
+fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, spare: &mpsc::Receiver<Vec<u8>>, stop: &AtomicBool) -> std::io::Result<()> {
     use std::io::Read as _;
     let (mut seq, mut line, mut carry) = (0u64, 1usize, Vec::new());
     loop {
-        let mut buf = std::mem::take(&mut carry);
+        // A line longer than a block keeps growing in its own buffer.
+        let mut buf = if carry.len() >= BLOCK_BYTES {
+            std::mem::take(&mut carry)
+        } else {
+            let mut b = spare.try_recv().unwrap_or_default();
+            b.clear();
+            b.append(&mut carry);
+            b
+        };
         buf.reserve(BLOCK_BYTES);
         let n = reader.by_ref().take(BLOCK_BYTES as u64).read_to_end(&mut buf)?;
         if n == 0 && buf.is_empty() {
@@ -271,7 +286,10 @@ fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, s
         // input (or is the last line, at the end).
         if n > 0 {
             match memchr::memrchr(b'\n', &buf) {
-                Some(end) => carry = buf.split_off(end + 1),
+                Some(end) => {
+                    carry.extend_from_slice(&buf[end + 1..]);
+                    buf.truncate(end + 1);
+                }
                 None => {
                     carry = buf;
                     continue;

@@ -560,6 +560,54 @@ fn entry_bytes_match_an_independent_rfc8785_implementation() {
 // ---------------------------------------------------------------------------
 
 /// Runs the parallel reader and collects what its sink received.
+/// Hands out at most `step` bytes per read, as a pipe does.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn lines_longer_than_a_block_and_short_reads_are_read_whole() {
+    // Whitespace is not part of the entry, so a line of megabytes can
+    // still be a small event; it spans several of the reader's 1 MiB
+    // blocks, arriving 100,000 or 4,096 bytes per read.
+    let mut text = String::new();
+    for i in 0..40 {
+        let mut v = event_value();
+        v["metadata"] = json!({"i": i});
+        let line = line_of(&v);
+        let pad = if i % 10 == 3 { 2_500_000 } else { i * 7 };
+        text += &line.replacen(',', &format!(",{}", " ".repeat(pad)), 1);
+        text += "\n";
+    }
+    let serial = parse(&text).unwrap();
+    assert_eq!(serial.len(), 40);
+    for step in [100_000, 4_096] {
+        let mut out = Vec::new();
+        let n = zkaudit_event::parse_jsonl_parallel(
+            Trickle { data: text.as_bytes(), step },
+            SOURCE,
+            2,
+            |b| b,
+            |block, _| {
+                out.extend(block);
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!((n, &out), (40, &serial), "{step} bytes per read");
+    }
+}
+
 fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
     let mut out = Vec::new();
     let mut last_bytes = 0;
