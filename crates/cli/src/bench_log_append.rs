@@ -1,6 +1,7 @@
 //! `zkaudit bench log-append`: `zkaudit log append` of a large JSON Lines
-//! file as a user runs it (the binary, wall time), against a same-run disk
-//! baseline; then the first query, which brings the index up to the log,
+//! file as a user runs it (the binary, wall time), against two same-run
+//! baselines (the log's own files written and synced again without the
+//! work of an append, and as many bytes in one file); then the first query, which brings the index up to the log,
 //! the index's build rate and size, and the parser's rate on one and on
 //! every core.
 
@@ -85,6 +86,17 @@ fn disk_seconds(dir: &Path, bytes: u64) -> Result<f64> {
     Ok(t.elapsed().as_secs_f64())
 }
 
+/// Seconds to write files of the sizes in `files` at the same relative
+/// paths under `into`, made durable as the log makes its own
+/// ([`zkaudit_tlog::write_all_durably`]), with no parsing, hashing or
+/// sequencing: what the tlog-tiles layout's files alone cost here.
+fn files_seconds(into: &Path, files: &[(PathBuf, u64)]) -> Result<f64> {
+    let batch = files.iter().map(|(rel, len)| Ok((into.join(rel), vec![0x5a; usize::try_from(*len)?]))).collect::<Result<Vec<_>>>()?;
+    let t = Instant::now();
+    zkaudit_tlog::write_all_durably(&batch)?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
 fn parse_rate(input: &Path, threads: usize) -> Result<f64> {
     let t = Instant::now();
     let n = zkaudit_event::parse_jsonl_parallel(std::fs::File::open(input)?, "bench", threads, zkaudit_tlog::Leaf::new, |_, _| true)?;
@@ -108,7 +120,8 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
     let n = a.events as f64;
     let (mut appends, mut disks, mut firsts, mut seconds, mut builds, mut parse1, mut parse_all) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut log_bytes, mut index_bytes) = (0u64, 0u64);
+    let (mut log_bytes, mut index_bytes, mut log_files_count) = (0u64, 0u64, 0usize);
+    let mut layouts = Vec::new();
     for rep in 0..a.reps.max(1) {
         let dir = scratch.path().join(format!("log{rep}"));
         zkaudit_tlog::init(&dir, "bench.zkaudit.invalid/log-append")?;
@@ -116,8 +129,11 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         appends.push(d);
         let size = zkaudit_tlog::LogReader::open(&dir)?.size();
         ensure!(size == a.events, "the log holds {size} entries, not {}", a.events);
-        log_bytes = dir_bytes(&dir)?;
-        // The baseline: as many bytes as the log wrote, written once and synced.
+        let files = log_files(&dir, Path::new(""))?;
+        (log_bytes, log_files_count) = (files.iter().map(|f| f.1).sum(), files.len());
+        // The baselines: the log's files written again without the work of
+        // an append, and as many bytes written to one file and synced.
+        layouts.push(Duration::from_secs_f64(files_seconds(&scratch.path().join(format!("files{rep}")), &files)?));
         disks.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes)?));
         let goal = "event(0, T, L, Ty, I, O).";
         firsts.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
@@ -133,7 +149,7 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         parse1.push(Duration::from_secs_f64(1.0 / parse_rate(&input, 1)?));
         parse_all.push(Duration::from_secs_f64(1.0 / parse_rate(&input, cores)?));
     }
-    let (append, disk, first, second, build) = (median(appends), median(disks), median(firsts), median(seconds), median(builds));
+    let (append, disk, first, second, build, layout) = (median(appends), median(disks), median(firsts), median(seconds), median(builds), median(layouts));
     let rate = |d: Duration| n / d.as_secs_f64();
     let inv = |d: Duration| 1.0 / d.as_secs_f64();
     let target = 1e6f64.min(0.9 * rate(disk));
@@ -142,6 +158,7 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
             "bench": "log-append", "events": a.events, "input_bytes": input_bytes, "log_bytes": log_bytes, "reps": a.reps,
             "append_s": append.as_secs_f64(), "append_events_per_s": rate(append),
             "disk_baseline_s": disk.as_secs_f64(), "disk_baseline_events_per_s": rate(disk), "target_events_per_s": target,
+            "log_files": log_files_count, "log_files_baseline_s": layout.as_secs_f64(), "log_files_baseline_events_per_s": rate(layout),
             "first_query_s": first.as_secs_f64(), "append_then_first_query_s": (append + first).as_secs_f64(), "synced_query_s": second.as_secs_f64(),
             "index_build_events_per_s": rate(build), "index_bytes": index_bytes, "index_bytes_per_event": index_bytes as f64 / n,
             "parse_events_per_s_1_thread": inv(median(parse1)), "parse_events_per_s_all": inv(median(parse_all)), "cores": cores,
@@ -158,6 +175,7 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         target,
         100.0 * rate(append) / target
     );
+    outln!("the log's {log_files_count} files, write+sync {:>8.2} s  {:>12.0} events/s", layout.as_secs_f64(), rate(layout));
     outln!("first query (index catches up)      {:>8.2} s", first.as_secs_f64());
     outln!("append, then first query answers    {:>8.2} s", (append + first).as_secs_f64());
     outln!("query on a synced index             {:>8.2} s", second.as_secs_f64());
@@ -168,13 +186,19 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
     Ok(())
 }
 
-/// Bytes of the files under `dir`.
-fn dir_bytes(dir: &Path) -> Result<u64> {
-    let mut total = 0;
+/// The files under `dir` (recursively): each one's path relative to
+/// `dir` (under `rel`) and its size in bytes.
+fn log_files(dir: &Path, rel: &Path) -> Result<Vec<(PathBuf, u64)>> {
+    let mut files = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
         let m = e.metadata()?;
-        total += if m.is_dir() { dir_bytes(&e.path())? } else { m.len() };
+        let path = rel.join(e.file_name());
+        if m.is_dir() {
+            files.extend(log_files(&e.path(), &path)?);
+        } else {
+            files.push((path, m.len()));
+        }
     }
-    Ok(total)
+    Ok(files)
 }

@@ -43,10 +43,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// `fdatasync(2)` per file, or for [`SYNCFS_FILES`] files or more on one
 /// file system, by one `syncfs(2)` of it.
 ///
-/// Files are written in place, not renamed: they are only ever read at
-/// tree sizes that a later checkpoint covers, and the checkpoint is
-/// replaced only after this function returns.
-pub(crate) fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+/// The log writes its bundles and tiles with it, in place, not renamed:
+/// they are only ever read at tree sizes that a later checkpoint covers,
+/// and the checkpoint is replaced only after this function returns.
+/// Missing directories are created.
+///
+/// # Errors
+/// [`Error::Io`] naming the path that could not be created, written or
+/// synced; some of the files may have been written.
+pub fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     let mut dirs = BTreeSet::new();
     for (path, _) in files {
         if let Some(parent) = path.parent() {

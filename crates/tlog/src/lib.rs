@@ -42,6 +42,7 @@ mod store;
 mod writer;
 
 pub use dir::{read_signing_key, write_secret, write_signing_key, LedgerDir, KEY_FILE, LOCK_FILE, VKEY_FILE};
+pub use durable::write_all_durably;
 pub use error::{Error, Result};
 pub use log::{init, read_vkey, AppendStream, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
