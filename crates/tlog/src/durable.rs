@@ -40,7 +40,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Writes each `(path, bytes)` (replacing any previous content) and makes
 /// all of them and their directory entries durable before returning: by an
-/// `fdatasync(2)` per file, or for [`SYNCFS_FILES`] files or more on one
+/// `fdatasync(2)` per file, or for 64 files or more on one
 /// file system, by one `syncfs(2)` of it.
 ///
 /// The log writes its bundles and tiles with it, in place, not renamed:
