@@ -592,27 +592,20 @@ fn lines_longer_than_a_block_and_short_reads_are_read_whole() {
     let serial = parse(&text).unwrap();
     assert_eq!(serial.len(), 40);
     for step in [100_000, 4_096] {
-        let mut out = Vec::new();
-        let n = zkaudit_event::parse_jsonl_parallel(
-            Trickle { data: text.as_bytes(), step },
-            SOURCE,
-            2,
-            |b| b,
-            |block, _| {
-                out.extend(block);
-                true
-            },
-        )
-        .unwrap();
-        assert_eq!((n, &out), (40, &serial), "{step} bytes per read");
+        assert_eq!(parse_parallel_from(Trickle { data: text.as_bytes(), step }, text.len(), 2).unwrap(), serial, "{step} bytes per read");
     }
 }
 
 fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
+    parse_parallel_from(input, input.len(), threads)
+}
+
+/// The parallel reader's entries from `reader`, which holds `len` bytes.
+fn parse_parallel_from(reader: impl std::io::Read + Send, len: usize, threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
     let mut out = Vec::new();
     let mut last_bytes = 0;
     let n = zkaudit_event::parse_jsonl_parallel(
-        input,
+        reader,
         SOURCE,
         threads,
         |b| b,
@@ -624,7 +617,7 @@ fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchErr
         },
     )?;
     assert_eq!(n as usize, out.len());
-    assert_eq!(last_bytes as usize, input.len(), "progress reaches the end of the input");
+    assert_eq!(last_bytes as usize, len, "progress reaches the end of the input");
     Ok(out)
 }
 
