@@ -43,11 +43,8 @@ pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>>
     let Buffers { metadata, reorder, text: decoded } = buffers;
     metadata.clear();
     let mut scratch = Scratch { members: Vec::new(), reorder, text: decoded };
-    c.expect(b'{')?;
-    if c.peek()? == b'}' {
-        return None;
-    }
-    loop {
+    // An empty object lacks the required members, so it ends below.
+    c.list(b'{', b'}', |c, _| {
         let key = c.plain_string()?;
         c.expect(b':')?;
         match key {
@@ -72,12 +69,8 @@ pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>>
             }
             _ => return None,
         }
-        match c.next()? {
-            b',' => {}
-            b'}' => break,
-            _ => return None,
-        }
-    }
+        Some(())
+    })?;
     c.skip_ws();
     if c.i != line.len() {
         return None;
@@ -205,17 +198,29 @@ impl<'a> Cursor<'a> {
             self.literal(b"null")?;
             return Some(None);
         }
-        self.expect(b'[')?;
         let mut parents = Vec::new();
-        if self.peek()? == b']' {
+        self.list(b'[', b']', |c, _| {
+            parents.push(c.digest()?);
+            Some(())
+        })?;
+        Some(Some(parents))
+    }
+
+    /// A JSON array or object: `open`, then `item` for each element
+    /// (told whether it is the first) separated by commas, then `close`.
+    fn list(&mut self, open: u8, close: u8, mut item: impl FnMut(&mut Self, bool) -> Option<()>) -> Option<()> {
+        self.expect(open)?;
+        if self.peek()? == close {
             self.i += 1;
-            return Some(Some(parents));
+            return Some(());
         }
+        let mut first = true;
         loop {
-            parents.push(self.digest()?);
+            item(self, first)?;
+            first = false;
             match self.next()? {
                 b',' => {}
-                b']' => return Some(Some(parents)),
+                b if b == close => return Some(()),
                 _ => return None,
             }
         }
@@ -241,29 +246,22 @@ impl<'a> Cursor<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'{')?;
         out.push(b'{');
-        if self.peek()? == b'}' {
-            self.i += 1;
-            out.push(b'}');
-            return Some(());
-        }
         let (first, base) = (sc.members.len(), out.len());
-        loop {
+        self.list(b'{', b'}', |c, head| {
+            if !head {
+                out.push(b',');
+            }
             let start = out.len();
-            let name = self.plain_string()?;
-            self.expect(b':')?;
+            let name = c.plain_string()?;
+            c.expect(b':')?;
             out.push(b'"');
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
-            self.value(out, sc, depth)?;
+            c.value(out, sc, depth)?;
             sc.members.push((name, start, out.len()));
-            match self.next()? {
-                b',' => out.push(b','),
-                b'}' => break,
-                _ => return None,
-            }
-        }
+            Some(())
+        })?;
         let members = &mut sc.members[first..];
         if !members.is_sorted_by(|a, b| utf16_order(a.0, b.0).is_lt()) {
             members.sort_unstable_by(|a, b| utf16_order(a.0, b.0));
@@ -289,21 +287,13 @@ impl<'a> Cursor<'a> {
         if depth > MAX_DEPTH {
             return None;
         }
-        self.expect(b'[')?;
         out.push(b'[');
-        if self.peek()? == b']' {
-            self.i += 1;
-            out.push(b']');
-            return Some(());
-        }
-        loop {
-            self.value(out, sc, depth)?;
-            match self.next()? {
-                b',' => out.push(b','),
-                b']' => break,
-                _ => return None,
+        self.list(b'[', b']', |c, head| {
+            if !head {
+                out.push(b',');
             }
-        }
+            c.value(out, sc, depth)
+        })?;
         out.push(b']');
         Some(())
     }
