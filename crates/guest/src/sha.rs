@@ -16,7 +16,8 @@
 //! with the native one for record sizes on both sides of the one- and
 //! two-block boundaries).
 
-use core::cell::RefCell;
+use core::cell::{Cell, UnsafeCell};
+use core::mem::MaybeUninit;
 
 use risc0_zkvm::sha::{Impl, Sha256};
 use risc0_zkvm_platform::syscall::sys_sha_buffer;
@@ -76,16 +77,18 @@ impl Padded {
 }
 
 /// SHA-256 of the padded message `blocks` (whole 16-word blocks), by the
-/// ecall.
+/// ecall, which reads `blocks` word by word.
 #[inline(always)]
-fn compress(blocks: &[u32]) -> HashWords {
-    debug_assert_eq!(blocks.len() % BLOCK_WORDS, 0);
-    let mut state = [0u32; 8];
-    // SAFETY: `state`, `INIT` and `blocks` are `u32`s, so 4-byte aligned,
-    // and `blocks` is whole 16-word blocks.
-    unsafe { sys_sha_buffer(&mut state, &INIT, blocks.as_ptr().cast(), (blocks.len() / BLOCK_WORDS) as u32) };
-    // In memory, the state's bytes are the digest's.
-    state
+fn compress(blocks: *const u32, n_blocks: usize) -> HashWords {
+    let mut state = MaybeUninit::<[u32; 8]>::uninit();
+    // SAFETY: `state`, `INIT` and `blocks` are `u32`s, so 4-byte aligned;
+    // the caller passes `n_blocks` whole blocks at `blocks`. The ecall
+    // writes all eight words of `state` (its output) before returning.
+    unsafe {
+        sys_sha_buffer(state.as_mut_ptr(), &INIT, blocks.cast(), n_blocks as u32);
+        // In memory, the state's bytes are the digest's.
+        state.assume_init()
+    }
 }
 
 /// The padded node message `0x01 ‖ left ‖ right`: 65 bytes, `0x80`, and the
@@ -97,17 +100,21 @@ fn node_message() -> [u32; 2 * BLOCK_WORDS] {
 }
 
 /// RFC 9162 hashing on the zkVM's SHA-256 accelerator.
+///
+/// Its buffers are rewritten through `&self` without a borrow flag: the
+/// guest is one thread (`Accelerated` is neither `Sync` nor `Send`), and no
+/// method calls another while it holds its buffer.
 pub struct Accelerated {
     /// The leaf message, sized for the last record width seen.
-    leaf: RefCell<Padded>,
-    /// The node message (see [`node_message`]).
-    node: RefCell<[u32; 2 * BLOCK_WORDS]>,
+    leaf: UnsafeCell<Padded>,
+    /// The node message (see [`node_message`]), a word at a time.
+    node: Cell<[u32; 2 * BLOCK_WORDS]>,
 }
 
 impl Accelerated {
     /// A hasher with its buffers allocated.
     pub fn new() -> Self {
-        Accelerated { leaf: RefCell::new(Padded::new(1)), node: RefCell::new(node_message()) }
+        Accelerated { leaf: UnsafeCell::new(Padded::new(1)), node: Cell::new(node_message()) }
     }
 }
 
@@ -120,13 +127,15 @@ impl Hasher for Accelerated {
     }
 
     fn leaf_hash_words(&self, entry: &[u32]) -> HashWords {
-        let mut leaf = self.leaf.borrow_mut();
+        // SAFETY: the only reference to the leaf buffer, for this call (see
+        // the type's doc).
+        let leaf = unsafe { &mut *self.leaf.get() };
         let len = 4 * entry.len() + 1;
         if leaf.len != len {
             *leaf = Padded::new(len);
         }
         leaf.set_prefixed(LEAF_PREFIX, entry);
-        compress(&leaf.words)
+        compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS)
     }
 
     fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
@@ -134,20 +143,21 @@ impl Hasher for Accelerated {
     }
 
     fn node_hash_words(&self, left: &HashWords, right: &HashWords) -> HashWords {
-        let mut node = self.node.borrow_mut();
-        // Fixed sizes, so the shifts unroll with no bounds checks.
-        let m: &mut [u32; 2 * BLOCK_WORDS] = &mut node;
+        // Fixed sizes, so the shifts unroll with no bounds checks; the
+        // padding words after word 16 were written once, by `node_message`.
+        let m = self.node.as_array_of_cells();
         let mut carry = u32::from(NODE_PREFIX);
         for i in 0..8 {
-            m[i] = carry | (left[i] << 8);
+            m[i].set(carry | (left[i] << 8));
             carry = left[i] >> 24;
         }
         for i in 0..8 {
-            m[8 + i] = carry | (right[i] << 8);
+            m[8 + i].set(carry | (right[i] << 8));
             carry = right[i] >> 24;
         }
-        m[16] = carry | 0x80 << 8;
-        compress(m)
+        m[16].set(carry | 0x80 << 8);
+        // `Cell<u32>` has the layout of `u32`.
+        compress(m.as_ptr().cast(), 2)
     }
 
     fn sha256(&self, data: &[u8]) -> Hash {

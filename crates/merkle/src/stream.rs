@@ -11,13 +11,17 @@ use crate::{empty_root, from_words, Hash, HashWords, Hasher};
 #[derive(Clone, Debug)]
 pub struct StreamingRoot {
     size: u64,
-    /// `stack[..size.count_ones()]`, highest (leftmost) subtree first.
+    /// Subtrees on the stack: `size.count_ones()`, kept as a count so that
+    /// an append does not recount the bits of a 64-bit size (a long
+    /// sequence on 32-bit targets such as the zkVM's).
+    depth: usize,
+    /// `stack[..depth]`, highest (leftmost) subtree first.
     stack: [HashWords; 64],
 }
 
 impl Default for StreamingRoot {
     fn default() -> Self {
-        StreamingRoot { size: 0, stack: [[0; 8]; 64] }
+        StreamingRoot { size: 0, depth: 0, stack: [[0; 8]; 64] }
     }
 }
 
@@ -34,7 +38,7 @@ impl StreamingRoot {
 
     /// Appends one leaf hash: amortised one node hash.
     pub fn append<H: Hasher + ?Sized>(&mut self, h: &H, leaf: HashWords) {
-        let mut top = self.size.count_ones() as usize;
+        let mut top = self.depth;
         let mut cur = leaf;
         let mut size = self.size;
         // Each set low bit is a complete left sibling of the same height.
@@ -44,14 +48,14 @@ impl StreamingRoot {
             size >>= 1;
         }
         self.stack[top] = cur;
+        self.depth = top + 1;
         self.size += 1;
     }
 
     /// The tree head: the subtrees folded right to left (RFC 9162 §2.1.1);
     /// `SHA-256("")` for no leaves.
     pub fn root<H: Hasher + ?Sized>(&self, h: &H) -> Hash {
-        let n = self.size.count_ones() as usize;
-        let Some((last, rest)) = self.stack[..n].split_last() else {
+        let Some((last, rest)) = self.stack[..self.depth].split_last() else {
             return empty_root();
         };
         from_words(&rest.iter().rev().fold(*last, |acc, left| h.node_hash_words(left, &acc)))
