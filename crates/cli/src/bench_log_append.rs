@@ -1,7 +1,8 @@
 //! `zkaudit bench log-append`: `zkaudit log append` of a large JSON Lines
-//! file as a user runs it (the binary, wall time), against two same-run
+//! file as a user runs it (the binary, wall time), against same-run
 //! baselines (the log's own files written and synced again without the
-//! work of an append, and as many bytes in one file); then the first query, which brings the index up to the log,
+//! work of an append, and as many bytes in one file, through the page
+//! cache and with `O_DIRECT`); then the first query, which brings the index up to the log,
 //! the index's build rate and size, and the parser's rate on one and on
 //! every core.
 
@@ -69,21 +70,35 @@ fn run_timed(args: &[&std::ffi::OsStr]) -> Result<Duration> {
     Ok(d)
 }
 
-/// Seconds to write `bytes` sequentially and fdatasync them: the least a
-/// durable append of that much data can take on this file system.
-fn disk_seconds(dir: &Path, bytes: u64) -> Result<f64> {
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    let chunk = vec![0x5au8; 1 << 20];
+/// Seconds to write `bytes` sequentially to one new file in 1 MiB writes
+/// and fdatasync it: the least a durable append of that much data can take
+/// on this file system. With `direct`, the writes bypass the page cache
+/// (`O_DIRECT`, from a 4 KiB-aligned buffer, the last write padded to a
+/// whole block): what the device itself takes, without the cost of
+/// filling the page cache (which on some virtual machines exceeds the
+/// device's).
+fn disk_seconds(dir: &Path, bytes: u64, direct: bool) -> Result<f64> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    const BLOCK: usize = 4096;
+    let path = dir.join(if direct { "disk-baseline-direct" } else { "disk-baseline" });
+    let flags = if direct { rustix::fs::OFlags::DIRECT.bits().cast_signed() } else { 0 };
+    let mut buf = vec![0x5au8; (1 << 20) + BLOCK];
+    let at = buf.as_ptr().align_offset(BLOCK);
+    let chunk = &mut buf[at..at + (1 << 20)];
     let t = Instant::now();
-    let mut f = tmp.as_file();
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).custom_flags(flags).open(&path).with_context(|| format!("creating {}", path.display()))?;
     let mut left = bytes;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..n])?;
-        left -= n as u64;
+        let n = if direct { n.next_multiple_of(BLOCK) } else { n };
+        f.write_all(&chunk[..n]).with_context(|| format!("writing {}", path.display()))?;
+        left = left.saturating_sub(n as u64);
     }
     f.sync_data()?;
-    Ok(t.elapsed().as_secs_f64())
+    let d = t.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(d)
 }
 
 /// Seconds to write files of the sizes in `files` at the same relative
@@ -118,6 +133,7 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
     let input_bytes = std::fs::metadata(&input)?.len();
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let n = a.events as f64;
+    let mut directs = Vec::new();
     let (mut appends, mut disks, mut firsts, mut seconds, mut builds, mut parse1, mut parse_all) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut log_bytes, mut index_bytes, mut log_files_count) = (0u64, 0u64, 0usize);
@@ -132,9 +148,11 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         let files = log_files(&dir, Path::new(""))?;
         (log_bytes, log_files_count) = (files.iter().map(|f| f.1).sum(), files.len());
         // The baselines: the log's files written again without the work of
-        // an append, and as many bytes written to one file and synced.
+        // an append, and as many bytes written to one file and synced,
+        // through the page cache and past it.
         layouts.push(Duration::from_secs_f64(files_seconds(&scratch.path().join(format!("files{rep}")), &files)?));
-        disks.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes)?));
+        disks.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes, false)?));
+        directs.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes, true)?));
         let goal = "event(0, T, L, Ty, I, O).";
         firsts.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
         seconds.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
@@ -149,15 +167,18 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         parse1.push(Duration::from_secs_f64(1.0 / parse_rate(&input, 1)?));
         parse_all.push(Duration::from_secs_f64(1.0 / parse_rate(&input, cores)?));
     }
-    let (append, disk, first, second, build, layout) = (median(appends), median(disks), median(firsts), median(seconds), median(builds), median(layouts));
+    let (append, disk, direct, first, second, build, layout) =
+        (median(appends), median(disks), median(directs), median(firsts), median(seconds), median(builds), median(layouts));
     let rate = |d: Duration| n / d.as_secs_f64();
     let inv = |d: Duration| 1.0 / d.as_secs_f64();
-    let target = 1e6f64.min(0.9 * rate(disk));
+    // The target is set by the faster way of writing one file.
+    let target = 1e6f64.min(0.9 * rate(disk.min(direct)));
     if a.json {
         print_json(&json!({
             "bench": "log-append", "events": a.events, "input_bytes": input_bytes, "log_bytes": log_bytes, "reps": a.reps,
             "append_s": append.as_secs_f64(), "append_events_per_s": rate(append),
-            "disk_baseline_s": disk.as_secs_f64(), "disk_baseline_events_per_s": rate(disk), "target_events_per_s": target,
+            "disk_baseline_s": disk.as_secs_f64(), "disk_baseline_events_per_s": rate(disk),
+            "disk_direct_baseline_s": direct.as_secs_f64(), "disk_direct_baseline_events_per_s": rate(direct), "target_events_per_s": target,
             "log_files": log_files_count, "log_files_baseline_s": layout.as_secs_f64(), "log_files_baseline_events_per_s": rate(layout),
             "first_query_s": first.as_secs_f64(), "append_then_first_query_s": (append + first).as_secs_f64(), "synced_query_s": second.as_secs_f64(),
             "index_build_events_per_s": rate(build), "index_bytes": index_bytes, "index_bytes_per_event": index_bytes as f64 / n,
@@ -167,11 +188,11 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
     }
     outln!("{} events, {:.0} bytes per input line, {} runs (medians); dir {}", a.events, input_bytes as f64 / n, a.reps, a.dir.display());
     outln!("zkaudit log append (wall)            {:>8.2} s  {:>12.0} events/s", append.as_secs_f64(), rate(append));
+    outln!("disk baseline ({:.0} MB, write+sync)  {:>8.2} s  {:>12.0} events/s", log_bytes as f64 / 1e6, disk.as_secs_f64(), rate(disk));
     outln!(
-        "disk baseline ({:.0} MB, write+sync)  {:>8.2} s  {:>12.0} events/s  (target: {:.0} events/s, {:.0}% reached)",
-        log_bytes as f64 / 1e6,
-        disk.as_secs_f64(),
-        rate(disk),
+        "the same, O_DIRECT                  {:>8.2} s  {:>12.0} events/s  (target: {:.0} events/s, {:.0}% reached)",
+        direct.as_secs_f64(),
+        rate(direct),
         target,
         100.0 * rate(append) / target
     );
