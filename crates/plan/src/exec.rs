@@ -106,6 +106,27 @@ fn result(p: &Program, results: &[Option<Rc<Table>>], s: usize, i: usize) -> Res
     results[i].clone().ok_or_else(|| ExecError::Unscheduled { step: p.steps[s].id.clone(), input: p.steps[i].id.clone() })
 }
 
+/// How many times each step's result is read by the steps of `p.run`
+/// (both arms of a branch counted), the output step once more.
+fn readers(p: &Program) -> Vec<u32> {
+    let mut n = vec![0u32; p.steps.len()];
+    for &s in &p.run {
+        match &p.ops[s] {
+            Op::Input(_) => {}
+            Op::Alias(i)
+            | Op::Compute { input: i, .. }
+            | Op::Select { input: i, .. }
+            | Op::Filter { input: i, .. }
+            | Op::Reduce { input: i, .. }
+            | Op::Loop { input: i, .. } => n[*i] += 1,
+            Op::Concat(ins) | Op::Merge { inputs: ins, .. } => ins.iter().for_each(|&i| n[i] += 1),
+            Op::Branch { input, then, otherwise, .. } => [input, then, otherwise].into_iter().for_each(|&i| n[i] += 1),
+        }
+    }
+    n[p.output] += 1;
+    n
+}
+
 /// Executes `p` over `inputs` (one table per data input, in plan order).
 ///
 /// # Errors
@@ -117,9 +138,16 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
     }
     let mut inputs: Vec<Option<Table>> = inputs.into_iter().map(Some).collect();
     let mut results: Vec<Option<Rc<Table>>> = vec![None; p.steps.len()];
+    let readers = readers(p);
     let mut used: u64 = 0;
     for &s in &p.run {
         let step = &p.steps[s].id;
+        // A compute step that is the only reader of its input takes the
+        // table instead of copying every column.
+        let owned = match &p.ops[s] {
+            Op::Compute { input, .. } if readers[*input] == 1 => results[*input].take(),
+            _ => None,
+        };
         let get = |i: usize| -> Result<Rc<Table>, ExecError> { result(p, &results, s, i) };
         let eval = |row: usize| move |source| ExecError::Eval { step: step.clone(), row, source };
         let table: Rc<Table> = match &p.ops[s] {
@@ -128,7 +156,13 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
                 results[s] = Some(get(*i)?);
                 continue;
             }
-            Op::Compute { input, assigns } => Rc::new(compute(&*get(*input)?, assigns, h).map_err(|(r, e)| eval(r)(e))?),
+            Op::Compute { input, assigns } => {
+                let t = match owned {
+                    Some(t) => Rc::try_unwrap(t).unwrap_or_else(|shared| (*shared).clone()),
+                    None => (*get(*input)?).clone(),
+                };
+                Rc::new(compute(t, assigns, h).map_err(|(r, e)| eval(r)(e))?)
+            }
             Op::Select { input, cols } => {
                 let t = get(*input)?;
                 Rc::new(Table { rows: t.rows, cols: cols.iter().map(|&c| t.cols[c].clone()).collect() })
@@ -164,7 +198,7 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
                             break;
                         }
                     }
-                    state = compute(&state, update, h).map_err(|(r, e)| eval(r)(e))?;
+                    state = compute(state, update, h).map_err(|(r, e)| eval(r)(e))?;
                 }
                 Rc::new(state)
             }
@@ -224,9 +258,9 @@ fn gather(t: &Table, mask: &[i64]) -> Table {
     Table { rows, cols }
 }
 
-/// Applies assignments in order; on failure returns the row and the error.
-fn compute(t: &Table, assigns: &[CAssign], h: &dyn Hasher) -> Result<Table, (usize, EvalError)> {
-    let mut w = t.clone();
+/// Applies assignments in order to `w`; on failure returns the row and the
+/// error.
+fn compute(mut w: Table, assigns: &[CAssign], h: &dyn Hasher) -> Result<Table, (usize, EvalError)> {
     for (idx, e, digest) in assigns {
         let col = if *digest {
             let mut col = Col::Digest(Vec::with_capacity(w.rows));
@@ -261,6 +295,15 @@ fn key_of(t: &Table, cols: &[usize], r: usize, key: &mut Vec<i64>) {
             }
         }
     }
+}
+
+/// Whether rows `a` and `b` of `t` have equal values in every column of
+/// `cols` (so equal grouping keys).
+fn same_key(t: &Table, cols: &[usize], a: usize, b: usize) -> bool {
+    cols.iter().all(|&c| match &t.cols[c] {
+        Col::Num(v) => v[a] == v[b],
+        Col::Digest(v) => v[a] == v[b],
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -316,6 +359,14 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
         }
     } else {
         for r in 0..t.rows {
+            // A row with its predecessor's key (sorted or clustered data,
+            // the common case) is in its group: no key built, no lookup.
+            if let Some(&g) = group.last() {
+                if same_key(t, keys, r - 1, r) {
+                    group.push(g);
+                    continue;
+                }
+            }
             key_of(t, keys, r, &mut key);
             let g = match map.get(key.as_slice()) {
                 Some(&g) => g,

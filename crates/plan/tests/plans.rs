@@ -152,6 +152,18 @@ fn concat_merge_branch_and_loop() {
     assert_eq!(out, format!(r#"{{"i":3,"tag":"{tag}","v":144}}"#));
 }
 
+/// A compute step takes its input's table only when nothing else reads it
+/// (here a reduce reads `t` after the compute has run), and a grouping key
+/// repeated on consecutive rows, then again later, is one group.
+#[test]
+fn shared_inputs_and_repeated_keys() {
+    let p = plan(&format!(
+        "steps:\n{NUMS}  - {{type: compute, id: c, input: t, columns: [{{name: y, expression: {{mul: [{{col: x}}, {{int: 2}}]}}}}]}}\n  - {{type: aggregate, id: g, operation: {{op: reduce, input: c, groupBy: [d], aggregations: [{{name: n, fn: count}}, {{name: s, fn: sum, column: y}}]}}}}\n  - {{type: aggregate, id: raw, operation: {{op: reduce, input: t, groupBy: [d], aggregations: [{{name: x, fn: sum, column: x}}]}}}}\n  - {{type: aggregate, id: j, operation: {{op: merge, inputs: [g, raw], on: [d]}}}}\noutput: {{step: j}}\n"
+    ));
+    let csv = "k,x,d\nb,1,0.5\nb,2,0.5\na,3,1\nb,4,0.5\nc,5,2\nc,6,2\n";
+    assert_eq!(run_inline(&p, &[("t", csv)]).unwrap(), r#"[{"d":"0.50","n":3,"s":14,"x":7},{"d":"1.00","n":1,"s":6,"x":3},{"d":"2.00","n":2,"s":22,"x":11}]"#);
+}
+
 #[test]
 fn run_time_errors_name_the_step_and_row() {
     let over = plan(&format!(
