@@ -482,6 +482,17 @@ impl CExpr {
         }
     }
 
+    /// The numeric column this expression reads as it stands, if it is one.
+    fn column<'t>(&self, t: &'t Table) -> Option<&'t [i64]> {
+        match self {
+            CExpr::Col(c) => match &t.cols[*c] {
+                Col::Num(v) => Some(v),
+                Col::Digest(_) => None,
+            },
+            _ => None,
+        }
+    }
+
     /// Column-at-a-time evaluation of an [`infallible`](Self::infallible)
     /// expression into `out` (empty on entry, `t.rows` values on return).
     /// With no errors possible, evaluating every operand of `and`, `or` and
@@ -498,18 +509,27 @@ impl CExpr {
                 Col::Digest(_) => unreachable!("type checker resolved a numeric column"),
             },
             CExpr::Const(k) => out.resize(t.rows, *k),
-            CExpr::Cmp(op, a, b) => {
-                a.batch(t, out);
-                match &**b {
-                    CExpr::Const(k) => out.iter_mut().for_each(|x| *x = i64::from(op.test(*x, *k))),
-                    _ => out.iter_mut().zip(other(b)).for_each(|(x, y)| *x = i64::from(op.test(*x, y))),
+            // A column compared with a constant, the usual predicate, is
+            // read in place rather than copied first.
+            CExpr::Cmp(op, a, b) => match (a.column(t), &**b) {
+                (Some(v), CExpr::Const(k)) => out.extend(v.iter().map(|&x| i64::from(op.test(x, *k)))),
+                _ => {
+                    a.batch(t, out);
+                    match &**b {
+                        CExpr::Const(k) => out.iter_mut().for_each(|x| *x = i64::from(op.test(*x, *k))),
+                        _ => out.iter_mut().zip(other(b)).for_each(|(x, y)| *x = i64::from(op.test(*x, y))),
+                    }
                 }
-            }
+            },
             CExpr::And(v) | CExpr::Or(v) => {
                 let and = matches!(self, CExpr::And(_));
                 out.resize(t.rows, i64::from(and));
+                // One buffer for every operand's values.
+                let mut operand = Vec::with_capacity(t.rows);
                 for e in v {
-                    for (x, y) in out.iter_mut().zip(other(e)) {
+                    operand.clear();
+                    e.batch(t, &mut operand);
+                    for (x, &y) in out.iter_mut().zip(&operand) {
                         *x = i64::from(if and { *x != 0 && y != 0 } else { *x != 0 || y != 0 });
                     }
                 }
@@ -525,14 +545,20 @@ impl CExpr {
                 }
             }
             CExpr::DatePart(p, a) => {
-                a.batch(t, out);
-                for x in out.iter_mut() {
-                    let (y, m, d) = value::civil_from_days(*x);
-                    *x = match p {
+                let part = |days: i64| {
+                    let (y, m, d) = value::civil_from_days(days);
+                    match p {
                         0 => y,
                         1 => i64::from(m),
                         _ => i64::from(d),
-                    };
+                    }
+                };
+                match a.column(t) {
+                    Some(v) => out.extend(v.iter().map(|&x| part(x))),
+                    None => {
+                        a.batch(t, out);
+                        out.iter_mut().for_each(|x| *x = part(*x));
+                    }
                 }
             }
             _ => unreachable!("batch evaluation of a fallible or digest expression"),

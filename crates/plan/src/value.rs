@@ -177,12 +177,16 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
 
 /// `(year, month, day)` of a day count since 1970-01-01 (`civil_from_days`).
 ///
-/// Only the era is found in 64-bit arithmetic; within an era (146,097
-/// days) everything fits 32 bits, which the zkVM divides natively where a
-/// 64-bit division is a library call.
+/// Only the era may need 64-bit arithmetic (for days beyond ±2^31, which
+/// no valid date reaches); within an era (146,097 days) everything fits 32
+/// bits, which the zkVM divides natively where a 64-bit division is a
+/// library call.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
-    let era = z.div_euclid(146_097);
+    let era = match i32::try_from(z) {
+        Ok(z) => i64::from(z.div_euclid(146_097)),
+        Err(_) => z.div_euclid(146_097),
+    };
     let doe = (z - era * 146_097) as u32; // 0..=146_096
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -310,6 +314,22 @@ mod tests {
         for z in (*DATE_RANGE.start()..=*DATE_RANGE.end()).step_by(997) {
             let (y, m, d) = civil_from_days(z);
             assert_eq!(days_from_civil(y, m, d), Some(z));
+        }
+        // Across the switch from 32-bit to 64-bit era arithmetic (both
+        // signs), each day is the one after its predecessor.
+        let edge = i64::from(i32::MAX) - 719_468;
+        for z in [edge - 3..edge + 3, -edge - 1_438_940..-edge - 1_438_934] {
+            for z in z {
+                let (y, m, d) = civil_from_days(z);
+                let next = if d < days_in_month(y, m) {
+                    (y, m, d + 1)
+                } else if m < 12 {
+                    (y, m + 1, 1)
+                } else {
+                    (y + 1, 1, 1)
+                };
+                assert_eq!(civil_from_days(z + 1), next, "day {z}");
+            }
         }
         assert_eq!(civil_from_days(*DATE_RANGE.start()), (-9999, 1, 1));
         assert_eq!(civil_from_days(*DATE_RANGE.end()), (9999, 12, 31));
