@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 
 use zkaudit_merkle::{Hash, Hasher};
 
-use crate::expr::EvalError;
+use crate::expr::{CExpr, EvalError};
 use crate::ir::AggFn;
 use crate::output;
 use crate::table::{Col, Table};
@@ -106,11 +106,16 @@ fn result(p: &Program, results: &[Option<Rc<Table>>], s: usize, i: usize) -> Res
     results[i].clone().ok_or_else(|| ExecError::Unscheduled { step: p.steps[s].id.clone(), input: p.steps[i].id.clone() })
 }
 
-/// How many times each step's result is read by the steps of `p.run`
-/// (both arms of a branch counted), the output step once more.
-fn readers(p: &Program) -> Vec<u32> {
-    let mut n = vec![0u32; p.steps.len()];
+/// Stands for the output in [`readers`]: it reads the output step's result
+/// after every step has run.
+const OUTPUT: usize = usize::MAX;
+
+/// The steps of `p.run` that read each step's result, once per read (both
+/// arms of a branch counted), and [`OUTPUT`] for the output step.
+fn readers(p: &Program) -> Vec<Vec<usize>> {
+    let mut by: Vec<Vec<usize>> = vec![Vec::new(); p.steps.len()];
     for &s in &p.run {
+        let mut read = |i: usize| by[i].push(s);
         match &p.ops[s] {
             Op::Input(_) => {}
             Op::Alias(i)
@@ -118,13 +123,32 @@ fn readers(p: &Program) -> Vec<u32> {
             | Op::Select { input: i, .. }
             | Op::Filter { input: i, .. }
             | Op::Reduce { input: i, .. }
-            | Op::Loop { input: i, .. } => n[*i] += 1,
-            Op::Concat(ins) | Op::Merge { inputs: ins, .. } => ins.iter().for_each(|&i| n[i] += 1),
-            Op::Branch { input, then, otherwise, .. } => [input, then, otherwise].into_iter().for_each(|&i| n[i] += 1),
+            | Op::Loop { input: i, .. } => read(*i),
+            Op::Concat(ins) | Op::Merge { inputs: ins, .. } => ins.iter().for_each(|&i| read(i)),
+            Op::Branch { input, then, otherwise, .. } => [input, then, otherwise].into_iter().for_each(|&i| read(i)),
         }
     }
-    n[p.output] += 1;
-    n
+    by[p.output].push(OUTPUT);
+    by
+}
+
+/// Whether filter step `s` can leave its rows in place for the one step
+/// that reads it: a reduce whose aggregation filters cannot fail (so that
+/// evaluating them on the rows the filter drops changes nothing).
+fn feeds_a_reduce_alone(p: &Program, readers: &[Vec<usize>], s: usize) -> bool {
+    match readers[s].as_slice() {
+        &[r] if r != OUTPUT => matches!(&p.ops[r], Op::Reduce { aggs, .. } if aggs.iter().all(|a| a.filter.as_ref().is_none_or(CExpr::infallible))),
+        _ => false,
+    }
+}
+
+/// Adds `bytes` of table data to `used`, within `limits.maxMemoryBytes`.
+fn charge(p: &Program, step: &str, used: &mut u64, bytes: u64) -> Result<(), ExecError> {
+    *used += bytes;
+    if *used > p.limits.max_memory_bytes {
+        return Err(ExecError::Memory { step: step.into(), used: *used, limit: p.limits.max_memory_bytes });
+    }
+    Ok(())
 }
 
 /// Executes `p` over `inputs` (one table per data input, in plan order).
@@ -139,13 +163,16 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
     let mut inputs: Vec<Option<Table>> = inputs.into_iter().map(Some).collect();
     let mut results: Vec<Option<Rc<Table>>> = vec![None; p.steps.len()];
     let readers = readers(p);
+    // Filters that feed one reduce: their input and row mask, instead of a
+    // gathered copy of the rows they keep.
+    let mut in_place: Vec<Option<(Rc<Table>, Vec<i64>)>> = vec![None; p.steps.len()];
     let mut used: u64 = 0;
     for &s in &p.run {
         let step = &p.steps[s].id;
         // A compute step that is the only reader of its input takes the
         // table instead of copying every column.
         let owned = match &p.ops[s] {
-            Op::Compute { input, .. } if readers[*input] == 1 => results[*input].take(),
+            Op::Compute { input, .. } if readers[*input].len() == 1 => results[*input].take(),
             _ => None,
         };
         let get = |i: usize| -> Result<Rc<Table>, ExecError> { result(p, &results, s, i) };
@@ -170,9 +197,19 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
             Op::Filter { input, pred } => {
                 let t = get(*input)?;
                 let mask = pred.num_rows(&t, h).map_err(|(r, e)| eval(r)(e))?;
+                if feeds_a_reduce_alone(p, &readers, s) {
+                    // Charged as the gathered table would be.
+                    let kept = mask.iter().filter(|m| **m != 0).count() as u64;
+                    charge(p, step, &mut used, t.cols.iter().map(|c| kept * c.cell_bytes()).sum())?;
+                    in_place[s] = Some((t, mask));
+                    continue;
+                }
                 Rc::new(gather(&t, &mask))
             }
-            Op::Reduce { input, keys, direct, aggs } => Rc::new(reduce(p, s, &*get(*input)?, keys, *direct, aggs, h)?),
+            Op::Reduce { input, keys, direct, aggs } => Rc::new(match in_place[*input].take() {
+                Some((t, keep)) => reduce(p, s, &t, Some(&keep), keys, *direct, aggs, h)?,
+                None => reduce(p, s, &*get(*input)?, None, keys, *direct, aggs, h)?,
+            }),
             Op::Concat(ins) => {
                 let parts: Vec<Rc<Table>> = ins.iter().map(|&i| get(i)).collect::<Result<_, _>>()?;
                 let mut t = Table { rows: 0, cols: parts[0].cols.iter().map(|c| empty_like(c, 0)).collect() };
@@ -203,10 +240,7 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
                 Rc::new(state)
             }
         };
-        used += table.bytes();
-        if used > p.limits.max_memory_bytes {
-            return Err(ExecError::Memory { step: step.clone(), used, limit: p.limits.max_memory_bytes });
-        }
+        charge(p, step, &mut used, table.bytes())?;
         results[s] = Some(table);
     }
 
@@ -316,7 +350,23 @@ struct Acc {
 
 const ACC0: Acc = Acc { count: 0, sum: 0, min: i64::MAX, max: i64::MIN };
 
-fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize>, aggs: &[CAgg], h: &dyn Hasher) -> Result<Table, ExecError> {
+/// Group of a row that `keep` drops.
+const DROPPED: u32 = u32::MAX;
+
+/// Aggregates the rows of `t` (those whose `keep` value is not 0, when
+/// given) by `keys`.
+#[allow(clippy::too_many_arguments)]
+fn reduce(
+    p: &Program,
+    s: usize,
+    t: &Table,
+    keep: Option<&[i64]>,
+    keys: &[usize],
+    direct: Option<usize>,
+    aggs: &[CAgg],
+    h: &dyn Hasher,
+) -> Result<Table, ExecError> {
+    let kept = |r: usize| keep.is_none_or(|k| k[r] != 0);
     let step = &p.steps[s];
     let n = aggs.len();
     // Per group: the first row (for key values) and one accumulator per aggregation.
@@ -346,10 +396,14 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
     if keys.is_empty() {
         first.push(0);
         order.push(0);
-        group.resize(t.rows, 0);
+        group.extend((0..t.rows).map(|r| if kept(r) { 0 } else { DROPPED }));
     } else if direct.is_some() {
         let Col::Num(k) = &t.cols[keys[0]] else { unreachable!("direct keys are enum columns") };
         for (r, &k) in k.iter().enumerate() {
+            if !kept(r) {
+                group.push(DROPPED);
+                continue;
+            }
             let slot = &mut slots[k as usize];
             if *slot == u32::MAX {
                 *slot = first.len() as u32;
@@ -358,25 +412,33 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
             group.push(*slot);
         }
     } else {
+        // The last row kept and its group.
+        let mut prev: Option<(usize, u32)> = None;
         for r in 0..t.rows {
-            // A row with its predecessor's key (sorted or clustered data,
-            // the common case) is in its group: no key built, no lookup.
-            if let Some(&g) = group.last() {
-                if same_key(t, keys, r - 1, r) {
-                    group.push(g);
-                    continue;
-                }
+            if !kept(r) {
+                group.push(DROPPED);
+                continue;
             }
-            key_of(t, keys, r, &mut key);
-            let g = match map.get(key.as_slice()) {
-                Some(&g) => g,
-                None => {
-                    map.insert(key.clone(), first.len());
-                    first.push(r);
-                    first.len() - 1
+            // A row with the key of the row kept before it (sorted or
+            // clustered data, the common case) is in its group: no key
+            // built, no lookup.
+            let g = match prev {
+                Some((q, g)) if same_key(t, keys, q, r) => g,
+                _ => {
+                    key_of(t, keys, r, &mut key);
+                    let g = match map.get(key.as_slice()) {
+                        Some(&g) => g,
+                        None => {
+                            map.insert(key.clone(), first.len());
+                            first.push(r);
+                            first.len() - 1
+                        }
+                    };
+                    g as u32
                 }
             };
-            group.push(g as u32);
+            prev = Some((r, g));
+            group.push(g);
         }
     }
     // One aggregation at a time over its column: `accs[j * groups + g]`.
@@ -390,7 +452,7 @@ fn reduce(p: &Program, s: usize, t: &Table, keys: &[usize], direct: Option<usize
         });
         // Only what the function reads is kept up to date (the count
         // always: min, max and mean of no rows are errors).
-        let rows = group.iter().enumerate().filter(|(r, _)| mask.as_ref().is_none_or(|m| m[*r] != 0));
+        let rows = group.iter().enumerate().filter(|(r, g)| **g != DROPPED && mask.as_ref().is_none_or(|m| m[*r] != 0));
         match (ag.func, col) {
             (AggFn::Count, _) => rows.for_each(|(_, &g)| acc[g as usize].count += 1),
             (_, None) => unreachable!("the type checker gives every aggregation but count a column"),

@@ -471,7 +471,7 @@ impl CExpr {
     }
 
     /// Whether evaluating this numeric expression can never fail.
-    fn infallible(&self) -> bool {
+    pub(crate) fn infallible(&self) -> bool {
         match self {
             CExpr::Col(_) | CExpr::Const(_) => true,
             CExpr::Cmp(_, a, b) => a.infallible() && b.infallible(),

@@ -40,9 +40,14 @@ impl Col {
 
     /// Bytes of cell data (8 per number, 32 per digest), for memory limits.
     pub fn bytes(&self) -> u64 {
+        self.cell_bytes() * self.len() as u64
+    }
+
+    /// Bytes of one cell: 8 for a number, 32 for a digest.
+    pub fn cell_bytes(&self) -> u64 {
         match self {
-            Col::Num(v) => 8 * v.len() as u64,
-            Col::Digest(v) => 32 * v.len() as u64,
+            Col::Num(_) => 8,
+            Col::Digest(_) => 32,
         }
     }
 

@@ -164,6 +164,42 @@ fn shared_inputs_and_repeated_keys() {
     assert_eq!(run_inline(&p, &[("t", csv)]).unwrap(), r#"[{"d":"0.50","n":3,"s":14,"x":7},{"d":"1.00","n":1,"s":6,"x":3},{"d":"2.00","n":2,"s":22,"x":11}]"#);
 }
 
+/// A filter read by one reduce alone leaves its rows in place: the reduce
+/// skips the dropped rows. Answers, errors and memory accounting must be
+/// those of the gathered table.
+#[test]
+fn a_filter_feeding_one_reduce() {
+    let filtered = |agg: &str, group: &str, pred: &str| {
+        plan(&format!(
+            "steps:\n{NUMS}  - {{type: filter, id: f, input: t, predicate: {pred}}}\n  - {{type: aggregate, id: g, operation: {{op: reduce, input: f, {group}aggregations: [{agg}]}}}}\noutput: {{step: g}}\n"
+        ))
+    };
+    let positive = "{gt: [{col: x}, {int: 0}]}";
+    // Grouped by an enum (direct slots) and by a decimal (the key map).
+    let p = filtered("{name: n, fn: count}, {name: s, fn: sum, column: x}, {name: m, fn: mean, column: d}", "groupBy: [k], ", positive);
+    assert_eq!(run_inline(&p, &[("t", NUMS_CSV)]).unwrap(), r#"[{"k":"b","m":"-0.75","n":2,"s":13},{"k":"c","m":"2.50","n":1,"s":7}]"#);
+    let csv = "k,x,d\na,1,2\nb,-1,1\nc,2,2\na,3,1\nb,-4,2\n";
+    let p = filtered("{name: n, fn: count}, {name: hi, fn: max, column: x}", "groupBy: [d], ", positive);
+    assert_eq!(run_inline(&p, &[("t", csv)]).unwrap(), r#"[{"d":"1.00","hi":3,"n":1},{"d":"2.00","hi":2,"n":2}]"#);
+    // Nothing kept: an ungrouped count is 0, a mean has no rows.
+    let none = "{gt: [{col: x}, {int: 100}]}";
+    assert_eq!(run_inline(&filtered("{name: n, fn: count}", "", none), &[("t", NUMS_CSV)]).unwrap(), r#"{"n":0}"#);
+    assert_eq!(
+        run_inline(&filtered("{name: m, fn: mean, column: x}", "", none), &[("t", NUMS_CSV)]).unwrap_err(),
+        "step `g`, aggregation `m`: no rows to aggregate"
+    );
+    // An aggregation filter that can fail is only ever evaluated on kept
+    // rows: 10 / x on the dropped row x = 0 must not be computed.
+    let p = filtered("{name: q, fn: count, filter: {gt: [{div: [{int: 10}, {col: x}]}, {int: 1}]}}", "", positive);
+    assert_eq!(run_inline(&p, &[("t", "k,x,d\na,0,1\nb,5,1\nb,20,1\n")]).unwrap(), r#"{"q":1}"#);
+    // The filter is charged as its gathered rows: 96 bytes of input, then
+    // 3 kept rows of 3 numbers (72), then one row of one number (8).
+    let limited = |bytes: u64| filtered("{name: n, fn: count}", "", positive).replace("maxMemoryBytes: 1000000", &format!("maxMemoryBytes: {bytes}"));
+    assert_eq!(run_inline(&limited(167), &[("t", NUMS_CSV)]).unwrap_err(), "step `f` brings table data to 168 bytes, over maxMemoryBytes 167");
+    assert_eq!(run_inline(&limited(175), &[("t", NUMS_CSV)]).unwrap_err(), "step `g` brings table data to 176 bytes, over maxMemoryBytes 175");
+    assert_eq!(run_inline(&limited(176), &[("t", NUMS_CSV)]).unwrap(), r#"{"n":3}"#);
+}
+
 #[test]
 fn run_time_errors_name_the_step_and_row() {
     let over = plan(&format!(
