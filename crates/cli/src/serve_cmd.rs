@@ -60,7 +60,8 @@ pub struct ServeArgs {
     /// Let requests without a token read the ledger (checkpoint, proofs, tiles).
     #[arg(long)]
     anonymous_read: bool,
-    /// Segment size of proofs as a power of two (cycles).
+    /// Segment size of proofs as a power of two (cycles); by default chosen per
+    /// job to pad it to the fewest total cycles.
     #[arg(long, value_parser = clap::value_parser!(u32).range(13..=22))]
     segment_po2: Option<u32>,
     #[command(flatten)]
@@ -92,7 +93,8 @@ pub struct WorkerArgs {
     /// Jobs run in parallel by this process.
     #[arg(long, default_value_t = 1)]
     workers: usize,
-    /// Segment size of proofs as a power of two (cycles).
+    /// Segment size of proofs as a power of two (cycles); by default chosen per
+    /// job to pad it to the fewest total cycles.
     #[arg(long, value_parser = clap::value_parser!(u32).range(13..=22))]
     segment_po2: Option<u32>,
 }

@@ -33,7 +33,8 @@ pub struct ProveArgs {
     /// Give up after this many seconds of proving.
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<u64>,
-    /// Segment size as a power of two (cycles): lower uses less memory, not less time.
+    /// Segment size as a power of two (cycles); by default the one that pads the
+    /// job to the fewest total cycles (tried from 2^16 to 2^20). Lower uses less memory.
     #[arg(long, value_parser = clap::value_parser!(u32).range(13..=22))]
     segment_po2: Option<u32>,
     /// Compress to a succinct receipt (only where risc0's recursion programs are built in).

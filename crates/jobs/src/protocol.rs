@@ -37,7 +37,8 @@ pub struct ChildRequest {
     pub data: Vec<(String, PathBuf)>,
     /// Where a proof's receipt is written (mode `prove`).
     pub receipt: PathBuf,
-    /// Segment size as a power of two (cycles); `None` is risc0's default.
+    /// Segment size as a power of two (cycles); `None` chooses it per job
+    /// (`zkaudit_zkvm::best_segment_po2`).
     pub segment_po2: Option<u32>,
 }
 

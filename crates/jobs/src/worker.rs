@@ -30,7 +30,8 @@ pub struct Config {
     pub poll: Duration,
     /// Interval between heartbeats, which also pick up cancels.
     pub heartbeat: Duration,
-    /// Segment size for proofs, as a power of two (cycles); `None` is risc0's default.
+    /// Segment size for proofs, as a power of two (cycles); `None` chooses it
+    /// per job (`zkaudit_zkvm::best_segment_po2`).
     pub segment_po2: Option<u32>,
 }
 

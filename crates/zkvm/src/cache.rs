@@ -54,7 +54,8 @@ pub struct EntryFor {
     pub data_root: Hash,
     /// A succinct receipt rather than a composite one.
     pub succinct: bool,
-    /// Segment size as a power of two (cycles); `None` is risc0's default.
+    /// Segment size as a power of two (cycles); `None` for the size chosen per
+    /// job.
     pub segment_po2: Option<u32>,
 }
 

@@ -28,7 +28,7 @@ pub mod guest {
 }
 
 pub use cache::{CacheUse, EntryFor, ReceiptCache};
-pub use prove::{execute, prove, Execution, Job, Progress, Proof, ProveError, ProveOptions};
+pub use prove::{best_segment_po2, execute, prove, Execution, Job, Progress, Proof, ProveError, ProveOptions, AUTO_SEGMENT_PO2};
 pub use registry::{ProgramEntry, Registry};
 pub use verify::{verify, Expectations, Verified, VerifyError};
 

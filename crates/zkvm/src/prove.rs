@@ -42,7 +42,8 @@ impl Job {
 /// Proving options.
 #[derive(Clone, Debug, Default)]
 pub struct ProveOptions {
-    /// Segment size as a power of two (cycles); `None` is risc0's default.
+    /// Segment size as a power of two (cycles); `None` chooses it for the
+    /// job ([`best_segment_po2`]).
     pub segment_po2: Option<u32>,
     /// Give up after this long (the prover thread is abandoned).
     pub timeout: Option<Duration>,
@@ -182,6 +183,35 @@ pub fn execute(job: &Job, segment_po2: Option<u32>) -> Result<Execution, ProveEr
     execution(&session)
 }
 
+/// Segment sizes [`best_segment_po2`] chooses from: 2^16 to 2^20 cycles
+/// (risc0's default and largest usual size).
+pub const AUTO_SEGMENT_PO2: std::ops::RangeInclusive<u32> = 16..=20;
+
+/// The segment size (as a power of two) at which `job` costs a prover the
+/// fewest total cycles, found by executing it at each size of
+/// [`AUTO_SEGMENT_PO2`]; among equal totals, the largest (fewest
+/// segments).
+///
+/// Each segment is padded to a power of two, so one size rarely suits
+/// every job: 600,000 cycles fill one 2^20 segment (1,048,576 proved
+/// cycles), but 2^19 + 2^17 (655,360) at a limit of 2^19. Smaller segments
+/// page some memory in again, which the executions count. A prover's time
+/// grows with the total, and per cycle it is no higher for smaller
+/// segments (docs/benchmarks.md).
+///
+/// # Errors
+/// As [`execute`].
+pub fn best_segment_po2(job: &Job) -> Result<(u32, Execution), ProveError> {
+    let mut best: Option<(u32, Execution)> = None;
+    for po2 in AUTO_SEGMENT_PO2.rev() {
+        let e = execute(job, Some(po2))?;
+        if best.as_ref().is_none_or(|(_, b)| e.total_cycles < b.total_cycles) {
+            best = Some((po2, e));
+        }
+    }
+    best.ok_or_else(|| ProveError::Guest("no segment size to try".into()))
+}
+
 struct SegmentHook(mpsc::Sender<Event>);
 
 impl SessionEvents for SegmentHook {
@@ -277,7 +307,11 @@ fn prove_fresh(job: Job, opts: &ProveOptions, progress: &mut impl FnMut(Progress
 
 fn prove_on_thread(job: &Job, succinct: bool, segment_po2: Option<u32>, tx: &mpsc::Sender<Event>) -> Result<(Receipt, Execution, Duration), ProveError> {
     let _ = tx.send(Event::Progress(Progress::Executing));
-    let env = env_for(job, segment_po2)?;
+    let po2 = match segment_po2 {
+        Some(po2) => po2,
+        None => best_segment_po2(job)?.0,
+    };
+    let env = env_for(job, Some(po2))?;
     let mut exec = ExecutorImpl::from_elf(env, GUEST_PROGRAM).map_err(|e| ProveError::Guest(format!("{e:#}")))?;
     let mut session = exec.run().map_err(|e| run_error(e, job.max_cycles))?;
     let execution = execution(&session)?;

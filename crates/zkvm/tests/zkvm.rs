@@ -9,7 +9,9 @@ use zkaudit_plan::source::PlanFile;
 use zkaudit_plan::{records, Bounds};
 use zkaudit_zkvm::registry::{self, ProgramEntry};
 use zkaudit_zkvm::verify::{encode_receipt, VerifyError};
-use zkaudit_zkvm::{execute, prove, CacheUse, EntryFor, Expectations, Job, ProveError, ProveOptions, ReceiptCache, Registry};
+use zkaudit_zkvm::{
+    best_segment_po2, execute, prove, CacheUse, EntryFor, Expectations, Job, ProveError, ProveOptions, ReceiptCache, Registry, AUTO_SEGMENT_PO2,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -51,6 +53,30 @@ fn guest_and_native_journals_are_identical_for_every_example() {
         let e = execute(&job, None).unwrap_or_else(|err| panic!("{example}: {err}"));
         assert_eq!(e.journal, native, "{example}");
         assert!(e.user_cycles > 0 && e.total_cycles >= e.user_cycles, "{example}");
+    }
+}
+
+/// Without a given segment size, a job is proved at the size that costs the
+/// fewest total (padded) cycles: checked against executions at every size,
+/// and never above one 2^20 segment's padding for the examples.
+#[test]
+fn the_segment_size_chosen_pads_least() {
+    let shared = root().join("../shared/data");
+    for (example, input, data) in [
+        ("income-threshold", "payments", root().join("examples/income-threshold/payments.csv")),
+        ("stocks-summary", "prices", shared.join("stocks.csv")),
+        ("seattle-weather", "weather", shared.join("seattle-weather.csv")),
+    ] {
+        let (job, native) = example_job(example, input, &data);
+        let (po2, best) = best_segment_po2(&job).unwrap();
+        assert_eq!(best.journal, native, "{example}");
+        assert!(AUTO_SEGMENT_PO2.contains(&po2), "{example}: {po2}");
+        for other in AUTO_SEGMENT_PO2 {
+            let e = execute(&job, Some(other)).unwrap();
+            eprintln!("{example}: 2^{other}: {} segments, {} total cycles", e.segments, e.total_cycles);
+            assert!(best.total_cycles <= e.total_cycles, "{example}: 2^{po2} gives {} cycles, 2^{other} {}", best.total_cycles, e.total_cycles);
+            assert!(best.total_cycles < e.total_cycles || other <= po2, "{example}: ties go to the larger size");
+        }
     }
 }
 
