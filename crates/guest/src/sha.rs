@@ -76,14 +76,17 @@ impl Padded {
     }
 }
 
-/// SHA-256 of the padded message `blocks` (whole 16-word blocks), by the
-/// ecall, which reads `blocks` word by word.
+/// SHA-256 of the padded message of `n_blocks` 16-word blocks at `blocks`,
+/// by the ecall, which reads them word by word.
+///
+/// # Safety
+/// `blocks` must point to `16 · n_blocks` readable `u32`s.
 #[inline(always)]
-fn compress(blocks: *const u32, n_blocks: usize) -> HashWords {
+unsafe fn compress(blocks: *const u32, n_blocks: usize) -> HashWords {
     let mut state = MaybeUninit::<[u32; 8]>::uninit();
-    // SAFETY: `state`, `INIT` and `blocks` are `u32`s, so 4-byte aligned;
-    // the caller passes `n_blocks` whole blocks at `blocks`. The ecall
-    // writes all eight words of `state` (its output) before returning.
+    // SAFETY: `state`, `INIT` and `blocks` are `u32`s, so 4-byte aligned,
+    // and the caller vouches for the blocks. The ecall writes all eight
+    // words of `state` (its output) before returning.
     unsafe {
         sys_sha_buffer(state.as_mut_ptr(), &INIT, blocks.cast(), n_blocks as u32);
         // In memory, the state's bytes are the digest's.
@@ -101,9 +104,9 @@ fn node_message() -> [u32; 2 * BLOCK_WORDS] {
 
 /// RFC 9162 hashing on the zkVM's SHA-256 accelerator.
 ///
-/// Its buffers are rewritten through `&self` without a borrow flag: the
-/// guest is one thread (`Accelerated` is neither `Sync` nor `Send`), and no
-/// method calls another while it holds its buffer.
+/// Its buffers are rewritten through `&self` without a borrow flag: it is
+/// not `Sync` (its cells see to that), so one thread at a time uses it, and
+/// no method calls another while it holds its buffer.
 pub struct Accelerated {
     /// The leaf message, sized for the last record width seen.
     leaf: UnsafeCell<Padded>,
@@ -135,7 +138,8 @@ impl Hasher for Accelerated {
             *leaf = Padded::new(len);
         }
         leaf.set_prefixed(LEAF_PREFIX, entry);
-        compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS)
+        // SAFETY: `Padded` holds whole blocks.
+        unsafe { compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS) }
     }
 
     fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
@@ -156,8 +160,8 @@ impl Hasher for Accelerated {
             carry = right[i] >> 24;
         }
         m[16].set(carry | 0x80 << 8);
-        // `Cell<u32>` has the layout of `u32`.
-        compress(m.as_ptr().cast(), 2)
+        // SAFETY: two blocks, and `Cell<u32>` has the layout of `u32`.
+        unsafe { compress(m.as_ptr().cast(), 2) }
     }
 
     fn sha256(&self, data: &[u8]) -> Hash {

@@ -41,15 +41,26 @@ fn income() -> (Job, zkaudit_plan::Journal) {
     example_job("income-threshold", "payments", &root().join("examples/income-threshold/payments.csv"))
 }
 
-#[test]
-fn guest_and_native_journals_are_identical_for_every_example() {
+/// Each example over its data (`../shared/data` beside the project): its
+/// name, guest job and native journal.
+fn every_example() -> Vec<(&'static str, Job, zkaudit_plan::Journal)> {
     let shared = root().join("../shared/data");
-    for (example, input, data) in [
+    [
         ("income-threshold", "payments", root().join("examples/income-threshold/payments.csv")),
         ("stocks-summary", "prices", shared.join("stocks.csv")),
         ("seattle-weather", "weather", shared.join("seattle-weather.csv")),
-    ] {
+    ]
+    .into_iter()
+    .map(|(example, input, data)| {
         let (job, native) = example_job(example, input, &data);
+        (example, job, native)
+    })
+    .collect()
+}
+
+#[test]
+fn guest_and_native_journals_are_identical_for_every_example() {
+    for (example, job, native) in every_example() {
         let e = execute(&job, None).unwrap_or_else(|err| panic!("{example}: {err}"));
         assert_eq!(e.journal, native, "{example}");
         assert!(e.user_cycles > 0 && e.total_cycles >= e.user_cycles, "{example}");
@@ -61,13 +72,7 @@ fn guest_and_native_journals_are_identical_for_every_example() {
 /// and never above one 2^20 segment's padding for the examples.
 #[test]
 fn the_segment_size_chosen_pads_least() {
-    let shared = root().join("../shared/data");
-    for (example, input, data) in [
-        ("income-threshold", "payments", root().join("examples/income-threshold/payments.csv")),
-        ("stocks-summary", "prices", shared.join("stocks.csv")),
-        ("seattle-weather", "weather", shared.join("seattle-weather.csv")),
-    ] {
-        let (job, native) = example_job(example, input, &data);
+    for (example, job, native) in every_example() {
         let (po2, best) = best_segment_po2(&job).unwrap();
         assert_eq!(best.journal, native, "{example}");
         assert!(AUTO_SEGMENT_PO2.contains(&po2), "{example}: {po2}");
