@@ -2,8 +2,13 @@
 //!
 //! The guest is compiled for `riscv32im-risc0-zkvm-elf` with Debian's
 //! `rustc-web` and `-Zbuild-std`, the flags `risc0-build` 3.0.6 passes (see
-//! the README). The ELF is linked with the v1compat kernel into a program
-//! binary, and its image ID is computed here and written into the embedded
+//! the README), with the source paths in the ELF (panic locations)
+//! remapped to fixed prefixes. (The image ID still depends on where the
+//! checkout lies: cargo's `-C metadata` hashes the absolute path of the
+//! plan and merkle crates, path dependencies outside the guest's own
+//! workspace, and the symbol names it derives change the code's layout.)
+//! The ELF is linked with the
+//! v1compat kernel into a program binary, and its image ID is computed here and written into the embedded
 //! program registry, so the ID is never copied by hand.
 //!
 //! Environment:
@@ -17,6 +22,12 @@ use std::path::PathBuf;
 /// Release date recorded for this guest in the embedded registry. Bump it
 /// with the guest's version.
 const RELEASE_DATE: &str = "2026-12-03";
+/// What the project's `crates/` directory is called in the guest's panic
+/// locations, wherever the checkout lies.
+const GUEST_CRATES_PREFIX: &str = "/zkaudit/crates";
+/// What CARGO_HOME (crates.io sources) is called in the guest's panic
+/// locations.
+const GUEST_CARGO_HOME_PREFIX: &str = "/cargo";
 /// Features of this guest, as recorded in the registry.
 const FEATURES: &[&str] = &["plan-ir/1.0", "input/1", "journal/1", "sha256-accelerated"];
 
@@ -29,19 +40,31 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // target/<profile>/build/<pkg>/out → target/riscv-guest, shared by profiles.
     let target_dir = out.ancestors().nth(4).unwrap_or(&out).join("riscv-guest");
-    let rustflags = [
-        "-C",
-        "passes=lower-atomic",
-        "-C",
-        "link-arg=-Ttext=0x00200800",
-        "-C",
-        "link-arg=--fatal-warnings",
-        "-C",
-        "panic=abort",
-        "--cfg",
-        "getrandom_backend=\"custom\"",
-    ]
-    .join("\x1f");
+    // Panic locations name source files by absolute path for the plan and
+    // merkle crates (path dependencies outside the guest's workspace) and
+    // for crates.io dependencies; they are remapped to fixed prefixes so
+    // that the ELF names no local path.
+    let cargo_home = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut remaps = vec![format!("{}={GUEST_CRATES_PREFIX}", crates.display())];
+    if let Some(home) = cargo_home {
+        remaps.push(format!("{}={GUEST_CARGO_HOME_PREFIX}", home.display()));
+    }
+    let mut rustflags = vec![
+        "-C".to_owned(),
+        "passes=lower-atomic".into(),
+        "-C".into(),
+        "link-arg=-Ttext=0x00200800".into(),
+        "-C".into(),
+        "link-arg=--fatal-warnings".into(),
+        "-C".into(),
+        "panic=abort".into(),
+        "--cfg".into(),
+        "getrandom_backend=\"custom\"".into(),
+    ];
+    for remap in remaps {
+        rustflags.extend(["--remap-path-prefix".to_owned(), remap]);
+    }
+    let rustflags = rustflags.join("\x1f");
     let (mut cmd, cargo) = debian_cargo(&target_dir);
     cmd.env("RISC0_FEATURE_bigint2", "")
         .env("CC_riscv32im_risc0_zkvm_elf", "/bin/false")

@@ -85,6 +85,24 @@ fn the_segment_size_chosen_pads_least() {
     }
 }
 
+/// The guest's ELF names source files (panic locations) only under the
+/// build's fixed prefixes, never where this checkout or cargo's crates.io
+/// sources lie.
+#[test]
+fn the_guest_names_no_local_path() {
+    let program = zkaudit_zkvm::guest::GUEST_PROGRAM;
+    let holds = |needle: &[u8]| program.windows(needle.len()).any(|w| w == needle);
+    let crates = root().join("crates").canonicalize().unwrap();
+    assert!(!holds(crates.to_str().unwrap().as_bytes()), "the guest names {}", crates.display());
+    let cargo_home = std::env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    if let Some(home) = cargo_home {
+        assert!(!holds(home.join("registry").to_str().unwrap().as_bytes()), "the guest names {}", home.display());
+    }
+    // The remapped names are there, so the search itself works.
+    assert!(holds(b"/zkaudit/crates/plan/src/"));
+    assert!(holds(b"/cargo/registry/src/"));
+}
+
 /// The guest hashes records on the SHA-256 ecall with its own padding, and a
 /// wrong pad or a misaligned buffer gives a wrong hash without an error. Its
 /// data root must equal the native one for records of every size class:
