@@ -199,6 +199,9 @@ pub const AUTO_SEGMENT_PO2: std::ops::RangeInclusive<u32> = 16..=20;
 /// grows with the total, and per cycle it is no higher for smaller
 /// segments (docs/benchmarks.md).
 ///
+/// The cycle limit (`maxCycles`, risc0's session limit) counts user
+/// cycles, which no segment size changes, so every size meets it or none.
+///
 /// # Errors
 /// As [`execute`].
 pub fn best_segment_po2(job: &Job) -> Result<(u32, Execution), ProveError> {
