@@ -7,9 +7,9 @@
 //! checkout lies: cargo's `-C metadata` hashes the absolute path of the
 //! plan and merkle crates, path dependencies outside the guest's own
 //! workspace, and the symbol names it derives change the code's layout.)
-//! The ELF is linked with the
-//! v1compat kernel into a program binary, and its image ID is computed here and written into the embedded
-//! program registry, so the ID is never copied by hand.
+//! The ELF is linked with the v1compat kernel into a program binary, and
+//! its image ID is computed here and written into the embedded program
+//! registry, so the ID is never copied by hand.
 //!
 //! Environment:
 //! * `ZKAUDIT_GUEST_CARGO` / `ZKAUDIT_GUEST_RUSTC`: the guest toolchain
@@ -45,10 +45,6 @@ fn main() {
     // for crates.io dependencies; they are remapped to fixed prefixes so
     // that the ELF names no local path.
     let cargo_home = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    let mut remaps = vec![format!("{}={GUEST_CRATES_PREFIX}", crates.display())];
-    if let Some(home) = cargo_home {
-        remaps.push(format!("{}={GUEST_CARGO_HOME_PREFIX}", home.display()));
-    }
     let mut rustflags = vec![
         "-C".to_owned(),
         "passes=lower-atomic".into(),
@@ -61,8 +57,9 @@ fn main() {
         "--cfg".into(),
         "getrandom_backend=\"custom\"".into(),
     ];
-    for remap in remaps {
-        rustflags.extend(["--remap-path-prefix".to_owned(), remap]);
+    rustflags.extend(["--remap-path-prefix".to_owned(), format!("{}={GUEST_CRATES_PREFIX}", crates.display())]);
+    if let Some(home) = cargo_home {
+        rustflags.extend(["--remap-path-prefix".to_owned(), format!("{}={GUEST_CARGO_HOME_PREFIX}", home.display())]);
     }
     let rustflags = rustflags.join("\x1f");
     let (mut cmd, cargo) = debian_cargo(&target_dir);

@@ -2,9 +2,9 @@
 //! file as a user runs it (the binary, wall time), against same-run
 //! baselines (the log's own files written and synced again without the
 //! work of an append, and as many bytes in one file, through the page
-//! cache and with `O_DIRECT`); then the first query, which brings the index up to the log,
-//! the index's build rate and size, and the parser's rate on one and on
-//! every core.
+//! cache and with `O_DIRECT`); then the first query, which brings the
+//! index up to the log, the index's build rate and size, and the parser's
+//! rate on one and on every core.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

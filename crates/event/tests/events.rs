@@ -559,7 +559,6 @@ fn entry_bytes_match_an_independent_rfc8785_implementation() {
 // The streaming, parallel reader
 // ---------------------------------------------------------------------------
 
-/// Runs the parallel reader and collects what its sink received.
 /// Hands out at most `step` bytes per read, as a pipe does.
 struct Trickle<'a> {
     data: &'a [u8],
@@ -596,6 +595,7 @@ fn lines_longer_than_a_block_and_short_reads_are_read_whole() {
     }
 }
 
+/// Runs the parallel reader and collects what its sink received.
 fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
     parse_parallel_from(input, input.len(), threads)
 }

@@ -205,14 +205,15 @@ pub const AUTO_SEGMENT_PO2: std::ops::RangeInclusive<u32> = 16..=20;
 /// # Errors
 /// As [`execute`].
 pub fn best_segment_po2(job: &Job) -> Result<(u32, Execution), ProveError> {
-    let mut best: Option<(u32, Execution)> = None;
-    for po2 in AUTO_SEGMENT_PO2.rev() {
+    let largest = *AUTO_SEGMENT_PO2.end();
+    let mut best = (largest, execute(job, Some(largest))?);
+    for po2 in AUTO_SEGMENT_PO2.rev().skip(1) {
         let e = execute(job, Some(po2))?;
-        if best.as_ref().is_none_or(|(_, b)| e.total_cycles < b.total_cycles) {
-            best = Some((po2, e));
+        if e.total_cycles < best.1.total_cycles {
+            best = (po2, e);
         }
     }
-    best.ok_or_else(|| ProveError::Guest("no segment size to try".into()))
+    Ok(best)
 }
 
 struct SegmentHook(mpsc::Sender<Event>);
