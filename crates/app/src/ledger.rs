@@ -12,7 +12,7 @@ use std::time::Duration;
 use sha2::{Digest as _, Sha256};
 use zkaudit_index::{Backend, IndexedEvent, Query};
 use zkaudit_jobs::{Idempotent, Store};
-use zkaudit_tlog::{Appended, LedgerDir, Log, LogReader};
+use zkaudit_tlog::{Appended, Leaves, LedgerDir, Log, LogReader};
 
 use crate::Error;
 
@@ -268,7 +268,7 @@ impl Ledger {
         let mut acks: Vec<Appended> = Vec::new();
         let mut stream = None;
         let mut failed = None;
-        let parsed = zkaudit_event::parse_jsonl_parallel(input, source, batch.threads, zkaudit_tlog::Leaf::new, |mut leaves, bytes| {
+        let parsed = zkaudit_event::parse_jsonl_parallel(input, source, batch.threads, Leaves::push, |mut leaves, _, bytes| {
             progress(bytes);
             let mut step = || -> Result<(), zkaudit_tlog::Error> {
                 while !leaves.is_empty() {
@@ -278,7 +278,7 @@ impl Ledger {
                     };
                     let room = batch.size.map_or(leaves.len(), |b| b - s.len()).min(leaves.len());
                     let rest = leaves.split_off(room);
-                    s.push(std::mem::replace(&mut leaves, rest))?;
+                    s.push(std::mem::replace(&mut leaves, rest));
                     if batch.size.is_some_and(|b| s.len() >= b) {
                         let a = stream.take().map(zkaudit_tlog::AppendStream::finish).transpose()?;
                         if let Some(a) = a {

@@ -114,7 +114,7 @@ fn files_seconds(into: &Path, files: &[(PathBuf, u64)]) -> Result<f64> {
 
 fn parse_rate(input: &Path, threads: usize) -> Result<f64> {
     let t = Instant::now();
-    let n = zkaudit_event::parse_jsonl_parallel(std::fs::File::open(input)?, "bench", threads, zkaudit_tlog::Leaf::new, |_, _| true)?;
+    let n = zkaudit_event::parse_jsonl_parallel(std::fs::File::open(input)?, "bench", threads, zkaudit_tlog::Leaves::push, |_, _, _| true)?;
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 

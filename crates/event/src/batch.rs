@@ -67,33 +67,30 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-/// Parses one line into its entry bytes. The common case goes through the
+/// Parses one line into its entry bytes, written to `out`. The common case goes through the
 /// one-pass fast path (`fast.rs`); whatever it leaves is parsed by
 /// serde_json into an [`Event`](crate::Event) straight from the bytes
 /// (serde_json checks the UTF-8 of the strings it reads); a bad line is
 /// parsed again, as text, for the field path of its error (invalid UTF-8
 /// is a bad line like any other, not a failed read).
-fn parse_line(source: &str, line_no: usize, line: &[u8], buffers: &mut crate::fast::Buffers) -> Result<Vec<u8>, LineError> {
+fn parse_line(source: &str, line_no: usize, line: &[u8], buffers: &mut crate::fast::Buffers, out: &mut Vec<u8>) -> Result<(), LineError> {
     let err = |column, field: Option<String>, message: String| LineError { source: source.to_owned(), line: line_no, column, field, message };
-    let bytes = match crate::fast::entry_bytes(line, buffers) {
-        Some(bytes) => bytes,
-        None => {
-            let event = match serde_json::from_slice::<EventObject>(line) {
-                Ok(EventObject(event)) => event,
-                Err(_) => {
-                    return Err(match std::str::from_utf8(line) {
-                        Ok(text) => explain(source, line_no, text),
-                        Err(e) => err(Some(e.valid_up_to() + 1), None, "invalid UTF-8".to_owned()),
-                    })
-                }
-            };
-            event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?
-        }
-    };
-    if bytes.len() > MAX_ENTRY_BYTES {
-        return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", bytes.len())));
+    if crate::fast::write_entry(line, buffers, out).is_none() {
+        let event = match serde_json::from_slice::<EventObject>(line) {
+            Ok(EventObject(event)) => event,
+            Err(_) => {
+                return Err(match std::str::from_utf8(line) {
+                    Ok(text) => explain(source, line_no, text),
+                    Err(e) => err(Some(e.valid_up_to() + 1), None, "invalid UTF-8".to_owned()),
+                })
+            }
+        };
+        *out = event.canonical_bytes().map_err(|e| err(None, None, e.to_string()))?;
     }
-    Ok(bytes)
+    if out.len() > MAX_ENTRY_BYTES {
+        return Err(err(None, None, format!("canonical entry is {} bytes; the tlog-tiles limit is {MAX_ENTRY_BYTES}", out.len())));
+    }
+    Ok(())
 }
 
 /// Why `line` is not an event: the parser's message with the line, column
@@ -139,16 +136,15 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
     let mut entries = Vec::new();
     let mut errors = Vec::new();
     let mut total = 0;
-    let mut buffers = crate::fast::Buffers::default();
+    let (mut buffers, mut entry) = (crate::fast::Buffers::default(), Vec::new());
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|error| BatchError::Io { source_name: source.to_owned(), error })?;
         if is_blank(&line) {
             continue;
         }
-        let parsed = parse_line(source, i + 1, &line, &mut buffers);
-        match parsed {
-            Ok(b) if errors.is_empty() => entries.push(b),
-            Ok(_) => {}
+        match parse_line(source, i + 1, &line, &mut buffers, &mut entry) {
+            Ok(()) if errors.is_empty() => entries.push(entry.clone()),
+            Ok(()) => {}
             Err(e) => {
                 total += 1;
                 if errors.len() < MAX_REPORTED_ERRORS {
@@ -176,20 +172,22 @@ struct Block {
 }
 
 /// What a parsing thread made of one block.
-struct Parsed<T> {
+struct Parsed<B> {
     seq: u64,
     bytes: usize,
-    items: Vec<T>,
+    entries: B,
+    count: usize,
     errors: Vec<LineError>,
     bad: usize,
 }
 
 /// Reads JSON Lines like [`parse_jsonl`], streaming, on `threads` parsing
 /// threads: each line is parsed into its entry bytes (RFC 8785 canonical
-/// JSON) and passed through `map` on the parsing thread; `sink` then
-/// receives the mapped entries in input order, in blocks, with the input
-/// bytes consumed so far. Only a few blocks of about 1 MiB are in memory at
-/// once, whatever the input's size.
+/// JSON), which `push` adds to the block `B` being built on the parsing
+/// thread (about 1 MiB of input each; a refusal of `push` is that line's
+/// error); `sink` then receives the blocks in input order, each with its
+/// number of entries and the input bytes consumed so far. Only a few
+/// blocks are in memory at once, whatever the input's size.
 ///
 /// After the first malformed line `sink` is not called again, but the rest
 /// of the input is still read so that the error lists the first
@@ -199,32 +197,33 @@ struct Parsed<T> {
 ///
 /// # Errors
 /// [`BatchError::Malformed`] or [`BatchError::Io`].
-pub fn parse_jsonl_parallel<R, T, M, S>(mut reader: R, source: &str, threads: usize, map: M, mut sink: S) -> Result<u64, BatchError>
+pub fn parse_jsonl_parallel<R, B, P, E, S>(mut reader: R, source: &str, threads: usize, push: P, mut sink: S) -> Result<u64, BatchError>
 where
     R: std::io::Read + Send,
-    T: Send,
-    M: Fn(Vec<u8>) -> T + Sync,
-    S: FnMut(Vec<T>, u64) -> bool,
+    B: Default + Send,
+    P: Fn(&mut B, &[u8]) -> Result<(), E> + Sync,
+    E: fmt::Display,
+    S: FnMut(B, usize, u64) -> bool,
 {
     let threads = threads.max(1);
     let (work_tx, work_rx) = mpsc::sync_channel::<Block>(threads * 2);
     let work_rx = Mutex::new(work_rx);
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let (done_tx, done_rx) = mpsc::sync_channel::<Parsed<T>>(threads * 2);
+        let (done_tx, done_rx) = mpsc::sync_channel::<Parsed<B>>(threads * 2);
         let stop = &stop;
         // Parsed blocks' buffers go back to the reader, so that reading
         // fills memory already mapped instead of faulting in fresh pages.
         let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
         let reading = s.spawn(move || read_blocks(&mut reader, work_tx, &spare_rx, stop));
-        let (work_rx, map) = (&work_rx, &map);
+        let (work_rx, push) = (&work_rx, &push);
         for _ in 0..threads {
             let (done_tx, spare_tx) = (done_tx.clone(), spare_tx.clone());
             s.spawn(move || {
                 // The lock is held only to take a block, not while parsing it.
                 let next = || work_rx.lock().ok().and_then(|rx| rx.recv().ok());
                 while let Some(block) = next() {
-                    let parsed = parse_block(&block, source, map);
+                    let parsed = parse_block(&block, source, push);
                     let _ = spare_tx.send(block.bytes);
                     if done_tx.send(parsed).is_err() {
                         break;
@@ -245,8 +244,8 @@ where
                 total += p.bad;
                 errors.extend(p.errors.into_iter().take(MAX_REPORTED_ERRORS - errors.len()));
                 if total == 0 && !stop.load(Ordering::Relaxed) {
-                    count += p.items.len() as u64;
-                    if !sink(p.items, consumed) {
+                    count += p.count as u64;
+                    if !sink(p.entries, p.count, consumed) {
                         stop.store(true, Ordering::Relaxed);
                     }
                 }
@@ -308,12 +307,12 @@ fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, s
     }
 }
 
-fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> Parsed<T> {
-    let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), items: Vec::new(), errors: Vec::new(), bad: 0 };
+fn parse_block<B: Default, E: fmt::Display>(block: &Block, source: &str, push: &impl Fn(&mut B, &[u8]) -> Result<(), E>) -> Parsed<B> {
+    let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), entries: B::default(), count: 0, errors: Vec::new(), bad: 0 };
     let mut start = 0;
     let mut next_line = block.first_line;
     let bytes = &block.bytes;
-    let mut buffers = crate::fast::Buffers::default();
+    let (mut buffers, mut entry) = (crate::fast::Buffers::default(), Vec::new());
     while start < bytes.len() {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
         let (line, line_no) = (&bytes[start..end], next_line);
@@ -322,9 +321,22 @@ fn parse_block<T>(block: &Block, source: &str, map: &impl Fn(Vec<u8>) -> T) -> P
         if is_blank(line) {
             continue;
         }
-        match parse_line(source, line_no, line, &mut buffers) {
-            Ok(b) if p.bad == 0 => p.items.push(map(b)),
-            Ok(_) => {}
+        let pushed = parse_line(source, line_no, line, &mut buffers, &mut entry).and_then(|()| {
+            if p.bad > 0 {
+                return Ok(());
+            }
+            push(&mut p.entries, &entry).map_err(|e| LineError {
+                source: source.to_owned(),
+                line: line_no,
+                column: None,
+                field: None,
+                message: e.to_string(),
+            })?;
+            p.count += 1;
+            Ok(())
+        });
+        match pushed {
+            Ok(()) => {}
             Err(e) => {
                 p.bad += 1;
                 if p.errors.len() < MAX_REPORTED_ERRORS {

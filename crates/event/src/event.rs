@@ -56,7 +56,7 @@ impl Digest {
 
     /// The 32 bytes written as exactly 64 lowercase hex digits; `None` for
     /// anything else (uppercase would be a second spelling of one digest).
-    pub(crate) fn from_lower_hex(hex: &[u8]) -> Option<Self> {
+    fn from_lower_hex(hex: &[u8]) -> Option<Self> {
         if hex.len() != 64 {
             return None;
         }
@@ -69,6 +69,41 @@ impl Digest {
             *o = (hi << 4) | lo;
         }
         Some(Self(out))
+    }
+}
+
+/// A digest's 64 lowercase hex digits as read, checked but not decoded:
+/// its canonical text is itself, so the fast path of the JSON Lines
+/// reader copies it instead of decoding and encoding it again.
+#[derive(Clone, Copy)]
+pub(crate) struct LowerHex<'a>(&'a [u8]);
+
+impl<'a> LowerHex<'a> {
+    /// `hex` if it is exactly 64 lowercase hex digits, as
+    /// [`Digest::from_lower_hex`] takes them.
+    pub(crate) fn check(hex: &'a [u8]) -> Option<Self> {
+        let all = hex.iter().fold(0u8, |acc, &b| acc | NIBBLE[usize::from(b)]);
+        (hex.len() == 64 && all & 0xf0 == 0).then_some(Self(hex))
+    }
+}
+
+/// How a digest is written into entry bytes, `"sha256:<hex>"`.
+pub(crate) trait DigestText {
+    /// Appends the digest as a JSON string.
+    fn write(&self, out: &mut Vec<u8>);
+}
+
+impl DigestText for Digest {
+    fn write(&self, out: &mut Vec<u8>) {
+        crate::jcs::digest(out, self);
+    }
+}
+
+impl DigestText for LowerHex<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"\"sha256:");
+        out.extend_from_slice(self.0);
+        out.push(b'"');
     }
 }
 
@@ -172,6 +207,36 @@ impl Timestamp {
             return Err(format!("timestamp {s:?} has {fraction_digits} fractional digits; at most 9 (nanoseconds) are allowed"));
         }
         Ok((dt.unix_timestamp_nanos(), fraction_digits as u8))
+    }
+
+    /// Whether `s` has the common form `YYYY-MM-DDTHH:MM:SS[.f]Z`, with one
+    /// to nine fraction digits, a real calendar date and a second of 0 to
+    /// 59: a quick yes to what [`Timestamp::check`] accepts, for the fast
+    /// path of the JSON Lines reader. `false` says nothing; such a string
+    /// goes to `check`.
+    pub(crate) fn is_plain_utc(s: &str) -> bool {
+        let b = s.as_bytes();
+        let Some((b'Z', b)) = b.split_last() else { return false };
+        let (Some(head), fraction) = (b.first_chunk::<19>(), b.get(19..).unwrap_or_default()) else { return false };
+        let digits = |r: std::ops::Range<usize>| head[r].iter().try_fold(0u32, |v, &d| d.is_ascii_digit().then(|| v * 10 + u32::from(d - b'0')));
+        let shape = head[4] == b'-' && head[7] == b'-' && head[10] == b'T' && head[13] == b':' && head[16] == b':';
+        let fraction_ok = match fraction.split_first() {
+            None => true,
+            Some((b'.', f)) => (1..=9).contains(&f.len()) && f.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        };
+        let (Some(year), Some(month), Some(day), Some(hour), Some(minute), Some(second)) =
+            (digits(0..4), digits(5..7), digits(8..10), digits(11..13), digits(14..16), digits(17..19))
+        else {
+            return false;
+        };
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days = match month {
+            2 => 28 + u32::from(leap),
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        shape && fraction_ok && (1..=12).contains(&month) && (1..=days).contains(&day) && hour < 24 && minute < 60 && second < 60
     }
 
     /// The timestamp as written.
@@ -312,19 +377,19 @@ impl Event {
 /// An event's members other than `metadata`, borrowed, in the form its
 /// entry bytes are written from: the one place that knows their RFC 8785
 /// order, for [`Event::canonical_bytes`] and the fast path of the JSON
-/// Lines reader.
-pub(crate) struct EntryFields<'a> {
-    pub input: &'a Digest,
+/// Lines reader, which gives the digests as the text it read (`D`).
+pub(crate) struct EntryFields<'a, D: DigestText = Digest> {
+    pub input: &'a D,
     pub layer: Layer,
-    pub output: &'a Digest,
-    pub parents: Option<&'a [Digest]>,
+    pub output: &'a D,
+    pub parents: Option<&'a [D]>,
     pub proof: Option<&'a ProofRef>,
     pub timestamp: &'a str,
     pub kind: &'a str,
     pub version: &'a str,
 }
 
-impl EntryFields<'_> {
+impl<D: DigestText> EntryFields<'_, D> {
     /// Appends the entry bytes to `out`, with `metadata` writing the
     /// canonical metadata object (members in the order `input`, `layer`,
     /// `metadata`, `output`, `parents`, `proof`, `timestamp`, `type`,
@@ -332,20 +397,20 @@ impl EntryFields<'_> {
     pub fn write<E>(&self, out: &mut Vec<u8>, metadata: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
         use crate::jcs::{digest, string};
         out.extend_from_slice(b"{\"input\":");
-        digest(out, self.input);
+        self.input.write(out);
         out.extend_from_slice(b",\"layer\":");
         string(out, self.layer.as_str());
         out.extend_from_slice(b",\"metadata\":");
         metadata(out)?;
         out.extend_from_slice(b",\"output\":");
-        digest(out, self.output);
+        self.output.write(out);
         if let Some(parents) = self.parents {
             out.extend_from_slice(b",\"parents\":[");
             for (i, p) in parents.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                digest(out, p);
+                p.write(out);
             }
             out.push(b']');
         }

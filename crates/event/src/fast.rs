@@ -14,10 +14,10 @@
 //! `proof`, duplicate or unknown members, nesting deeper than
 //! [`MAX_DEPTH`], and any syntax error.
 
-use crate::event::{EntryFields, Timestamp, EVENT_VERSION};
+use crate::event::{EntryFields, LowerHex, Timestamp, EVENT_VERSION};
 use crate::jcs::{first_special, string, utf16_order};
 use crate::strict::MAX_SAFE_INTEGER;
-use crate::{Digest, Layer};
+use crate::Layer;
 
 /// Deepest nesting of objects and arrays taken here (the line's object is
 /// depth 1); serde_json refuses beyond 128.
@@ -34,9 +34,10 @@ pub(crate) struct Buffers {
     text: String,
 }
 
-/// The entry bytes of `line`, or `None` to leave the line to the full
-/// parser.
-pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>> {
+/// Writes the entry bytes of `line` to `out` (which it clears first), or
+/// answers `None` to leave the line to the full parser.
+pub(crate) fn write_entry(line: &[u8], buffers: &mut Buffers, out: &mut Vec<u8>) -> Option<()> {
+    out.clear();
     let text = std::str::from_utf8(line).ok()?;
     let mut c = Cursor { text, b: line, i: 0 };
     let mut top = Top::default();
@@ -77,7 +78,7 @@ pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>>
     }
     let (version, timestamp, kind) = (top.version?, top.timestamp?, top.kind?);
     top.metadata?;
-    if version != EVENT_VERSION || kind.is_empty() || Timestamp::check(timestamp).is_err() {
+    if version != EVENT_VERSION || kind.is_empty() || !(Timestamp::is_plain_utc(timestamp) || Timestamp::check(timestamp).is_ok()) {
         return None;
     }
     let fields = EntryFields {
@@ -90,14 +91,12 @@ pub(crate) fn entry_bytes(line: &[u8], buffers: &mut Buffers) -> Option<Vec<u8>>
         kind,
         version,
     };
-    let mut out = Vec::with_capacity(line.len() + 16);
     fields
-        .write(&mut out, |out| {
+        .write(out, |out| {
             out.extend_from_slice(metadata);
             Ok::<(), ()>(())
         })
-        .ok()?;
-    Some(out)
+        .ok()
 }
 
 /// Sets a member seen for the first time; `None` for a duplicate.
@@ -118,11 +117,11 @@ struct Top<'a> {
     timestamp: Option<&'a str>,
     layer: Option<Layer>,
     kind: Option<&'a str>,
-    input: Option<Digest>,
-    output: Option<Digest>,
+    input: Option<LowerHex<'a>>,
+    output: Option<LowerHex<'a>>,
     metadata: Option<()>,
     /// `Some(None)` for an explicit `null`.
-    parents: Option<Option<Vec<Digest>>>,
+    parents: Option<Option<Vec<LowerHex<'a>>>>,
     /// Only `null` is taken here.
     proof: Option<()>,
 }
@@ -188,12 +187,13 @@ impl<'a> Cursor<'a> {
         self.text.get(start..start + len)
     }
 
-    fn digest(&mut self) -> Option<Digest> {
-        Digest::from_lower_hex(self.plain_string()?.strip_prefix("sha256:")?.as_bytes())
+    /// A digest, `"sha256:<64 lowercase hex>"`, as its hex digits.
+    fn digest(&mut self) -> Option<LowerHex<'a>> {
+        LowerHex::check(self.plain_string()?.strip_prefix("sha256:")?.as_bytes())
     }
 
     /// `parents`: `null` or an array of digests.
-    fn parents(&mut self) -> Option<Option<Vec<Digest>>> {
+    fn parents(&mut self) -> Option<Option<Vec<LowerHex<'a>>>> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             return Some(None);
@@ -400,8 +400,14 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    use super::{entry_bytes, Buffers};
+    use super::{write_entry, Buffers};
     use crate::event::EventObject;
+
+    /// What the fast path makes of `line`.
+    fn entry_bytes(line: &[u8]) -> Option<Vec<u8>> {
+        let mut out = vec![b'?'; 3];
+        write_entry(line, &mut Buffers::default(), &mut out).map(|()| out)
+    }
 
     /// What the full parser makes of `line`.
     fn full(line: &[u8]) -> Option<Vec<u8>> {
@@ -581,14 +587,14 @@ mod tests {
         for _ in 0..20_000 {
             let line = event(&mut rng);
             let want = full(line.as_bytes());
-            if let Some(got) = entry_bytes(line.as_bytes(), &mut Buffers::default()) {
+            if let Some(got) = entry_bytes(line.as_bytes()) {
                 assert_eq!(Some(&got), want.as_ref(), "seed {seed}: line {line}");
                 fast_valid += 1;
             }
             valid += usize::from(want.is_some());
             for _ in 0..4 {
                 let m = mutate(&mut rng, line.as_bytes());
-                if let Some(got) = entry_bytes(&m, &mut Buffers::default()) {
+                if let Some(got) = entry_bytes(&m) {
                     assert_eq!(Some(&got), full(&m).as_ref(), "seed {seed}: mutated line {}", String::from_utf8_lossy(&m));
                     fast_mutated += 1;
                 }
@@ -601,10 +607,57 @@ mod tests {
         assert!(fast_mutated > 300, "seed {seed}: {fast_mutated} mutated lines fast");
     }
 
+    /// The quick timestamp check against the full one (the `time` crate's
+    /// RFC 3339 parser and our checks): on random `…Z` timestamps, both
+    /// agree wherever the second is below 60; on random mutations, the
+    /// quick one accepts nothing the full one refuses.
+    #[test]
+    fn plain_utc_timestamps_are_exactly_the_valid_ones_of_their_form() {
+        use crate::event::Timestamp;
+        let seed: u64 = rand::rng().random();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let fractions = ["", ".", ".1", ".123456789", ".1234567890", ".12a", "5"];
+        let (mut quick, mut mutated_quick) = (0, 0);
+        for _ in 0..100_000 {
+            let (y, mo, d) = (rng.random_range(0..10_000), rng.random_range(0..14), rng.random_range(0..33));
+            let (h, mi, sec) = (rng.random_range(0..25), rng.random_range(0..61), rng.random_range(0..61));
+            let f = fractions[rng.random_range(0..fractions.len())];
+            let t = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}{f}Z");
+            let full = Timestamp::check(&t).is_ok();
+            if sec < 60 {
+                assert_eq!(Timestamp::is_plain_utc(&t), full, "seed {seed}: {t}");
+            } else {
+                assert!(!Timestamp::is_plain_utc(&t), "seed {seed}: {t}");
+            }
+            quick += usize::from(Timestamp::is_plain_utc(&t));
+            let mut m = t.into_bytes();
+            let at = rng.random_range(0..m.len());
+            match rng.random_range(0..3) {
+                0 => m[at] = b"0189:-.TtZz +"[rng.random_range(0..13)],
+                1 => {
+                    m.remove(at);
+                }
+                _ => m.insert(at, b"09:-.Z"[rng.random_range(0..6)]),
+            }
+            let m = String::from_utf8(m).unwrap();
+            if Timestamp::is_plain_utc(&m) {
+                assert!(Timestamp::check(&m).is_ok(), "seed {seed}: {m}");
+                mutated_quick += 1;
+            }
+        }
+        assert!(quick > 10_000 && mutated_quick > 1_000, "seed {seed}: {quick} quick, {mutated_quick} mutated quick");
+        for leap in ["2024-02-29T00:00:00Z", "2000-02-29T23:59:59.5Z"] {
+            assert!(Timestamp::is_plain_utc(leap), "{leap}");
+        }
+        for not in ["2023-02-29T00:00:00Z", "1900-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-01-01t00:00:00Z", "2026-01-01T00:00:00+00:00"] {
+            assert!(!Timestamp::is_plain_utc(not), "{not}");
+        }
+    }
+
     #[test]
     fn the_common_shape_takes_the_fast_path() {
         let line = br#"{"type":"rpc_call","version":"1.0","timestamp":"2026-11-21T00:00:00.000000000Z","layer":"network","input":"sha256:0000000000000000000000000000000000000000000000000000000000000000","output":"sha256:0000000000000000000000000000000000000000000000009e3779b97f4a7c15","metadata":{"seq":0,"host":"node-0","pad":"x\"y","nested":{"b":[1,{"z":null,"a":true}],"a":-5}},"parents":[]}"#;
-        let got = entry_bytes(line, &mut Buffers::default()).map(String::from_utf8);
+        let got = entry_bytes(line).map(String::from_utf8);
         let want = r#"{"input":"sha256:0000000000000000000000000000000000000000000000000000000000000000","layer":"network","metadata":{"host":"node-0","nested":{"a":-5,"b":[1,{"a":true,"z":null}]},"pad":"x\"y","seq":0},"output":"sha256:0000000000000000000000000000000000000000000000009e3779b97f4a7c15","parents":[],"timestamp":"2026-11-21T00:00:00.000000000Z","type":"rpc_call","version":"1.0"}"#;
         assert_eq!(got, Some(Ok(want.to_owned())));
         assert_eq!(full(line), Some(want.as_bytes().to_vec()));

@@ -595,6 +595,12 @@ fn lines_longer_than_a_block_and_short_reads_are_read_whole() {
     }
 }
 
+/// Collects an entry as the parallel reader's sink receives it.
+fn push_entry(block: &mut Vec<Vec<u8>>, entry: &[u8]) -> Result<(), String> {
+    block.push(entry.to_vec());
+    Ok(())
+}
+
 /// Runs the parallel reader and collects what its sink received.
 fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
     parse_parallel_from(input, input.len(), threads)
@@ -604,18 +610,13 @@ fn parse_parallel(input: &[u8], threads: usize) -> Result<Vec<Vec<u8>>, BatchErr
 fn parse_parallel_from(reader: impl std::io::Read + Send, len: usize, threads: usize) -> Result<Vec<Vec<u8>>, BatchError> {
     let mut out = Vec::new();
     let mut last_bytes = 0;
-    let n = zkaudit_event::parse_jsonl_parallel(
-        reader,
-        SOURCE,
-        threads,
-        |b| b,
-        |block, bytes| {
-            assert!(bytes >= last_bytes, "progress goes forward");
-            last_bytes = bytes;
-            out.extend(block);
-            true
-        },
-    )?;
+    let n = zkaudit_event::parse_jsonl_parallel(reader, SOURCE, threads, push_entry, |block: Vec<Vec<u8>>, count, bytes| {
+        assert_eq!(count, block.len());
+        assert!(bytes >= last_bytes, "progress goes forward");
+        last_bytes = bytes;
+        out.extend(block);
+        true
+    })?;
     assert_eq!(n as usize, out.len());
     assert_eq!(last_bytes as usize, len, "progress reaches the end of the input");
     Ok(out)
@@ -657,16 +658,10 @@ fn the_parallel_reader_reports_the_same_bad_lines_and_stops_feeding() {
     let Err(BatchError::Malformed { errors: serial, total }) = parse(&text) else { panic!("serial parse accepted bad lines") };
     assert_eq!(total, 3);
     let mut fed = 0;
-    let r = zkaudit_event::parse_jsonl_parallel(
-        text.as_bytes(),
-        SOURCE,
-        2,
-        |b| b,
-        |block, _| {
-            fed += block.len();
-            true
-        },
-    );
+    let r = zkaudit_event::parse_jsonl_parallel(text.as_bytes(), SOURCE, 2, push_entry, |block: Vec<Vec<u8>>, _, _| {
+        fed += block.len();
+        true
+    });
     let Err(BatchError::Malformed { errors, total }) = r else { panic!("parallel parse accepted bad lines") };
     assert_eq!((errors, total), (serial, 3));
     assert_eq!(errors_lines(&parse(&text)), [4001, 7001, 8000]);
@@ -674,18 +669,27 @@ fn the_parallel_reader_reports_the_same_bad_lines_and_stops_feeding() {
     // A sink that says stop: reading ends early, without an error.
     let mut blocks = 0;
     let big: String = (0..20_000).map(|_| good.clone() + "\n").collect();
-    zkaudit_event::parse_jsonl_parallel(
-        big.as_bytes(),
-        SOURCE,
-        2,
-        |b| b,
-        |_, _| {
-            blocks += 1;
-            false
-        },
-    )
+    zkaudit_event::parse_jsonl_parallel(big.as_bytes(), SOURCE, 2, push_entry, |_, _, _| {
+        blocks += 1;
+        false
+    })
     .unwrap();
     assert_eq!(blocks, 1);
+    // An entry the block refuses is its line's error.
+    let mut marked = event_value();
+    marked["metadata"] = json!({"note": "refuse me"});
+    let mut lines: Vec<String> = (0..9000).map(|_| good.clone()).collect();
+    (lines[3], lines[8500]) = (line_of(&marked), line_of(&marked));
+    let refusing = |block: &mut Vec<Vec<u8>>, entry: &[u8]| {
+        if entry.windows(9).any(|w| w == b"refuse me") {
+            return Err("refused by the block");
+        }
+        push_entry(block, entry).map_err(|_| "unreachable")
+    };
+    let r = zkaudit_event::parse_jsonl_parallel(lines.join("\n").as_bytes(), SOURCE, 2, refusing, |_, _, _| true);
+    let Err(BatchError::Malformed { errors, total }) = r else { panic!("a refused entry was accepted") };
+    let got: Vec<_> = errors.iter().map(|e| (e.line, e.message.as_str())).collect();
+    assert_eq!((got, total), (vec![(4, "refused by the block"), (8501, "refused by the block")], 2));
 }
 
 fn errors_lines(r: &Result<Vec<Vec<u8>>, BatchError>) -> Vec<usize> {

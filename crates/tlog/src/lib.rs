@@ -48,5 +48,5 @@ pub use log::{init, read_vkey, AppendStream, Appended, Log, MAX_GROUP_ENTRIES};
 pub use reader::{ConsistencyProof, InclusionProof, LogReader};
 pub use remote::RemoteLog;
 pub use store::{TileStore, CHECKPOINT_FILE};
-pub use writer::Leaf;
+pub use writer::Leaves;
 pub use zkaudit_verify::bundle::BundleError;

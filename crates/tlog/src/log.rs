@@ -12,7 +12,7 @@ use zkaudit_note::{Checkpoint, Note, SigningKey, VerifierKey};
 use crate::dir::{read_signing_key, write_signing_key, LedgerDir};
 use crate::durable::replace_atomically;
 use crate::store::CHECKPOINT_FILE;
-use crate::writer::{Leaf, Writer};
+use crate::writer::{Leaves, Writer};
 use crate::{Error, Result};
 
 /// Entries merged into one group commit at most (whole requests are never split).
@@ -39,9 +39,9 @@ pub struct Appended {
 /// Work for the sequencer.
 enum Request {
     /// A batch, merged with others into one group commit.
-    Batch { leaves: Vec<Leaf>, reply: mpsc::Sender<Result<Appended>> },
+    Batch { leaves: Leaves, reply: mpsc::Sender<Result<Appended>> },
     /// A streamed batch, committed on its own as its leaves arrive.
-    Stream { blocks: mpsc::Receiver<Vec<Leaf>>, complete: Arc<AtomicBool>, reply: mpsc::Sender<Result<Appended>> },
+    Stream { blocks: mpsc::Receiver<Leaves>, complete: Arc<AtomicBool>, reply: mpsc::Sender<Result<Appended>> },
 }
 
 /// Blocks of leaves a stream may have queued for the sequencer.
@@ -128,10 +128,10 @@ impl Log {
     /// [`Error::EntryTooLarge`] (nothing appended) if any entry exceeds
     /// 65,535 bytes. An empty batch returns the current size without writing.
     pub fn append(&self, entries: Vec<Vec<u8>>) -> Result<Appended> {
-        if let Some((position, e)) = entries.iter().enumerate().find(|(_, e)| e.len() > usize::from(u16::MAX)) {
-            return Err(Error::EntryTooLarge { position, len: e.len() });
+        let mut leaves = Leaves::new();
+        for e in &entries {
+            leaves.push(e)?;
         }
-        let leaves = entries.into_iter().map(Leaf::new).collect();
         let (reply, rx) = mpsc::channel();
         self.send(Request::Batch { leaves, reply })?;
         rx.recv().map_err(|_| sequencer_gone())?
@@ -148,7 +148,7 @@ impl Log {
         let (reply, rx) = mpsc::channel();
         let complete = Arc::new(AtomicBool::new(false));
         self.send(Request::Stream { blocks, complete: Arc::clone(&complete), reply })?;
-        Ok(AppendStream { tx: Some(tx), complete, reply: rx, pushed: 0 })
+        Ok(AppendStream { tx, complete, reply: rx, pushed: 0 })
     }
 
     fn send(&self, r: Request) -> Result<()> {
@@ -164,7 +164,7 @@ fn sequencer_gone() -> Error {
 /// without [`finish`](Self::finish) closes its channel with the append
 /// not marked complete, which abandons it: nothing of it is committed.
 pub struct AppendStream {
-    tx: Option<mpsc::SyncSender<Vec<Leaf>>>,
+    tx: mpsc::SyncSender<Leaves>,
     complete: Arc<AtomicBool>,
     reply: mpsc::Receiver<Result<Appended>>,
     pushed: usize,
@@ -172,18 +172,11 @@ pub struct AppendStream {
 
 impl AppendStream {
     /// Adds `leaves` to the append, waiting while the sequencer is behind.
-    /// Errors with [`Error::EntryTooLarge`] (its position in the whole
-    /// stream) for an entry over 65,535 bytes, which abandons the stream.
-    pub fn push(&mut self, leaves: Vec<Leaf>) -> Result<()> {
-        if let Some((i, l)) = leaves.iter().enumerate().find(|(_, l)| l.bytes.len() > usize::from(u16::MAX)) {
-            self.tx = None;
-            return Err(Error::EntryTooLarge { position: self.pushed + i, len: l.bytes.len() });
-        }
+    /// If the commit has already failed, the leaves are dropped and
+    /// [`finish`](Self::finish) says why.
+    pub fn push(&mut self, leaves: Leaves) {
         self.pushed += leaves.len();
-        let tx = self.tx.as_ref().ok_or_else(sequencer_gone)?;
-        // A closed channel means the commit already failed; `finish` says why.
-        let _ = tx.send(leaves);
-        Ok(())
+        let _ = self.tx.send(leaves);
     }
 
     /// Number of entries pushed so far.
@@ -199,14 +192,13 @@ impl AppendStream {
     /// Commits everything pushed as one batch and returns once it is
     /// durable under a signed checkpoint.
     ///
-    /// Errors with [`Error::Abandoned`] after a failed [`push`](Self::push).
-    pub fn finish(mut self) -> Result<Appended> {
-        if self.tx.is_none() {
-            return Err(Error::Abandoned);
-        }
-        self.complete.store(true, Ordering::Release);
-        drop(self.tx.take());
-        self.reply.recv().map_err(|_| sequencer_gone())?
+    /// # Errors
+    /// Why the commit failed ([`Error::CommitFailed`] among others).
+    pub fn finish(self) -> Result<Appended> {
+        let AppendStream { tx, complete, reply, .. } = self;
+        complete.store(true, Ordering::Release);
+        drop(tx);
+        reply.recv().map_err(|_| sequencer_gone())?
     }
 }
 
@@ -227,7 +219,7 @@ fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
     while let Some(first) = next.take().or_else(|| rx.recv().ok()) {
         let mut group = match first {
             Request::Stream { blocks, complete, reply } => {
-                let committed = writer_commit(writer, blocks.iter().flatten(), || complete.load(Ordering::Acquire));
+                let committed = writer_commit(writer, blocks.iter(), || complete.load(Ordering::Acquire));
                 let _ = reply.send(committed.map(|(c, count)| Appended { first_index: c.first_index, count, tree_size: c.tree_size, root_hash: c.root }));
                 continue;
             }
@@ -249,7 +241,7 @@ fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let counts: Vec<u64> = batches.iter().map(|b| b.len() as u64).collect();
-        match writer_commit(writer, batches.into_iter().flatten(), || true) {
+        match writer_commit(writer, batches.into_iter(), || true) {
             Ok((c, _)) => {
                 let mut first_index = c.first_index;
                 for (reply, count) in replies.into_iter().zip(counts) {
@@ -267,9 +259,10 @@ fn sequence(writer: &mut Writer, rx: mpsc::Receiver<Request>) {
     }
 }
 
-/// Commits `leaves`, returning the commit and how many leaves it took.
-fn writer_commit(writer: &mut Writer, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<(crate::writer::Committed, u64)> {
+/// Commits the blocks of `leaves`, returning the commit and how many
+/// leaves it took.
+fn writer_commit(writer: &mut Writer, leaves: impl Iterator<Item = Leaves>, complete: impl FnOnce() -> bool) -> Result<(crate::writer::Committed, u64)> {
     let mut count = 0u64;
-    let c = writer.commit(leaves.inspect(|_| count += 1), complete)?;
+    let c = writer.commit(leaves.inspect(|b| count += b.len() as u64), complete)?;
     Ok((c, count))
 }

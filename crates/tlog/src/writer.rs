@@ -25,19 +25,67 @@ const FLUSH_BYTES: usize = 8 << 20;
 /// the memory a large batch holds.
 const FLUSHES_IN_FLIGHT: usize = 4;
 
-/// One entry ready to be sequenced: its bytes and its RFC 9162 §2.1.1
-/// leaf hash, `SHA-256(0x00 ‖ entry)`, computed by [`Leaf::new`] on
-/// whichever thread makes it.
-pub struct Leaf {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) hash: Hash,
+/// A block of entries ready to be sequenced, packed into one buffer in
+/// the entry-bundle encoding of C2SP tlog-tiles (each entry as a
+/// big-endian `u16` length and its bytes), with each entry's RFC 9162
+/// §2.1.1 leaf hash, `SHA-256(0x00 ‖ entry)`, computed by
+/// [`Leaves::push`] on whichever thread builds the block. One allocation
+/// per block, not per entry, crosses to the sequencer.
+#[derive(Clone, Debug, Default)]
+pub struct Leaves {
+    encoded: Vec<u8>,
+    hashes: Vec<Hash>,
 }
 
-impl Leaf {
-    /// Hashes `bytes` as a leaf. The length limit (65,535 bytes) is checked
-    /// when the leaf is appended.
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self { hash: zkaudit_merkle::leaf_hash(&bytes), bytes }
+impl Leaves {
+    /// An empty block.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Hashes `entry` and adds it to the block.
+    ///
+    /// # Errors
+    /// [`Error::EntryTooLarge`] (its position in the block; nothing
+    /// added) for an entry over 65,535 bytes, the tlog-tiles limit.
+    pub fn push(&mut self, entry: &[u8]) -> Result<()> {
+        if entry.len() > usize::from(u16::MAX) {
+            return Err(Error::EntryTooLarge { position: self.len(), len: entry.len() });
+        }
+        push_entry(&mut self.encoded, entry);
+        self.hashes.push(zkaudit_merkle::leaf_hash(entry));
+        Ok(())
+    }
+
+    /// Number of entries in the block.
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether the block holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Moves the entries from position `at` on (all of them if `at` is
+    /// past the end) into a new block.
+    pub fn split_off(&mut self, at: usize) -> Leaves {
+        let at = at.min(self.len());
+        let offset = self.entries().take(at).map(|(e, _)| e.len()).sum();
+        Leaves { encoded: self.encoded.split_off(offset), hashes: self.hashes.split_off(at) }
+    }
+
+    /// Each entry in its bundle encoding (length prefix included) with
+    /// its leaf hash, in order.
+    fn entries(&self) -> impl Iterator<Item = (&[u8], Hash)> {
+        let mut rest = self.encoded.as_slice();
+        self.hashes.iter().map(move |&hash| {
+            // `push` wrote a two-byte length before each entry.
+            let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+            let (entry, tail) = rest.split_at(2 + len);
+            rest = tail;
+            (entry, hash)
+        })
     }
 }
 
@@ -140,12 +188,12 @@ impl Writer {
         Self { dir: dir.to_owned(), key, lock, seen: None, janitor }
     }
 
-    /// Appends `leaves` as one atomic batch: tiles and bundles are written
+    /// Appends the blocks of `leaves` as one atomic batch: tiles and bundles are written
     /// and fsynced, then the checkpoint is replaced, unless `complete()`
     /// says after the last leaf that the batch was abandoned
     /// ([`Error::Abandoned`], nothing committed). Holds the log's file lock
     /// throughout, so processes sharing the directory are serialised.
-    pub fn commit(&mut self, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<Committed> {
+    pub fn commit(&mut self, leaves: impl Iterator<Item = Leaves>, complete: impl FnOnce() -> bool) -> Result<Committed> {
         self.lock.lock().map_err(Error::io(self.dir.join(crate::LOCK_FILE)))?;
         let res = self.commit_locked(leaves, complete);
         if res.is_err() {
@@ -158,7 +206,7 @@ impl Writer {
         Ok(c)
     }
 
-    fn commit_locked(&mut self, leaves: impl Iterator<Item = Leaf>, complete: impl FnOnce() -> bool) -> Result<Committed> {
+    fn commit_locked(&mut self, leaves: impl Iterator<Item = Leaves>, complete: impl FnOnce() -> bool) -> Result<Committed> {
         let cp_path = self.dir.join(CHECKPOINT_FILE);
         let cp_bytes = std::fs::read(&cp_path).map_err(Error::io(&cp_path))?;
         let mut state = match self.seen.take() {
@@ -181,33 +229,35 @@ impl Writer {
             let flusher = s.spawn(move || rx.iter().try_for_each(|files| write_all_durably(&files)));
             let mut files: Vec<(PathBuf, Vec<u8>)> = Vec::new();
             let mut pending_bytes = 0usize;
-            for leaf in leaves {
-                let index = state.range.size();
-                push_entry(&mut state.bundle, &leaf.bytes);
-                state.bundle_len += 1;
-                if state.bundle_len == TILE_WIDTH {
-                    let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
-                    pending_bytes += state.bundle.len();
-                    files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
-                    completed.push(id);
-                    state.bundle_len = 0;
-                }
-                let levels = &mut state.levels;
-                state.range.append(leaf.hash, |height, idx, h| {
-                    if let Some(level) = collect_stored_hash(levels, height, h) {
-                        let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
-                        let bytes = mem::take(&mut levels[level]).concat();
-                        pending_bytes += bytes.len();
-                        files.push((self.dir.join(id.path()), bytes));
+            'blocks: for block in leaves {
+                for (encoded, hash) in block.entries() {
+                    let index = state.range.size();
+                    state.bundle.extend_from_slice(encoded);
+                    state.bundle_len += 1;
+                    if state.bundle_len == TILE_WIDTH {
+                        let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
+                        pending_bytes += state.bundle.len();
+                        files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
                         completed.push(id);
+                        state.bundle_len = 0;
                     }
-                });
-                if pending_bytes >= FLUSH_BYTES {
-                    pending_bytes = 0;
-                    // A closed channel means the flusher failed; its error
-                    // is returned below.
-                    if tx.send(mem::take(&mut files)).is_err() {
-                        break;
+                    let levels = &mut state.levels;
+                    state.range.append(hash, |height, idx, h| {
+                        if let Some(level) = collect_stored_hash(levels, height, h) {
+                            let id = TileId::hashes(level as u8, idx / TILE_WIDTH, TILE_WIDTH as u16);
+                            let bytes = mem::take(&mut levels[level]).concat();
+                            pending_bytes += bytes.len();
+                            files.push((self.dir.join(id.path()), bytes));
+                            completed.push(id);
+                        }
+                    });
+                    if pending_bytes >= FLUSH_BYTES {
+                        pending_bytes = 0;
+                        // A closed channel means the flusher failed; its error
+                        // is returned below.
+                        if tx.send(mem::take(&mut files)).is_err() {
+                            break 'blocks;
+                        }
                     }
                 }
             }
