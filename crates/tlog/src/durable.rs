@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use crate::{direct, Error, Result};
 
 /// Most threads used to write and fsync the files of one batch in parallel.
 const SYNC_THREADS: usize = 8;
@@ -76,6 +76,9 @@ pub fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
     // concurrent fsyncs also share journal commits.
     let chunk = files.len().div_ceil(SYNC_THREADS).max(1);
     in_parallel(files.chunks(chunk), |(path, bytes)| {
+        if whole_fs.is_some() && bytes.len() >= direct::MIN_BYTES && direct::write(path, bytes).map_err(Error::io(path))? {
+            return Ok(());
+        }
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(Error::io(path))?;
         f.write_all(bytes).and_then(|()| if whole_fs.is_some() { Ok(()) } else { f.sync_data() }).map_err(Error::io(path))
     })?;

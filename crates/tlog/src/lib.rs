@@ -15,7 +15,10 @@
 //! * reads and RFC 9162 proofs as of the checkpoint ([`LogReader`]), and
 //!   reading a log another process serves by tlog-tiles, checked against
 //!   its signed checkpoint ([`RemoteLog`]);
-//! * fsck, which recomputes everything from the entries ([`fsck::verify`]).
+//! * fsck, which recomputes everything from the entries ([`fsck::verify`]);
+//! * bulk I/O around the page cache: large commits write their entry
+//!   bundles with `O_DIRECT`, and scans read full bundles the same way,
+//!   ahead on a second thread (where the file system allows it).
 //!
 //! Durability order for each batch: bundles and tiles are written and
 //! fsynced (`fdatasync(2)` per file, or one `syncfs(2)` for 64 files or
@@ -30,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod dir;
+mod direct;
 mod durable;
 mod error;
 pub mod fsck;

@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -29,6 +30,46 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 /// all 256, whose first `id.width` are the same entries.
 pub(crate) fn bundle_entries(data: &[u8], id: TileId) -> std::result::Result<Vec<&[u8]>, BundleError> {
     split_bundle(data, usize::from(id.width)).or_else(|_| split_bundle(data, TILE_WIDTH as usize))
+}
+
+/// Bundles a scan reads ahead of the entries it hands out.
+const READ_AHEAD: usize = 8;
+
+/// The bundles that hold the entries `from..to` of a tree of `size`, each
+/// with the entries wanted from it.
+fn bundles_of(from: u64, to: u64, size: u64) -> Vec<(TileId, Range<u64>)> {
+    let mut out = Vec::new();
+    let mut index = from;
+    while index < to {
+        let id = bundle_for_entry(index, size);
+        let end = to.min(id.index * TILE_WIDTH + u64::from(id.width));
+        out.push((id, index..end));
+        index = end;
+    }
+    out
+}
+
+/// Calls `f` for the entries `wanted` of bundle `id`, whose bytes are `data`.
+fn each_entry(id: TileId, data: &[u8], wanted: Range<u64>, f: &mut impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
+    let entries = bundle_entries(data, id).map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
+    let base = id.index * TILE_WIDTH;
+    wanted.into_iter().try_for_each(|i| f(i, entries[(i - base) as usize]))
+}
+
+/// Bundle `id` as a scan reads it: a full one directly where the file
+/// system allows, others (and full ones elsewhere) as [`read_tile_bytes`]
+/// does. Returns a buffer and where in it the bytes are.
+fn read_scanned(dir: &Path, id: TileId) -> Result<(Vec<u8>, Range<usize>)> {
+    let mut buf = Vec::new();
+    if id.is_full() {
+        let path = dir.join(id.path());
+        if let Some(at) = crate::direct::read(&path, &mut buf).map_err(Error::io(&path))? {
+            return Ok((buf, at));
+        }
+    }
+    let data = read_tile_bytes(dir, id)?;
+    let len = data.len();
+    Ok((data, 0..len))
 }
 
 /// Reads the bytes of a tile or bundle. A partial tile that is gone because
@@ -110,25 +151,38 @@ impl TileStore {
     }
 
     /// Calls `f(index, entry)` for every entry in `from..to` in order,
-    /// reading each entry bundle once. Errors if `to` exceeds the tree size,
-    /// if a bundle is missing or malformed, or with `f`'s first error.
+    /// reading each entry bundle once. In a scan of at least a bundle's
+    /// worth of entries, a second thread reads the bundles ahead, full ones
+    /// around the page cache as large commits write them (`direct.rs`).
+    /// Errors if `to` exceeds the tree size, if a bundle is missing or
+    /// malformed, or with `f`'s first error.
     pub fn for_each_entry(&self, from: u64, to: u64, mut f: impl FnMut(u64, &[u8]) -> Result<()>) -> Result<()> {
         if to > self.size {
             return Err(Error::IndexOutOfRange { index: to - 1, size: self.size });
         }
-        let mut index = from;
-        while index < to {
-            let id = bundle_for_entry(index, self.size);
-            let data = read_tile_bytes(&self.dir, id)?;
-            let entries = bundle_entries(&data, id).map_err(|e| Error::corrupt(id.path(), e.to_string()))?;
-            let base = id.index * TILE_WIDTH;
-            let end = to.min(base + u64::from(id.width));
-            for i in index..end {
-                f(i, entries[(i - base) as usize])?;
-            }
-            index = end;
+        let bundles = bundles_of(from, to, self.size);
+        if to - from.min(to) < TILE_WIDTH {
+            return bundles.into_iter().try_for_each(|(id, wanted)| each_entry(id, &read_tile_bytes(&self.dir, id)?, wanted, &mut f));
         }
-        Ok(())
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(TileId, Range<u64>, Vec<u8>, Range<usize>)>>(READ_AHEAD);
+            let dir = &self.dir;
+            s.spawn(move || {
+                for (id, wanted) in bundles {
+                    let read = read_scanned(dir, id).map(|(buf, at)| (id, wanted, buf, at));
+                    let failed = read.is_err();
+                    // A closed channel: the scan stopped early.
+                    if tx.send(read).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            // Returning drops the receiver, which stops the reader.
+            rx.into_iter().try_for_each(|read| {
+                let (id, wanted, buf, at) = read?;
+                each_entry(id, &buf[at], wanted, &mut f)
+            })
+        })
     }
 
     /// Calls `f(index, entry)` for each of `indices` (ascending, each below

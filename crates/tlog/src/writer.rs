@@ -70,7 +70,9 @@ impl Leaves {
     /// Moves the entries from position `at` on (all of them if `at` is
     /// past the end) into a new block.
     pub fn split_off(&mut self, at: usize) -> Leaves {
-        let at = at.min(self.len());
+        if at >= self.len() {
+            return Leaves::new();
+        }
         let offset = self.entries().take(at).map(|(e, _)| e.len()).sum();
         Leaves { encoded: self.encoded.split_off(offset), hashes: self.hashes.split_off(at) }
     }
