@@ -51,10 +51,15 @@ fn aligned(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
 /// nothing written, where the file system refuses `O_DIRECT`.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     let Some(mut f) = open(OpenOptions::new().write(true).create(true).truncate(true), path)? else { return Ok(false) };
-    let mut buf = Vec::new();
-    let block = aligned(&mut buf, bytes.len());
-    block[..bytes.len()].copy_from_slice(bytes);
-    f.write_all(block)?;
+    // Only the alignment and the padding are zeroed, not the whole buffer;
+    // the capacity is never exceeded, so the buffer does not move.
+    let padded = bytes.len().next_multiple_of(BLOCK);
+    let mut buf: Vec<u8> = Vec::with_capacity(padded + BLOCK);
+    let at = buf.as_ptr().align_offset(BLOCK);
+    buf.resize(at, 0);
+    buf.extend_from_slice(bytes);
+    buf.resize(at + padded, 0);
+    f.write_all(&buf[at..])?;
     f.set_len(bytes.len() as u64)?;
     Ok(true)
 }
