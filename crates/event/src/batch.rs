@@ -163,18 +163,19 @@ pub fn parse_jsonl<R: BufRead>(reader: R, source: &str) -> Result<Vec<Vec<u8>>, 
 /// longer line makes a longer block).
 const BLOCK_BYTES: usize = 1 << 20;
 
-/// A block of whole lines: its order in the input, the 1-based number of
-/// its first line, and its bytes.
+/// A block of whole lines: its order in the input, and its bytes.
 struct Block {
     seq: u64,
-    first_line: usize,
     bytes: Vec<u8>,
 }
 
-/// What a parsing thread made of one block.
+/// What a parsing thread made of one block. Its errors number lines from
+/// the block's first (1); the input's order makes them absolute.
 struct Parsed<B> {
     seq: u64,
     bytes: usize,
+    /// Newlines in the block.
+    lines: usize,
     entries: B,
     count: usize,
     errors: Vec<LineError>,
@@ -234,7 +235,7 @@ where
         drop(spare_tx);
         drop(done_tx);
 
-        let (mut next, mut waiting, mut consumed, mut count) = (0u64, BTreeMap::new(), 0u64, 0u64);
+        let (mut next, mut waiting, mut consumed, mut count, mut lines_before) = (0u64, BTreeMap::new(), 0u64, 0u64, 0usize);
         let (mut errors, mut total) = (Vec::new(), 0usize);
         for parsed in done_rx.iter() {
             waiting.insert(parsed.seq, parsed);
@@ -242,7 +243,8 @@ where
                 next += 1;
                 consumed += p.bytes as u64;
                 total += p.bad;
-                errors.extend(p.errors.into_iter().take(MAX_REPORTED_ERRORS - errors.len()));
+                errors.extend(p.errors.into_iter().take(MAX_REPORTED_ERRORS - errors.len()).map(|e| LineError { line: lines_before + e.line, ..e }));
+                lines_before += p.lines;
                 if total == 0 && !stop.load(Ordering::Relaxed) {
                     count += p.count as u64;
                     if !sink(p.entries, p.count, consumed) {
@@ -260,12 +262,11 @@ where
     })
 }
 
-/// Splits the input into blocks of whole lines, numbering them and their
-/// first lines, in buffers taken from `spare` where it has one; stops early
-/// when `stop` is set.
+/// Splits the input into blocks of whole lines, numbering them, in buffers
+/// taken from `spare` where it has one; stops early when `stop` is set.
 fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, spare: &mpsc::Receiver<Vec<u8>>, stop: &AtomicBool) -> std::io::Result<()> {
     use std::io::Read as _;
-    let (mut seq, mut line, mut carry) = (0u64, 1usize, Vec::new());
+    let (mut seq, mut carry) = (0u64, Vec::new());
     loop {
         // A line longer than a block keeps growing in its own buffer.
         let mut buf = if carry.len() >= BLOCK_BYTES {
@@ -295,12 +296,10 @@ fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, s
                 }
             }
         }
-        let lines = memchr::memchr_iter(b'\n', &buf).count();
-        if stop.load(Ordering::Relaxed) || work.send(Block { seq, first_line: line, bytes: buf }).is_err() {
+        if stop.load(Ordering::Relaxed) || work.send(Block { seq, bytes: buf }).is_err() {
             return Ok(());
         }
         seq += 1;
-        line += lines;
         if n == 0 {
             return Ok(());
         }
@@ -308,14 +307,15 @@ fn read_blocks(reader: &mut impl std::io::Read, work: mpsc::SyncSender<Block>, s
 }
 
 fn parse_block<B: Default, E: fmt::Display>(block: &Block, source: &str, push: &impl Fn(&mut B, &[u8]) -> Result<(), E>) -> Parsed<B> {
-    let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), entries: B::default(), count: 0, errors: Vec::new(), bad: 0 };
+    let mut p = Parsed { seq: block.seq, bytes: block.bytes.len(), lines: 0, entries: B::default(), count: 0, errors: Vec::new(), bad: 0 };
     let mut start = 0;
-    let mut next_line = block.first_line;
+    let mut next_line = 1;
     let bytes = &block.bytes;
     let (mut buffers, mut entry) = (crate::fast::Buffers::default(), Vec::new());
     while start < bytes.len() {
         let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i);
         let (line, line_no) = (&bytes[start..end], next_line);
+        p.lines += usize::from(end < bytes.len());
         start = end + 1;
         next_line += 1;
         if is_blank(line) {

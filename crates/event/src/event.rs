@@ -87,22 +87,39 @@ impl<'a> LowerHex<'a> {
     }
 }
 
-/// How a digest is written into entry bytes, `"sha256:<hex>"`.
-pub(crate) trait DigestText {
-    /// Appends the digest as a JSON string.
-    fn write(&self, out: &mut Vec<u8>);
+/// How [`EntryFields`] spells its digests and strings: from parsed values
+/// ([`Digest`]; strings escaped as RFC 8785 §3.2.2.2 says), or as the fast
+/// path of the JSON Lines reader read them ([`LowerHex`]; strings it
+/// checked to hold nothing that needs escaping), which is already
+/// canonical and only copied.
+pub(crate) trait Spelling {
+    /// Appends the digest as a JSON string, `"sha256:<hex>"`.
+    fn digest(&self, out: &mut Vec<u8>);
+    /// Appends `s` (the `layer`, `timestamp`, `type` or `version`) as a
+    /// JSON string.
+    fn string(out: &mut Vec<u8>, s: &str);
 }
 
-impl DigestText for Digest {
-    fn write(&self, out: &mut Vec<u8>) {
+impl Spelling for Digest {
+    fn digest(&self, out: &mut Vec<u8>) {
         crate::jcs::digest(out, self);
+    }
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        crate::jcs::string(out, s);
     }
 }
 
-impl DigestText for LowerHex<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
+impl Spelling for LowerHex<'_> {
+    fn digest(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"\"sha256:");
         out.extend_from_slice(self.0);
+        out.push(b'"');
+    }
+
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
         out.push(b'"');
     }
 }
@@ -377,8 +394,8 @@ impl Event {
 /// An event's members other than `metadata`, borrowed, in the form its
 /// entry bytes are written from: the one place that knows their RFC 8785
 /// order, for [`Event::canonical_bytes`] and the fast path of the JSON
-/// Lines reader, which gives the digests as the text it read (`D`).
-pub(crate) struct EntryFields<'a, D: DigestText = Digest> {
+/// Lines reader, which gives the digests and strings as it read them (`D`).
+pub(crate) struct EntryFields<'a, D: Spelling = Digest> {
     pub input: &'a D,
     pub layer: Layer,
     pub output: &'a D,
@@ -389,7 +406,7 @@ pub(crate) struct EntryFields<'a, D: DigestText = Digest> {
     pub version: &'a str,
 }
 
-impl<D: DigestText> EntryFields<'_, D> {
+impl<D: Spelling> EntryFields<'_, D> {
     /// Appends the entry bytes to `out`, with `metadata` writing the
     /// canonical metadata object (members in the order `input`, `layer`,
     /// `metadata`, `output`, `parents`, `proof`, `timestamp`, `type`,
@@ -397,20 +414,20 @@ impl<D: DigestText> EntryFields<'_, D> {
     pub fn write<E>(&self, out: &mut Vec<u8>, metadata: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
         use crate::jcs::{digest, string};
         out.extend_from_slice(b"{\"input\":");
-        self.input.write(out);
+        self.input.digest(out);
         out.extend_from_slice(b",\"layer\":");
-        string(out, self.layer.as_str());
+        D::string(out, self.layer.as_str());
         out.extend_from_slice(b",\"metadata\":");
         metadata(out)?;
         out.extend_from_slice(b",\"output\":");
-        self.output.write(out);
+        self.output.digest(out);
         if let Some(parents) = self.parents {
             out.extend_from_slice(b",\"parents\":[");
             for (i, p) in parents.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                p.write(out);
+                p.digest(out);
             }
             out.push(b']');
         }
@@ -426,11 +443,11 @@ impl<D: DigestText> EntryFields<'_, D> {
             out.push(b'}');
         }
         out.extend_from_slice(b",\"timestamp\":");
-        string(out, self.timestamp);
+        D::string(out, self.timestamp);
         out.extend_from_slice(b",\"type\":");
-        string(out, self.kind);
+        D::string(out, self.kind);
         out.extend_from_slice(b",\"version\":");
-        string(out, self.version);
+        D::string(out, self.version);
         out.push(b'}');
         Ok(())
     }
