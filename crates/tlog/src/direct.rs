@@ -90,7 +90,7 @@ pub(crate) fn read(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<Option<Ran
         }
     }
     if filled < len {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{} bytes of {len}", filled)));
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("{filled} bytes of {len}")));
     }
     let at = buf.as_ptr().align_offset(BLOCK);
     Ok(Some(at..at + len))
