@@ -60,9 +60,13 @@ fn line(i: u64, target: usize) -> String {
     format!("{head}{}\"}}}}\n", "x".repeat(pad))
 }
 
-/// Wall time of the zkaudit binary running `args`.
-fn run_timed(args: &[&std::ffi::OsStr]) -> Result<Duration> {
+/// Runs this binary with `args` and returns its wall time. The file
+/// system of `quiet` is synced first, so that no writeback of earlier
+/// steps (the generated input, the last run's index) falls into the run.
+fn run_timed(quiet: &Path, args: &[&std::ffi::OsStr]) -> Result<Duration> {
     let exe = std::env::current_exe().context("finding the zkaudit binary")?;
+    let fd = std::fs::File::open(quiet).with_context(|| format!("opening {}", quiet.display()))?;
+    rustix::fs::syncfs(&fd).with_context(|| format!("syncing the file system of {}", quiet.display()))?;
     let t = Instant::now();
     let out = Command::new(&exe).args(args).output().with_context(|| format!("running {}", exe.display()))?;
     let d = t.elapsed();
@@ -141,7 +145,7 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
     for rep in 0..a.reps.max(1) {
         let dir = scratch.path().join(format!("log{rep}"));
         zkaudit_tlog::init(&dir, "bench.zkaudit.invalid/log-append")?;
-        let d = run_timed(&["log".as_ref(), "append".as_ref(), dir.as_os_str(), input.as_os_str()])?;
+        let d = run_timed(scratch.path(), &["log".as_ref(), "append".as_ref(), dir.as_os_str(), input.as_os_str()])?;
         appends.push(d);
         let size = zkaudit_tlog::LogReader::open(&dir)?.size();
         ensure!(size == a.events, "the log holds {size} entries, not {}", a.events);
@@ -154,8 +158,8 @@ pub fn run(a: LogAppendArgs) -> Result<()> {
         disks.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes, false)?));
         directs.push(Duration::from_secs_f64(disk_seconds(scratch.path(), log_bytes, true)?));
         let goal = "event(0, T, L, Ty, I, O).";
-        firsts.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
-        seconds.push(run_timed(&["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
+        firsts.push(run_timed(scratch.path(), &["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
+        seconds.push(run_timed(scratch.path(), &["query".as_ref(), dir.as_os_str(), goal.as_ref()])?);
         let index_path = zkaudit_tlog::LedgerDir::new(&dir).index_sqlite();
         index_bytes = crate::bench_audit::sqlite_bytes(&index_path);
         // The index build alone, in this process, into a fresh file.
