@@ -17,7 +17,6 @@
 //! two-block boundaries).
 
 use core::cell::{Cell, UnsafeCell};
-use core::mem::MaybeUninit;
 
 use risc0_zkvm::sha::{Impl, Sha256};
 use risc0_zkvm_platform::syscall::sys_sha_buffer;
@@ -77,21 +76,17 @@ impl Padded {
 }
 
 /// SHA-256 of the padded message of `n_blocks` 16-word blocks at `blocks`,
-/// by the ecall, which reads them word by word.
+/// by the ecall, which reads them word by word and writes the digest to
+/// `out` (in memory, the state's bytes are the digest's).
 ///
 /// # Safety
-/// `blocks` must point to `16 · n_blocks` readable `u32`s.
+/// `blocks` must point to `16 · n_blocks` readable `u32`s, and `out` to
+/// eight writable ones that the blocks do not overlap.
 #[inline(always)]
-unsafe fn compress(blocks: *const u32, n_blocks: usize) -> HashWords {
-    let mut state = MaybeUninit::<[u32; 8]>::uninit();
-    // SAFETY: `state`, `INIT` and `blocks` are `u32`s, so 4-byte aligned,
-    // and the caller vouches for the blocks. The ecall writes all eight
-    // words of `state` (its output) before returning.
-    unsafe {
-        sys_sha_buffer(state.as_mut_ptr(), &INIT, blocks.cast(), n_blocks as u32);
-        // In memory, the state's bytes are the digest's.
-        state.assume_init()
-    }
+unsafe fn compress(blocks: *const u32, n_blocks: usize, out: *mut [u32; 8]) {
+    // SAFETY: `out`, `INIT` and `blocks` are `u32`s, so 4-byte aligned,
+    // and the caller vouches for them.
+    unsafe { sys_sha_buffer(out, &INIT, blocks.cast(), n_blocks as u32) }
 }
 
 /// The padded node message `0x01 ‖ left ‖ right`: 65 bytes, `0x80`, and the
@@ -130,6 +125,12 @@ impl Hasher for Accelerated {
     }
 
     fn leaf_hash_words(&self, entry: &[u32]) -> HashWords {
+        let mut out = [0; 8];
+        self.leaf_hash_into(entry, &mut out);
+        out
+    }
+
+    fn leaf_hash_into(&self, entry: &[u32], out: &mut HashWords) {
         // SAFETY: the only reference to the leaf buffer, for this call (see
         // the type's doc).
         let leaf = unsafe { &mut *self.leaf.get() };
@@ -138,8 +139,8 @@ impl Hasher for Accelerated {
             *leaf = Padded::new(len);
         }
         leaf.set_prefixed(LEAF_PREFIX, entry);
-        // SAFETY: `Padded` holds whole blocks.
-        unsafe { compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS) }
+        // SAFETY: `Padded` holds whole blocks, and `out` is not part of it.
+        unsafe { compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS, out) }
     }
 
     fn node_hash(&self, left: &Hash, right: &Hash) -> Hash {
@@ -147,6 +148,12 @@ impl Hasher for Accelerated {
     }
 
     fn node_hash_words(&self, left: &HashWords, right: &HashWords) -> HashWords {
+        let mut out = *left;
+        self.node_hash_onto(&mut out, right);
+        out
+    }
+
+    fn node_hash_onto(&self, left: &mut HashWords, right: &HashWords) {
         // Fixed sizes, so the shifts unroll with no bounds checks; the
         // padding words after word 16 were written once, by `node_message`.
         let m = self.node.as_array_of_cells();
@@ -160,8 +167,10 @@ impl Hasher for Accelerated {
             carry = right[i] >> 24;
         }
         m[16].set(carry | 0x80 << 8);
-        // SAFETY: two blocks, and `Cell<u32>` has the layout of `u32`.
-        unsafe { compress(m.as_ptr().cast(), 2) }
+        // SAFETY: two blocks, and `Cell<u32>` has the layout of `u32`;
+        // `left` is read into the message above, so the ecall may write
+        // the digest over it, and it does not overlap the message.
+        unsafe { compress(m.as_ptr().cast(), 2, left) }
     }
 
     fn sha256(&self, data: &[u8]) -> Hash {

@@ -87,10 +87,22 @@ pub trait Hasher {
         }
         to_words(&h.finalize().into())
     }
+    /// [`leaf_hash_words`](Self::leaf_hash_words), written to `out` (a
+    /// zkVM guest lets the accelerator write it there).
+    fn leaf_hash_into(&self, words: &[u32], out: &mut HashWords) {
+        *out = self.leaf_hash_words(words);
+    }
     /// [`node_hash`](Self::node_hash) on [`HashWords`]; a zkVM guest
     /// overrides it to stay in words from leaf to root.
     fn node_hash_words(&self, left: &HashWords, right: &HashWords) -> HashWords {
         to_words(&self.node_hash(&from_words(left), &from_words(right)))
+    }
+    /// [`node_hash_words`](Self::node_hash_words) of `left` and `right`,
+    /// written over `left`: where a tree keeps its right edge on a stack,
+    /// the parent takes the left child's slot, and a zkVM guest lets the
+    /// accelerator write it there instead of copying a returned hash.
+    fn node_hash_onto(&self, left: &mut HashWords, right: &HashWords) {
+        *left = self.node_hash_words(left, right);
     }
 }
 

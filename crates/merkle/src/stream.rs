@@ -38,16 +38,31 @@ impl StreamingRoot {
 
     /// Appends one leaf hash: amortised one node hash.
     pub fn append<H: Hasher + ?Sized>(&mut self, h: &H, leaf: HashWords) {
+        self.stack[self.depth] = leaf;
+        self.merge(h);
+    }
+
+    /// Appends the leaf of the entry whose bytes are `words` (see
+    /// [`Hasher::leaf_hash_words`]), hashed straight into its place on the
+    /// stack.
+    pub fn append_leaf<H: Hasher + ?Sized>(&mut self, h: &H, words: &[u32]) {
+        h.leaf_hash_into(words, &mut self.stack[self.depth]);
+        self.merge(h);
+    }
+
+    /// Merges the new leaf at `stack[depth]` with the complete subtrees of
+    /// its height below it: each set low bit of the size is one. The parent
+    /// replaces its left child, so the subtree being merged is always on
+    /// top and no hash is copied between merges.
+    fn merge<H: Hasher + ?Sized>(&mut self, h: &H) {
         let mut top = self.depth;
-        let mut cur = leaf;
         let mut size = self.size;
-        // Each set low bit is a complete left sibling of the same height.
         while size & 1 == 1 {
+            let (rest, right) = self.stack.split_at_mut(top);
             top -= 1;
-            cur = h.node_hash_words(&self.stack[top], &cur);
+            h.node_hash_onto(&mut rest[top], &right[0]);
             size >>= 1;
         }
-        self.stack[top] = cur;
         self.depth = top + 1;
         self.size += 1;
     }
@@ -79,7 +94,11 @@ mod tests {
             let entry = i.to_le_bytes();
             let leaf = crate::leaf_hash(&entry);
             assert_eq!(to_words(&leaf), Sha2.leaf_hash_words(&[i]));
-            s.append(&Sha2, to_words(&leaf));
+            if i % 2 == 0 {
+                s.append(&Sha2, to_words(&leaf));
+            } else {
+                s.append_leaf(&Sha2, &[i]);
+            }
             c.append(leaf, |_, _, _| {});
             leaves.push(leaf);
             assert_eq!(s.root(&Sha2), c.root(), "size {}", i + 1);

@@ -137,11 +137,13 @@ pub fn commit(h: &dyn Hasher, inputs: &[(usize, &[u32])]) -> Commitment {
     for (width, words) in inputs {
         let mut own = StreamingRoot::new();
         for rec in words.chunks_exact((*width).max(1)) {
-            let leaf = h.leaf_hash_words(rec);
             if several {
+                let leaf = h.leaf_hash_words(rec);
                 own.append(h, leaf);
+                all.append(h, leaf);
+            } else {
+                all.append_leaf(h, rec);
             }
-            all.append(h, leaf);
         }
         if several {
             per.push(own.root(h));
