@@ -7,8 +7,9 @@
 //! machines whose host reclaims the guest's free memory, touching a fresh
 //! page costs more than the device write itself (`docs/benchmarks.md`,
 //! issue 19). Direct I/O moves the bytes between an aligned buffer and the
-//! device. Where a file system refuses `O_DIRECT` (tmpfs), both functions
-//! say so and the caller uses ordinary I/O.
+//! device. Where a file system refuses `O_DIRECT` (`EINVAL`; tmpfs before
+//! Linux 6.6, for one), both functions say so and the caller uses ordinary
+//! I/O.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
@@ -24,12 +25,18 @@ const BLOCK: usize = 4096;
 /// smaller ones (most hash tiles, the checkpoint) go through the cache.
 pub(crate) const MIN_BYTES: usize = 32 << 10;
 
-/// `open(2)` with `O_DIRECT`; `None` where the file system refuses it
-/// (`EINVAL`).
+/// Whether `e` is a file system refusing direct I/O (`EINVAL`: no
+/// `O_DIRECT` at all, or a block size above [`BLOCK`]), which the callers
+/// answer with ordinary I/O rather than an error.
+fn refused(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error())
+}
+
+/// `open(2)` with `O_DIRECT`; `None` where the file system refuses it.
 fn open(options: &mut OpenOptions, path: &Path) -> std::io::Result<Option<File>> {
     match options.custom_flags(rustix::fs::OFlags::DIRECT.bits().cast_signed()).open(path) {
         Ok(f) => Ok(Some(f)),
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(None),
+        Err(e) if refused(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -47,8 +54,9 @@ fn aligned(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
 
 /// Creates or truncates `path` and writes `bytes` to it directly: whole
 /// blocks from an aligned copy, the last one padded, then the file cut to
-/// its length. Not synced (the caller syncs the batch). `Ok(false)`, with
-/// nothing written, where the file system refuses `O_DIRECT`.
+/// its length. Not synced (the caller syncs the batch). `Ok(false)` where
+/// the file system refuses `O_DIRECT`, at the open or at the first write:
+/// the caller then writes the file the ordinary way, truncating it.
 pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     let Some(mut f) = open(OpenOptions::new().write(true).create(true).truncate(true), path)? else { return Ok(false) };
     // Only the alignment and the padding are zeroed, not the whole buffer;
@@ -59,15 +67,18 @@ pub(crate) fn write(path: &Path, bytes: &[u8]) -> std::io::Result<bool> {
     buf.resize(at, 0);
     buf.extend_from_slice(bytes);
     buf.resize(at + padded, 0);
-    f.write_all(&buf[at..])?;
+    match f.write_all(&buf[at..]) {
+        Err(e) if refused(&e) => return Ok(false),
+        written => written?,
+    }
     f.set_len(bytes.len() as u64)?;
     Ok(true)
 }
 
 /// Reads all of `path` directly into `buf`, returning where in `buf` its
 /// bytes are; `Ok(None)` where the file is missing or the file system
-/// refuses `O_DIRECT` (the caller reads it the ordinary way, which
-/// reports a missing file as it should).
+/// refuses `O_DIRECT`, at the open or at a read (the caller reads it the
+/// ordinary way, which reports a missing file as it should).
 ///
 /// # Errors
 /// Reading fails, or the file is shorter than its size said.
@@ -83,7 +94,10 @@ pub(crate) fn read(path: &Path, buf: &mut Vec<u8>) -> std::io::Result<Option<Ran
     let mut filled = 0;
     // Every read but the last returns whole blocks; a short one is the end.
     while filled < block.len() {
-        let n = f.read(&mut block[filled..])?;
+        let n = match f.read(&mut block[filled..]) {
+            Err(e) if refused(&e) => return Ok(None),
+            read => read?,
+        };
         filled += n;
         if n == 0 || filled % BLOCK != 0 {
             break;
