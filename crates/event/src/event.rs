@@ -54,19 +54,14 @@ impl Digest {
         Self::from_lower_hex(hexpart.as_bytes()).ok_or_else(|| format!("digest {s:?} must be \"sha256:\" followed by 64 lowercase hex digits"))
     }
 
-    /// The 32 bytes written as exactly 64 lowercase hex digits; `None` for
-    /// anything else (uppercase would be a second spelling of one digest).
+    /// The 32 bytes written as exactly 64 lowercase hex digits (checked by
+    /// [`LowerHex::check`]); `None` for anything else (uppercase would be
+    /// a second spelling of one digest).
     fn from_lower_hex(hex: &[u8]) -> Option<Self> {
-        if hex.len() != 64 {
-            return None;
-        }
+        let LowerHex(hex) = LowerHex::check(hex)?;
         let mut out = [0u8; 32];
         for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-            let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
-            if (hi | lo) & 0xf0 != 0 {
-                return None;
-            }
-            *o = (hi << 4) | lo;
+            *o = (NIBBLE[usize::from(pair[0])] << 4) | NIBBLE[usize::from(pair[1])];
         }
         Some(Self(out))
     }
@@ -79,8 +74,8 @@ impl Digest {
 pub(crate) struct LowerHex<'a>(&'a [u8]);
 
 impl<'a> LowerHex<'a> {
-    /// `hex` if it is exactly 64 lowercase hex digits, as
-    /// [`Digest::from_lower_hex`] takes them.
+    /// `hex` if it is exactly 64 lowercase hex digits: the one check of a
+    /// digest's spelling, which [`Digest::from_lower_hex`] decodes after.
     pub(crate) fn check(hex: &'a [u8]) -> Option<Self> {
         let all = hex.iter().fold(0u8, |acc, &b| acc | NIBBLE[usize::from(b)]);
         (hex.len() == 64 && all & 0xf0 == 0).then_some(Self(hex))

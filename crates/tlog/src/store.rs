@@ -161,7 +161,7 @@ impl TileStore {
             return Err(Error::IndexOutOfRange { index: to - 1, size: self.size });
         }
         let bundles = bundles_of(from, to, self.size);
-        if to - from.min(to) < TILE_WIDTH {
+        if to.saturating_sub(from) < TILE_WIDTH {
             return bundles.into_iter().try_for_each(|(id, wanted)| each_entry(id, &read_tile_bytes(&self.dir, id)?, wanted, &mut f));
         }
         std::thread::scope(|s| {
