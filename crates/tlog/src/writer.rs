@@ -1,6 +1,8 @@
 //! The sequencer's view of the log: the right edge of the tree and the
 //! partial tiles, and the group commit that extends them.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::fs::File;
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -153,7 +155,46 @@ pub(crate) struct Writer {
     /// The checkpoint note the state belongs to; `None` forces a reload.
     seen: Option<(Vec<u8>, State)>,
     /// Removes redundant partial tiles off the append path (`None` once dropped).
-    janitor: Option<(mpsc::Sender<PathBuf>, JoinHandle<()>)>,
+    janitor: Option<(mpsc::Sender<Sweep>, JoinHandle<()>)>,
+}
+
+/// The `<N>.p` directories of tiles a commit completed, all under one
+/// parent directory (`tile/0/x001`, say), to be removed: partial tiles of
+/// full tiles are redundant, since clients fall back to the full tile.
+///
+/// Most of them never existed (a batch that fills whole tiles writes no
+/// partials), so the parent is listed once instead of each name being
+/// looked up: on ext4 every lookup of a missing name scans the directory,
+/// and one lookup per completed tile (7,841 for 10^6 entries) kept
+/// `log append` waiting 0.46 s for its janitor after the commit.
+struct Sweep {
+    parent: PathBuf,
+    names: BTreeSet<OsString>,
+}
+
+impl Sweep {
+    /// The sweeps that remove the partial versions of `completed` in `dir`.
+    fn of(dir: &Path, completed: &[TileId]) -> Vec<Sweep> {
+        let mut by_parent: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
+        for id in completed {
+            let pdir = dir.join(id.partial_dir());
+            if let (Some(parent), Some(name)) = (pdir.parent(), pdir.file_name()) {
+                by_parent.entry(parent.to_owned()).or_default().insert(name.to_owned());
+            }
+        }
+        by_parent.into_iter().map(|(parent, names)| Sweep { parent, names }).collect()
+    }
+
+    /// Removes what exists of the directories. A failed or unfinished
+    /// removal loses nothing: the files are only garbage.
+    fn run(self) {
+        let Ok(listing) = std::fs::read_dir(&self.parent) else { return };
+        for entry in listing.flatten() {
+            if self.names.contains(&entry.file_name()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 impl Drop for Writer {
@@ -174,19 +215,10 @@ pub(crate) struct Committed {
 
 impl Writer {
     pub fn new(dir: &Path, key: SigningKey, lock: File) -> Self {
-        let (tx, rx) = mpsc::channel::<PathBuf>();
+        let (tx, rx) = mpsc::channel::<Sweep>();
         // Unlinking is slow on some file systems (synchronous discard,
-        // inode bookkeeping), and partial tiles of full tiles are only
-        // garbage: a failed or unfinished delete loses nothing.
-        let janitor = std::thread::Builder::new()
-            .name("zkaudit-janitor".into())
-            .spawn(move || {
-                for dir in rx {
-                    let _ = std::fs::remove_dir_all(dir);
-                }
-            })
-            .ok()
-            .map(|h| (tx, h));
+        // inode bookkeeping), so it is kept off the append path.
+        let janitor = std::thread::Builder::new().name("zkaudit-janitor".into()).spawn(move || rx.into_iter().for_each(Sweep::run)).ok().map(|h| (tx, h));
         Self { dir: dir.to_owned(), key, lock, seen: None, janitor }
     }
 
@@ -294,19 +326,45 @@ impl Writer {
         write_all_durably(&files)?;
         rename_durably(&cp_tmp, &cp_path)?;
         self.seen = Some((note_bytes, state));
-        // Partial tiles of now-full tiles are redundant: clients fall back to
-        // the full tile.
-        for id in completed {
-            let pdir = self.dir.join(id.partial_dir());
+        for sweep in Sweep::of(&self.dir, &completed) {
             match &self.janitor {
                 Some((tx, _)) => {
-                    let _ = tx.send(pdir);
+                    let _ = tx.send(sweep);
                 }
-                None => {
-                    let _ = std::fs::remove_dir_all(pdir);
-                }
+                None => sweep.run(),
             }
         }
         Ok(Committed { first_index, tree_size: size, root })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A commit that completes tiles removes their `<N>.p` directories,
+    /// with whatever an interrupted append left in them, and nothing else.
+    #[test]
+    fn completed_tiles_lose_their_partials() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        crate::init(dir, "test.zkaudit.invalid/log").unwrap();
+        let log = crate::Log::open(dir).unwrap();
+        let append = |from: u64, to: u64| log.append((from..to).map(|i| format!("{{\"entry\":{i}}}").into_bytes()).collect()).unwrap();
+        append(0, 10);
+        append(10, 40);
+        assert!(dir.join("tile/entries/000.p/10").is_file() && dir.join("tile/0/000.p/40").is_file());
+        // Beyond the checkpoint, as if a later append had been interrupted.
+        let stray = dir.join("tile/entries/001.p/200");
+        std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
+        std::fs::write(&stray, b"never covered by a checkpoint").unwrap();
+        append(40, 300);
+        append(300, 600);
+        drop(log);
+        for gone in ["tile/entries/000.p", "tile/0/000.p", "tile/entries/001.p", "tile/0/001.p"] {
+            assert!(!dir.join(gone).exists(), "{gone} should have been removed");
+        }
+        for kept in ["tile/entries/000", "tile/entries/001", "tile/entries/002.p/88", "tile/0/002.p/88", "tile/1/000.p/1", "tile/1/000.p/2"] {
+            assert!(dir.join(kept).is_file(), "{kept} should exist");
+        }
+        crate::fsck::verify(dir, &crate::read_vkey(dir).unwrap(), |_| {}).unwrap();
     }
 }
