@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::mem;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
 
 use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
@@ -32,17 +32,62 @@ const FLUSHES_IN_FLIGHT: usize = 4;
 /// big-endian `u16` length and its bytes), with each entry's RFC 9162
 /// §2.1.1 leaf hash, `SHA-256(0x00 ‖ entry)`, computed by
 /// [`Leaves::push`] on whichever thread builds the block. One allocation
-/// per block, not per entry, crosses to the sequencer.
-#[derive(Clone, Debug, Default)]
+/// per block, not per entry, crosses to the sequencer, and a dropped
+/// block's buffers are kept for the next ones.
+#[derive(Clone, Debug)]
 pub struct Leaves {
     encoded: Vec<u8>,
     hashes: Vec<Hash>,
 }
 
+/// The emptied buffers of dropped blocks, taken by [`Leaves::new`]. A
+/// block is built on one thread and dropped on another (the
+/// sequencer's), so through the allocator every block of a large append
+/// was memory it had just returned to the kernel, and faulting its pages
+/// in again took 5% of `log append`'s CPU (perf; `docs/benchmarks.md`,
+/// issue 19). At most [`SPARE_BLOCKS`] are kept.
+static SPARE: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
+
+/// Emptied blocks kept in [`SPARE`] at most: about as many as a streamed
+/// append has in flight (parsing, queued, sequencing), each typically
+/// 1 MiB of entries and 100 KiB of hashes.
+const SPARE_BLOCKS: usize = 16;
+
+/// A block's buffers, emptied.
+struct Spare {
+    encoded: Vec<u8>,
+    hashes: Vec<Hash>,
+}
+
+impl Default for Leaves {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Leaves {
+    fn drop(&mut self) {
+        if self.encoded.capacity() == 0 {
+            return;
+        }
+        let (mut encoded, mut hashes) = (mem::take(&mut self.encoded), mem::take(&mut self.hashes));
+        encoded.clear();
+        hashes.clear();
+        if let Ok(mut spare) = SPARE.lock() {
+            if spare.len() < SPARE_BLOCKS {
+                spare.push(Spare { encoded, hashes });
+            }
+        }
+    }
+}
+
 impl Leaves {
-    /// An empty block.
+    /// An empty block, in the buffers of a dropped one where there is one.
     pub fn new() -> Self {
-        Self::default()
+        match SPARE.lock().ok().and_then(|mut spare| spare.pop()) {
+            Some(Spare { encoded, hashes }) => Leaves { encoded, hashes },
+            None => Leaves { encoded: Vec::new(), hashes: Vec::new() },
+        }
     }
 
     /// Hashes `entry` and adds it to the block.
