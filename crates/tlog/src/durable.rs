@@ -83,7 +83,9 @@ pub fn write_all_durably(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
         f.write_all(bytes).and_then(|()| if whole_fs.is_some() { Ok(()) } else { f.sync_data() }).map_err(Error::io(path))
     })?;
     if let Some((dir, fd)) = whole_fs {
-        rustix::fs::syncfs(&fd).map_err(|e| Error::io(dir)(e.into()))?;
+        // syncfs writes back the file system's metadata too, the new
+        // directory entries included: no directory needs its own fsync.
+        return rustix::fs::syncfs(&fd).map_err(|e| Error::io(dir)(e.into()));
     }
     // The directories' new entries: mostly already committed by the file
     // fsyncs above, which makes these cheap.
