@@ -316,7 +316,10 @@ impl Writer {
                     if state.bundle_len == TILE_WIDTH {
                         let id = TileId::entries(index / TILE_WIDTH, TILE_WIDTH as u16);
                         pending_bytes += state.bundle.len();
-                        files.push((self.dir.join(id.path()), mem::take(&mut state.bundle)));
+                        // The next bundle is likely as long: sized once,
+                        // it is not copied over as it grows.
+                        let next = Vec::with_capacity(state.bundle.len() + state.bundle.len() / 8);
+                        files.push((self.dir.join(id.path()), mem::replace(&mut state.bundle, next)));
                         completed.push(id);
                         state.bundle_len = 0;
                     }
