@@ -1,5 +1,7 @@
 //! fsck: recompute the whole log from its entries and compare.
 
+use std::collections::{HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 use zkaudit_merkle::{leaf_hash, CompactRange, Hash, HASH_SIZE};
@@ -75,6 +77,9 @@ struct Findings {
     /// First tile that is missing, malformed or holds a wrong hash.
     tile: Option<(String, String)>,
     files: u64,
+    /// The `<N>.p` names in each tile directory, listed once (see
+    /// [`TileId::partial_dir_parts`]).
+    partial_dirs: HashMap<String, HashSet<OsString>>,
 }
 
 impl Findings {
@@ -112,6 +117,14 @@ impl Findings {
     /// or `None` when `w` is beyond the checkpoint (left by an interrupted
     /// append, and never served).
     fn check_partials<'a>(&mut self, dir: &Path, id: TileId, expected: impl Fn(usize) -> Option<&'a [u8]>) -> Result<(), Error> {
+        let (parent, name) = id.partial_dir_parts();
+        let listed = self.partial_dirs.entry(parent).or_insert_with_key(|parent| {
+            let names = std::fs::read_dir(dir.join(parent)).into_iter().flatten().filter_map(|e| Some(e.ok()?.file_name()));
+            names.filter(|n| n.as_encoded_bytes().ends_with(b".p")).collect()
+        });
+        if !listed.contains(OsStr::new(&name)) {
+            return Ok(());
+        }
         let pdir = dir.join(id.partial_dir());
         let Ok(listing) = std::fs::read_dir(&pdir) else {
             return Ok(());
@@ -151,7 +164,7 @@ pub fn verify(dir: &Path, key: &VerifierKey, mut progress: impl FnMut(u64)) -> R
     note.verify(key).map_err(|e| cp_err(&e))?;
 
     let size = cp.size;
-    let mut found = Findings { size, leaf: None, tile: None, files: 0 };
+    let mut found = Findings { size, leaf: None, tile: None, files: 0, partial_dirs: HashMap::new() };
     let mut range = CompactRange::new();
     let mut levels: Vec<Vec<Hash>> = Vec::new();
     let mut index = 0u64;

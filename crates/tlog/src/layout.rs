@@ -70,11 +70,24 @@ impl TileId {
 
     /// The `<N>.p` directory that holds this tile's partial versions.
     pub fn partial_dir(&self) -> String {
+        let (parent, name) = self.partial_dir_parts();
+        format!("{parent}/{name}")
+    }
+
+    /// [`partial_dir`](Self::partial_dir) as its parent directory and its
+    /// name: `("tile/0/x001", "234.p")`. Callers that look for many tiles'
+    /// partials list each parent once: on ext4 every lookup of a missing
+    /// name scans the whole directory, and most `<N>.p` never exist.
+    pub fn partial_dir_parts(&self) -> (String, String) {
         let level = match self.level {
             Some(l) => l.to_string(),
             None => "entries".to_owned(),
         };
-        format!("tile/{level}/{}.p", encode_index(self.index))
+        let index = encode_index(self.index);
+        match index.rsplit_once('/') {
+            Some((dirs, last)) => (format!("tile/{level}/{dirs}"), format!("{last}.p")),
+            None => (format!("tile/{level}"), format!("{index}.p")),
+        }
     }
 }
 
@@ -154,6 +167,9 @@ mod tests {
         assert_eq!(encode_index(1234067), "x001/x234/067");
         assert_eq!(TileId::hashes(1, 1234067, 8).path(), "tile/1/x001/x234/067.p/8");
         assert_eq!(TileId::entries(2, 256).path(), "tile/entries/002");
+        assert_eq!(TileId::hashes(1, 1234067, 8).partial_dir(), "tile/1/x001/x234/067.p");
+        assert_eq!(TileId::hashes(1, 1234067, 8).partial_dir_parts(), ("tile/1/x001/x234".into(), "067.p".into()));
+        assert_eq!(TileId::entries(2, 7).partial_dir_parts(), ("tile/entries".into(), "002.p".into()));
     }
 
     #[test]

@@ -222,10 +222,8 @@ impl Sweep {
     fn of(dir: &Path, completed: &[TileId]) -> Vec<Sweep> {
         let mut by_parent: BTreeMap<PathBuf, BTreeSet<OsString>> = BTreeMap::new();
         for id in completed {
-            let pdir = dir.join(id.partial_dir());
-            if let (Some(parent), Some(name)) = (pdir.parent(), pdir.file_name()) {
-                by_parent.entry(parent.to_owned()).or_default().insert(name.to_owned());
-            }
+            let (parent, name) = id.partial_dir_parts();
+            by_parent.entry(dir.join(parent)).or_default().insert(name.into());
         }
         by_parent.into_iter().map(|(parent, names)| Sweep { parent, names }).collect()
     }
