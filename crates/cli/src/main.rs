@@ -87,7 +87,8 @@ enum Command {
         plan: std::path::PathBuf,
         #[command(flatten)]
         data: plan_cmd::DataArgs,
-        /// Also run the guest in the zkVM executor and compare journals.
+        /// Also run the guest in the zkVM executor and compare journals;
+        /// cycles are counted at risc0's default segment size, 2^20.
         #[arg(long)]
         zkvm: bool,
         /// Print one JSON object.

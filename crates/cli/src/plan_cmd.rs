@@ -134,7 +134,7 @@ pub fn run_plan(plan: &Path, data: &DataArgs, zkvm: bool, json: bool) -> Result<
         }
         if let Some(c) = &r.zkvm {
             outln!(
-                "zkVM execute: identical journal; {} user + {} paging cycles = {} total in {} segment(s); {:.0} user cycles/record",
+                "zkVM execute: identical journal; {} user + {} paging cycles = {} total in {} segment(s) of 2^20 cycles at most; {:.0} user cycles/record\n  (`zkaudit prove` splits the run at the segment size that pads least, so its total can be lower)",
                 c.user_cycles,
                 c.paging_cycles,
                 c.total_cycles,
