@@ -7,7 +7,7 @@ use std::path::Path;
 use zkaudit_merkle::{leaf_hash, CompactRange, Hash, HASH_SIZE};
 use zkaudit_note::{Checkpoint, Note, VerifierKey};
 
-use crate::layout::{bundle_for_entry, collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
+use crate::layout::{bundle_for_entry, collect_stored_hash, hashes_at_level, partial_dirs_in, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_optional, CHECKPOINT_FILE};
 use crate::Error;
 use zkaudit_verify::bundle::{split_bundle_prefix, BundleError};
@@ -118,10 +118,7 @@ impl Findings {
     /// append, and never served).
     fn check_partials<'a>(&mut self, dir: &Path, id: TileId, expected: impl Fn(usize) -> Option<&'a [u8]>) -> Result<(), Error> {
         let (parent, name) = id.partial_dir_parts();
-        let listed = self.partial_dirs.entry(parent).or_insert_with_key(|parent| {
-            let names = std::fs::read_dir(dir.join(parent)).into_iter().flatten().filter_map(|e| Some(e.ok()?.file_name()));
-            names.filter(|n| n.as_encoded_bytes().ends_with(b".p")).collect()
-        });
+        let listed = self.partial_dirs.entry(parent).or_insert_with_key(|parent| partial_dirs_in(&dir.join(parent)));
         if !listed.contains(OsStr::new(&name)) {
             return Ok(());
         }

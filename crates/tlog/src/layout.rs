@@ -91,6 +91,14 @@ impl TileId {
     }
 }
 
+/// The names of the `<N>.p` directories in the tile directory `dir` (a
+/// parent of [`TileId::partial_dir_parts`]), listed once; empty where
+/// `dir` cannot be read.
+pub(crate) fn partial_dirs_in(dir: &std::path::Path) -> std::collections::HashSet<std::ffi::OsString> {
+    let names = std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| Some(e.ok()?.file_name()));
+    names.filter(|n| n.as_encoded_bytes().ends_with(b".p")).collect()
+}
+
 /// Number of stored hashes at tile `level` for a tree of `size` leaves:
 /// the complete subtrees of height `8·level`.
 pub fn hashes_at_level(size: u64, level: u8) -> u64 {

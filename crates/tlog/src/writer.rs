@@ -13,7 +13,7 @@ use zkaudit_merkle::{CompactRange, Hash, SubtreeSource};
 use zkaudit_note::{Checkpoint, Note, SigningKey};
 
 use crate::durable::{rename_durably, write_all_durably};
-use crate::layout::{collect_stored_hash, hashes_at_level, TileId, TILE_WIDTH};
+use crate::layout::{collect_stored_hash, hashes_at_level, partial_dirs_in, TileId, TILE_WIDTH};
 use crate::store::{parse_hash_tile, read_tile_bytes, TileStore, CHECKPOINT_FILE};
 use crate::{Error, Result};
 use zkaudit_verify::bundle::{push_entry, split_bundle};
@@ -232,11 +232,9 @@ impl Sweep {
     /// Removes what exists of the directories. A failed or unfinished
     /// removal loses nothing: the files are only garbage.
     fn run(self) {
-        let Ok(listing) = std::fs::read_dir(&self.parent) else { return };
-        for entry in listing.flatten() {
-            if self.names.contains(&entry.file_name()) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+        let present = partial_dirs_in(&self.parent);
+        for name in self.names.iter().filter(|name| present.contains(*name)) {
+            let _ = std::fs::remove_dir_all(self.parent.join(name));
         }
     }
 }
