@@ -56,11 +56,11 @@ fn each_entry(id: TileId, data: &[u8], wanted: Range<u64>, f: &mut impl FnMut(u6
     wanted.into_iter().try_for_each(|i| f(i, entries[(i - base) as usize]))
 }
 
-/// Bundle `id` as a scan reads it: a full one directly where the file
-/// system allows, others (and full ones elsewhere) as [`read_tile_bytes`]
-/// does. Returns a buffer and where in it the bytes are.
-fn read_scanned(dir: &Path, id: TileId) -> Result<(Vec<u8>, Range<usize>)> {
-    let mut buf = Vec::new();
+/// Bundle `id` as a scan reads it: a full one directly into `buf` where
+/// the file system allows, others (and full ones elsewhere) as
+/// [`read_tile_bytes`] does. Returns the buffer and where in it the bytes
+/// are.
+fn read_scanned(dir: &Path, id: TileId, mut buf: Vec<u8>) -> Result<(Vec<u8>, Range<usize>)> {
     if id.is_full() {
         let path = dir.join(id.path());
         if let Some(at) = crate::direct::read(&path, &mut buf).map_err(Error::io(&path))? {
@@ -166,10 +166,14 @@ impl TileStore {
         }
         std::thread::scope(|s| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Result<(TileId, Range<u64>, Vec<u8>, Range<usize>)>>(READ_AHEAD);
+            // Buffers the scan is done with go back to the reader, which
+            // zeroed a fresh one for every bundle.
+            let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
             let dir = &self.dir;
             s.spawn(move || {
                 for (id, wanted) in bundles {
-                    let read = read_scanned(dir, id).map(|(buf, at)| (id, wanted, buf, at));
+                    let buf = spare_rx.try_recv().unwrap_or_default();
+                    let read = read_scanned(dir, id, buf).map(|(buf, at)| (id, wanted, buf, at));
                     let failed = read.is_err();
                     // A closed channel: the scan stopped early.
                     if tx.send(read).is_err() || failed {
@@ -180,7 +184,10 @@ impl TileStore {
             // Returning drops the receiver, which stops the reader.
             rx.into_iter().try_for_each(|read| {
                 let (id, wanted, buf, at) = read?;
-                each_entry(id, &buf[at], wanted, &mut f)
+                each_entry(id, &buf[at], wanted, &mut f)?;
+                // A stopped reader no longer takes buffers back.
+                let _ = spare_tx.send(buf);
+                Ok(())
             })
         })
     }
