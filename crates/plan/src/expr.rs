@@ -77,6 +77,39 @@ impl CmpOp {
             CmpOp::Ge => x >= y,
         }
     }
+
+    /// `xs[i] op k` as 0 or 1 for each `i`, appended to `out`, with the
+    /// operator matched once rather than per value (in the zkVM a match
+    /// inside the loop is a jump-table dispatch on every row).
+    fn extend_const(self, xs: &[i64], k: i64, out: &mut Vec<i64>) {
+        fn each(xs: &[i64], out: &mut Vec<i64>, f: impl Fn(i64) -> bool) {
+            out.extend(xs.iter().map(|&x| i64::from(f(x))));
+        }
+        match self {
+            CmpOp::Eq => each(xs, out, |x| x == k),
+            CmpOp::Ne => each(xs, out, |x| x != k),
+            CmpOp::Lt => each(xs, out, |x| x < k),
+            CmpOp::Le => each(xs, out, |x| x <= k),
+            CmpOp::Gt => each(xs, out, |x| x > k),
+            CmpOp::Ge => each(xs, out, |x| x >= k),
+        }
+    }
+
+    /// [`extend_const`](Self::extend_const) in place: each `x` becomes
+    /// `x op k` as 0 or 1.
+    fn apply_const(self, xs: &mut [i64], k: i64) {
+        fn each(xs: &mut [i64], f: impl Fn(i64) -> bool) {
+            xs.iter_mut().for_each(|x| *x = i64::from(f(*x)));
+        }
+        match self {
+            CmpOp::Eq => each(xs, |x| x == k),
+            CmpOp::Ne => each(xs, |x| x != k),
+            CmpOp::Lt => each(xs, |x| x < k),
+            CmpOp::Le => each(xs, |x| x <= k),
+            CmpOp::Gt => each(xs, |x| x > k),
+            CmpOp::Ge => each(xs, |x| x >= k),
+        }
+    }
 }
 
 /// A compiled expression. Numeric nodes evaluate to `i64`; digest nodes
@@ -512,13 +545,14 @@ impl CExpr {
             // A column compared with a constant, the usual predicate, is
             // read in place rather than copied first.
             CExpr::Cmp(op, a, b) => match (a.column(t), &**b) {
-                (Some(v), CExpr::Const(k)) => out.extend(v.iter().map(|&x| i64::from(op.test(x, *k)))),
+                (Some(v), CExpr::Const(k)) => op.extend_const(v, *k, out),
+                (None, CExpr::Const(k)) => {
+                    a.batch(t, out);
+                    op.apply_const(out, *k);
+                }
                 _ => {
                     a.batch(t, out);
-                    match &**b {
-                        CExpr::Const(k) => out.iter_mut().for_each(|x| *x = i64::from(op.test(*x, *k))),
-                        _ => out.iter_mut().zip(other(b)).for_each(|(x, y)| *x = i64::from(op.test(*x, y))),
-                    }
+                    out.iter_mut().zip(other(b)).for_each(|(x, y)| *x = i64::from(op.test(*x, y)));
                 }
             },
             CExpr::And(v) | CExpr::Or(v) => {
@@ -604,4 +638,30 @@ impl CExpr {
 
 fn date(v: Option<i64>) -> Result<i64, EvalError> {
     v.filter(|d| value::DATE_RANGE.contains(d)).ok_or(EvalError::DateOutOfRange)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use super::CmpOp;
+
+    /// The operator matched once per column gives what [`CmpOp::test`]
+    /// gives per value.
+    #[test]
+    fn comparing_a_column_with_a_constant_is_the_per_value_test() {
+        let xs = [i64::MIN, -1, 0, 1, 7, 1 << 40, i64::MAX];
+        for op in [CmpOp::Eq, CmpOp::Ne, CmpOp::Lt, CmpOp::Le, CmpOp::Gt, CmpOp::Ge] {
+            for &k in &xs {
+                let want: Vec<i64> = xs.iter().map(|&x| i64::from(op.test(x, k))).collect();
+                let mut out = vec![9];
+                op.extend_const(&xs, k, &mut out);
+                assert_eq!(out[1..], want[..], "{op:?} {k}");
+                let mut in_place = xs.to_vec();
+                op.apply_const(&mut in_place, k);
+                assert_eq!(in_place, want, "{op:?} {k}");
+            }
+        }
+    }
 }

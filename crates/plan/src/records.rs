@@ -70,43 +70,48 @@ pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
     let rows = words.len().checked_div(width).unwrap_or(0);
     let mut cols: Vec<Col> = Vec::with_capacity(spec.schema.len());
     // Column by column, so the type is matched once per column, not per
-    // cell; of several bad cells, the one a row-by-row scan meets first
-    // (lowest record, then leftmost column) is reported.
+    // cell, and each column is checked in the pass that converts it; of
+    // several bad cells, the one a row-by-row scan meets first (lowest
+    // record, then leftmost column) is reported.
     let mut bad: Option<(usize, usize, &'static str)> = None;
     let mut at = 0;
     for (c, (_, ty)) in spec.schema.iter().enumerate() {
-        let cells = || words.chunks_exact(width.max(1)).map(move |rec| &rec[at..at + ty.words()]);
-        let check = |ok: &dyn Fn(u32) -> bool, message: &'static str, bad: &mut Option<(usize, usize, &'static str)>| {
-            if let Some(r) = cells().position(|w| !ok(w[0])) {
+        let mut note = |r: Option<usize>, message: &'static str| {
+            if let Some(r) = r {
                 if bad.is_none_or(|(r0, _, _)| r < r0) {
-                    *bad = Some((r, c, message));
+                    bad = Some((r, c, message));
                 }
             }
         };
         cols.push(match ty {
             Type::Digest => Col::Digest(
-                cells()
-                    .map(|w| {
+                words
+                    .chunks_exact(width)
+                    .map(|rec| {
                         let mut d = [0u8; 32];
-                        for (b, w) in d.chunks_exact_mut(4).zip(w) {
+                        for (b, w) in d.chunks_exact_mut(4).zip(&rec[at..at + 8]) {
                             b.copy_from_slice(&w.to_le_bytes());
                         }
                         d
                     })
                     .collect(),
             ),
-            Type::Int | Type::Decimal(_) => Col::Num(cells().map(|w| i64::from(w[0]) | (i64::from(w[1]) << 32)).collect()),
+            Type::Int | Type::Decimal(_) => Col::Num(column::<2>(words, width, at, |_| true, |[lo, hi]| i64::from(lo) | (i64::from(hi) << 32)).0),
             Type::Date => {
-                check(&|w| DATE_RANGE.contains(&i64::from(w as i32)), "date out of range (years -9999 to 9999)", &mut bad);
-                Col::Num(cells().map(|w| i64::from(w[0] as i32)).collect())
+                let (v, r) = column::<1>(words, width, at, |w| DATE_RANGE.contains(&i64::from(w as i32)), |[w]| i64::from(w as i32));
+                note(r, "date out of range (years -9999 to 9999)");
+                Col::Num(v)
             }
             Type::Bool => {
-                check(&|w| w <= 1, "bool cell is neither 0 nor 1", &mut bad);
-                Col::Num(cells().map(|w| i64::from(w[0])).collect())
+                let (v, r) = column::<1>(words, width, at, |w| w <= 1, |[w]| i64::from(w));
+                note(r, "bool cell is neither 0 nor 1");
+                Col::Num(v)
             }
             Type::Enum(labels) => {
-                check(&|w| (w as usize) < labels.len(), "enum cell is not a declared label", &mut bad);
-                Col::Num(cells().map(|w| i64::from(w[0])).collect())
+                let n = labels.len();
+                let (v, r) = column::<1>(words, width, at, |w| (w as usize) < n, |[w]| i64::from(w));
+                note(r, "enum cell is not a declared label");
+                Col::Num(v)
             }
         });
         at += ty.words();
@@ -115,6 +120,27 @@ pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
         return Err(RecordError { input: spec.id.clone(), record, column: spec.schema[c].0.clone(), message });
     }
     Ok(Table { rows, cols })
+}
+
+/// The cells of the `N`-word column at word `at` of each `width`-word
+/// record in `words`, converted by `value`, and the first record whose
+/// first cell word fails `ok` (`None` if all pass).
+///
+/// One pass: a cell is checked as it is converted, and the failing record
+/// is searched for only when one failed (the guest decodes every record
+/// once, so a second pass over a column is a real cost there).
+fn column<const N: usize>(words: &[u32], width: usize, at: usize, ok: impl Fn(u32) -> bool, value: impl Fn([u32; N]) -> i64) -> (Vec<i64>, Option<usize>) {
+    let mut all_ok = true;
+    let v: Vec<i64> = words
+        .chunks_exact(width)
+        .map(|rec| {
+            let cell: [u32; N] = core::array::from_fn(|i| rec[at + i]);
+            all_ok &= ok(cell[0]);
+            value(cell)
+        })
+        .collect();
+    let first_bad = if all_ok { None } else { words.chunks_exact(width).position(|rec| !ok(rec[at])) };
+    (v, first_bad)
 }
 
 /// Merkle tree heads of a set of inputs' records.
@@ -154,4 +180,76 @@ pub fn commit(h: &dyn Hasher, inputs: &[(usize, &[u32])]) -> Commitment {
         per = alloc::vec![data_root; inputs.len()];
     }
     Commitment { data_root, inputs: per }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    use super::*;
+
+    fn spec() -> InputSpec {
+        let schema = vec![
+            ("when".to_string(), Type::Date),
+            ("ok".to_string(), Type::Bool),
+            ("amount".to_string(), Type::Decimal(2)),
+            ("kind".to_string(), Type::Enum(["a", "b"].iter().map(|s| s.to_string()).collect())),
+            ("id".to_string(), Type::Digest),
+        ];
+        InputSpec { id: "rows".into(), step: 0, formats: vec![None; schema.len()], schema, commitment: None }
+    }
+
+    fn table() -> Table {
+        let id = |b: u8| core::array::from_fn(|i| b.wrapping_add(i as u8));
+        Table {
+            rows: 3,
+            cols: vec![
+                Col::Num(vec![-1, 0, *DATE_RANGE.end()]),
+                Col::Num(vec![1, 0, 1]),
+                Col::Num(vec![i64::MIN, -5, i64::MAX]),
+                Col::Num(vec![1, 0, 1]),
+                Col::Digest(vec![id(0), id(100), id(200)]),
+            ],
+        }
+    }
+
+    #[test]
+    fn decode_inverts_encode() {
+        let s = spec();
+        let words = encode(&s, &table());
+        assert_eq!(words.len(), 3 * s.record_words());
+        let t = decode(&s, &words).unwrap();
+        assert_eq!(t.rows, 3);
+        for (got, want) in t.cols.iter().zip(&table().cols) {
+            match (got, want) {
+                (Col::Num(a), Col::Num(b)) => assert_eq!(a, b),
+                (Col::Digest(a), Col::Digest(b)) => assert_eq!(a, b),
+                _ => panic!("column kinds differ"),
+            }
+        }
+    }
+
+    /// Word offsets in a record of [`spec`]: date 0, bool 1, decimal 2-3, enum 4.
+    #[test]
+    fn the_first_bad_cell_in_row_order_is_reported() {
+        let s = spec();
+        let width = s.record_words();
+        let mut words = encode(&s, &table());
+        // Record 2's date (leftmost column) and record 1's enum: record 1
+        // comes first in a row-by-row scan.
+        words[2 * width] = (*DATE_RANGE.end() + 1) as u32;
+        words[width + 4] = 2;
+        let e = decode(&s, &words).unwrap_err();
+        assert_eq!((e.record, e.column.as_str(), e.message), (1, "kind", "enum cell is not a declared label"));
+        // In the same record, the leftmost column.
+        words[width] = (*DATE_RANGE.start() - 1) as u32;
+        words[width + 1] = 2;
+        let e = decode(&s, &words).unwrap_err();
+        assert_eq!((e.record, e.column.as_str(), e.message), (1, "when", "date out of range (years -9999 to 9999)"));
+        words[width] = 0;
+        let e = decode(&s, &words).unwrap_err();
+        assert_eq!((e.record, e.column.as_str(), e.message), (1, "ok", "bool cell is neither 0 nor 1"));
+        assert_eq!(e.to_string(), "input `rows`, record 1, column `ok`: bool cell is neither 0 nor 1");
+    }
 }
