@@ -340,15 +340,61 @@ fn same_key(t: &Table, cols: &[usize], a: usize, b: usize) -> bool {
     })
 }
 
+/// One aggregation's running state for one group.
+///
+/// The count is a `usize` (no group has more rows than memory holds) and
+/// the sum an `i64` that spills into an `i128` only when it would
+/// overflow: in the zkVM, a 32-bit machine, a 64-bit count costs twice the
+/// instructions of a word and a 128-bit add four times.
 #[derive(Clone, Copy)]
 struct Acc {
-    count: i64,
-    sum: i128,
-    min: i64,
-    max: i64,
+    count: usize,
+    sum: i64,
+    /// What the sum has spilled so far.
+    spilled: i128,
+    /// The minimum or the maximum, whichever the function reads.
+    extreme: i64,
 }
 
-const ACC0: Acc = Acc { count: 0, sum: 0, min: i64::MAX, max: i64::MIN };
+impl Acc {
+    const fn new(func: AggFn) -> Acc {
+        Acc { count: 0, sum: 0, spilled: 0, extreme: if matches!(func, AggFn::Min) { i64::MAX } else { i64::MIN } }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, x: i64) {
+        match self.sum.checked_add(x) {
+            Some(s) => self.sum = s,
+            None => {
+                self.spilled += i128::from(self.sum) + i128::from(x);
+                self.sum = 0;
+            }
+        }
+    }
+
+    fn total(&self) -> i128 {
+        self.spilled + i128::from(self.sum)
+    }
+}
+
+/// Calls `f(group, row)` for each row of `group` that is not [`DROPPED`]
+/// and, given a `mask`, whose mask value is not 0; with the mask's presence
+/// matched once, not per row.
+#[inline(always)]
+fn each_row(group: &[u32], mask: Option<&[i64]>, mut f: impl FnMut(usize, usize)) {
+    match mask {
+        None => group.iter().enumerate().for_each(|(r, &g)| {
+            if g != DROPPED {
+                f(g as usize, r);
+            }
+        }),
+        Some(m) => group.iter().zip(m).enumerate().for_each(|(r, (&g, &k))| {
+            if g != DROPPED && k != 0 {
+                f(g as usize, r);
+            }
+        }),
+    }
+}
 
 /// Group of a row that `keep` drops.
 const DROPPED: u32 = u32::MAX;
@@ -399,17 +445,19 @@ fn reduce(
         group.extend((0..t.rows).map(|r| if kept(r) { 0 } else { DROPPED }));
     } else if direct.is_some() {
         let Col::Num(k) = &t.cols[keys[0]] else { unreachable!("direct keys are enum columns") };
-        for (r, &k) in k.iter().enumerate() {
-            if !kept(r) {
-                group.push(DROPPED);
-                continue;
-            }
+        let mut assign = |r: usize, k: i64| {
             let slot = &mut slots[k as usize];
             if *slot == u32::MAX {
                 *slot = first.len() as u32;
                 first.push(r);
             }
-            group.push(*slot);
+            *slot
+        };
+        // `keep`'s presence matched once, and the groups written by one
+        // `extend`, not a checked push per row.
+        match keep {
+            None => group.extend(k.iter().enumerate().map(|(r, &k)| assign(r, k))),
+            Some(keep) => group.extend(k.iter().zip(keep).enumerate().map(|(r, (&k, &kept))| if kept != 0 { assign(r, k) } else { DROPPED })),
         }
     } else {
         // The last row kept and its group.
@@ -443,33 +491,36 @@ fn reduce(
     }
     // One aggregation at a time over its column: `accs[j * groups + g]`.
     let groups = first.len();
-    let mut accs: Vec<Acc> = vec![ACC0; groups * n];
+    let mut accs: Vec<Acc> = Vec::with_capacity(groups * n);
+    for ag in aggs {
+        accs.extend(core::iter::repeat_n(Acc::new(ag.func), groups));
+    }
     for (j, (ag, mask)) in aggs.iter().zip(&masks).enumerate() {
         let acc = &mut accs[j * groups..(j + 1) * groups];
         let col = ag.col.map(|c| match &t.cols[c] {
-            Col::Num(v) => v.as_slice(),
+            Col::Num(v) => &v[..group.len()],
             Col::Digest(_) => unreachable!("type checker resolved a numeric column"),
         });
         // Only what the function reads is kept up to date (the count
         // always: min, max and mean of no rows are errors).
-        let rows = group.iter().enumerate().filter(|(r, g)| **g != DROPPED && mask.as_ref().is_none_or(|m| m[*r] != 0));
+        let mask = mask.as_deref();
         match (ag.func, col) {
-            (AggFn::Count, _) => rows.for_each(|(_, &g)| acc[g as usize].count += 1),
+            (AggFn::Count, _) => each_row(&group, mask, |g, _| acc[g].count += 1),
             (_, None) => unreachable!("the type checker gives every aggregation but count a column"),
-            (AggFn::Sum | AggFn::Mean, Some(v)) => rows.for_each(|(r, &g)| {
-                let a = &mut acc[g as usize];
+            (AggFn::Sum | AggFn::Mean, Some(v)) => each_row(&group, mask, |g, r| {
+                let a = &mut acc[g];
                 a.count += 1;
-                a.sum += i128::from(v[r]);
+                a.add(v[r]);
             }),
-            (AggFn::Min, Some(v)) => rows.for_each(|(r, &g)| {
-                let a = &mut acc[g as usize];
+            (AggFn::Min, Some(v)) => each_row(&group, mask, |g, r| {
+                let a = &mut acc[g];
                 a.count += 1;
-                a.min = a.min.min(v[r]);
+                a.extreme = a.extreme.min(v[r]);
             }),
-            (AggFn::Max, Some(v)) => rows.for_each(|(r, &g)| {
-                let a = &mut acc[g as usize];
+            (AggFn::Max, Some(v)) => each_row(&group, mask, |g, r| {
+                let a = &mut acc[g];
                 a.count += 1;
-                a.max = a.max.max(v[r]);
+                a.extreme = a.extreme.max(v[r]);
             }),
         }
     }
@@ -491,13 +542,13 @@ fn reduce(
         let mut col = Vec::with_capacity(order.len());
         for &g in &order {
             let a = accs[j * groups + g];
+            let count = i64::try_from(a.count).map_err(|_| fail("count overflows a 64-bit value"))?;
             col.push(match ag.func {
-                AggFn::Count => a.count,
-                AggFn::Sum => i64::try_from(a.sum).map_err(|_| fail("sum overflows a 64-bit value"))?,
+                AggFn::Count => count,
+                AggFn::Sum => i64::try_from(a.total()).map_err(|_| fail("sum overflows a 64-bit value"))?,
                 _ if a.count == 0 => return Err(fail("no rows to aggregate")),
-                AggFn::Min => a.min,
-                AggFn::Max => a.max,
-                AggFn::Mean => mean(a.sum, a.count, ag.rescale).ok_or_else(|| fail("mean overflows a 64-bit value"))?,
+                AggFn::Min | AggFn::Max => a.extreme,
+                AggFn::Mean => mean(a.total(), count, ag.rescale).ok_or_else(|| fail("mean overflows a 64-bit value"))?,
             });
         }
         out.cols.push(Col::Num(col));

@@ -200,6 +200,29 @@ fn a_filter_feeding_one_reduce() {
     assert_eq!(run_inline(&limited(176), &[("t", NUMS_CSV)]).unwrap(), r#"{"n":3}"#);
 }
 
+/// Sums past the 64-bit range on the way: a sum or mean whose result fits
+/// is exact, one whose result does not is an error (the interpreter keeps
+/// 64-bit sums and spills into 128 bits only when one would overflow).
+#[test]
+fn sums_that_leave_the_64_bit_range_on_the_way() {
+    let max = i64::MAX;
+    let csv = format!("k,x,d\na,{max},0\na,{max},0\na,-{max},0\na,-{max},0\nb,{max},0\nb,{max},0\nc,-{max},0\nc,-{max},0\nc,-1,0\n");
+    let agg = |f: &str| {
+        plan(&format!(
+            "steps:\n{NUMS}  - {{type: aggregate, id: g, operation: {{op: reduce, input: t, groupBy: [k], aggregations: [{{name: v, fn: {f}, column: x}}]}}}}\noutput: {{step: g}}\n"
+        ))
+    };
+    // c: (-2·(2^63 - 1) - 1) / 3 = -(2^64 - 1) / 3.
+    assert_eq!(
+        run_inline(&agg("mean"), &[("t", &csv)]).unwrap(),
+        format!(r#"[{{"k":"a","v":"0"}},{{"k":"b","v":"{max}"}},{{"k":"c","v":"-6148914691236517205"}}]"#)
+    );
+    assert_eq!(run_inline(&agg("sum"), &[("t", &csv)]).unwrap_err(), "step `g`, aggregation `v`: sum overflows a 64-bit value");
+    let fits =
+        csv.replace(&format!("b,{max},0\nb,{max},0\n"), "b,1,0\n").replace(&format!("c,-{max},0\nc,-{max},0\nc,-1,0\n"), &format!("c,-{max},0\nc,-1,0\n"));
+    assert_eq!(run_inline(&agg("sum"), &[("t", &fits)]).unwrap(), format!(r#"[{{"k":"a","v":0}},{{"k":"b","v":1}},{{"k":"c","v":"{}"}}]"#, i64::MIN));
+}
+
 #[test]
 fn run_time_errors_name_the_step_and_row() {
     let over = plan(&format!(
