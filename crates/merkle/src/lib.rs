@@ -104,6 +104,21 @@ pub trait Hasher {
     fn node_hash_onto(&self, left: &mut HashWords, right: &HashWords) {
         *left = self.node_hash_words(left, right);
     }
+    /// Appends to `root` one leaf per record of `words`, records of
+    /// `width` words each (a trailing partial record is ignored, as
+    /// `chunks_exact` does; none for a `width` of 0): each leaf as
+    /// [`leaf_hash_words`](Self::leaf_hash_words) of its record, as
+    /// [`StreamingRoot::append_leaf`] appends it. This is how an input's
+    /// records are committed; a zkVM guest overrides it to hash the whole
+    /// input in one loop, its buffers set up once and no call per record.
+    fn append_records(&self, root: &mut StreamingRoot, width: usize, words: &[u32]) {
+        if width == 0 {
+            return;
+        }
+        for rec in words.chunks_exact(width) {
+            root.append_leaf(self, rec);
+        }
+    }
 }
 
 /// A [`Hash`](type@Hash) as eight 32-bit words in memory order: word `i` holds bytes

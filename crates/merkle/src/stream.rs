@@ -50,20 +50,28 @@ impl StreamingRoot {
         self.merge(h);
     }
 
-    /// Merges the new leaf at `stack[depth]` with the complete subtrees of
-    /// its height below it: each set low bit of the size is one. The parent
-    /// replaces its left child, so the subtree being merged is always on
-    /// top and no hash is copied between merges.
-    fn merge<H: Hasher + ?Sized>(&mut self, h: &H) {
-        let mut top = self.depth;
-        let mut size = self.size;
-        while size & 1 == 1 {
-            let (rest, right) = self.stack.split_at_mut(top);
-            top -= 1;
-            h.node_hash_onto(&mut rest[top], &right[0]);
-            size >>= 1;
+    /// Appends one leaf per item of `leaves`, its hash written by
+    /// `hash_into(item, slot)` into its place on the stack (the slot holds
+    /// no meaningful value before): for a [`Hasher`] that hashes leaves its
+    /// own way, such as a zkVM guest's [`Hasher::append_records`]. The size
+    /// and depth stay in locals for the whole loop, so a `hash_into` that
+    /// may write any memory (an ecall) does not make every leaf store and
+    /// reload them.
+    #[inline(always)]
+    pub fn append_leaves_with<H: Hasher + ?Sized, T>(&mut self, h: &H, leaves: impl IntoIterator<Item = T>, mut hash_into: impl FnMut(T, &mut HashWords)) {
+        let (mut size, mut depth) = (self.size, self.depth);
+        for leaf in leaves {
+            hash_into(leaf, &mut self.stack[depth]);
+            depth = merge(&mut self.stack, depth, size, h);
+            size += 1;
         }
-        self.depth = top + 1;
+        self.size = size;
+        self.depth = depth;
+    }
+
+    /// Merges the leaf just written at `stack[depth]` (see [`merge`]).
+    fn merge<H: Hasher + ?Sized>(&mut self, h: &H) {
+        self.depth = merge(&mut self.stack, self.depth, self.size, h);
         self.size += 1;
     }
 
@@ -75,6 +83,23 @@ impl StreamingRoot {
         };
         from_words(&rest.iter().rev().fold(*last, |acc, left| h.node_hash_words(left, &acc)))
     }
+}
+
+/// Merges a new leaf at `stack[depth]`, appended to a tree of `size`
+/// leaves, with the complete subtrees of its height below it (each set
+/// low bit of `size` is one) and returns the new depth. The parent
+/// replaces its left child, so the subtree being merged is always on top
+/// and no hash is copied between merges.
+#[inline(always)]
+fn merge<H: Hasher + ?Sized>(stack: &mut [HashWords; 64], depth: usize, mut size: u64, h: &H) -> usize {
+    let mut top = depth;
+    while size & 1 == 1 {
+        let (rest, right) = stack.split_at_mut(top);
+        top -= 1;
+        h.node_hash_onto(&mut rest[top], &right[0]);
+        size >>= 1;
+    }
+    top + 1
 }
 
 #[cfg(test)]
@@ -94,10 +119,10 @@ mod tests {
             let entry = i.to_le_bytes();
             let leaf = crate::leaf_hash(&entry);
             assert_eq!(to_words(&leaf), Sha2.leaf_hash_words(&[i]));
-            if i % 2 == 0 {
-                s.append(&Sha2, to_words(&leaf));
-            } else {
-                s.append_leaf(&Sha2, &[i]);
+            match i % 3 {
+                0 => s.append(&Sha2, to_words(&leaf)),
+                1 => s.append_leaf(&Sha2, &[i]),
+                _ => Sha2.append_records(&mut s, 1, &[i]),
             }
             c.append(leaf, |_, _, _| {});
             leaves.push(leaf);

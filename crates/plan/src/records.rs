@@ -161,19 +161,17 @@ pub fn commit(h: &dyn Hasher, inputs: &[(usize, &[u32])]) -> Commitment {
     let mut all = StreamingRoot::new();
     let mut per: Vec<Hash> = Vec::new();
     for (width, words) in inputs {
+        if !several {
+            h.append_records(&mut all, *width, words);
+            continue;
+        }
         let mut own = StreamingRoot::new();
         for rec in words.chunks_exact((*width).max(1)) {
-            if several {
-                let leaf = h.leaf_hash_words(rec);
-                own.append(h, leaf);
-                all.append(h, leaf);
-            } else {
-                all.append_leaf(h, rec);
-            }
+            let leaf = h.leaf_hash_words(rec);
+            own.append(h, leaf);
+            all.append(h, leaf);
         }
-        if several {
-            per.push(own.root(h));
-        }
+        per.push(own.root(h));
     }
     let data_root = all.root(h);
     if !several {
