@@ -165,7 +165,7 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
     let readers = readers(p);
     // Filters that feed one reduce: their input and row mask, instead of a
     // gathered copy of the rows they keep.
-    let mut in_place: Vec<Option<(Rc<Table>, Vec<i64>)>> = vec![None; p.steps.len()];
+    let mut in_place: Vec<Option<(Rc<Table>, Vec<bool>)>> = vec![None; p.steps.len()];
     let mut used: u64 = 0;
     for &s in &p.run {
         let step = &p.steps[s].id;
@@ -196,10 +196,10 @@ pub fn execute(p: &Program, inputs: Vec<Table>, h: &dyn Hasher) -> Result<Outcom
             }
             Op::Filter { input, pred } => {
                 let t = get(*input)?;
-                let mask = pred.num_rows(&t, h).map_err(|(r, e)| eval(r)(e))?;
+                let mask = pred.mask_rows(&t, h).map_err(|(r, e)| eval(r)(e))?;
                 if feeds_a_reduce_alone(p, &readers, s) {
                     // Charged as the gathered table would be.
-                    let kept = mask.iter().filter(|m| **m != 0).count() as u64;
+                    let kept = mask.iter().filter(|m| **m).count() as u64;
                     charge(p, step, &mut used, t.cols.iter().map(|c| kept * c.cell_bytes()).sum())?;
                     in_place[s] = Some((t, mask));
                     continue;
@@ -273,14 +273,14 @@ fn append(dst: &mut Col, src: &Col) {
     }
 }
 
-/// The rows of `t` whose `mask` value is not 0, in order.
-fn gather(t: &Table, mask: &[i64]) -> Table {
-    fn keep<T: Copy>(v: &[T], mask: &[i64], rows: usize) -> Vec<T> {
+/// The rows of `t` whose `mask` value is true, in order.
+fn gather(t: &Table, mask: &[bool]) -> Table {
+    fn keep<T: Copy>(v: &[T], mask: &[bool], rows: usize) -> Vec<T> {
         let mut out = Vec::with_capacity(rows);
-        out.extend(v.iter().zip(mask).filter(|(_, m)| **m != 0).map(|(x, _)| *x));
+        out.extend(v.iter().zip(mask).filter(|(_, m)| **m).map(|(x, _)| *x));
         out
     }
-    let rows = mask.iter().filter(|m| **m != 0).count();
+    let rows = mask.iter().filter(|m| **m).count();
     let cols = t
         .cols
         .iter()
@@ -378,10 +378,10 @@ impl Acc {
 }
 
 /// Calls `f(group, row)` for each row of `group` that is not [`DROPPED`]
-/// and, given a `mask`, whose mask value is not 0; with the mask's presence
+/// and, given a `mask`, whose mask value is true; with the mask's presence
 /// matched once, not per row.
 #[inline(always)]
-fn each_row(group: &[u32], mask: Option<&[i64]>, mut f: impl FnMut(usize, usize)) {
+fn each_row(group: &[u32], mask: Option<&[bool]>, mut f: impl FnMut(usize, usize)) {
     match mask {
         None => group.iter().enumerate().for_each(|(r, &g)| {
             if g != DROPPED {
@@ -389,7 +389,7 @@ fn each_row(group: &[u32], mask: Option<&[i64]>, mut f: impl FnMut(usize, usize)
             }
         }),
         Some(m) => group.iter().zip(m).enumerate().for_each(|(r, (&g, &k))| {
-            if g != DROPPED && k != 0 {
+            if g != DROPPED && k {
                 f(g as usize, r);
             }
         }),
@@ -399,20 +399,20 @@ fn each_row(group: &[u32], mask: Option<&[i64]>, mut f: impl FnMut(usize, usize)
 /// Group of a row that `keep` drops.
 const DROPPED: u32 = u32::MAX;
 
-/// Aggregates the rows of `t` (those whose `keep` value is not 0, when
+/// Aggregates the rows of `t` (those whose `keep` value is true, when
 /// given) by `keys`.
 #[allow(clippy::too_many_arguments)]
 fn reduce(
     p: &Program,
     s: usize,
     t: &Table,
-    keep: Option<&[i64]>,
+    keep: Option<&[bool]>,
     keys: &[usize],
     direct: Option<usize>,
     aggs: &[CAgg],
     h: &dyn Hasher,
 ) -> Result<Table, ExecError> {
-    let kept = |r: usize| keep.is_none_or(|k| k[r] != 0);
+    let kept = |r: usize| keep.is_none_or(|k| k[r]);
     let step = &p.steps[s];
     let n = aggs.len();
     // Per group: the first row (for key values) and one accumulator per aggregation.
@@ -423,10 +423,10 @@ fn reduce(
     let mut key = Vec::new();
     // Each aggregation's filter over all rows; of several failing filters,
     // the error a row-by-row run meets first (lowest row, then aggregation).
-    let mut masks: Vec<Option<Vec<i64>>> = Vec::with_capacity(n);
+    let mut masks: Vec<Option<Vec<bool>>> = Vec::with_capacity(n);
     let mut failed: Option<(usize, crate::expr::EvalError)> = None;
     for ag in aggs {
-        let mask = ag.filter.as_ref().map(|f| f.num_rows(t, h)).transpose().unwrap_or_else(|(r, e)| {
+        let mask = ag.filter.as_ref().map(|f| f.mask_rows(t, h)).transpose().unwrap_or_else(|(r, e)| {
             if failed.is_none_or(|(r0, _)| r < r0) {
                 failed = Some((r, e));
             }
@@ -457,7 +457,7 @@ fn reduce(
         // `extend`, not a checked push per row.
         match keep {
             None => group.extend(k.iter().enumerate().map(|(r, &k)| assign(r, k))),
-            Some(keep) => group.extend(k.iter().zip(keep).enumerate().map(|(r, (&k, &kept))| if kept != 0 { assign(r, k) } else { DROPPED })),
+            Some(keep) => group.extend(k.iter().zip(keep).enumerate().map(|(r, (&k, &kept))| if kept { assign(r, k) } else { DROPPED })),
         }
     } else {
         // The last row kept and its group.

@@ -78,12 +78,12 @@ impl CmpOp {
         }
     }
 
-    /// `xs[i] op k` as 0 or 1 for each `i`, appended to `out`, with the
+    /// `xs[i] op k` (as 0 or 1 for `i64`) for each `i`, appended to `out`, with the
     /// operator matched once rather than per value (in the zkVM a match
     /// inside the loop is a jump-table dispatch on every row).
-    fn extend_const(self, xs: &[i64], k: i64, out: &mut Vec<i64>) {
-        fn each(xs: &[i64], out: &mut Vec<i64>, f: impl Fn(i64) -> bool) {
-            out.extend(xs.iter().map(|&x| i64::from(f(x))));
+    fn extend_const<T: From<bool>>(self, xs: &[i64], k: i64, out: &mut Vec<T>) {
+        fn each<T: From<bool>>(xs: &[i64], out: &mut Vec<T>, f: impl Fn(i64) -> bool) {
+            out.extend(xs.iter().map(|&x| T::from(f(x))));
         }
         match self {
             CmpOp::Eq => each(xs, out, |x| x == k),
@@ -503,6 +503,24 @@ impl CExpr {
         }
     }
 
+    /// [`num_rows`](Self::num_rows) of a predicate as whether each row's
+    /// value is not 0: one byte a row instead of eight, for the masks of
+    /// filters (in the zkVM every byte written is paged in and out again).
+    /// A column compared with a constant is written straight as bytes.
+    ///
+    /// # Errors
+    /// As [`num_rows`](Self::num_rows).
+    pub fn mask_rows(&self, t: &Table, h: &dyn Hasher) -> Result<Vec<bool>, (usize, EvalError)> {
+        if let CExpr::Cmp(op, a, b) = self {
+            if let (Some(v), CExpr::Const(k)) = (a.column(t), &**b) {
+                let mut out = Vec::with_capacity(t.rows);
+                op.extend_const(v, *k, &mut out);
+                return Ok(out);
+            }
+        }
+        Ok(self.num_rows(t, h)?.into_iter().map(|x| x != 0).collect())
+    }
+
     /// Whether evaluating this numeric expression can never fail.
     pub(crate) fn infallible(&self) -> bool {
         match self {
@@ -658,6 +676,9 @@ mod tests {
                 let mut out = vec![9];
                 op.extend_const(&xs, k, &mut out);
                 assert_eq!(out[1..], want[..], "{op:?} {k}");
+                let mut mask: Vec<bool> = Vec::new();
+                op.extend_const(&xs, k, &mut mask);
+                assert_eq!(mask, want.iter().map(|&x| x == 1).collect::<Vec<_>>(), "{op:?} {k}");
                 let mut in_place = xs.to_vec();
                 op.apply_const(&mut in_place, k);
                 assert_eq!(in_place, want, "{op:?} {k}");
