@@ -340,40 +340,29 @@ fn same_key(t: &Table, cols: &[usize], a: usize, b: usize) -> bool {
     })
 }
 
-/// One aggregation's running state for one group.
+/// One aggregation's running state for one group: 16 bytes, so that a
+/// group's state is found with one shift.
 ///
-/// The count is a `usize` (no group has more rows than memory holds) and
-/// the sum an `i64` that spills into an `i128` only when it would
+/// The count is a `usize` (no group has more rows than memory holds) and a
+/// sum an `i64` that spills into a separate `i128` only when it would
 /// overflow: in the zkVM, a 32-bit machine, a 64-bit count costs twice the
 /// instructions of a word and a 128-bit add four times.
 #[derive(Clone, Copy)]
 struct Acc {
+    /// The sum so far less what has spilled (sum, mean), or the minimum or
+    /// maximum (min, max); unused by count.
+    value: i64,
     count: usize,
-    sum: i64,
-    /// What the sum has spilled so far.
-    spilled: i128,
-    /// The minimum or the maximum, whichever the function reads.
-    extreme: i64,
 }
 
 impl Acc {
     const fn new(func: AggFn) -> Acc {
-        Acc { count: 0, sum: 0, spilled: 0, extreme: if matches!(func, AggFn::Min) { i64::MAX } else { i64::MIN } }
-    }
-
-    #[inline(always)]
-    fn add(&mut self, x: i64) {
-        match self.sum.checked_add(x) {
-            Some(s) => self.sum = s,
-            None => {
-                self.spilled += i128::from(self.sum) + i128::from(x);
-                self.sum = 0;
-            }
-        }
-    }
-
-    fn total(&self) -> i128 {
-        self.spilled + i128::from(self.sum)
+        let value = match func {
+            AggFn::Min => i64::MAX,
+            AggFn::Max => i64::MIN,
+            AggFn::Count | AggFn::Sum | AggFn::Mean => 0,
+        };
+        Acc { value, count: 0 }
     }
 }
 
@@ -495,8 +484,11 @@ fn reduce(
     for ag in aggs {
         accs.extend(core::iter::repeat_n(Acc::new(ag.func), groups));
     }
+    // What each sum has spilled out of its 64-bit value.
+    let mut spilled: Vec<i128> = vec![0; groups * n];
     for (j, (ag, mask)) in aggs.iter().zip(&masks).enumerate() {
         let acc = &mut accs[j * groups..(j + 1) * groups];
+        let spill = &mut spilled[j * groups..(j + 1) * groups];
         let col = ag.col.map(|c| match &t.cols[c] {
             Col::Num(v) => &v[..group.len()],
             Col::Digest(_) => unreachable!("type checker resolved a numeric column"),
@@ -510,17 +502,23 @@ fn reduce(
             (AggFn::Sum | AggFn::Mean, Some(v)) => each_row(&group, mask, |g, r| {
                 let a = &mut acc[g];
                 a.count += 1;
-                a.add(v[r]);
+                match a.value.checked_add(v[r]) {
+                    Some(sum) => a.value = sum,
+                    None => {
+                        spill[g] += i128::from(a.value) + i128::from(v[r]);
+                        a.value = 0;
+                    }
+                }
             }),
             (AggFn::Min, Some(v)) => each_row(&group, mask, |g, r| {
                 let a = &mut acc[g];
                 a.count += 1;
-                a.extreme = a.extreme.min(v[r]);
+                a.value = a.value.min(v[r]);
             }),
             (AggFn::Max, Some(v)) => each_row(&group, mask, |g, r| {
                 let a = &mut acc[g];
                 a.count += 1;
-                a.extreme = a.extreme.max(v[r]);
+                a.value = a.value.max(v[r]);
             }),
         }
     }
@@ -542,13 +540,14 @@ fn reduce(
         let mut col = Vec::with_capacity(order.len());
         for &g in &order {
             let a = accs[j * groups + g];
+            let total = spilled[j * groups + g] + i128::from(a.value);
             let count = i64::try_from(a.count).map_err(|_| fail("count overflows a 64-bit value"))?;
             col.push(match ag.func {
                 AggFn::Count => count,
-                AggFn::Sum => i64::try_from(a.total()).map_err(|_| fail("sum overflows a 64-bit value"))?,
+                AggFn::Sum => i64::try_from(total).map_err(|_| fail("sum overflows a 64-bit value"))?,
                 _ if a.count == 0 => return Err(fail("no rows to aggregate")),
-                AggFn::Min | AggFn::Max => a.extreme,
-                AggFn::Mean => mean(a.total(), count, ag.rescale).ok_or_else(|| fail("mean overflows a 64-bit value"))?,
+                AggFn::Min | AggFn::Max => a.value,
+                AggFn::Mean => mean(total, count, ag.rescale).ok_or_else(|| fail("mean overflows a 64-bit value"))?,
             });
         }
         out.cols.push(Col::Num(col));
