@@ -119,6 +119,15 @@ pub fn push_digits(s: &mut String, n: u64, width: usize) {
     let mut buf = [b'0'; 20];
     let mut i = buf.len();
     let mut n = n;
+    // The low digits by 32-bit division once the rest fits a word: on the
+    // zkVM's 32-bit machine a 64-bit division is a library call of dozens
+    // of instructions, a 32-bit one a single instruction.
+    while n > u64::from(u32::MAX) {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    let mut n = n as u32;
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
@@ -154,9 +163,14 @@ pub fn format_decimal(v: i64, scale: u8) -> String {
     }
     let mag = v.unsigned_abs();
     let p = 10u64.pow(u32::from(scale));
-    push_digits(&mut s, mag / p, 1);
+    // 32-bit division where both fit (see `push_digits`).
+    let (int, frac) = match (u32::try_from(mag), u32::try_from(p)) {
+        (Ok(m), Ok(p)) => (u64::from(m / p), u64::from(m % p)),
+        _ => (mag / p, mag % p),
+    };
+    push_digits(&mut s, int, 1);
     s.push('.');
-    push_digits(&mut s, mag % p, usize::from(scale));
+    push_digits(&mut s, frac, usize::from(scale));
     s
 }
 
@@ -342,7 +356,8 @@ mod tests {
     /// The hand-written digits against `core::fmt`, the independent reference.
     #[test]
     fn digits_match_core_fmt() {
-        let mut cases = alloc::vec![0, 1, -1, 9, 10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1];
+        let w = i64::from(u32::MAX);
+        let mut cases = alloc::vec![0, 1, -1, 9, 10, 99, 100, i64::MAX, i64::MIN, i64::MIN + 1, w - 1, w, w + 1, -w, -w - 1, 10 * w + 9];
         let mut x: i64 = 1;
         while let Some(y) = x.checked_mul(7) {
             cases.extend([y, -y, y - 1, y + 1]);
@@ -352,7 +367,7 @@ mod tests {
             let mut s = String::new();
             push_int(&mut s, v);
             assert_eq!(s, alloc::format!("{v}"));
-            for scale in [1u8, 2, 5, 18] {
+            for scale in [1u8, 2, 5, 9, 10, 18] {
                 let p = 10u64.pow(u32::from(scale));
                 let want = alloc::format!("{}{}.{:0w$}", if v < 0 { "-" } else { "" }, v.unsigned_abs() / p, v.unsigned_abs() % p, w = usize::from(scale));
                 assert_eq!(format_decimal(v, scale), want, "{v} at scale {scale}");
