@@ -14,8 +14,12 @@ mod sha;
 
 use risc0_zkvm::guest::env;
 use zkaudit_plan::journal::{plan_bytes, words_hash, HEADER_WORDS, INPUT_FORMAT};
+use zkaudit_plan::Intake;
 
 use crate::sha::Accelerated;
+
+/// Words in one page of the zkVM's memory (1 KiB).
+const PAGE_WORDS: usize = 256;
 
 fn main() {
     let mut header = [0u32; HEADER_WORDS];
@@ -33,15 +37,27 @@ fn main() {
     let program = zkaudit_plan::prepare(&plan, &plan_hash, &hasher).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(n_inputs, program.inputs.len(), "the plan has {} data inputs, {n_inputs} were sent", program.inputs.len());
 
-    let mut inputs = Vec::with_capacity(n_inputs);
+    // Records are read a page at a time into one buffer, committed and
+    // decoded as they come: a buffer for all of them would be memory
+    // written once and paged in and out for nothing.
+    let mut intake = Intake::new(&program);
+    let mut buf = Vec::new();
     for spec in &program.inputs {
         let mut count = [0u32; 1];
         env::read_slice(&mut count);
-        let mut records = vec![0u32; count[0] as usize * spec.record_words()];
-        env::read_slice(&mut records);
-        inputs.push(records);
+        let mut left = count[0] as usize;
+        intake.begin(left, &hasher).unwrap_or_else(|e| panic!("{e}"));
+        let width = spec.record_words();
+        let per_read = (PAGE_WORDS / width).max(1);
+        buf.resize(per_read.min(left) * width, 0);
+        while left > 0 {
+            let n = per_read.min(left);
+            let words = &mut buf[..n * width];
+            env::read_slice(words);
+            intake.push(words, &hasher).unwrap_or_else(|e| panic!("{e}"));
+            left -= n;
+        }
     }
-    let (journal, _) =
-        zkaudit_plan::finish(&program, &plan_hash, &data_root, &inputs, &hasher).unwrap_or_else(|e| panic!("{e}"));
+    let (journal, _) = intake.finish(&plan_hash, &data_root, &hasher).unwrap_or_else(|e| panic!("{e}"));
     env::commit_slice(&journal.encode());
 }

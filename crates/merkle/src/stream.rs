@@ -1,10 +1,12 @@
 //! The Merkle tree head of a stream of leaves, in words.
 
+use alloc::vec::Vec;
+
 use crate::{empty_root, from_words, Hash, HashWords, Hasher};
 
 /// The RFC 9162 §2.1.1 tree head of leaves appended one by one, kept as the
 /// right edge of the tree (one complete-subtree hash per set bit of the
-/// size) on a fixed stack: no allocation, and every hash stays in
+/// size) on a stack allocated once, and every hash stays in
 /// [`HashWords`] from leaf to root, so a zkVM guest never converts or copies
 /// a hash byte by byte. [`CompactRange`](crate::CompactRange) is the same
 /// edge with the subtree callbacks the log needs.
@@ -15,13 +17,17 @@ pub struct StreamingRoot {
     /// an append does not recount the bits of a 64-bit size (a long
     /// sequence on 32-bit targets such as the zkVM's).
     depth: usize,
-    /// `stack[..depth]`, highest (leftmost) subtree first.
-    stack: [HashWords; 64],
+    /// 64 slots, for the subtrees of any `u64` size: `stack[..depth]`,
+    /// highest (leftmost) subtree first. On the heap, so that moving the
+    /// tree moves no hashes (a fixed array here cost the zkVM guest a 2 KiB
+    /// copy per move), allocated zeroed (which the guest's allocator does
+    /// without writing: its fresh memory is zero).
+    stack: Vec<HashWords>,
 }
 
 impl Default for StreamingRoot {
     fn default() -> Self {
-        StreamingRoot { size: 0, depth: 0, stack: [[0; 8]; 64] }
+        StreamingRoot { size: 0, depth: 0, stack: alloc::vec![[0; 8]; 64] }
     }
 }
 
@@ -91,7 +97,7 @@ impl StreamingRoot {
 /// replaces its left child, so the subtree being merged is always on top
 /// and no hash is copied between merges.
 #[inline(always)]
-fn merge<H: Hasher + ?Sized>(stack: &mut [HashWords; 64], depth: usize, mut size: u64, h: &H) -> usize {
+fn merge<H: Hasher + ?Sized>(stack: &mut [HashWords], depth: usize, mut size: u64, h: &H) -> usize {
     let mut top = depth;
     while size & 1 == 1 {
         let (rest, right) = stack.split_at_mut(top);

@@ -126,7 +126,8 @@ pub fn prepare(plan_jcs: &[u8], plan_hash: &Hash, h: &dyn Hasher) -> Result<Prog
 /// commitments, decodes and executes them, and returns the journal with the
 /// full outcome (whose private columns the journal leaves out).
 ///
-/// `inputs` holds each data input's record words, in plan order.
+/// `inputs` holds each data input's record words, in plan order. This is
+/// [`Intake`] with each input given whole.
 ///
 /// # Errors
 /// Any [`RunError`] after [`prepare`]'s.
@@ -134,27 +135,99 @@ pub fn finish(program: &Program, plan_hash: &Hash, data_root: &Hash, inputs: &[V
     if inputs.len() != program.inputs.len() {
         return Err(ExecError::InputCount { expected: program.inputs.len(), got: inputs.len() }.into());
     }
-    let mut sized = Vec::with_capacity(inputs.len());
+    let mut intake = Intake::new(program);
     for (spec, words) in program.inputs.iter().zip(inputs) {
+        intake.begin(words.len() / spec.record_words(), h)?;
+        intake.push(words, h)?;
+    }
+    intake.finish(plan_hash, data_root, h)
+}
+
+/// The records of a program's data inputs taken in pieces, committed and
+/// decoded as they come: what [`finish`] does, for a zkVM guest that reads
+/// its records through one small reused buffer instead of holding them all
+/// (every page of memory written costs it paging cycles).
+///
+/// Inputs come in plan order: [`begin`](Self::begin) one, then
+/// [`push`](Self::push) its records in order, any number of times.
+pub struct Intake<'p> {
+    program: &'p Program,
+    commitment: records::Committer,
+    /// The decoded records of the inputs begun so far.
+    tables: Vec<table::Table>,
+}
+
+impl<'p> Intake<'p> {
+    /// An intake of `program`'s inputs, none begun.
+    pub fn new(program: &'p Program) -> Self {
+        Intake { program, commitment: records::Committer::new(program.inputs.len()), tables: Vec::with_capacity(program.inputs.len()) }
+    }
+
+    /// Ends the current input, if any, and begins the next one, with room
+    /// for `records` records.
+    ///
+    /// # Errors
+    /// [`ExecError::InputCount`] when every input has begun already.
+    pub fn begin(&mut self, records: usize, h: &dyn Hasher) -> Result<(), RunError> {
+        let Some(spec) = self.program.inputs.get(self.tables.len()) else {
+            return Err(ExecError::InputCount { expected: self.program.inputs.len(), got: self.tables.len() + 1 }.into());
+        };
+        if !self.tables.is_empty() {
+            self.commitment.end_input(h);
+        }
+        self.tables.push(records::empty_table(spec, records));
+        Ok(())
+    }
+
+    /// Takes the next records of the current input: `words`, a whole
+    /// number of records.
+    ///
+    /// # Errors
+    /// [`RunError::Ragged`] for a partial record, [`RunError::Record`] for
+    /// an invalid cell (named by its record's index in the input),
+    /// [`ExecError::InputCount`] before any [`begin`](Self::begin).
+    pub fn push(&mut self, words: &[u32], h: &dyn Hasher) -> Result<(), RunError> {
+        let Some(i) = self.tables.len().checked_sub(1) else {
+            return Err(ExecError::InputCount { expected: self.program.inputs.len(), got: 0 }.into());
+        };
+        // `begin` adds a table only for an input the program has.
+        let (spec, table) = (&self.program.inputs[i], &mut self.tables[i]);
         let width = spec.record_words();
         if words.len() % width != 0 {
             return Err(RunError::Ragged { input: spec.id.clone(), words: words.len(), width });
         }
-        sized.push((width, words.as_slice()));
+        self.commitment.push(h, width, words);
+        records::decode_into(spec, words, table)?;
+        Ok(())
     }
-    let c = records::commit(h, &sized);
-    if c.data_root != *data_root {
-        return Err(RunError::DataRoot { expected: value::hex(data_root), computed: value::hex(&c.data_root) });
-    }
-    for (spec, got) in program.inputs.iter().zip(&c.inputs) {
-        if let Some(declared) = spec.commitment {
-            if declared != *got {
-                return Err(RunError::Commitment { input: spec.id.clone(), declared: value::hex(&declared), computed: value::hex(got) });
+
+    /// Checks the records taken against `data_root` and the plan's
+    /// declared data commitments, executes the plan over them, and returns
+    /// the journal with the full outcome (whose private columns the journal
+    /// leaves out).
+    ///
+    /// # Errors
+    /// [`ExecError::InputCount`] unless every input has begun,
+    /// [`RunError::DataRoot`], [`RunError::Commitment`], or the
+    /// execution's [`RunError::Exec`].
+    pub fn finish(self, plan_hash: &Hash, data_root: &Hash, h: &dyn Hasher) -> Result<(Journal, Outcome), RunError> {
+        let program = self.program;
+        if self.tables.len() != program.inputs.len() {
+            return Err(ExecError::InputCount { expected: program.inputs.len(), got: self.tables.len() }.into());
+        }
+        let c = self.commitment.finish(h);
+        if c.data_root != *data_root {
+            return Err(RunError::DataRoot { expected: value::hex(data_root), computed: value::hex(&c.data_root) });
+        }
+        for (spec, got) in program.inputs.iter().zip(&c.inputs) {
+            if let Some(declared) = spec.commitment {
+                if declared != *got {
+                    return Err(RunError::Commitment { input: spec.id.clone(), declared: value::hex(&declared), computed: value::hex(got) });
+                }
             }
         }
+        let out = execute(program, self.tables, h)?;
+        let journal = Journal { plan_hash: *plan_hash, data_root: *data_root, output_hash: out.output_hash, output: out.public.clone() };
+        Ok((journal, out))
     }
-    let tables = program.inputs.iter().zip(inputs).map(|(spec, words)| records::decode(spec, words)).collect::<Result<Vec<_>, _>>()?;
-    let out = execute(program, tables, h)?;
-    let journal = Journal { plan_hash: *plan_hash, data_root: *data_root, output_hash: out.output_hash, output: out.public.clone() };
-    Ok((journal, out))
 }

@@ -66,16 +66,33 @@ pub fn encode(spec: &InputSpec, t: &Table) -> Vec<u32> {
 /// # Errors
 /// [`RecordError`] naming the record and column of the first invalid cell.
 pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
+    let mut t = empty_table(spec, words.len() / spec.record_words().max(1));
+    decode_into(spec, words, &mut t)?;
+    Ok(t)
+}
+
+/// A table of no rows with the columns of `spec`, with room for `rows`.
+pub fn empty_table(spec: &InputSpec, rows: usize) -> Table {
+    Table { rows: 0, cols: spec.schema.iter().map(|(_, ty)| Col::for_type(ty, rows)).collect() }
+}
+
+/// [`decode`] appending to `t` (a table of `spec`'s columns, as
+/// [`empty_table`] makes): `words` are the records after `t`'s rows, and an
+/// error names the record by its index in the whole input. On error, `t`
+/// may hold some of these records' cells; it is meant to be dropped.
+///
+/// # Errors
+/// [`RecordError`] naming the record and column of the first invalid cell.
+pub fn decode_into(spec: &InputSpec, words: &[u32], t: &mut Table) -> Result<(), RecordError> {
     let width = spec.record_words();
     let rows = words.len().checked_div(width).unwrap_or(0);
-    let mut cols: Vec<Col> = Vec::with_capacity(spec.schema.len());
     // Column by column, so the type is matched once per column, not per
     // cell, and each column is checked in the pass that converts it; of
     // several bad cells, the one a row-by-row scan meets first (lowest
     // record, then leftmost column) is reported.
     let mut bad: Option<(usize, usize, &'static str)> = None;
     let mut at = 0;
-    for (c, (_, ty)) in spec.schema.iter().enumerate() {
+    for (c, ((_, ty), col)) in spec.schema.iter().zip(&mut t.cols).enumerate() {
         let mut note = |r: Option<usize>, message: &'static str| {
             if let Some(r) = r {
                 if bad.is_none_or(|(r0, _, _)| r < r0) {
@@ -83,64 +100,67 @@ pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
                 }
             }
         };
-        cols.push(match ty {
-            Type::Digest => Col::Digest(
-                words
-                    .chunks_exact(width)
-                    .map(|rec| {
-                        let mut d = [0u8; 32];
-                        for (b, w) in d.chunks_exact_mut(4).zip(&rec[at..at + 8]) {
-                            b.copy_from_slice(&w.to_le_bytes());
-                        }
-                        d
-                    })
-                    .collect(),
-            ),
-            Type::Int | Type::Decimal(_) => Col::Num(column::<2>(words, width, at, |_| true, |[lo, hi]| i64::from(lo) | (i64::from(hi) << 32)).0),
-            Type::Date => {
-                let (v, r) = column::<1>(words, width, at, |w| DATE_RANGE.contains(&i64::from(w as i32)), |[w]| i64::from(w as i32));
+        match (ty, col) {
+            (Type::Digest, Col::Digest(v)) => v.extend(words.chunks_exact(width).map(|rec| {
+                let mut d = [0u8; 32];
+                for (b, w) in d.chunks_exact_mut(4).zip(&rec[at..at + 8]) {
+                    b.copy_from_slice(&w.to_le_bytes());
+                }
+                d
+            })),
+            (Type::Int | Type::Decimal(_), Col::Num(v)) => {
+                column::<2>(words, width, at, |_| true, |[lo, hi]| i64::from(lo) | (i64::from(hi) << 32), v);
+            }
+            (Type::Date, Col::Num(v)) => {
+                let r = column::<1>(words, width, at, |w| DATE_RANGE.contains(&i64::from(w as i32)), |[w]| i64::from(w as i32), v);
                 note(r, "date out of range (years -9999 to 9999)");
-                Col::Num(v)
             }
-            Type::Bool => {
-                let (v, r) = column::<1>(words, width, at, |w| w <= 1, |[w]| i64::from(w));
+            (Type::Bool, Col::Num(v)) => {
+                let r = column::<1>(words, width, at, |w| w <= 1, |[w]| i64::from(w), v);
                 note(r, "bool cell is neither 0 nor 1");
-                Col::Num(v)
             }
-            Type::Enum(labels) => {
+            (Type::Enum(labels), Col::Num(v)) => {
                 let n = labels.len();
-                let (v, r) = column::<1>(words, width, at, |w| (w as usize) < n, |[w]| i64::from(w));
+                let r = column::<1>(words, width, at, |w| (w as usize) < n, |[w]| i64::from(w), v);
                 note(r, "enum cell is not a declared label");
-                Col::Num(v)
             }
-        });
+            _ => unreachable!("the table has the columns of the input's schema"),
+        }
         at += ty.words();
     }
     if let Some((record, c, message)) = bad {
-        return Err(RecordError { input: spec.id.clone(), record, column: spec.schema[c].0.clone(), message });
+        return Err(RecordError { input: spec.id.clone(), record: t.rows + record, column: spec.schema[c].0.clone(), message });
     }
-    Ok(Table { rows, cols })
+    t.rows += rows;
+    Ok(())
 }
 
-/// The cells of the `N`-word column at word `at` of each `width`-word
-/// record in `words`, converted by `value`, and the first record whose
-/// first cell word fails `ok` (`None` if all pass).
+/// Appends to `out` the cells of the `N`-word column at word `at` of each
+/// `width`-word record in `words`, converted by `value`, and returns the
+/// first record whose first cell word fails `ok` (`None` if all pass).
 ///
 /// One pass: a cell is checked as it is converted, and the failing record
 /// is searched for only when one failed (the guest decodes every record
 /// once, so a second pass over a column is a real cost there).
-fn column<const N: usize>(words: &[u32], width: usize, at: usize, ok: impl Fn(u32) -> bool, value: impl Fn([u32; N]) -> i64) -> (Vec<i64>, Option<usize>) {
+fn column<const N: usize>(
+    words: &[u32],
+    width: usize,
+    at: usize,
+    ok: impl Fn(u32) -> bool,
+    value: impl Fn([u32; N]) -> i64,
+    out: &mut Vec<i64>,
+) -> Option<usize> {
     let mut all_ok = true;
-    let v: Vec<i64> = words
-        .chunks_exact(width)
-        .map(|rec| {
-            let cell: [u32; N] = core::array::from_fn(|i| rec[at + i]);
-            all_ok &= ok(cell[0]);
-            value(cell)
-        })
-        .collect();
-    let first_bad = if all_ok { None } else { words.chunks_exact(width).position(|rec| !ok(rec[at])) };
-    (v, first_bad)
+    out.extend(words.chunks_exact(width).map(|rec| {
+        let cell: [u32; N] = core::array::from_fn(|i| rec[at + i]);
+        all_ok &= ok(cell[0]);
+        value(cell)
+    }));
+    if all_ok {
+        None
+    } else {
+        words.chunks_exact(width).position(|rec| !ok(rec[at]))
+    }
 }
 
 /// Merkle tree heads of a set of inputs' records.
@@ -157,27 +177,71 @@ pub struct Commitment {
 /// Each record is hashed once as an RFC 9162 leaf (`SHA-256(0x00 ‖ bytes)`);
 /// with several inputs the leaves also feed one tree per input.
 pub fn commit(h: &dyn Hasher, inputs: &[(usize, &[u32])]) -> Commitment {
-    let several = inputs.len() > 1;
-    let mut all = StreamingRoot::new();
-    let mut per: Vec<Hash> = Vec::new();
+    let mut c = Committer::new(inputs.len());
     for (width, words) in inputs {
-        if !several {
-            h.append_records(&mut all, *width, words);
-            continue;
-        }
-        let mut own = StreamingRoot::new();
-        for rec in words.chunks_exact((*width).max(1)) {
-            let leaf = h.leaf_hash_words(rec);
-            own.append(h, leaf);
-            all.append(h, leaf);
-        }
-        per.push(own.root(h));
+        c.push(h, *width, words);
+        c.end_input(h);
     }
-    let data_root = all.root(h);
-    if !several {
-        per = alloc::vec![data_root; inputs.len()];
+    c.finish(h)
+}
+
+/// A [`Commitment`] built from records given in pieces: every record of
+/// the first input, then of the next, in plan order (what [`commit`] does
+/// in one call).
+pub struct Committer {
+    /// The tree over all inputs.
+    all: StreamingRoot,
+    /// With several inputs, the tree of the current one (none with one
+    /// input, whose tree is the one over all).
+    own: Option<StreamingRoot>,
+    /// The tree heads of the inputs ended so far.
+    per: Vec<Hash>,
+    inputs: usize,
+}
+
+impl Committer {
+    /// A commitment over `inputs` data inputs, none of their records taken yet.
+    pub fn new(inputs: usize) -> Self {
+        Committer { all: StreamingRoot::new(), own: (inputs > 1).then(StreamingRoot::new), per: Vec::with_capacity(inputs), inputs }
     }
-    Commitment { data_root, inputs: per }
+
+    /// Takes the next records of the current input: `words`, records of
+    /// `width` words (a trailing partial record is ignored, as
+    /// [`Hasher::append_records`] does).
+    pub fn push(&mut self, h: &dyn Hasher, width: usize, words: &[u32]) {
+        match &mut self.own {
+            None => h.append_records(&mut self.all, width, words),
+            Some(own) => {
+                for rec in words.chunks_exact(width.max(1)) {
+                    let leaf = h.leaf_hash_words(rec);
+                    own.append(h, leaf);
+                    self.all.append(h, leaf);
+                }
+            }
+        }
+    }
+
+    /// Ends the current input: the next [`push`](Self::push) takes the
+    /// next input's records.
+    pub fn end_input(&mut self, h: &dyn Hasher) {
+        if let Some(own) = &mut self.own {
+            self.per.push(own.root(h));
+            *own = StreamingRoot::new();
+        }
+    }
+
+    /// The tree heads. The current input, and those never started (empty
+    /// trees), end here.
+    pub fn finish(mut self, h: &dyn Hasher) -> Commitment {
+        let data_root = self.all.root(h);
+        if self.own.is_none() {
+            self.per = alloc::vec![data_root; self.inputs];
+        }
+        while self.per.len() < self.inputs {
+            self.end_input(h);
+        }
+        Commitment { data_root, inputs: self.per }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use zkaudit_merkle::Sha2;
 use zkaudit_plan::source::{Located, PlanFile};
-use zkaudit_plan::{data, records, Bounds, RunError};
+use zkaudit_plan::{data, records, Bounds, Intake, RunError};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -243,6 +243,49 @@ fn run_time_errors_name_the_step_and_row() {
     assert!(bad.ends_with("t.csv:2:3: field `d`: `1.505` is not a decimal with at most 2 places within the 64-bit range"), "{bad}");
     let bad = run_inline(&plan(&format!("steps:\n{NUMS}output: {{step: t}}\n")), &[("t", "k,x,d\nb,3,1.5\nz,1,1\n")]).unwrap_err();
     assert!(bad.ends_with("t.csv:3:1: field `k`: `z` is not one of a, b, c"), "{bad}");
+}
+
+/// Records given to an `Intake` in pieces commit, decode and run exactly as
+/// whole inputs do (the zkVM guest reads them a page at a time); errors
+/// name records by their index in the whole input.
+#[test]
+fn records_taken_in_pieces_run_as_whole_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = plan(&format!("steps:\n{NUMS}  - {{type: aggregate, id: g, operation: {{op: reduce, input: t, groupBy: [k], aggregations: [{{name: s, fn: sum, column: x}}]}}}}\noutput: {{step: g}}\n"));
+    let plan = PlanFile::parse("t.yaml", &text, false).unwrap();
+    let program = plan.compile(&Bounds::default()).unwrap();
+    let path = dir.path().join("t.csv");
+    std::fs::write(&path, NUMS_CSV).unwrap();
+    let spec = &program.inputs[0];
+    let words = records::encode(spec, &data::load(spec, &path).unwrap());
+    let width = spec.record_words();
+    let c = records::commit(&Sha2, &[(width, words.as_slice())]);
+    let whole = zkaudit_plan::finish(&program, &plan.hash, &c.data_root, std::slice::from_ref(&words), &Sha2).unwrap();
+    for per in [1, 2, 3] {
+        let mut intake = Intake::new(&program);
+        intake.begin(4, &Sha2).unwrap();
+        for piece in words.chunks(per * width) {
+            intake.push(piece, &Sha2).unwrap();
+        }
+        assert_eq!(intake.finish(&plan.hash, &c.data_root, &Sha2).unwrap(), whole, "{per} record(s) at a time");
+    }
+    // Record 2 (0-based) has an enum cell past the labels: found in the
+    // second piece of two records.
+    let mut bad = words.clone();
+    bad[2 * width] = 7;
+    let mut intake = Intake::new(&program);
+    intake.begin(4, &Sha2).unwrap();
+    intake.push(&bad[..2 * width], &Sha2).unwrap();
+    let e = intake.push(&bad[2 * width..], &Sha2).unwrap_err();
+    assert_eq!(e.to_string(), "input `t`, record 2, column `k`: enum cell is not a declared label");
+    // A partial record, records before any input, a second input, and an
+    // input never begun are refused.
+    let mut intake = Intake::new(&program);
+    assert!(matches!(intake.push(&words, &Sha2), Err(RunError::Exec(_))));
+    intake.begin(4, &Sha2).unwrap();
+    assert!(matches!(intake.push(&words[..width + 1], &Sha2), Err(RunError::Ragged { words: 6, width: 5, .. })), "{width}");
+    assert!(matches!(intake.begin(4, &Sha2), Err(RunError::Exec(_))));
+    assert!(matches!(Intake::new(&program).finish(&plan.hash, &c.data_root, &Sha2), Err(RunError::Exec(_))));
 }
 
 #[test]
