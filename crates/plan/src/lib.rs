@@ -193,7 +193,7 @@ impl<'p> Intake<'p> {
         // `begin` adds a table only for an input the program has.
         let (spec, table) = (&self.program.inputs[i], &mut self.tables[i]);
         let width = spec.record_words();
-        if words.len() % width != 0 {
+        if !words.len().is_multiple_of(width) {
             return Err(RunError::Ragged { input: spec.id.clone(), words: words.len(), width });
         }
         self.commitment.push(h, width, words);
