@@ -158,10 +158,11 @@ impl Hasher for Accelerated {
         unsafe { compress(leaf.words.as_ptr(), leaf.words.len() / BLOCK_WORDS, out) }
     }
 
-    /// One loop over the records, with the leaf buffer sized once and the
-    /// Merkle stack's merges (node hashes) called statically, so inlined:
-    /// 14 cycles a record fewer than a [`leaf_hash_into`] call per record
-    /// on example 2 (docs/benchmarks.md).
+    /// One loop over the records, with the leaf buffer sized once, the
+    /// Merkle stack's size and depth in registers, and its merges (node
+    /// hashes) called statically, so inlined: 37 cycles a record fewer than
+    /// a [`leaf_hash_into`] call per record on example 2
+    /// (docs/benchmarks.md).
     ///
     /// [`leaf_hash_into`]: Hasher::leaf_hash_into
     fn append_records(&self, root: &mut StreamingRoot, width: usize, words: &[u32]) {

@@ -125,10 +125,11 @@ mod tests {
             let entry = i.to_le_bytes();
             let leaf = crate::leaf_hash(&entry);
             assert_eq!(to_words(&leaf), Sha2.leaf_hash_words(&[i]));
-            match i % 3 {
+            match i % 4 {
                 0 => s.append(&Sha2, to_words(&leaf)),
                 1 => s.append_leaf(&Sha2, &[i]),
-                _ => Sha2.append_records(&mut s, 1, &[i]),
+                2 => Sha2.append_records(&mut s, 1, &[i]),
+                _ => s.append_leaves_with(&Sha2, [i], |w, slot| Sha2.leaf_hash_into(&[w], slot)),
             }
             c.append(leaf, |_, _, _| {});
             leaves.push(leaf);
@@ -137,5 +138,11 @@ mod tests {
             assert_eq!(Some(s.root(&Sha2)), crate::root(&tree, u64::from(i) + 1).ok(), "size {}", i + 1);
         }
         assert_eq!(s.size(), 70);
+        // Many leaves in one call, onto a tree of odd size.
+        s.append_leaves_with(&Sha2, 70u32..133, |w, slot| Sha2.leaf_hash_into(&[w], slot));
+        for i in 70u32..133 {
+            c.append(crate::leaf_hash(&i.to_le_bytes()), |_, _, _| {});
+        }
+        assert_eq!((s.size(), s.root(&Sha2)), (133, c.root()));
     }
 }

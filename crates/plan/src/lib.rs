@@ -9,8 +9,9 @@
 //! * [`records`]: the canonical record encoding and the RFC 9162 data
 //!   commitment,
 //! * [`journal`]: the journal layout and the guest's input word stream,
-//! * [`prepare`] and [`finish`]: the exact sequence the RISC Zero guest runs,
-//!   shared with native execution so both agree byte for byte.
+//! * [`prepare`] and [`finish`] (or [`Intake`], which takes the records in
+//!   pieces, as the RISC Zero guest does): the exact sequence the guest
+//!   runs, shared with native execution so both agree byte for byte.
 //!
 //! The core is `no_std + alloc` and runs unchanged inside the guest. With the
 //! `std` feature (the default) it also reads plan files with source positions

@@ -72,7 +72,7 @@ pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
 }
 
 /// A table of no rows with the columns of `spec`, with room for `rows`.
-pub fn empty_table(spec: &InputSpec, rows: usize) -> Table {
+pub(crate) fn empty_table(spec: &InputSpec, rows: usize) -> Table {
     Table { rows: 0, cols: spec.schema.iter().map(|(_, ty)| Col::for_type(ty, rows)).collect() }
 }
 
@@ -83,7 +83,7 @@ pub fn empty_table(spec: &InputSpec, rows: usize) -> Table {
 ///
 /// # Errors
 /// [`RecordError`] naming the record and column of the first invalid cell.
-pub fn decode_into(spec: &InputSpec, words: &[u32], t: &mut Table) -> Result<(), RecordError> {
+pub(crate) fn decode_into(spec: &InputSpec, words: &[u32], t: &mut Table) -> Result<(), RecordError> {
     let width = spec.record_words();
     let rows = words.len().checked_div(width).unwrap_or(0);
     // Column by column, so the type is matched once per column, not per
