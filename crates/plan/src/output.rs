@@ -16,7 +16,11 @@ use crate::value::{self, Type};
 
 /// Renders columns `cols` (already in key order) of `t` as canonical JSON.
 pub fn render(t: &Table, schema: &Schema, card: Card, cols: &[usize]) -> Vec<u8> {
-    let mut s = alloc::string::String::new();
+    // Room for a short cell and its key each (up to 64 KiB), so that a
+    // small result is written without growing the buffer (each growth
+    // copies it, and in the zkVM leaves the old buffer behind in fresh
+    // pages).
+    let mut s = alloc::string::String::with_capacity((2 + t.rows.saturating_mul(2 + cols.len() * 24)).min(1 << 16));
     let one = card == Card::One && t.rows == 1;
     if !one {
         s.push('[');

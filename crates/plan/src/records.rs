@@ -206,13 +206,16 @@ impl Committer {
     }
 
     /// Takes the next records of the current input: `words`, records of
-    /// `width` words (a trailing partial record is ignored, as
-    /// [`Hasher::append_records`] does).
+    /// `width` words (a trailing partial record is ignored, and nothing is
+    /// taken for a `width` of 0, as [`Hasher::append_records`] does).
     pub fn push(&mut self, h: &dyn Hasher, width: usize, words: &[u32]) {
+        if width == 0 {
+            return;
+        }
         match &mut self.own {
             None => h.append_records(&mut self.all, width, words),
             Some(own) => {
-                for rec in words.chunks_exact(width.max(1)) {
+                for rec in words.chunks_exact(width) {
                     let leaf = h.leaf_hash_words(rec);
                     own.append(h, leaf);
                     self.all.append(h, leaf);
