@@ -11,6 +11,7 @@ use std::path::Path;
 
 use chrono::Datelike;
 
+use crate::records;
 use crate::table::{Col, Table};
 use crate::validate::InputSpec;
 use crate::value::{self, Type};
@@ -83,8 +84,7 @@ pub fn load(spec: &InputSpec, path: &Path) -> Result<Table, DataError> {
 pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Result<Table, DataError> {
     let fail = |line, column, field: Option<&str>, message: String| DataError { file: source.to_owned(), line, column, field: field.map(Into::into), message };
     let jsonl = format == Format::JsonLines;
-    let mut cols: Vec<Col> = spec.schema.iter().map(|(_, t)| Col::for_type(t, 0)).collect();
-    let mut rows = 0;
+    let mut t = records::empty_table(spec, 0);
     if jsonl {
         for (i, line) in text.split(|b| *b == b'\n').enumerate() {
             let n = i as u64 + 1;
@@ -101,9 +101,9 @@ pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Res
                     serde_json::Value::Bool(b) => b.to_string(),
                     other => return Err(fail(n, 1, Some(name), format!("expected a string, number or bool, got {other}"))),
                 };
-                cell(&mut cols[c], ty, spec.formats[c].as_deref(), &text).map_err(|m| fail(n, 1, Some(name), m))?;
+                cell(&mut t.cols[c], ty, spec.formats[c].as_deref(), &text).map_err(|m| fail(n, 1, Some(name), m))?;
             }
-            rows += 1;
+            t.rows += 1;
         }
     } else {
         let mut rd = csv::ReaderBuilder::new().has_headers(true).from_reader(text);
@@ -124,12 +124,12 @@ pub fn parse(spec: &InputSpec, source: &str, text: &[u8], format: Format) -> Res
             let line = rec.position().map_or(0, |p| p.line());
             for (c, (name, ty)) in spec.schema.iter().enumerate() {
                 let text = rec.get(at[c]).unwrap_or("");
-                cell(&mut cols[c], ty, spec.formats[c].as_deref(), text.trim()).map_err(|m| fail(line, at[c] as u64 + 1, Some(name), m))?;
+                cell(&mut t.cols[c], ty, spec.formats[c].as_deref(), text.trim()).map_err(|m| fail(line, at[c] as u64 + 1, Some(name), m))?;
             }
-            rows += 1;
+            t.rows += 1;
         }
     }
-    Ok(Table { rows, cols })
+    Ok(t)
 }
 
 /// Parses one cell and appends it.

@@ -60,26 +60,16 @@ pub fn encode(spec: &InputSpec, t: &Table) -> Vec<u32> {
     out
 }
 
-/// Decodes `words` (a whole number of records) into a table, checking that
-/// each cell is valid for its type.
-///
-/// # Errors
-/// [`RecordError`] naming the record and column of the first invalid cell.
-pub fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
-    let mut t = empty_table(spec, words.len() / spec.record_words().max(1));
-    decode_into(spec, words, &mut t)?;
-    Ok(t)
-}
-
 /// A table of no rows with the columns of `spec`, with room for `rows`.
 pub(crate) fn empty_table(spec: &InputSpec, rows: usize) -> Table {
     Table { rows: 0, cols: spec.schema.iter().map(|(_, ty)| Col::for_type(ty, rows)).collect() }
 }
 
-/// [`decode`] appending to `t` (a table of `spec`'s columns, as
-/// [`empty_table`] makes): `words` are the records after `t`'s rows, and an
-/// error names the record by its index in the whole input. On error, `t`
-/// may hold some of these records' cells; it is meant to be dropped.
+/// Decodes `words` (a whole number of records) into `t` (a table of
+/// `spec`'s columns, as [`empty_table`] makes), after its rows, checking
+/// that each cell is valid for its type. An error names the record by its
+/// index in the whole input; `t` may then hold some of these records'
+/// cells, and is meant to be dropped.
 ///
 /// # Errors
 /// [`RecordError`] naming the record and column of the first invalid cell.
@@ -263,6 +253,12 @@ mod tests {
             ("id".to_string(), Type::Digest),
         ];
         InputSpec { id: "rows".into(), step: 0, formats: vec![None; schema.len()], schema, commitment: None }
+    }
+
+    fn decode(spec: &InputSpec, words: &[u32]) -> Result<Table, RecordError> {
+        let mut t = empty_table(spec, 0);
+        decode_into(spec, words, &mut t)?;
+        Ok(t)
     }
 
     fn table() -> Table {
