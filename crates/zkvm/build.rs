@@ -3,10 +3,12 @@
 //! The guest is compiled for `riscv32im-risc0-zkvm-elf` with Debian's
 //! `rustc-web` and `-Zbuild-std`, the flags `risc0-build` 3.0.6 passes (see
 //! the README), with the source paths in the ELF (panic locations)
-//! remapped to fixed prefixes. (The image ID still depends on where the
-//! checkout lies: cargo's `-C metadata` hashes the absolute path of the
-//! plan and merkle crates, path dependencies outside the guest's own
-//! workspace, and the symbol names it derives change the code's layout.)
+//! remapped to fixed prefixes. The image ID does not depend on where the
+//! checkout lies: the guest reaches the plan and merkle crates through the
+//! symlinks in `crates/guest/deps`, under its own workspace root, so
+//! cargo's `-C metadata` (which goes into symbol names, and through them
+//! into the layout) hashes their paths relative to that root
+//! (`crates/zkvm/tests/guest_build.rs` checks it).
 //! The ELF is linked with the v1compat kernel into a program binary, and
 //! its image ID is computed here and written into the embedded program
 //! registry, so the ID is never copied by hand.
