@@ -2,13 +2,14 @@
 //!
 //! The guest is compiled for `riscv32im-risc0-zkvm-elf` with Debian's
 //! `rustc-web` and `-Zbuild-std`, the flags `risc0-build` 3.0.6 passes (see
-//! the README), with the source paths in the ELF (panic locations)
-//! remapped to fixed prefixes. The image ID does not depend on where the
-//! checkout lies: the guest reaches the plan and merkle crates through the
-//! symlinks in `crates/guest/deps`, under its own workspace root, so
-//! cargo's `-C metadata` (which goes into symbol names, and through them
-//! into the layout) hashes their paths relative to that root
-//! (`crates/zkvm/tests/guest_build.rs` checks it).
+//! the README). The image ID does not depend on where the checkout lies:
+//! the guest reaches the plan and merkle crates through the symlinks in
+//! `crates/guest/deps`, under its own workspace root, so cargo hashes their
+//! paths into `-C metadata` (which goes into symbol names, and through them
+//! into the layout) relative to that root, and names their source files
+//! relative to it in panic locations (`deps/plan/src/…`;
+//! `crates/zkvm/tests/guest_build.rs` checks it). crates.io sources are
+//! named under a fixed prefix instead of CARGO_HOME.
 //! The ELF is linked with the v1compat kernel into a program binary, and
 //! its image ID is computed here and written into the embedded program
 //! registry, so the ID is never copied by hand.
@@ -24,9 +25,6 @@ use std::path::PathBuf;
 /// Release date recorded for this guest in the embedded registry. Bump it
 /// with the guest's version.
 const RELEASE_DATE: &str = "2026-12-03";
-/// What the project's `crates/` directory is called in the guest's panic
-/// locations, wherever the checkout lies.
-const GUEST_CRATES_PREFIX: &str = "/zkaudit/crates";
 /// What CARGO_HOME (crates.io sources) is called in the guest's panic
 /// locations.
 const GUEST_CARGO_HOME_PREFIX: &str = "/cargo";
@@ -42,10 +40,8 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     // target/<profile>/build/<pkg>/out → target/riscv-guest, shared by profiles.
     let target_dir = out.ancestors().nth(4).unwrap_or(&out).join("riscv-guest");
-    // Panic locations name source files by absolute path for the plan and
-    // merkle crates (path dependencies outside the guest's workspace) and
-    // for crates.io dependencies; they are remapped to fixed prefixes so
-    // that the ELF names no local path.
+    // Panic locations name crates.io sources by absolute path; they are
+    // remapped to a fixed prefix so that the ELF names no local path.
     let cargo_home = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     let mut rustflags = vec![
         "-C".to_owned(),
@@ -59,7 +55,6 @@ fn main() {
         "--cfg".into(),
         "getrandom_backend=\"custom\"".into(),
     ];
-    rustflags.extend(["--remap-path-prefix".to_owned(), format!("{}={GUEST_CRATES_PREFIX}", crates.display())]);
     if let Some(home) = cargo_home {
         rustflags.extend(["--remap-path-prefix".to_owned(), format!("{}={GUEST_CARGO_HOME_PREFIX}", home.display())]);
     }
